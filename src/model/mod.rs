@@ -1,0 +1,11 @@
+//! Types shared by the server and the browser build (wasm-safe: serde only).
+
+mod host;
+mod operator;
+mod time;
+mod validate;
+
+pub use host::*;
+pub use operator::*;
+pub use time::*;
+pub use validate::*;

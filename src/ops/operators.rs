@@ -1,0 +1,295 @@
+//! Operator accounts: argon2id hashing on a blocking thread, sign-in with
+//! throttling per account and per address, the first-admin setup token.
+
+use super::{Core, OpError};
+use crate::model::{self, FieldError, Role};
+use crate::secrets::{random_hex, sha256_hex, Secret};
+use crate::store::{now_ms, OperatorRow};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+/// Failed sign-ins counted over this window.
+pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Failures per account in the window before sign-in is refused.
+pub const THROTTLE_USER_LIMIT: i64 = 5;
+/// Failures per client address in the window before sign-in is refused.
+pub const THROTTLE_ADDRESS_LIMIT: i64 = 20;
+
+/// Why a sign-in did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Unknown user, wrong password or disabled account: deliberately one
+    /// answer, so the form does not reveal which usernames exist.
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error("too many failed sign-ins; try again in {retry_after_s} s")]
+    Throttled { retry_after_s: u64 },
+    #[error(transparent)]
+    Op(#[from] OpError),
+}
+
+/// A hash of a throwaway password, verified against when the username does
+/// not exist so both paths cost one argon2 verification.
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash_blocking("not-a-real-password-only-for-timing"))
+}
+
+fn hash_blocking(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing with default parameters cannot fail")
+        .to_string()
+}
+
+/// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes)
+/// on tokio's blocking pool, so a sign-in never stalls the async threads.
+pub async fn hash_password(password: Secret) -> String {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| hash_blocking(password.expose())))
+        .await
+        .expect("hashing task does not panic")
+}
+
+async fn verify_password(password: Secret, hash: String) -> bool {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            PasswordHash::new(&hash)
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(password.expose().as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+impl Core {
+    /// Creates an operator (admin page or CLI). Validates the username and
+    /// the password length; the password is hashed, never stored.
+    #[tracing::instrument(skip(self, password), fields(username = %username))]
+    pub async fn create_operator(
+        &self,
+        actor: &str,
+        username: &str,
+        password: Secret,
+        role: Role,
+    ) -> Result<OperatorRow, OpError> {
+        let username = model::username(username)?;
+        model::new_password(password.expose())?;
+        let hash = hash_password(password).await;
+        self.store
+            .create_operator(actor, &username, &hash, role)
+            .await
+            .map_err(|e| {
+                if e.is_conflict() {
+                    OpError::Conflict(FieldError::new(
+                        "username",
+                        format!("an operator named `{username}` already exists"),
+                    ))
+                } else {
+                    e.into()
+                }
+            })
+    }
+
+    /// Checks a sign-in. Throttles after [`THROTTLE_USER_LIMIT`] failures per
+    /// account or [`THROTTLE_ADDRESS_LIMIT`] per address in
+    /// [`THROTTLE_WINDOW_MS`]; audits every attempt.
+    #[tracing::instrument(skip(self, password), fields(username = %username, addr = %addr))]
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: Secret,
+        addr: &str,
+    ) -> Result<OperatorRow, SignInError> {
+        let username = username.trim();
+        if username.is_empty() || password.is_empty() {
+            return Err(SignInError::BadCredentials);
+        }
+        let user_scope = format!("user:{}", username.to_lowercase());
+        let addr_scope = format!("addr:{addr}");
+        let since = now_ms() - THROTTLE_WINDOW_MS;
+        let store = &self.store;
+        let user_failures = store
+            .sign_in_failures_since(&user_scope, since)
+            .await
+            .map_err(OpError::from)?;
+        let addr_failures = store
+            .sign_in_failures_since(&addr_scope, since)
+            .await
+            .map_err(OpError::from)?;
+        if user_failures >= THROTTLE_USER_LIMIT || addr_failures >= THROTTLE_ADDRESS_LIMIT {
+            store
+                .audit(username, "session.sign_in", &format!("operator:{username}"), "throttled", addr)
+                .await
+                .map_err(OpError::from)?;
+            return Err(SignInError::Throttled {
+                retry_after_s: (THROTTLE_WINDOW_MS / 1000) as u64,
+            });
+        }
+        let row = store.operator_by_name(username).await.map_err(OpError::from)?;
+        let hash = row
+            .as_ref()
+            .map(|r| r.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_string());
+        let ok = verify_password(password, hash).await;
+        match row {
+            Some(r) if ok && !r.disabled => {
+                store.clear_sign_in_failures(&user_scope).await.map_err(OpError::from)?;
+                store.touch_sign_in(r.id).await.map_err(OpError::from)?;
+                store
+                    .audit(&r.username, "session.sign_in", &format!("operator:{}", r.username), "ok", addr)
+                    .await
+                    .map_err(OpError::from)?;
+                Ok(r)
+            }
+            _ => {
+                store
+                    .record_sign_in_failure(&[user_scope, addr_scope])
+                    .await
+                    .map_err(OpError::from)?;
+                store
+                    .audit(username, "session.sign_in", &format!("operator:{username}"), "denied", addr)
+                    .await
+                    .map_err(OpError::from)?;
+                Err(SignInError::BadCredentials)
+            }
+        }
+    }
+
+    /// When no operator exists, makes a fresh one-time setup token (only its
+    /// hash is stored) and returns it for the start-up log. Each start makes
+    /// a new one and voids the previous.
+    pub async fn issue_setup_token_if_needed(&self) -> Result<Option<String>, OpError> {
+        if self.store.operator_count().await? > 0 {
+            return Ok(None);
+        }
+        let token = random_hex(16);
+        self.store.replace_setup_token(&sha256_hex(&token)).await?;
+        Ok(Some(token))
+    }
+
+    /// Creates the first admin with the one-time setup token.
+    pub async fn complete_setup(
+        &self,
+        token: &str,
+        username: &str,
+        password: Secret,
+    ) -> Result<OperatorRow, OpError> {
+        let username = model::username(username)?;
+        model::new_password(password.expose())?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(FieldError::new("token", "is required: it was printed in the server log at start").into());
+        }
+        let hash = hash_password(password).await;
+        self.store
+            .create_first_admin(&sha256_hex(token), &username, &hash)
+            .await?
+            .ok_or_else(|| {
+                OpError::Invalid(FieldError::new(
+                    "token",
+                    "is not valid: use the newest token from the server log, or sign in if setup is already done",
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::{Cipher, MasterKey};
+    use crate::store::test_store;
+
+    async fn core() -> (Core, tempfile::TempDir) {
+        let (store, d) = test_store().await;
+        (
+            Core {
+                store,
+                cipher: Cipher::new(&MasterKey::generate(), &[]),
+            },
+            d,
+        )
+    }
+
+    #[tokio::test]
+    async fn sign_in_accepts_the_right_password_only_and_stores_no_plaintext() {
+        let (core, _d) = core().await;
+        let pw = "correct horse battery";
+        let op = core
+            .create_operator("cli", "alice", Secret::new(pw), Role::Operator)
+            .await
+            .unwrap();
+        assert!(op.password_hash.starts_with("$argon2id$"));
+        assert!(!op.password_hash.contains(pw));
+        assert!(core.sign_in("alice", Secret::new(pw), "1.2.3.4").await.is_ok());
+        assert!(matches!(
+            core.sign_in("alice", Secret::new("wrong password!!"), "1.2.3.4").await,
+            Err(SignInError::BadCredentials)
+        ));
+        assert!(matches!(
+            core.sign_in("nobody", Secret::new(pw), "1.2.3.4").await,
+            Err(SignInError::BadCredentials)
+        ));
+    }
+
+    #[tokio::test]
+    async fn five_failures_throttle_the_account_even_with_the_right_password() {
+        let (core, _d) = core().await;
+        core.create_operator("cli", "bob", Secret::new("right password 1"), Role::Viewer)
+            .await
+            .unwrap();
+        for _ in 0..THROTTLE_USER_LIMIT {
+            let _ = core.sign_in("bob", Secret::new("wrong"), "10.0.0.1").await;
+        }
+        assert!(matches!(
+            core.sign_in("bob", Secret::new("right password 1"), "10.0.0.2").await,
+            Err(SignInError::Throttled { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn weak_input_is_refused_with_the_field_named() {
+        let (core, _d) = core().await;
+        let e = core
+            .create_operator("cli", "carol", Secret::new("short"), Role::Viewer)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OpError::Invalid(ref f) if f.field == "password"));
+        core.create_operator("cli", "carol", Secret::new("long enough pw"), Role::Viewer)
+            .await
+            .unwrap();
+        let e = core
+            .create_operator("cli", "Carol", Secret::new("long enough pw"), Role::Viewer)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OpError::Conflict(ref f) if f.field == "username"));
+    }
+
+    #[tokio::test]
+    async fn setup_token_creates_exactly_one_first_admin() {
+        let (core, _d) = core().await;
+        let token = core.issue_setup_token_if_needed().await.unwrap().unwrap();
+        let e = core
+            .complete_setup("bad", "root", Secret::new("a strong password"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OpError::Invalid(ref f) if f.field == "token"));
+        let admin = core
+            .complete_setup(&token, "root", Secret::new("a strong password"))
+            .await
+            .unwrap();
+        assert_eq!(admin.role, Role::Admin);
+        assert!(core.issue_setup_token_if_needed().await.unwrap().is_none());
+        assert!(core
+            .complete_setup(&token, "root2", Secret::new("a strong password"))
+            .await
+            .is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! SQLite storage: the only place with SQL.
+//!
+//! Every connection runs in WAL mode with `synchronous=FULL` (a committed
+//! journal step must survive a power cut, not only a process crash), a busy
+//! timeout, and foreign keys on. Write transactions start with
+//! `BEGIN IMMEDIATE` so two writers queue on the lock instead of failing
+//! later with `SQLITE_BUSY` on upgrade.
+
+mod hosts;
+mod operators;
+
+pub use hosts::{HostRow, NewHost};
+pub use operators::OperatorRow;
+
+use crate::model::AuditEntry;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Migrations embedded from `migrations/`, run at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// A unique constraint was hit.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict(_))
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`].
+fn conflict(e: sqlx::Error, what: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what.into()),
+        _ => StoreError::Db(e),
+    }
+}
+
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The database handle.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database file and runs migrations.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        }
+        let opts = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The pool, for the session store that shares it.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A write transaction that holds the write lock from its first statement.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Appends one audit entry (in its own transaction).
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        audit_in(&mut tx, actor, action, target, outcome, detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest audit entries first, `per_page` a page.
+    pub async fn audit_page(
+        &self,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<AuditEntry>, i64), StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log
+             ORDER BY id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(per_page as i64)
+        .bind((page.saturating_sub(1) as i64) * per_page as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let entries = rows
+            .into_iter()
+            .map(
+                |(id, at_ms, actor, action, target, outcome, detail)| AuditEntry {
+                    id,
+                    at_ms,
+                    actor,
+                    action,
+                    target,
+                    outcome,
+                    detail,
+                },
+            )
+            .collect();
+        Ok((entries, total))
+    }
+
+    /// Records a failed sign-in for each scope (`user:<name>`, `addr:<ip>`).
+    pub async fn record_sign_in_failure(&self, scopes: &[String]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        // Keep the table small: failures older than a day no longer matter.
+        sqlx::query("DELETE FROM sign_in_failures WHERE at_ms < ?")
+            .bind(now - 86_400_000)
+            .execute(&mut *tx)
+            .await?;
+        for s in scopes {
+            sqlx::query("INSERT INTO sign_in_failures (scope, at_ms) VALUES (?, ?)")
+                .bind(s)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Failed sign-ins for `scope` since `since_ms`.
+    pub async fn sign_in_failures_since(&self, scope: &str, since_ms: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sign_in_failures WHERE scope = ? AND at_ms >= ?",
+        )
+        .bind(scope)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Forgets the failures of `scope` (after a successful sign-in).
+    pub async fn clear_sign_in_failures(&self, scope: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE scope = ?")
+            .bind(scope)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Appends an audit entry inside a caller's transaction, so the action and
+/// its record commit together.
+pub async fn audit_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at_ms, actor, action, target, outcome, detail)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(now_ms())
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(outcome)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) async fn test_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    (store, dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_in_wal_mode_with_full_sync_and_foreign_keys() {
+        let (store, _d) = test_store().await;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(sync, 2, "FULL");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+
+    #[tokio::test]
+    async fn audit_pages_newest_first() {
+        let (store, _d) = test_store().await;
+        for i in 0..5 {
+            store
+                .audit("alice", "host.create", &format!("host:{i}"), "ok", "")
+                .await
+                .unwrap();
+        }
+        let (page, total) = store.audit_page(1, 2).await.unwrap();
+        assert_eq!(total, 5);
+        assert_eq!(page[0].target, "host:4");
+        let (page3, _) = store.audit_page(3, 2).await.unwrap();
+        assert_eq!(page3.len(), 1);
+        assert_eq!(page3[0].target, "host:0");
+    }
+
+    #[tokio::test]
+    async fn sign_in_failures_count_per_scope_and_clear() {
+        let (store, _d) = test_store().await;
+        let scopes = vec!["user:bob".to_string(), "addr:127.0.0.1".to_string()];
+        store.record_sign_in_failure(&scopes).await.unwrap();
+        store.record_sign_in_failure(&scopes[..1]).await.unwrap();
+        assert_eq!(store.sign_in_failures_since("user:bob", 0).await.unwrap(), 2);
+        assert_eq!(store.sign_in_failures_since("addr:127.0.0.1", 0).await.unwrap(), 1);
+        store.clear_sign_in_failures("user:bob").await.unwrap();
+        assert_eq!(store.sign_in_failures_since("user:bob", 0).await.unwrap(), 0);
+    }
+}
