@@ -1,1 +1,185 @@
-fn main(){}
+//! `dashboard`: wiring only. Configuration → logging → store and cipher →
+//! router → serve; or one of the CLI commands.
+
+use anyhow::{anyhow, Context};
+use app::server::cli::{Cli, Command, UserCommand};
+use app::server::config::Config;
+use app::server::state::AppState;
+use clap::Parser;
+use leptos::config::LeptosOptions;
+use provisioning_core::model::Role;
+use provisioning_core::ops::Core;
+use provisioning_core::secrets::{load_or_create_master_key, Cipher, MasterKeySource, Secret};
+use provisioning_core::store::Store;
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info,sqlx=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if config.log_json {
+        registry.with(fmt::layer().json()).init();
+    } else {
+        registry.with(fmt::layer()).init();
+    }
+}
+
+async fn open_core(config: &Config) -> anyhow::Result<Core> {
+    let (key, source) =
+        load_or_create_master_key(config.master_key_env.as_deref(), &config.master_key_file)
+            .with_context(|| format!("master key ({})", config.master_key_file.display()))?;
+    match &source {
+        MasterKeySource::Env => {
+            tracing::info!(key_id = key.id(), "master key from DASHBOARD_MASTER_KEY")
+        }
+        MasterKeySource::File(p) => {
+            tracing::info!(key_id = key.id(), file = %p.display(), "master key loaded")
+        }
+        MasterKeySource::Generated(p) => tracing::warn!(
+            key_id = key.id(),
+            file = %p.display(),
+            "generated a new master key (mode 0600); back it up: without it stored secrets cannot be read"
+        ),
+    }
+    let store = Store::open(&config.database)
+        .await
+        .with_context(|| format!("database {}", config.database.display()))?;
+    Ok(Core {
+        store,
+        cipher: Cipher::new(&key, &[]),
+    })
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let core = open_core(&config).await?;
+    let sessions = SqliteStore::new(core.store.pool().clone());
+    sessions.migrate().await.context("session table")?;
+    let sweeper = tokio::task::spawn(
+        sessions
+            .clone()
+            .continuously_delete_expired(tokio::time::Duration::from_secs(300)),
+    );
+    let _demo = if demo {
+        Some(app::server::demo::start(&core).await?)
+    } else {
+        None
+    };
+    if let Some(token) = core.issue_setup_token_if_needed().await? {
+        tracing::warn!(
+            "no operator exists yet: open http://{}/setup and enter the one-time setup token {token} \
+             (or run `dashboard user create --role admin`)",
+            config.addr
+        );
+    }
+    let leptos_options = LeptosOptions::builder()
+        .output_name("dashboard")
+        .site_root(config.site_root.clone())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .build();
+    let addr = config.addr;
+    let state = AppState {
+        leptos_options,
+        core,
+        config: Arc::new(config),
+    };
+    let router = app::server::router::build_router(state, sessions);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("dashboard listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    sweeper.abort();
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<Secret> {
+    if let Ok(p) = std::env::var("DASHBOARD_NEW_PASSWORD") {
+        if !p.is_empty() {
+            return Ok(Secret::new(p));
+        }
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let p = line.trim_end_matches(['\n', '\r']).to_string();
+    if p.is_empty() {
+        return Err(anyhow!(
+            "no password: pipe it on standard input or set DASHBOARD_NEW_PASSWORD"
+        ));
+    }
+    Ok(Secret::new(p))
+}
+
+async fn fake_host(profile: &str, compliance_required: bool, port: u16) -> anyhow::Result<()> {
+    use fakehost::{FakeHost, FakeHostConfig, Profile};
+    let profile = match profile {
+        "0.1.100" => Profile::V0_1_100,
+        "0.1.179" => Profile::V0_1_179,
+        "0.2.4" => Profile::V0_2_4,
+        other => {
+            return Err(anyhow!(
+                "unknown profile {other}: expected 0.1.100, 0.1.179 or 0.2.4"
+            ))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let host = FakeHost::serve(
+        listener,
+        FakeHostConfig {
+            profile,
+            compliance_accepted: !compliance_required,
+            ..Default::default()
+        },
+    );
+    let line = serde_json::json!({"url": host.url(), "admin_api_key": host.admin_api_key()});
+    writeln!(std::io::stdout(), "{line}")?;
+    std::io::stdout().flush()?;
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env().map_err(|e| anyhow!("configuration: {e}"))?;
+    init_tracing(&config);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, false).await,
+        Command::Demo => serve(config, true).await,
+        Command::Migrate => {
+            open_core(&config).await?;
+            tracing::info!(database = %config.database.display(), "database is up to date");
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Create { username, role },
+        } => {
+            let role = Role::parse(&role).map_err(|e| anyhow!("{e}"))?;
+            let password = read_password()?;
+            let core = open_core(&config).await?;
+            let op = core
+                .create_operator("cli", &username, password, role)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            tracing::info!(username = %op.username, role = %op.role, "operator created");
+            Ok(())
+        }
+        Command::FakeHost {
+            profile,
+            compliance_required,
+            port,
+        } => fake_host(&profile, compliance_required, port).await,
+    }
+}

@@ -10,7 +10,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::time::Instant;
 
-const CLAUDE_DEFAULTS: &[&str] = &["claude-opus-4-1-20250805", "claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022"];
+const CLAUDE_DEFAULTS: &[&str] = &[
+    "claude-opus-4-1-20250805",
+    "claude-sonnet-4-5-20250929",
+    "claude-3-5-haiku-20241022",
+];
 const OPENAI_DEFAULTS: &[&str] = &["gpt-5.4", "gpt-5.4-mini", "gpt-4o"];
 
 fn openai_error(status: u16, kind: &str, message: &str) -> Response {
@@ -70,13 +74,24 @@ fn authorize(st: &State, headers: &HeaderMap, check_billing: bool) -> Result<Gro
     if group.status != "active" {
         return Err(mw_err(403, "GROUP_DISABLED", "group disabled"));
     }
-    if group.subscription_type != "subscription" && group.is_exclusive && !user.allowed_groups.contains(&gid) {
+    if group.subscription_type != "subscription"
+        && group.is_exclusive
+        && !user.allowed_groups.contains(&gid)
+    {
         return Err(mw_err(403, "GROUP_NOT_ALLOWED", "group not allowed"));
     }
     if check_billing {
         if group.subscription_type == "subscription" {
-            if !st.subscriptions.iter().any(|s| s.user_id == user.id && s.group_id == gid && s.active()) {
-                return Err(mw_err(403, "SUBSCRIPTION_NOT_FOUND", "no active subscription"));
+            if !st
+                .subscriptions
+                .iter()
+                .any(|s| s.user_id == user.id && s.group_id == gid && s.active())
+            {
+                return Err(mw_err(
+                    403,
+                    "SUBSCRIPTION_NOT_FOUND",
+                    "no active subscription",
+                ));
             }
         } else if user.balance <= 0.0 {
             return Err(mw_err(403, "INSUFFICIENT_BALANCE", "insufficient balance"));
@@ -86,7 +101,14 @@ fn authorize(st: &State, headers: &HeaderMap, check_billing: bool) -> Result<Gro
 }
 
 fn count(inner: &Shared, route: &str) {
-    inner.state.lock().unwrap().calls.entry(route.into()).and_modify(|c| *c += 1).or_insert(1);
+    inner
+        .state
+        .lock()
+        .unwrap()
+        .calls
+        .entry(route.into())
+        .and_modify(|c| *c += 1)
+        .or_insert(1);
 }
 
 /// `GET /v1/models` (§7.2): the union of schedulable same-platform accounts'
@@ -110,16 +132,26 @@ pub async fn models(AxState(inner): AxState<Shared>, headers: HeaderMap) -> Resp
     let members: Vec<&Account> = st
         .accounts
         .iter()
-        .filter(|a| a.group_ids.contains(&group.id) && a.platform == group.platform && a.schedulable_now())
+        .filter(|a| {
+            a.group_ids.contains(&group.id) && a.platform == group.platform && a.schedulable_now()
+        })
         .collect();
-    let mut ids: Vec<String> = members.iter().flat_map(|a| a.mapping().keys().cloned().collect::<Vec<_>>()).collect();
+    let mut ids: Vec<String> = members
+        .iter()
+        .flat_map(|a| a.mapping().keys().cloned().collect::<Vec<_>>())
+        .collect();
     ids.sort();
     ids.dedup();
     if ids.is_empty() {
-        let defaults = if group.platform == "openai" { OPENAI_DEFAULTS } else { CLAUDE_DEFAULTS };
+        let defaults = if group.platform == "openai" {
+            OPENAI_DEFAULTS
+        } else {
+            CLAUDE_DEFAULTS
+        };
         ids = defaults.iter().map(|s| s.to_string()).collect();
     }
-    st.models_cache.insert(group.id, (Instant::now(), ids.clone()));
+    st.models_cache
+        .insert(group.id, (Instant::now(), ids.clone()));
     list_body(&group, ids)
 }
 
@@ -142,7 +174,8 @@ fn list_body(group: &Group, ids: Vec<String>) -> Response {
 pub fn chat_url(base: &str) -> String {
     let b = base.trim_end_matches('/');
     let last = b.rsplit('/').next().unwrap_or("");
-    let versioned = last.len() >= 2 && last.starts_with('v') && last[1..].chars().all(|c| c.is_ascii_digit());
+    let versioned =
+        last.len() >= 2 && last.starts_with('v') && last[1..].chars().all(|c| c.is_ascii_digit());
     if versioned {
         format!("{b}/chat/completions")
     } else {
@@ -157,12 +190,27 @@ struct Upstream {
     content_type: String,
 }
 
-async fn forward(inner: &Shared, account: &Account, mut body: Value, model: &str) -> Result<Upstream, String> {
-    let base = account.credentials.get("base_url").and_then(Value::as_str).unwrap_or("").to_string();
+async fn forward(
+    inner: &Shared,
+    account: &Account,
+    mut body: Value,
+    model: &str,
+) -> Result<Upstream, String> {
+    let base = account
+        .credentials
+        .get("base_url")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if base.is_empty() {
         return Err("account has no base_url".into());
     }
-    let key = account.credentials.get("api_key").and_then(Value::as_str).unwrap_or("").to_string();
+    let key = account
+        .credentials
+        .get("api_key")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     body["model"] = json!(account.map_model(model));
     let resp = inner
         .http
@@ -179,24 +227,39 @@ async fn forward(inner: &Shared, account: &Account, mut body: Value, model: &str
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    let body = resp.bytes().await.map_err(|e| format!("upstream body: {e}"))?;
-    Ok(Upstream { status, body, content_type })
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("upstream body: {e}"))?;
+    Ok(Upstream {
+        status,
+        body,
+        content_type,
+    })
 }
 
 /// Applies the account-state effects of an upstream error (§3.7).
 fn on_upstream_error(st: &mut State, account_id: i64, status: u16, body: &str) {
-    let Some(a) = st.accounts.iter_mut().find(|a| a.id == account_id) else { return };
+    let Some(a) = st.accounts.iter_mut().find(|a| a.id == account_id) else {
+        return;
+    };
     match status {
         401 if a.kind == "apikey" => {
             a.status = "error".into();
-            a.error_message = format!("Authentication failed (401): {}", body.chars().take(200).collect::<String>());
+            a.error_message = format!(
+                "Authentication failed (401): {}",
+                body.chars().take(200).collect::<String>()
+            );
         }
         402 if a.platform != "openai" => {
             a.rate_limit_reset_at = Some(now_unix() + 600);
         }
         402 => {
             a.status = "error".into();
-            a.error_message = format!("Payment required (402): {}", body.chars().take(200).collect::<String>());
+            a.error_message = format!(
+                "Payment required (402): {}",
+                body.chars().take(200).collect::<String>()
+            );
         }
         _ => {}
     }
@@ -224,24 +287,43 @@ pub async fn chat(AxState(inner): AxState<Shared>, headers: HeaderMap, body: Byt
         let in_group: Vec<&Account> = st
             .accounts
             .iter()
-            .filter(|a| !a.deleted && a.group_ids.contains(&group.id) && a.platform == group.platform)
+            .filter(|a| {
+                !a.deleted && a.group_ids.contains(&group.id) && a.platform == group.platform
+            })
             .collect();
         if !in_group.iter().any(|a| a.supports(&model)) {
             return openai_error(
                 404,
                 "model_not_found",
-                &format!("Model \"{model}\" is not supported by any configured account in this group"),
+                &format!(
+                    "Model \"{model}\" is not supported by any configured account in this group"
+                ),
             );
         }
         // Channel restriction (§5.6): a restricted channel must price the model.
-        if let Some(ch) = st.channels.iter().find(|c| c.status == "active" && c.group_ids.contains(&group.id)) {
+        if let Some(ch) = st
+            .channels
+            .iter()
+            .find(|c| c.status == "active" && c.group_ids.contains(&group.id))
+        {
             let mapped = ch.map(&group.platform, &model);
-            let checked = if ch.billing_model_source == "requested" { model.clone() } else { mapped };
-            if ch.restrict_models && ch.billing_model_source != "upstream" && !ch.prices(&group.platform, &checked) {
+            let checked = if ch.billing_model_source == "requested" {
+                model.clone()
+            } else {
+                mapped
+            };
+            if ch.restrict_models
+                && ch.billing_model_source != "upstream"
+                && !ch.prices(&group.platform, &checked)
+            {
                 return openai_error(503, "api_error", "Service temporarily unavailable");
             }
         }
-        let mut c: Vec<Account> = in_group.into_iter().filter(|a| a.schedulable_now() && a.supports(&model)).cloned().collect();
+        let mut c: Vec<Account> = in_group
+            .into_iter()
+            .filter(|a| a.schedulable_now() && a.supports(&model))
+            .cloned()
+            .collect();
         c.sort_by_key(|a| (a.priority, a.id));
         c
     };
@@ -260,8 +342,15 @@ pub async fn chat(AxState(inner): AxState<Shared>, headers: HeaderMap, body: Byt
             }
             Ok(up) => {
                 let text = String::from_utf8_lossy(&up.body).to_string();
-                let failover = matches!(up.status, 401 | 402 | 403 | 405 | 429 | 529) || up.status >= 500 || (up.status == 404 && text.contains("model"));
-                on_upstream_error(&mut inner.state.lock().unwrap(), account.id, up.status, &text);
+                let failover = matches!(up.status, 401 | 402 | 403 | 405 | 429 | 529)
+                    || up.status >= 500
+                    || (up.status == 404 && text.contains("model"));
+                on_upstream_error(
+                    &mut inner.state.lock().unwrap(),
+                    account.id,
+                    up.status,
+                    &text,
+                );
                 if !failover {
                     return Response::builder()
                         .status(up.status)
@@ -275,11 +364,31 @@ pub async fn chat(AxState(inner): AxState<Shared>, headers: HeaderMap, body: Byt
         }
     }
     match last {
-        Some(401) => openai_error(502, "upstream_error", "Upstream authentication failed, please contact administrator"),
-        Some(403) => openai_error(502, "upstream_error", "Upstream access forbidden, please contact administrator"),
-        Some(429) => openai_error(429, "rate_limit_error", "Upstream rate limit exceeded, please retry later"),
-        Some(529) => openai_error(503, "upstream_error", "Upstream service overloaded, please retry later"),
-        Some(500..=504) => openai_error(502, "upstream_error", "Upstream service temporarily unavailable"),
+        Some(401) => openai_error(
+            502,
+            "upstream_error",
+            "Upstream authentication failed, please contact administrator",
+        ),
+        Some(403) => openai_error(
+            502,
+            "upstream_error",
+            "Upstream access forbidden, please contact administrator",
+        ),
+        Some(429) => openai_error(
+            429,
+            "rate_limit_error",
+            "Upstream rate limit exceeded, please retry later",
+        ),
+        Some(529) => openai_error(
+            503,
+            "upstream_error",
+            "Upstream service overloaded, please retry later",
+        ),
+        Some(500..=504) => openai_error(
+            502,
+            "upstream_error",
+            "Upstream service temporarily unavailable",
+        ),
         _ => openai_error(502, "upstream_error", "Upstream request failed"),
     }
 }
@@ -294,7 +403,14 @@ pub async fn account_test(inner: &Shared, id: &str, body: Value) -> Response {
     let Ok(id) = id.parse::<i64>() else {
         return crate::host::err(400, "", "Invalid account id");
     };
-    let account = inner.state.lock().unwrap().accounts.iter().find(|a| a.id == id && !a.deleted).cloned();
+    let account = inner
+        .state
+        .lock()
+        .unwrap()
+        .accounts
+        .iter()
+        .find(|a| a.id == id && !a.deleted)
+        .cloned();
     let stream = |events: Vec<Value>| {
         Response::builder()
             .status(200)
@@ -311,14 +427,28 @@ pub async fn account_test(inner: &Shared, id: &str, body: Value) -> Response {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-        .unwrap_or_else(|| if account.platform == "anthropic" { "claude-sonnet-4-5-20250929".into() } else { "gpt-5.4".into() });
+        .unwrap_or_else(|| {
+            if account.platform == "anthropic" {
+                "claude-sonnet-4-5-20250929".into()
+            } else {
+                "gpt-5.4".into()
+            }
+        });
     let mut events = vec![json!({"type": "test_start", "model": model})];
     if cn && inner.cfg.profile == crate::Profile::V0_1_100 {
         return plain_404();
     }
     let uses_responses = account.platform == "openai"
-        && account.extra.get("openai_responses_mode").and_then(Value::as_str) != Some("force_chat_completions")
-        && account.extra.get("openai_responses_supported").and_then(Value::as_bool) != Some(false);
+        && account
+            .extra
+            .get("openai_responses_mode")
+            .and_then(Value::as_str)
+            != Some("force_chat_completions")
+        && account
+            .extra
+            .get("openai_responses_supported")
+            .and_then(Value::as_bool)
+            != Some(false);
     if uses_responses {
         events.push(json!({"type": "error", "error": "Responses API (/v1/responses) returned 404: {\"error\":{\"message\":\"Not Found\"}}"}));
         return stream(events);
@@ -329,14 +459,28 @@ pub async fn account_test(inner: &Shared, id: &str, body: Value) -> Response {
         Ok(up) if (200..300).contains(&up.status) => {
             let v: Value = serde_json::from_slice(&up.body).unwrap_or(Value::Null);
             // Some providers answer 200 with an error inside (§12 of the providers reference).
-            if let Some(e) = v.get("base_resp").filter(|b| b.get("status_code").and_then(Value::as_i64).unwrap_or(0) != 0) {
+            if let Some(e) = v
+                .get("base_resp")
+                .filter(|b| b.get("status_code").and_then(Value::as_i64).unwrap_or(0) != 0)
+            {
                 events.push(json!({"type": "error", "error": format!("Chat Completions API (/v1/chat/completions) returned 200 with error: {e}")}));
                 return stream(events);
             }
-            let text = v.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or("").to_string();
+            let text = v
+                .pointer("/choices/0/message/content")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             events.push(json!({"type": "content", "text": text}));
             events.push(json!({"type": "test_complete", "success": true}));
-            if let Some(a) = inner.state.lock().unwrap().accounts.iter_mut().find(|a| a.id == id) {
+            if let Some(a) = inner
+                .state
+                .lock()
+                .unwrap()
+                .accounts
+                .iter_mut()
+                .find(|a| a.id == id)
+            {
                 a.status = "active".into();
                 a.error_message.clear();
                 a.rate_limit_reset_at = None;
@@ -359,8 +503,14 @@ pub async fn account_test(inner: &Shared, id: &str, body: Value) -> Response {
 mod tests {
     #[test]
     fn chat_url_follows_the_version_segment_rule() {
-        assert_eq!(super::chat_url("https://api.deepseek.com"), "https://api.deepseek.com/v1/chat/completions");
-        assert_eq!(super::chat_url("https://api.moonshot.cn/v1"), "https://api.moonshot.cn/v1/chat/completions");
+        assert_eq!(
+            super::chat_url("https://api.deepseek.com"),
+            "https://api.deepseek.com/v1/chat/completions"
+        );
+        assert_eq!(
+            super::chat_url("https://api.moonshot.cn/v1"),
+            "https://api.moonshot.cn/v1/chat/completions"
+        );
         assert_eq!(
             super::chat_url("https://open.bigmodel.cn/api/paas/v4/"),
             "https://open.bigmodel.cn/api/paas/v4/chat/completions"

@@ -147,7 +147,9 @@ impl Drop for FakeHost {
 impl FakeHost {
     /// Starts on 127.0.0.1 with an OS-assigned port.
     pub async fn start(cfg: FakeHostConfig) -> FakeHost {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         Self::serve(listener, cfg)
     }
 
@@ -207,7 +209,10 @@ impl FakeHost {
             settings: Mutex::new(settings),
         });
         let app = Router::new()
-            .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
+            .route(
+                "/health",
+                get(|| async { axum::Json(json!({"status": "ok"})) }),
+            )
             .route("/api/v1/settings/public", get(public_settings))
             .route("/api/v1/auth/login", post(login))
             .route("/api/v1/admin/{*rest}", any(admin_entry))
@@ -219,7 +224,11 @@ impl FakeHost {
             .fallback(|| async { plain_404() })
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
         FakeHost { addr, inner, task }
     }
@@ -262,17 +271,35 @@ impl FakeHost {
 
     /// Sets a public setting (e.g. `backend_mode_enabled`).
     pub fn set_public_setting(&self, key: &str, value: Value) {
-        self.inner.settings.lock().unwrap().insert(key.into(), value);
+        self.inner
+            .settings
+            .lock()
+            .unwrap()
+            .insert(key.into(), value);
     }
 
     /// Account creates seen for a marker.
     pub fn creates_for_marker(&self, marker: &str) -> u32 {
-        *self.inner.state.lock().unwrap().creates_per_marker.get(marker).unwrap_or(&0)
+        *self
+            .inner
+            .state
+            .lock()
+            .unwrap()
+            .creates_per_marker
+            .get(marker)
+            .unwrap_or(&0)
     }
 
     /// Calls seen for `METHOD /route` (numeric path segments as `:id`).
     pub fn calls(&self, route: &str) -> u32 {
-        *self.inner.state.lock().unwrap().calls.get(route).unwrap_or(&0)
+        *self
+            .inner
+            .state
+            .lock()
+            .unwrap()
+            .calls
+            .get(route)
+            .unwrap_or(&0)
     }
 
     /// Total calls under `/api/v1/admin`.
@@ -324,11 +351,21 @@ pub(crate) fn mw_err(status: u16, code: &str, message: &str) -> Response {
 
 /// Gin's answer for a route that is not registered.
 pub(crate) fn plain_404() -> Response {
-    (StatusCode::NOT_FOUND, [("content-type", "text/plain")], "404 page not found").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [("content-type", "text/plain")],
+        "404 page not found",
+    )
+        .into_response()
 }
 
 fn paginate(items: Vec<Value>, q: &Map<String, Value>) -> Value {
-    let page = q.get("page").and_then(Value::as_str).and_then(|s| s.parse::<usize>().ok()).filter(|p| *p >= 1).unwrap_or(1);
+    let page = q
+        .get("page")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
     let size = q
         .get("page_size")
         .or_else(|| q.get("limit"))
@@ -338,7 +375,11 @@ fn paginate(items: Vec<Value>, q: &Map<String, Value>) -> Value {
         .unwrap_or(20);
     let total = items.len();
     let pages = total.div_ceil(size).max(1);
-    let slice: Vec<Value> = items.into_iter().skip((page - 1) * size).take(size).collect();
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
     json!({"items": slice, "total": total, "page": page, "page_size": size, "pages": pages})
 }
 
@@ -347,7 +388,10 @@ fn query_map(uri: &Uri) -> Map<String, Value> {
     if let Some(q) = uri.query() {
         for pair in q.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(k.to_string(), json!(v.replace("%40", "@").replace('+', " ")));
+            m.insert(
+                k.to_string(),
+                json!(v.replace("%40", "@").replace('+', " ")),
+            );
         }
     }
     m
@@ -356,14 +400,24 @@ fn query_map(uri: &Uri) -> Map<String, Value> {
 pub(crate) fn route_key(method: &Method, path: &str) -> String {
     let norm: Vec<String> = path
         .split('/')
-        .map(|s| if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) { ":id".into() } else { s.to_string() })
+        .map(|s| {
+            if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
+                ":id".into()
+            } else {
+                s.to_string()
+            }
+        })
         .collect();
     format!("{method} {}", norm.join("/"))
 }
 
 /// Applies a fault for this request, if one matches. `Some(resp)` ends the
 /// request; a `DropAfterCommit` is reported through the returned flag.
-pub(crate) async fn take_fault(inner: &Shared, method: &Method, path: &str) -> (Option<Response>, bool) {
+pub(crate) async fn take_fault(
+    inner: &Shared,
+    method: &Method,
+    path: &str,
+) -> (Option<Response>, bool) {
     let hit = {
         let mut faults = inner.faults.lock().unwrap();
         let pos = faults
@@ -395,7 +449,10 @@ pub(crate) async fn take_fault(inner: &Shared, method: &Method, path: &str) -> (
 /// A response whose body fails mid-way: the client sees a broken connection.
 pub(crate) fn dropped() -> Response {
     let stream = futures_util::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped by fault hook"))
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "dropped by fault hook",
+        ))
     });
     Response::builder()
         .status(200)
@@ -407,7 +464,14 @@ pub(crate) fn dropped() -> Response {
 // ---------- public routes ----------
 
 async fn public_settings(AxState(inner): AxState<Shared>) -> Response {
-    inner.state.lock().unwrap().calls.entry("GET /api/v1/settings/public".into()).and_modify(|c| *c += 1).or_insert(1);
+    inner
+        .state
+        .lock()
+        .unwrap()
+        .calls
+        .entry("GET /api/v1/settings/public".into())
+        .and_modify(|c| *c += 1)
+        .or_insert(1);
     if let (Some(r), _) = take_fault(&inner, &Method::GET, "/api/v1/settings/public").await {
         return r;
     }
@@ -435,13 +499,24 @@ async fn login(AxState(inner): AxState<Shared>, body: Bytes) -> Response {
         return err(401, "INVALID_CREDENTIALS", "invalid email or password");
     }
     if user.role != "admin" && settings.get("backend_mode_enabled") == Some(&json!(true)) {
-        return err(403, "BACKEND_MODE_ADMIN_ONLY", "backend mode: only admins may sign in");
+        return err(
+            403,
+            "BACKEND_MODE_ADMIN_ONLY",
+            "backend mode: only admins may sign in",
+        );
     }
-    if settings.get("turnstile_enabled") == Some(&json!(true)) && b.get("turnstile_token").is_none() {
-        return err(400, "TURNSTILE_VERIFICATION_FAILED", "turnstile token is required");
+    if settings.get("turnstile_enabled") == Some(&json!(true)) && b.get("turnstile_token").is_none()
+    {
+        return err(
+            400,
+            "TURNSTILE_VERIFICATION_FAILED",
+            "turnstile token is required",
+        );
     }
     if user.totp {
-        return ok(json!({"requires_2fa": true, "temp_token": "tmp", "user_email_masked": "a***@x"}));
+        return ok(
+            json!({"requires_2fa": true, "temp_token": "tmp", "user_email_masked": "a***@x"}),
+        );
     }
     let token = format!("jwt-{}-{}", user.id, st.id());
     st.jwts.insert(token.clone(), user.id);
@@ -457,13 +532,21 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_string())
         })
 }
 
 /// User routes: `POST /api/v1/keys` (idempotent) and `GET /api/v1/keys`.
-async fn user_keys(AxState(inner): AxState<Shared>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
-    let settings_backend = inner.settings.lock().unwrap().get("backend_mode_enabled") == Some(&json!(true));
+async fn user_keys(
+    AxState(inner): AxState<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let settings_backend =
+        inner.settings.lock().unwrap().get("backend_mode_enabled") == Some(&json!(true));
     let mut st = inner.state.lock().unwrap();
     let Some(uid) = bearer(&headers).and_then(|t| st.jwts.get(&t).copied()) else {
         return mw_err(401, "UNAUTHORIZED", "authorization required");
@@ -473,25 +556,46 @@ async fn user_keys(AxState(inner): AxState<Shared>, method: Method, headers: Hea
         return mw_err(403, "BACKEND_MODE_ADMIN_ONLY", "backend mode");
     }
     if method == Method::GET {
-        let items: Vec<Value> = st.keys.iter().filter(|k| k.user_id == uid).map(ApiKey::dto).collect();
+        let items: Vec<Value> = st
+            .keys
+            .iter()
+            .filter(|k| k.user_id == uid)
+            .map(ApiKey::dto)
+            .collect();
         return ok(paginate(items, &Map::new()));
     }
     let Ok(b) = serde_json::from_slice::<Value>(&body) else {
         return err(400, "", "Invalid request: malformed JSON");
     };
-    let idem = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let idem = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let fp = format!("user:{uid}:POST /api/v1/keys:{b}");
     if let Some(k) = &idem {
         if let Some(r) = st.idempotency.get(&format!("u{uid}:{k}")) {
             if r.fingerprint != fp {
-                return err(409, "IDEMPOTENCY_KEY_CONFLICT", "idempotency key reused with a different payload");
+                return err(
+                    409,
+                    "IDEMPOTENCY_KEY_CONFLICT",
+                    "idempotency key reused with a different payload",
+                );
             }
-            let mut resp = (StatusCode::from_u16(r.status).unwrap(), axum::Json(r.body.clone())).into_response();
-            resp.headers_mut().insert("x-idempotency-replayed", "true".parse().unwrap());
+            let mut resp = (
+                StatusCode::from_u16(r.status).unwrap(),
+                axum::Json(r.body.clone()),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert("x-idempotency-replayed", "true".parse().unwrap());
             return resp;
         }
     }
-    let Some(name) = b.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+    let Some(name) = b
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    else {
         return err(400, "", "Invalid request: name is required");
     };
     let group_id = b.get("group_id").and_then(Value::as_i64).filter(|g| *g > 0);
@@ -500,21 +604,44 @@ async fn user_keys(AxState(inner): AxState<Shared>, method: Method, headers: Hea
             return err(404, "GROUP_NOT_FOUND", "group not found");
         };
         let allowed = if g.subscription_type == "subscription" {
-            st.subscriptions.iter().any(|s| s.user_id == uid && s.group_id == gid && s.active())
+            st.subscriptions
+                .iter()
+                .any(|s| s.user_id == uid && s.group_id == gid && s.active())
         } else {
             !g.is_exclusive || user.allowed_groups.contains(&gid)
         };
         if !allowed {
-            return err(403, "GROUP_NOT_ALLOWED", "you are not allowed to bind this group");
+            return err(
+                403,
+                "GROUP_NOT_ALLOWED",
+                "you are not allowed to bind this group",
+            );
         }
     }
     let id = st.id();
-    let key = format!("sk-{:064x}", (id as u128) * 0x9e37_79b9_7f4a_7c15 + 0x1234_5678);
-    let k = ApiKey { id, user_id: uid, key, name: name.into(), group_id, status: "active".into() };
+    let key = format!(
+        "sk-{:064x}",
+        (id as u128) * 0x9e37_79b9_7f4a_7c15 + 0x1234_5678
+    );
+    let k = ApiKey {
+        id,
+        user_id: uid,
+        key,
+        name: name.into(),
+        group_id,
+        status: "active".into(),
+    };
     st.keys.push(k.clone());
     let body = json!({"code": 0, "message": "success", "data": k.dto()});
     if let Some(ik) = idem {
-        st.idempotency.insert(format!("u{uid}:{ik}"), Replay { fingerprint: fp, status: 200, body: body.clone() });
+        st.idempotency.insert(
+            format!("u{uid}:{ik}"),
+            Replay {
+                fingerprint: fp,
+                status: 200,
+                body: body.clone(),
+            },
+        );
     }
     (StatusCode::OK, axum::Json(body)).into_response()
 }
@@ -522,9 +649,22 @@ async fn user_keys(AxState(inner): AxState<Shared>, method: Method, headers: Hea
 // ---------- admin API ----------
 
 /// Auth → compliance guard → route, in the host's middleware order (§2.4).
-async fn admin_entry(AxState(inner): AxState<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn admin_entry(
+    AxState(inner): AxState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
-    inner.state.lock().unwrap().calls.entry(route_key(&method, &path)).and_modify(|c| *c += 1).or_insert(1);
+    inner
+        .state
+        .lock()
+        .unwrap()
+        .calls
+        .entry(route_key(&method, &path))
+        .and_modify(|c| *c += 1)
+        .or_insert(1);
     // Auth: x-api-key alone when present, else a Bearer JWT.
     let actor = {
         let st = inner.state.lock().unwrap();
@@ -552,9 +692,15 @@ async fn admin_entry(AxState(inner): AxState<Shared>, method: Method, uri: Uri, 
             return mw_err(401, "UNAUTHORIZED", "Authorization required");
         }
     };
-    let compliance_route = path == "/api/v1/admin/compliance" || path.starts_with("/api/v1/admin/compliance/");
+    let compliance_route =
+        path == "/api/v1/admin/compliance" || path.starts_with("/api/v1/admin/compliance/");
     if inner.cfg.profile.has_compliance() && !compliance_route {
-        let accepted = inner.state.lock().unwrap().compliance_accepted.contains(&actor);
+        let accepted = inner
+            .state
+            .lock()
+            .unwrap()
+            .compliance_accepted
+            .contains(&actor);
         if !accepted {
             return (
                 StatusCode::LOCKED,
@@ -580,7 +726,11 @@ async fn admin_entry(AxState(inner): AxState<Shared>, method: Method, uri: Uri, 
     let rest = path.trim_start_matches("/api/v1/admin/").to_string();
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let q = query_map(&uri);
-    let json_body: Option<Value> = if body.is_empty() { None } else { serde_json::from_slice(&body).ok() };
+    let json_body: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&body).ok()
+    };
     if !body.is_empty() && json_body.is_none() {
         return err(400, "", "Invalid request: malformed JSON body");
     }
@@ -588,13 +738,24 @@ async fn admin_entry(AxState(inner): AxState<Shared>, method: Method, uri: Uri, 
     if method == Method::POST && segs.len() == 3 && segs[0] == "accounts" && segs[2] == "test" {
         return gateway::account_test(&inner, segs[1], json_body.unwrap_or(json!({}))).await;
     }
-    let idem = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let idem = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if let Some(k) = &idem {
         if k.is_empty() || k.len() > 128 || !k.bytes().all(|b| (33..=126).contains(&b)) {
             return err(400, "IDEMPOTENCY_KEY_INVALID", "invalid idempotency key");
         }
     }
-    let resp = admin_route(&inner, actor, &method, &segs, &q, json_body, idem.as_deref());
+    let resp = admin_route(
+        &inner,
+        actor,
+        &method,
+        &segs,
+        &q,
+        json_body,
+        idem.as_deref(),
+    );
     if drop_after {
         return dropped();
     }
@@ -606,13 +767,17 @@ fn body_field<'a>(b: &'a Option<Value>, k: &str) -> Option<&'a Value> {
 }
 
 fn ids(v: Option<&Value>) -> Option<Vec<i64>> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_i64).collect())
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
 }
 
 /// Routes that honour `Idempotency-Key` (§2.6).
 fn idempotent_route(method: &Method, segs: &[&str]) -> bool {
     *method == Method::POST
-        && matches!(segs, ["accounts"] | ["accounts", "batch"] | ["users", _, "balance"])
+        && matches!(
+            segs,
+            ["accounts"] | ["accounts", "batch"] | ["users", _, "balance"]
+        )
 }
 
 fn admin_route(
@@ -630,23 +795,43 @@ fn admin_route(
     let idem_slot = idem.filter(|_| idempotent_route(method, segs)).map(|k| {
         (
             format!("admin:{actor}:{k}"),
-            format!("{method} {}:{}", segs.join("/"), b.clone().unwrap_or(Value::Null)),
+            format!(
+                "{method} {}:{}",
+                segs.join("/"),
+                b.clone().unwrap_or(Value::Null)
+            ),
         )
     });
     if let Some((slot, fp)) = &idem_slot {
         if let Some(r) = st.idempotency.get(slot) {
             if &r.fingerprint != fp {
-                return err(409, "IDEMPOTENCY_KEY_CONFLICT", "idempotency key reused with a different payload");
+                return err(
+                    409,
+                    "IDEMPOTENCY_KEY_CONFLICT",
+                    "idempotency key reused with a different payload",
+                );
             }
-            let mut resp = (StatusCode::from_u16(r.status).unwrap(), axum::Json(r.body.clone())).into_response();
-            resp.headers_mut().insert("x-idempotency-replayed", "true".parse().unwrap());
+            let mut resp = (
+                StatusCode::from_u16(r.status).unwrap(),
+                axum::Json(r.body.clone()),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert("x-idempotency-replayed", "true".parse().unwrap());
             return resp;
         }
     }
     let resp = route_inner(&mut st, profile, actor, method, segs, q, &b);
     if let Some((slot, fp)) = idem_slot {
         if resp.0 < 500 {
-            st.idempotency.insert(slot, Replay { fingerprint: fp, status: resp.0, body: resp.1.clone() });
+            st.idempotency.insert(
+                slot,
+                Replay {
+                    fingerprint: fp,
+                    status: resp.0,
+                    body: resp.1.clone(),
+                },
+            );
         }
     }
     match resp.2 {
@@ -703,19 +888,35 @@ fn route_inner(
             rok(d)
         }
         ("POST", ["compliance", "accept"]) if profile.has_compliance() => {
-            let phrase = body_field(b, "phrase").and_then(Value::as_str).unwrap_or("").trim();
+            let phrase = body_field(b, "phrase")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim();
             if phrase != crate::COMPLIANCE_PHRASE_EN && phrase != "我已阅读、理解并同意" {
-                return rerr(400, "ADMIN_COMPLIANCE_INVALID_PHRASE", "the acknowledgement phrase does not match");
+                return rerr(
+                    400,
+                    "ADMIN_COMPLIANCE_INVALID_PHRASE",
+                    "the acknowledgement phrase does not match",
+                );
             }
             st.compliance_accepted.push(actor);
             rok(json!({"required": false, "version": "v2026.06.10"}))
         }
-        ("GET", ["settings", "admin-api-key"]) => rok(json!({"exists": true, "masked_key": "admin-0123...cdef"})),
+        ("GET", ["settings", "admin-api-key"]) => {
+            rok(json!({"exists": true, "masked_key": "admin-0123...cdef"}))
+        }
 
         // ----- accounts -----
         ("GET", ["accounts"]) => {
-            let search = q.get("search").and_then(Value::as_str).unwrap_or("").to_lowercase();
-            let group = q.get("group").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok());
+            let search = q
+                .get("search")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase();
+            let group = q
+                .get("group")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<i64>().ok());
             let platform = q.get("platform").and_then(Value::as_str);
             let items: Vec<Value> = st
                 .accounts
@@ -728,18 +929,29 @@ fn route_inner(
                 .collect();
             rok(paginate(items, q))
         }
-        ("GET", ["accounts", _]) => match id_at(1).and_then(|id| st.accounts.iter().find(|a| a.id == id && !a.deleted)) {
-            Some(a) => rok(a.dto(profile.redacts(), &st.groups)),
-            None => rerr(404, "ACCOUNT_NOT_FOUND", "account not found"),
-        },
-        ("POST", ["accounts"]) => match create_account(st, profile, b.as_ref().unwrap_or(&Value::Null)) {
-            Ok(v) => rok(v),
-            Err(e) => e,
-        },
+        ("GET", ["accounts", _]) => {
+            match id_at(1).and_then(|id| st.accounts.iter().find(|a| a.id == id && !a.deleted)) {
+                Some(a) => rok(a.dto(profile.redacts(), &st.groups)),
+                None => rerr(404, "ACCOUNT_NOT_FOUND", "account not found"),
+            }
+        }
+        ("POST", ["accounts"]) => {
+            match create_account(st, profile, b.as_ref().unwrap_or(&Value::Null)) {
+                Ok(v) => rok(v),
+                Err(e) => e,
+            }
+        }
         ("POST", ["accounts", "batch"]) => {
-            let list = body_field(b, "accounts").and_then(Value::as_array).cloned().unwrap_or_default();
+            let list = body_field(b, "accounts")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if list.is_empty() {
-                return rerr(400, "", "Invalid request: accounts must contain at least one item");
+                return rerr(
+                    400,
+                    "",
+                    "Invalid request: accounts must contain at least one item",
+                );
             }
             let (mut success, mut failed, mut results) = (0, 0, vec![]);
             for a in &list {
@@ -751,14 +963,17 @@ fn route_inner(
                     }
                     Err(e) => {
                         failed += 1;
-                        results.push(json!({"name": name, "success": false, "error": e.1["message"]}));
+                        results
+                            .push(json!({"name": name, "success": false, "error": e.1["message"]}));
                     }
                 }
             }
             rok(json!({"success": success, "failed": failed, "results": results}))
         }
         ("PUT", ["accounts", _]) => {
-            let Some(id) = id_at(1) else { return rerr(400, "", "Invalid account id") };
+            let Some(id) = id_at(1) else {
+                return rerr(400, "", "Invalid account id");
+            };
             let group_ids = ids(body_field(b, "group_ids"));
             if let Some(g) = &group_ids {
                 if g.iter().any(|gid| st.group(*gid).is_none()) {
@@ -768,7 +983,10 @@ fn route_inner(
             let Some(a) = st.accounts.iter_mut().find(|a| a.id == id && !a.deleted) else {
                 return rerr(404, "ACCOUNT_NOT_FOUND", "account not found");
             };
-            if let Some(n) = body_field(b, "name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            if let Some(n) = body_field(b, "name")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
                 a.name = n.into();
             }
             if let Some(n) = body_field(b, "notes") {
@@ -817,7 +1035,8 @@ fn route_inner(
             rok(json!({"message": "Account deleted successfully"}))
         }
         ("POST", ["accounts", _, "clear-error"]) | ("POST", ["accounts", _, "recover-state"]) => {
-            match id_at(1).and_then(|id| st.accounts.iter_mut().find(|a| a.id == id && !a.deleted)) {
+            match id_at(1).and_then(|id| st.accounts.iter_mut().find(|a| a.id == id && !a.deleted))
+            {
                 Some(a) => {
                     a.status = "active".into();
                     a.error_message.clear();
@@ -832,7 +1051,8 @@ fn route_inner(
             let Some(s) = body_field(b, "schedulable").and_then(Value::as_bool) else {
                 return rerr(400, "", "Invalid request: schedulable is required");
             };
-            match id_at(1).and_then(|id| st.accounts.iter_mut().find(|a| a.id == id && !a.deleted)) {
+            match id_at(1).and_then(|id| st.accounts.iter_mut().find(|a| a.id == id && !a.deleted))
+            {
                 Some(a) => {
                     a.schedulable = s;
                     let v = a.dto(profile.redacts(), &st.groups);
@@ -841,26 +1061,39 @@ fn route_inner(
                 None => rerr(404, "ACCOUNT_NOT_FOUND", "account not found"),
             }
         }
-        ("GET", ["accounts", _, "models"]) => match id_at(1).and_then(|id| st.accounts.iter().find(|a| a.id == id && !a.deleted)) {
-            Some(a) => rok(json!(a.mapping().keys().cloned().collect::<Vec<_>>())),
-            None => rerr(404, "ACCOUNT_NOT_FOUND", "account not found"),
-        },
+        ("GET", ["accounts", _, "models"]) => {
+            match id_at(1).and_then(|id| st.accounts.iter().find(|a| a.id == id && !a.deleted)) {
+                Some(a) => rok(json!(a.mapping().keys().cloned().collect::<Vec<_>>())),
+                None => rerr(404, "ACCOUNT_NOT_FOUND", "account not found"),
+            }
+        }
 
         // ----- CN providers -----
         ("GET", ["cn-providers", "accounts", _, "balance"]) if profile.has_cn_platforms() => {
-            let Some(id) = id_at(2) else { return rerr(400, "CN_BALANCE_INVALID_ID", "invalid account id") };
+            let Some(id) = id_at(2) else {
+                return rerr(400, "CN_BALANCE_INVALID_ID", "invalid account id");
+            };
             match st.accounts.iter().find(|a| a.id == id && !a.deleted) {
                 None => rerr(404, "CN_BALANCE_ACCOUNT_NOT_FOUND", "account not found"),
-                Some(a) if !["kimi", "deepseek"].contains(&a.platform.as_str()) => {
-                    rerr(400, "CN_BALANCE_INVALID_PLATFORM", "balance is only available for kimi and deepseek")
-                }
-                Some(a) => rok(json!({"provider": a.platform, "success": true, "balance": "10.00", "currency": "CNY", "available": true, "fetched_at": now_unix(), "persisted": false})),
+                Some(a) if !["kimi", "deepseek"].contains(&a.platform.as_str()) => rerr(
+                    400,
+                    "CN_BALANCE_INVALID_PLATFORM",
+                    "balance is only available for kimi and deepseek",
+                ),
+                Some(a) => rok(
+                    json!({"provider": a.platform, "success": true, "balance": "10.00", "currency": "CNY", "available": true, "fetched_at": now_unix(), "persisted": false}),
+                ),
             }
         }
 
         // ----- groups -----
         ("GET", ["groups"]) => {
-            let items: Vec<Value> = st.groups.iter().filter(|g| !g.deleted).map(|g| g.dto(profile.allowlist_field(), &st.accounts)).collect();
+            let items: Vec<Value> = st
+                .groups
+                .iter()
+                .filter(|g| !g.deleted)
+                .map(|g| g.dto(profile.allowlist_field(), &st.accounts))
+                .collect();
             rok(paginate(items, q))
         }
         ("GET", ["groups", "all"]) => {
@@ -877,23 +1110,46 @@ fn route_inner(
             None => rerr(404, "GROUP_NOT_FOUND", "group not found"),
         },
         ("POST", ["groups"]) => {
-            let name = body_field(b, "name").and_then(Value::as_str).unwrap_or("").trim().to_string();
+            let name = body_field(b, "name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim()
+                .to_string();
             if name.is_empty() || name.chars().count() > 100 {
-                return rerr(400, "", "Invalid request: name is required (at most 100 characters)");
+                return rerr(
+                    400,
+                    "",
+                    "Invalid request: name is required (at most 100 characters)",
+                );
             }
-            let platform = body_field(b, "platform").and_then(Value::as_str).unwrap_or("");
-            let platform = if platform.is_empty() { "anthropic" } else { platform };
+            let platform = body_field(b, "platform")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let platform = if platform.is_empty() {
+                "anthropic"
+            } else {
+                platform
+            };
             if !profile.platforms().contains(&platform) {
                 return rerr(400, "", &format!("Invalid request: Key: 'CreateGroupRequest.Platform' Error:Field validation for 'Platform' failed on the 'oneof' tag ({platform})"));
             }
-            let rate = body_field(b, "rate_multiplier").and_then(Value::as_f64).unwrap_or(0.0);
+            let rate = body_field(b, "rate_multiplier")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
             if rate <= 0.0 {
                 return rerr(500, "", "internal error");
             }
             if st.groups.iter().any(|g| !g.deleted && g.name == name) {
                 return rerr(409, "GROUP_EXISTS", "group name already exists");
             }
-            let lim = |k: &str| body_field(b, k).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))).unwrap_or(0.0);
+            let lim = |k: &str| {
+                body_field(b, k)
+                    .and_then(|v| {
+                        v.as_f64()
+                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    })
+                    .unwrap_or(0.0)
+            };
             let id = st.id();
             let mut extra_fields = Map::new();
             if let Some(v) = body_field(b, profile.allowlist_field()) {
@@ -902,13 +1158,25 @@ fn route_inner(
             let g = Group {
                 id,
                 name,
-                description: body_field(b, "description").and_then(Value::as_str).unwrap_or("").into(),
+                description: body_field(b, "description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .into(),
                 platform: platform.into(),
                 rate_multiplier: rate,
-                is_exclusive: body_field(b, "is_exclusive").and_then(Value::as_bool).unwrap_or(false),
+                is_exclusive: body_field(b, "is_exclusive")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 status: "active".into(),
-                subscription_type: body_field(b, "subscription_type").and_then(Value::as_str).unwrap_or("standard").into(),
-                limits: [lim("daily_limit_usd"), lim("weekly_limit_usd"), lim("monthly_limit_usd")],
+                subscription_type: body_field(b, "subscription_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("standard")
+                    .into(),
+                limits: [
+                    lim("daily_limit_usd"),
+                    lim("weekly_limit_usd"),
+                    lim("monthly_limit_usd"),
+                ],
                 deleted: false,
                 extra_fields,
             };
@@ -917,13 +1185,18 @@ fn route_inner(
             rok(v)
         }
         ("PUT", ["groups", _]) => {
-            let Some(id) = id_at(1) else { return rerr(400, "", "Invalid group id") };
+            let Some(id) = id_at(1) else {
+                return rerr(400, "", "Invalid group id");
+            };
             let allow = profile.allowlist_field();
             let accounts = st.accounts.clone();
             let Some(g) = st.groups.iter_mut().find(|g| g.id == id && !g.deleted) else {
                 return rerr(404, "GROUP_NOT_FOUND", "group not found");
             };
-            if let Some(n) = body_field(b, "name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            if let Some(n) = body_field(b, "name")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
                 g.name = n.into();
             }
             if let Some(r) = body_field(b, "rate_multiplier").and_then(Value::as_f64) {
@@ -939,12 +1212,25 @@ fn route_inner(
                 g.is_exclusive = e;
             }
             // The limits are always overwritten: omitted means unlimited (§4.3).
-            let lim = |k: &str| body_field(b, k).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))).unwrap_or(0.0);
-            g.limits = [lim("daily_limit_usd"), lim("weekly_limit_usd"), lim("monthly_limit_usd")];
+            let lim = |k: &str| {
+                body_field(b, k)
+                    .and_then(|v| {
+                        v.as_f64()
+                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    })
+                    .unwrap_or(0.0)
+            };
+            g.limits = [
+                lim("daily_limit_usd"),
+                lim("weekly_limit_usd"),
+                lim("monthly_limit_usd"),
+            ];
             rok(g.dto(allow, &accounts))
         }
         ("DELETE", ["groups", _]) => {
-            let Some(id) = id_at(1) else { return rerr(400, "", "Invalid group id") };
+            let Some(id) = id_at(1) else {
+                return rerr(400, "", "Invalid group id");
+            };
             if st.group(id).is_none() {
                 return rerr(404, "GROUP_NOT_FOUND", "group not found");
             }
@@ -987,19 +1273,36 @@ fn route_inner(
             } else {
                 None
             };
-            let name = body_field(b, "name").and_then(Value::as_str).unwrap_or("").trim().to_string();
+            let name = body_field(b, "name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim()
+                .to_string();
             if existing.is_none() && name.is_empty() {
                 return rerr(400, "VALIDATION_ERROR", "name is required");
             }
             let self_id = existing.map(|i| st.channels[i].id);
-            if !name.is_empty() && st.channels.iter().any(|c| c.name == name && Some(c.id) != self_id) {
+            if !name.is_empty()
+                && st
+                    .channels
+                    .iter()
+                    .any(|c| c.name == name && Some(c.id) != self_id)
+            {
                 return rerr(409, "CHANNEL_EXISTS", "channel name already exists");
             }
             let group_ids = ids(body_field(b, "group_ids"));
             if let Some(gs) = &group_ids {
                 for g in gs {
-                    if st.channels.iter().any(|c| Some(c.id) != self_id && c.group_ids.contains(g)) {
-                        return rerr(409, "GROUP_ALREADY_IN_CHANNEL", "group already belongs to another channel");
+                    if st
+                        .channels
+                        .iter()
+                        .any(|c| Some(c.id) != self_id && c.group_ids.contains(g))
+                    {
+                        return rerr(
+                            409,
+                            "GROUP_ALREADY_IN_CHANNEL",
+                            "group already belongs to another channel",
+                        );
                     }
                 }
             }
@@ -1008,16 +1311,33 @@ fn route_inner(
                     let mut out = vec![];
                     for p in list {
                         let mut p = p.clone();
-                        let models = p.get("models").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
+                        let models = p
+                            .get("models")
+                            .and_then(Value::as_array)
+                            .map(|a| a.len())
+                            .unwrap_or(0);
                         if models == 0 || models > 100 {
-                            return rerr(400, "VALIDATION_ERROR", "models must have 1 to 100 entries");
+                            return rerr(
+                                400,
+                                "VALIDATION_ERROR",
+                                "models must have 1 to 100 entries",
+                            );
                         }
-                        for k in ["input_price", "output_price", "cache_write_price", "cache_read_price"] {
+                        for k in [
+                            "input_price",
+                            "output_price",
+                            "cache_write_price",
+                            "cache_read_price",
+                        ] {
                             if p.get(k).and_then(Value::as_f64).is_some_and(|v| v < 0.0) {
                                 return rerr(400, "NEGATIVE_PRICE", "prices must not be negative");
                             }
                         }
-                        if p.get("platform").and_then(Value::as_str).unwrap_or("").is_empty() {
+                        if p.get("platform")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .is_empty()
+                        {
                             p["platform"] = json!("anthropic");
                         }
                         if p.get("billing_mode").is_none() {
@@ -1031,8 +1351,14 @@ fn route_inner(
                 }
                 None => None,
             };
-            let bms = body_field(b, "billing_model_source").and_then(Value::as_str).unwrap_or("").to_string();
-            if !bms.is_empty() && !["requested", "upstream", "channel_mapped", "response_model"].contains(&bms.as_str()) {
+            let bms = body_field(b, "billing_model_source")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if !bms.is_empty()
+                && !["requested", "upstream", "channel_mapped", "response_model"]
+                    .contains(&bms.as_str())
+            {
                 return rerr(400, "VALIDATION_ERROR", "invalid billing_model_source");
             }
             match existing {
@@ -1056,7 +1382,10 @@ fn route_inner(
                     if let Some(r) = body_field(b, "restrict_models").and_then(Value::as_bool) {
                         c.restrict_models = r;
                     }
-                    if let Some(s) = body_field(b, "status").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                    if let Some(s) = body_field(b, "status")
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                    {
                         c.status = s.into();
                     }
                     rok(c.dto())
@@ -1066,13 +1395,25 @@ fn route_inner(
                     let c = Channel {
                         id,
                         name,
-                        description: body_field(b, "description").and_then(Value::as_str).unwrap_or("").into(),
+                        description: body_field(b, "description")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .into(),
                         status: "active".into(),
                         group_ids: group_ids.unwrap_or_default(),
                         model_pricing: pricing.unwrap_or_default(),
-                        model_mapping: body_field(b, "model_mapping").and_then(Value::as_object).cloned().unwrap_or_default(),
-                        billing_model_source: if bms.is_empty() { "channel_mapped".into() } else { bms },
-                        restrict_models: body_field(b, "restrict_models").and_then(Value::as_bool).unwrap_or(false),
+                        model_mapping: body_field(b, "model_mapping")
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default(),
+                        billing_model_source: if bms.is_empty() {
+                            "channel_mapped".into()
+                        } else {
+                            bms
+                        },
+                        restrict_models: body_field(b, "restrict_models")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
                         created_at: now_rfc3339(),
                     };
                     let v = c.dto();
@@ -1081,37 +1422,59 @@ fn route_inner(
                 }
             }
         }
-        ("DELETE", ["channels", _]) => match id_at(1).and_then(|id| st.channels.iter().position(|c| c.id == id)) {
-            Some(i) => {
-                st.channels.remove(i);
-                rok(json!({"message": "Channel deleted successfully"}))
+        ("DELETE", ["channels", _]) => {
+            match id_at(1).and_then(|id| st.channels.iter().position(|c| c.id == id)) {
+                Some(i) => {
+                    st.channels.remove(i);
+                    rok(json!({"message": "Channel deleted successfully"}))
+                }
+                None => rerr(404, "CHANNEL_NOT_FOUND", "channel not found"),
             }
-            None => rerr(404, "CHANNEL_NOT_FOUND", "channel not found"),
-        },
+        }
 
         // ----- plans -----
         ("GET", ["payment", "plans"]) if profile.modern() => rok(json!([])),
 
         // ----- users -----
         ("GET", ["users"]) => {
-            let search = q.get("search").and_then(Value::as_str).unwrap_or("").to_lowercase();
+            let search = q
+                .get("search")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase();
             let items: Vec<Value> = st
                 .users
                 .iter()
-                .filter(|u| search.is_empty() || u.email.to_lowercase().contains(&search) || u.username.to_lowercase().contains(&search))
+                .filter(|u| {
+                    search.is_empty()
+                        || u.email.to_lowercase().contains(&search)
+                        || u.username.to_lowercase().contains(&search)
+                })
                 .map(User::dto)
                 .collect();
             rok(paginate(items, q))
         }
-        ("GET", ["users", _]) => match id_at(1).and_then(|id| st.users.iter().find(|u| u.id == id)) {
+        ("GET", ["users", _]) => match id_at(1).and_then(|id| st.users.iter().find(|u| u.id == id))
+        {
             Some(u) => rok(u.dto()),
             None => rerr(404, "USER_NOT_FOUND", "user not found"),
         },
         ("POST", ["users"]) => {
-            let email = body_field(b, "email").and_then(Value::as_str).unwrap_or("").trim().to_string();
-            let password = body_field(b, "password").and_then(Value::as_str).unwrap_or("").to_string();
+            let email = body_field(b, "email")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let password = body_field(b, "password")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if email.is_empty() || password.len() < 6 {
-                return rerr(400, "", "Invalid request: email and a password of at least 6 characters are required");
+                return rerr(
+                    400,
+                    "",
+                    "Invalid request: email and a password of at least 6 characters are required",
+                );
             }
             if st.user_by_email(&email).is_some() {
                 return rerr(409, "EMAIL_EXISTS", "email already exists");
@@ -1119,37 +1482,52 @@ fn route_inner(
             let id = st.id();
             let u = User {
                 id,
-                username: body_field(b, "username").and_then(Value::as_str).unwrap_or("").into(),
+                username: body_field(b, "username")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .into(),
                 email,
                 password,
-                role: body_field(b, "role").and_then(Value::as_str).unwrap_or("user").into(),
-                balance: body_field(b, "balance").and_then(Value::as_f64).unwrap_or(0.0),
+                role: body_field(b, "role")
+                    .and_then(Value::as_str)
+                    .unwrap_or("user")
+                    .into(),
+                balance: body_field(b, "balance")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0),
                 status: "active".into(),
                 allowed_groups: ids(body_field(b, "allowed_groups")).unwrap_or_default(),
                 totp: false,
-                notes: body_field(b, "notes").and_then(Value::as_str).unwrap_or("").into(),
+                notes: body_field(b, "notes")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .into(),
             };
             let v = u.dto();
             st.users.push(u);
             rok(v)
         }
-        ("PUT", ["users", _]) => match id_at(1).and_then(|id| st.users.iter_mut().find(|u| u.id == id)) {
-            Some(u) => {
-                if let Some(s) = body_field(b, "status").and_then(Value::as_str) {
-                    u.status = s.into();
+        ("PUT", ["users", _]) => {
+            match id_at(1).and_then(|id| st.users.iter_mut().find(|u| u.id == id)) {
+                Some(u) => {
+                    if let Some(s) = body_field(b, "status").and_then(Value::as_str) {
+                        u.status = s.into();
+                    }
+                    if let Some(g) = ids(body_field(b, "allowed_groups")) {
+                        u.allowed_groups = g;
+                    }
+                    if let Some(n) = body_field(b, "notes").and_then(Value::as_str) {
+                        u.notes = n.into();
+                    }
+                    rok(u.dto())
                 }
-                if let Some(g) = ids(body_field(b, "allowed_groups")) {
-                    u.allowed_groups = g;
-                }
-                if let Some(n) = body_field(b, "notes").and_then(Value::as_str) {
-                    u.notes = n.into();
-                }
-                rok(u.dto())
+                None => rerr(404, "USER_NOT_FOUND", "user not found"),
             }
-            None => rerr(404, "USER_NOT_FOUND", "user not found"),
-        },
+        }
         ("DELETE", ["users", _]) => {
-            let Some(id) = id_at(1) else { return rerr(400, "", "invalid id") };
+            let Some(id) = id_at(1) else {
+                return rerr(400, "", "invalid id");
+            };
             match st.users.iter().find(|u| u.id == id) {
                 None => rerr(404, "USER_NOT_FOUND", "user not found"),
                 Some(u) if u.role == "admin" => rerr(500, "", "internal error"),
@@ -1161,18 +1539,29 @@ fn route_inner(
             }
         }
         ("POST", ["users", _, "balance"]) => {
-            let amount = body_field(b, "balance").and_then(Value::as_f64).unwrap_or(0.0);
+            let amount = body_field(b, "balance")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
             if amount <= 0.0 {
                 return rerr(400, "", "Invalid request: balance must be greater than 0");
             }
-            let op = body_field(b, "operation").and_then(Value::as_str).unwrap_or("add").to_string();
+            let op = body_field(b, "operation")
+                .and_then(Value::as_str)
+                .unwrap_or("add")
+                .to_string();
             match id_at(1).and_then(|id| st.users.iter_mut().find(|u| u.id == id)) {
                 Some(u) => {
                     match op.as_str() {
                         "set" => u.balance = amount,
                         "add" => u.balance += amount,
                         "subtract" => u.balance -= amount,
-                        _ => return rerr(400, "", "Invalid request: operation must be set, add or subtract"),
+                        _ => {
+                            return rerr(
+                                400,
+                                "",
+                                "Invalid request: operation must be set, add or subtract",
+                            )
+                        }
                     }
                     rok(u.dto())
                 }
@@ -1180,18 +1569,34 @@ fn route_inner(
             }
         }
         ("GET", ["users", _, "api-keys"]) => {
-            let Some(id) = id_at(1) else { return rerr(400, "", "invalid id") };
-            let items: Vec<Value> = st.keys.iter().filter(|k| k.user_id == id).map(ApiKey::dto).collect();
+            let Some(id) = id_at(1) else {
+                return rerr(400, "", "invalid id");
+            };
+            let items: Vec<Value> = st
+                .keys
+                .iter()
+                .filter(|k| k.user_id == id)
+                .map(ApiKey::dto)
+                .collect();
             rok(paginate(items, q))
         }
         ("GET", ["users", _, "subscriptions"]) => {
-            let Some(id) = id_at(1) else { return rerr(400, "", "invalid id") };
-            rok(json!(st.subscriptions.iter().filter(|s| s.user_id == id).map(Subscription::dto).collect::<Vec<_>>()))
+            let Some(id) = id_at(1) else {
+                return rerr(400, "", "invalid id");
+            };
+            rok(json!(st
+                .subscriptions
+                .iter()
+                .filter(|s| s.user_id == id)
+                .map(Subscription::dto)
+                .collect::<Vec<_>>()))
         }
 
         // ----- admin key binding (§6.4) -----
         ("PUT", ["api-keys", _]) => {
-            let Some(id) = id_at(1) else { return rerr(400, "", "invalid id") };
+            let Some(id) = id_at(1) else {
+                return rerr(400, "", "invalid id");
+            };
             let Some(kpos) = st.keys.iter().position(|k| k.id == id) else {
                 return rerr(404, "API_KEY_NOT_FOUND", "api key not found");
             };
@@ -1210,8 +1615,16 @@ fn route_inner(
                     }
                     let uid = st.keys[kpos].user_id;
                     if group.subscription_type == "subscription" {
-                        if !st.subscriptions.iter().any(|s| s.user_id == uid && s.group_id == g && s.active()) {
-                            return rerr(400, "SUBSCRIPTION_REQUIRED", "the user has no active subscription to this group");
+                        if !st
+                            .subscriptions
+                            .iter()
+                            .any(|s| s.user_id == uid && s.group_id == g && s.active())
+                        {
+                            return rerr(
+                                400,
+                                "SUBSCRIPTION_REQUIRED",
+                                "the user has no active subscription to this group",
+                            );
                         }
                     } else if group.is_exclusive {
                         let u = st.users.iter_mut().find(|u| u.id == uid).unwrap();
@@ -1223,7 +1636,8 @@ fn route_inner(
                     st.keys[kpos].group_id = Some(g);
                 }
             }
-            let mut d = json!({"api_key": st.keys[kpos].dto(), "auto_granted_group_access": granted});
+            let mut d =
+                json!({"api_key": st.keys[kpos].dto(), "auto_granted_group_access": granted});
             if granted {
                 d["granted_group_id"] = json!(gid);
             }
@@ -1232,38 +1646,73 @@ fn route_inner(
 
         // ----- subscriptions (§6.5) -----
         ("GET", ["subscriptions"]) => {
-            let uid = q.get("user_id").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok());
-            let gid = q.get("group_id").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok());
+            let uid = q
+                .get("user_id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<i64>().ok());
+            let gid = q
+                .get("group_id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<i64>().ok());
             let items: Vec<Value> = st
                 .subscriptions
                 .iter()
-                .filter(|s| uid.is_none_or(|u| s.user_id == u) && gid.is_none_or(|g| s.group_id == g))
+                .filter(|s| {
+                    uid.is_none_or(|u| s.user_id == u) && gid.is_none_or(|g| s.group_id == g)
+                })
                 .map(Subscription::dto)
                 .collect();
             rok(paginate(items, q))
         }
         ("POST", ["subscriptions", "assign"]) => {
-            let uid = body_field(b, "user_id").and_then(Value::as_i64).unwrap_or(0);
-            let gid = body_field(b, "group_id").and_then(Value::as_i64).unwrap_or(0);
-            let days = body_field(b, "validity_days").and_then(Value::as_i64).unwrap_or(30);
-            let notes = body_field(b, "notes").and_then(Value::as_str).unwrap_or("").to_string();
+            let uid = body_field(b, "user_id")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let gid = body_field(b, "group_id")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let days = body_field(b, "validity_days")
+                .and_then(Value::as_i64)
+                .unwrap_or(30);
+            let notes = body_field(b, "notes")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if !(1..=36500).contains(&days) {
                 return rerr(400, "", "Invalid request: validity_days");
             }
-            let Some(g) = st.group(gid).cloned() else { return rerr(500, "", "internal error") };
+            let Some(g) = st.group(gid).cloned() else {
+                return rerr(500, "", "internal error");
+            };
             if g.subscription_type != "subscription" {
-                return rerr(400, "GROUP_NOT_SUBSCRIPTION_TYPE", "group is not a subscription group");
+                return rerr(
+                    400,
+                    "GROUP_NOT_SUBSCRIPTION_TYPE",
+                    "group is not a subscription group",
+                );
             }
             if !st.users.iter().any(|u| u.id == uid) {
                 return rerr(404, "USER_NOT_FOUND", "user not found");
             }
-            if let Some(s) = st.subscriptions.iter_mut().find(|s| s.user_id == uid && s.group_id == gid && !s.revoked) {
+            if let Some(s) = st
+                .subscriptions
+                .iter_mut()
+                .find(|s| s.user_id == uid && s.group_id == gid && !s.revoked)
+            {
                 if s.active() {
                     if s.validity_days == days && s.notes == notes {
                         return rok(s.dto());
                     }
-                    let reason = if s.validity_days != days { "validity_days_mismatch" } else { "notes_mismatch" };
-                    let mut e = rerr(409, "SUBSCRIPTION_ASSIGN_CONFLICT", "an active subscription already exists");
+                    let reason = if s.validity_days != days {
+                        "validity_days_mismatch"
+                    } else {
+                        "notes_mismatch"
+                    };
+                    let mut e = rerr(
+                        409,
+                        "SUBSCRIPTION_ASSIGN_CONFLICT",
+                        "an active subscription already exists",
+                    );
                     e.1["metadata"] = json!({"conflict_reason": reason});
                     return e;
                 }
@@ -1303,16 +1752,41 @@ fn route_inner(
 }
 
 fn create_account(st: &mut State, profile: Profile, b: &Value) -> Result<Value, R> {
-    let name = b.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = b
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(rerr(400, "", "Invalid request: name is required (1-100 characters)"));
+        return Err(rerr(
+            400,
+            "",
+            "Invalid request: name is required (1-100 characters)",
+        ));
     }
-    let platform = b.get("platform").and_then(Value::as_str).unwrap_or("").to_string();
-    let kind = b.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let platform = b
+        .get("platform")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let kind = b
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if platform.is_empty() {
         return Err(rerr(400, "", "Invalid request: platform is required"));
     }
-    if !["oauth", "setup-token", "apikey", "upstream", "bedrock", "service_account"].contains(&kind.as_str()) {
+    if ![
+        "oauth",
+        "setup-token",
+        "apikey",
+        "upstream",
+        "bedrock",
+        "service_account",
+    ]
+    .contains(&kind.as_str())
+    {
         return Err(rerr(400, "", "Invalid request: type"));
     }
     let Some(creds) = b.get("credentials").and_then(Value::as_object).cloned() else {
@@ -1321,11 +1795,19 @@ fn create_account(st: &mut State, profile: Profile, b: &Value) -> Result<Value, 
     let mut group_ids = ids(b.get("group_ids")).unwrap_or_default();
     if group_ids.is_empty() {
         // Implicit binding to `<platform>-default` (§3.2).
-        if let Some(g) = st.groups.iter().find(|g| !g.deleted && g.status == "active" && g.name == format!("{platform}-default")) {
+        if let Some(g) = st
+            .groups
+            .iter()
+            .find(|g| !g.deleted && g.status == "active" && g.name == format!("{platform}-default"))
+        {
             group_ids.push(g.id);
         }
     }
-    let extra = b.get("extra").and_then(Value::as_object).cloned().unwrap_or_default();
+    let extra = b
+        .get("extra")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let marker = extra
         .get(MARKER_KEY)
         .and_then(Value::as_str)

@@ -150,7 +150,8 @@ impl Account {
             "created_at": self.created_at, "updated_at": now_rfc3339(), "current_concurrency": 0,
         });
         if redact {
-            v["credentials_status"] = json!({"has_api_key": self.credentials.contains_key("api_key")});
+            v["credentials_status"] =
+                json!({"has_api_key": self.credentials.contains_key("api_key")});
         }
         v
     }
@@ -232,9 +233,11 @@ impl Channel {
     pub fn prices(&self, platform: &str, model: &str) -> bool {
         self.model_pricing.iter().any(|p| {
             p.get("platform").and_then(Value::as_str) == Some(platform)
-                && p.get("models")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ms| ms.iter().filter_map(Value::as_str).any(|m| pattern_match(m, model)))
+                && p.get("models").and_then(Value::as_array).is_some_and(|ms| {
+                    ms.iter()
+                        .filter_map(Value::as_str)
+                        .any(|m| pattern_match(m, model))
+                })
         })
     }
 
@@ -243,7 +246,10 @@ impl Channel {
         let Some(m) = self.model_mapping.get(platform).and_then(Value::as_object) else {
             return model.to_string();
         };
-        if let Some(v) = m.iter().find(|(k, _)| !k.ends_with('*') && pattern_match(k, model)) {
+        if let Some(v) = m
+            .iter()
+            .find(|(k, _)| !k.ends_with('*') && pattern_match(k, model))
+        {
             return v.1.as_str().unwrap_or(model).to_string();
         }
         m.iter()
@@ -341,7 +347,9 @@ impl State {
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.email.eq_ignore_ascii_case(email))
+        self.users
+            .iter()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
     }
 
     pub fn first_admin(&self) -> Option<&User> {

@@ -60,7 +60,9 @@ impl Drop for FakeUpstream {
 impl FakeUpstream {
     /// Starts on 127.0.0.1 with an OS-assigned port, serving `models`.
     pub async fn start(style: ProviderStyle, models: &[&str]) -> FakeUpstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
         let inner = Arc::new(Inner {
             style,
@@ -87,7 +89,12 @@ impl FakeUpstream {
 
     /// Registers a key and what it does.
     pub fn add_key(&self, key: &str, behaviour: UpstreamBehaviour) {
-        self.inner.st.lock().unwrap().keys.insert(key.into(), behaviour);
+        self.inner
+            .st
+            .lock()
+            .unwrap()
+            .keys
+            .insert(key.into(), behaviour);
     }
 
     /// Calls seen on `path` (e.g. `/v1/chat/completions`).
@@ -107,8 +114,12 @@ fn key_of(headers: &HeaderMap) -> String {
 
 fn error(style: ProviderStyle, status: u16, message: &str, kind: &str) -> Response {
     let body = match style {
-        ProviderStyle::DeepSeek => json!({"error": {"message": message, "type": kind, "param": null, "code": "invalid_request_error"}}),
-        ProviderStyle::OpenAi => json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
+        ProviderStyle::DeepSeek => {
+            json!({"error": {"message": message, "type": kind, "param": null, "code": "invalid_request_error"}})
+        }
+        ProviderStyle::OpenAi => {
+            json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+        }
     };
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
@@ -117,7 +128,14 @@ fn check(inner: &Inner, headers: &HeaderMap, path: &str) -> Result<(), Response>
     let mut st = inner.st.lock().unwrap();
     *st.calls.entry(path.into()).or_insert(0) += 1;
     let key = key_of(headers);
-    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     match st.keys.get(&key).copied() {
         None | Some(UpstreamBehaviour::InvalidKey) => Err(error(
             inner.style,
@@ -126,10 +144,22 @@ fn check(inner: &Inner, headers: &HeaderMap, path: &str) -> Result<(), Response>
             "authentication_error",
         )),
         Some(UpstreamBehaviour::QuotaExhausted) => Err(match inner.style {
-            ProviderStyle::DeepSeek => error(inner.style, 402, "Insufficient Balance", "unknown_error"),
-            ProviderStyle::OpenAi => error(inner.style, 429, "You exceeded your current quota", "insufficient_quota"),
+            ProviderStyle::DeepSeek => {
+                error(inner.style, 402, "Insufficient Balance", "unknown_error")
+            }
+            ProviderStyle::OpenAi => error(
+                inner.style,
+                429,
+                "You exceeded your current quota",
+                "insufficient_quota",
+            ),
         }),
-        Some(UpstreamBehaviour::RateLimited) => Err(error(inner.style, 429, "Rate limit reached for requests", "rate_limit_error")),
+        Some(UpstreamBehaviour::RateLimited) => Err(error(
+            inner.style,
+            429,
+            "Rate limit reached for requests",
+            "rate_limit_error",
+        )),
         _ => Ok(()),
     }
 }
@@ -138,7 +168,11 @@ async fn list_models(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap) ->
     if let Err(r) = check(&inner, &headers, "/v1/models") {
         return r;
     }
-    let data: Vec<Value> = inner.models.iter().map(|m| json!({"id": m, "object": "model", "owned_by": "fake"})).collect();
+    let data: Vec<Value> = inner
+        .models
+        .iter()
+        .map(|m| json!({"id": m, "object": "model", "owned_by": "fake"}))
+        .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
@@ -147,18 +181,45 @@ async fn chat(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Byt
         return r;
     }
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return error(inner.style, 400, "invalid JSON body", "invalid_request_error");
+        return error(
+            inner.style,
+            400,
+            "invalid JSON body",
+            "invalid_request_error",
+        );
     };
-    let model = req.get("model").and_then(Value::as_str).unwrap_or("").to_string();
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !inner.models.contains(&model) {
         return match inner.style {
-            ProviderStyle::DeepSeek => error(inner.style, 400, "Model Not Exist", "invalid_request_error"),
-            ProviderStyle::OpenAi => error(inner.style, 404, &format!("The model `{model}` does not exist"), "invalid_request_error"),
+            ProviderStyle::DeepSeek => {
+                error(inner.style, 400, "Model Not Exist", "invalid_request_error")
+            }
+            ProviderStyle::OpenAi => error(
+                inner.style,
+                404,
+                &format!("The model `{model}` does not exist"),
+                "invalid_request_error",
+            ),
         };
     }
-    let behaviour = inner.st.lock().unwrap().keys.get(&key_of(&headers)).copied();
+    let behaviour = inner
+        .st
+        .lock()
+        .unwrap()
+        .keys
+        .get(&key_of(&headers))
+        .copied();
     if behaviour == Some(UpstreamBehaviour::Moderation) {
-        return error(inner.style, 400, "Content Exists Risk", "invalid_request_error");
+        return error(
+            inner.style,
+            400,
+            "Content Exists Risk",
+            "invalid_request_error",
+        );
     }
     if req.get("stream").and_then(Value::as_bool) == Some(true) {
         let chunk = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": null}]});
@@ -184,7 +245,12 @@ async fn balance(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap) -> Res
         st.keys.get(&key_of(&headers)).copied()
     };
     match behaviour {
-        None | Some(UpstreamBehaviour::InvalidKey) => error(inner.style, 401, "Authentication Fails", "authentication_error"),
+        None | Some(UpstreamBehaviour::InvalidKey) => error(
+            inner.style,
+            401,
+            "Authentication Fails",
+            "authentication_error",
+        ),
         Some(b) => {
             let empty = b == UpstreamBehaviour::QuotaExhausted;
             axum::Json(json!({

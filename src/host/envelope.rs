@@ -18,7 +18,12 @@ pub fn parse(
     let json: Option<Value> = serde_json::from_slice(body).ok();
     if (200..300).contains(&status) {
         let Some(v) = json else {
-            return Err(HostError::protocol(method, path, status, "the answer is not JSON"));
+            return Err(HostError::protocol(
+                method,
+                path,
+                status,
+                "the answer is not JSON",
+            ));
         };
         return match v.get("code") {
             Some(Value::Number(n)) if n.as_i64() == Some(0) => {
@@ -42,7 +47,12 @@ pub fn parse(
                 kind,
                 status: Some(status),
                 code: String::new(),
-                message: text.chars().take(200).collect::<String>().trim().to_string(),
+                message: text
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+                    .trim()
+                    .to_string(),
                 method,
                 path: path.to_string(),
                 retry_after,
@@ -117,14 +127,20 @@ mod tests {
     fn success_envelope_yields_data() {
         let v = p(200, r#"{"code":0,"message":"success","data":{"a":1}}"#).unwrap();
         assert_eq!(v["a"], 1);
-        assert_eq!(p(200, r#"{"code":0,"message":"success"}"#).unwrap(), Value::Null);
+        assert_eq!(
+            p(200, r#"{"code":0,"message":"success"}"#).unwrap(),
+            Value::Null
+        );
         assert_eq!(p(200, r#"{"status":"ok"}"#).unwrap()["status"], "ok");
     }
 
     #[test]
     fn handler_errors_prefer_the_reason() {
-        let e = p(409, r#"{"code":409,"message":"group exists","reason":"GROUP_EXISTS"}"#)
-            .unwrap_err();
+        let e = p(
+            409,
+            r#"{"code":409,"message":"group exists","reason":"GROUP_EXISTS"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.code, "GROUP_EXISTS");
         assert!(e.is_conflict());
         let e = p(400, r#"{"code":400,"message":"Invalid request: x"}"#).unwrap_err();
@@ -134,8 +150,11 @@ mod tests {
 
     #[test]
     fn middleware_errors_use_the_string_code() {
-        let e = p(401, r#"{"code":"INVALID_ADMIN_KEY","message":"Invalid admin API key"}"#)
-            .unwrap_err();
+        let e = p(
+            401,
+            r#"{"code":"INVALID_ADMIN_KEY","message":"Invalid admin API key"}"#,
+        )
+        .unwrap_err();
         assert!(e.is_auth());
         assert_eq!(e.code, "INVALID_ADMIN_KEY");
         let e = p(

@@ -58,7 +58,10 @@ impl HostClient {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("sub2api-cn-relay-manager/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "sub2api-cn-relay-manager/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("static client configuration is valid");
@@ -120,7 +123,9 @@ impl HostClient {
     /// `POST /api/v1/auth/login` for any user (admin or probe user).
     pub async fn login(&self, email: &str, password: &Secret) -> Result<LoginOutcome, HostError> {
         let body = serde_json::json!({"email": email, "password": password.expose()});
-        let data = self.send("POST", "/api/v1/auth/login", Some(&body), &[]).await?;
+        let data = self
+            .send("POST", "/api/v1/auth/login", Some(&body), &[])
+            .await?;
         if data.get("requires_2fa").and_then(Value::as_bool) == Some(true) {
             return Ok(LoginOutcome::Requires2fa);
         }
@@ -183,7 +188,10 @@ impl HostClient {
                     if attempt == 0
                         && e.status == Some(401)
                         && matches!(self.admin, AdminCredential::Password { .. })
-                        && matches!(e.code.as_str(), "TOKEN_EXPIRED" | "INVALID_TOKEN" | "TOKEN_REVOKED") =>
+                        && matches!(
+                            e.code.as_str(),
+                            "TOKEN_EXPIRED" | "INVALID_TOKEN" | "TOKEN_REVOKED"
+                        ) =>
                 {
                     *self.jwt.lock().await = None;
                 }

@@ -48,7 +48,9 @@ mod tests {
         assert!(v.at_least(HostVersion(0, 1, 178)));
         assert!(!v.at_least(HostVersion(0, 2, 4)));
         assert_eq!(HostVersion::parse("0.2.4-rc1"), Some(HostVersion(0, 2, 4)));
-        assert!(!HostVersion::parse("1.8.170").unwrap().is_upstream_numbering());
+        assert!(!HostVersion::parse("1.8.170")
+            .unwrap()
+            .is_upstream_numbering());
         assert_eq!(HostVersion::parse("dev"), None);
     }
 }

@@ -138,11 +138,15 @@ pub struct Finding {
 pub enum AdminAuthState {
     Ok,
     /// The host refused the credential (the host's code, e.g. `INVALID_ADMIN_KEY`).
-    Rejected { code: String },
+    Rejected {
+        code: String,
+    },
     /// The admin password login needs a second factor the product cannot give.
     Needs2fa,
     /// The check could not be made (host unreachable, unexpected answer).
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 /// The compliance gate (HTTP 423 until an admin accepts the text).
@@ -151,7 +155,9 @@ pub enum AdminAuthState {
 pub enum ComplianceState {
     /// The host has no gate (404 on `/api/v1/admin/compliance`).
     Absent,
-    Accepted { version: String },
+    Accepted {
+        version: String,
+    },
     Required {
         version: String,
         document_url: Option<String>,
@@ -165,9 +171,14 @@ pub enum ComplianceState {
 pub enum ProbeUserState {
     NotConfigured,
     Ok,
-    Failed { code: String, message: String },
+    Failed {
+        code: String,
+        message: String,
+    },
     /// Backend mode, captcha or TOTP stop a machine sign-in.
-    Blocked { reason: String },
+    Blocked {
+        reason: String,
+    },
     Unknown,
 }
 

@@ -1,5 +1,5 @@
-use serde::{Deserialize, Serialize};
 use super::FieldError;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What an operator may do. Ordered: a higher role includes the lower ones.

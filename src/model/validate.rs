@@ -39,7 +39,10 @@ pub fn required(field: &str, value: &str, max: usize) -> Result<String, FieldErr
     if v.chars().count() > max {
         return Err(FieldError::new(
             field,
-            format!("is too long ({} characters; at most {max})", v.chars().count()),
+            format!(
+                "is too long ({} characters; at most {max})",
+                v.chars().count()
+            ),
         ));
     }
     Ok(v.to_string())
@@ -83,7 +86,10 @@ pub fn new_password(value: &str) -> Result<String, FieldError> {
         ));
     }
     if n > 256 {
-        return Err(FieldError::new("password", "must be at most 256 characters"));
+        return Err(FieldError::new(
+            "password",
+            "must be at most 256 characters",
+        ));
     }
     Ok(value.to_string())
 }
@@ -195,7 +201,10 @@ mod tests {
         let e = required("name", &"x".repeat(201), 200).unwrap_err();
         assert_eq!(e.field, "name");
         assert!(e.message.contains("at most 200"), "{}", e.message);
-        assert_eq!(required("name", "  ", 10).unwrap_err().message, "is required");
+        assert_eq!(
+            required("name", "  ", 10).unwrap_err().message,
+            "is required"
+        );
     }
 
     #[test]

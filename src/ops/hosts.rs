@@ -29,10 +29,16 @@ fn secret_field(field: &str, value: &str, is_key: bool) -> Result<Option<Secret>
         return Ok(None);
     }
     if v.chars().count() > MAX_SECRET {
-        return Err(FieldError::new(field, format!("is too long (at most {MAX_SECRET} characters)")));
+        return Err(FieldError::new(
+            field,
+            format!("is too long (at most {MAX_SECRET} characters)"),
+        ));
     }
     if is_key && v.chars().any(char::is_whitespace) {
-        return Err(FieldError::new(field, "must not contain spaces or line breaks"));
+        return Err(FieldError::new(
+            field,
+            "must not contain spaces or line breaks",
+        ));
     }
     Ok(Some(Secret::new(v)))
 }
@@ -52,10 +58,16 @@ fn validate(input: &HostInput) -> Result<Validated, FieldError> {
     let name = model::required("name", &input.name, 100)?;
     let base_url = model::host_base_url(&input.base_url)?;
     let kind = AdminAuthKind::parse(input.auth_kind.trim()).ok_or_else(|| {
-        FieldError::new("auth_kind", "must be `api_key` (admin API key) or `password` (admin email and password)")
+        FieldError::new(
+            "auth_kind",
+            "must be `api_key` (admin API key) or `password` (admin email and password)",
+        )
     })?;
     let (admin_email, admin_secret) = match kind {
-        AdminAuthKind::ApiKey => (None, secret_field("admin_api_key", &input.admin_api_key, true)?),
+        AdminAuthKind::ApiKey => (
+            None,
+            secret_field("admin_api_key", &input.admin_api_key, true)?,
+        ),
         AdminAuthKind::Password => (
             Some(model::email("admin_email", &input.admin_email)?),
             secret_field("admin_password", &input.admin_password, false)?,
@@ -68,7 +80,10 @@ fn validate(input: &HostInput) -> Result<Validated, FieldError> {
     };
     let probe_password = secret_field("probe_user_password", &input.probe_user_password, false)?;
     if probe_email.is_none() && probe_password.is_some() {
-        return Err(FieldError::new("probe_user_email", "is required when a probe-user password is given"));
+        return Err(FieldError::new(
+            "probe_user_email",
+            "is required when a probe-user password is given",
+        ));
     }
     Ok(Validated {
         name,
@@ -101,7 +116,11 @@ fn credential(kind: AdminAuthKind, email: Option<&str>, secret: &Secret) -> Admi
 /// Checks, before anything is written, that the host answers and accepts the
 /// admin credential. A 423 (compliance) proves the credential was accepted:
 /// the host checks auth before the gate.
-async fn preflight(base_url: &str, cred: AdminCredential, kind: AdminAuthKind) -> Result<(), FieldError> {
+async fn preflight(
+    base_url: &str,
+    cred: AdminCredential,
+    kind: AdminAuthKind,
+) -> Result<(), FieldError> {
     let client = HostClient::new(base_url, cred);
     let settings = client.public_settings().await;
     match settings.result {
@@ -113,24 +132,27 @@ async fn preflight(base_url: &str, cred: AdminCredential, kind: AdminAuthKind) -
             ))
         }
         Err(e) if e.kind == HostErrorKind::Network => {
-            return Err(FieldError::new("base_url", format!("could not be reached: {}", e.message)))
-        }
-        Err(e) => {
             return Err(FieldError::new(
                 "base_url",
-                format!(
-                    "does not look like a Sub2API host: GET /api/v1/settings/public answered HTTP {}",
-                    e.status.unwrap_or(0)
-                ),
+                format!("could not be reached: {}", e.message),
             ))
         }
+        Err(e) => return Err(FieldError::new(
+            "base_url",
+            format!(
+                "does not look like a Sub2API host: GET /api/v1/settings/public answered HTTP {}",
+                e.status.unwrap_or(0)
+            ),
+        )),
     }
     let secret_field = match kind {
         AdminAuthKind::ApiKey => "admin_api_key",
         AdminAuthKind::Password => "admin_password",
     };
     let check = match client.admin_get("/api/v1/admin/compliance").await {
-        Err(e) if e.is_route_missing() => client.admin_get("/api/v1/admin/groups?page_size=1").await,
+        Err(e) if e.is_route_missing() => {
+            client.admin_get("/api/v1/admin/groups?page_size=1").await
+        }
         other => other,
     };
     match check {
@@ -177,7 +199,10 @@ impl Core {
         Ok(rows
             .iter()
             .map(|r| {
-                let last = latest.iter().find(|(h, _)| *h == r.id).map(|(_, s)| s.clone());
+                let last = latest
+                    .iter()
+                    .find(|(h, _)| *h == r.id)
+                    .map(|(_, s)| s.clone());
                 self.to_view(r, last)
             })
             .collect())
@@ -203,14 +228,35 @@ impl Core {
     #[tracing::instrument(skip(self, input), fields(host = %input.name))]
     pub async fn create_host(&self, actor: &str, input: &HostInput) -> Result<HostView, OpError> {
         let v = validate(input)?;
-        let admin_secret = v.admin_secret.clone().ok_or_else(|| missing_secret(v.kind))?;
+        let admin_secret = v
+            .admin_secret
+            .clone()
+            .ok_or_else(|| missing_secret(v.kind))?;
         if v.probe_email.is_some() && v.probe_password.is_none() {
-            return Err(FieldError::new("probe_user_password", "is required when a probe-user email is given").into());
+            return Err(FieldError::new(
+                "probe_user_password",
+                "is required when a probe-user email is given",
+            )
+            .into());
         }
-        if self.store.hosts().await?.iter().any(|h| h.name.eq_ignore_ascii_case(&v.name)) {
-            return Err(OpError::Conflict(FieldError::new("name", format!("a host named `{}` already exists", v.name))));
+        if self
+            .store
+            .hosts()
+            .await?
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(&v.name))
+        {
+            return Err(OpError::Conflict(FieldError::new(
+                "name",
+                format!("a host named `{}` already exists", v.name),
+            )));
         }
-        preflight(&v.base_url, credential(v.kind, v.admin_email.as_deref(), &admin_secret), v.kind).await?;
+        preflight(
+            &v.base_url,
+            credential(v.kind, v.admin_email.as_deref(), &admin_secret),
+            v.kind,
+        )
+        .await?;
         let uid = random_hex(12);
         let new = NewHost {
             admin_secret_sealed: self.cipher.seal(&admin_secret, &aad_admin(&uid)),
@@ -218,7 +264,10 @@ impl Core {
                 AdminAuthKind::ApiKey => mask(admin_secret.expose()),
                 AdminAuthKind::Password => v.admin_email.clone().unwrap_or_default(),
             },
-            probe_password_sealed: v.probe_password.as_ref().map(|p| self.cipher.seal(p, &aad_probe(&uid))),
+            probe_password_sealed: v
+                .probe_password
+                .as_ref()
+                .map(|p| self.cipher.seal(p, &aad_probe(&uid))),
             uid,
             name: v.name,
             base_url: v.base_url,
@@ -228,7 +277,10 @@ impl Core {
         };
         let row = self.store.insert_host(actor, &new).await.map_err(|e| {
             if e.is_conflict() {
-                OpError::Conflict(FieldError::new("name", format!("a host named `{}` already exists", new.name)))
+                OpError::Conflict(FieldError::new(
+                    "name",
+                    format!("a host named `{}` already exists", new.name),
+                ))
             } else {
                 e.into()
             }
@@ -240,13 +292,20 @@ impl Core {
     /// sign-in kind changes). The connection is checked again when the URL or
     /// the credential changes.
     #[tracing::instrument(skip(self, input), fields(host_id = id))]
-    pub async fn update_host(&self, actor: &str, id: i64, input: &HostInput) -> Result<HostView, OpError> {
+    pub async fn update_host(
+        &self,
+        actor: &str,
+        id: i64,
+        input: &HostInput,
+    ) -> Result<HostView, OpError> {
         let old = self.host_row(id).await?;
         let v = validate(input)?;
         let kind_changed = v.kind != old.auth_kind;
         let admin_secret = match (&v.admin_secret, kind_changed) {
             (Some(s), _) => s.clone(),
-            (None, false) => self.cipher.open(&old.admin_secret_sealed, &aad_admin(&old.uid))?,
+            (None, false) => self
+                .cipher
+                .open(&old.admin_secret_sealed, &aad_admin(&old.uid))?,
             (None, true) => return Err(missing_secret(v.kind).into()),
         };
         let probe_password_sealed = match (&v.probe_email, &v.probe_password) {
@@ -255,7 +314,11 @@ impl Core {
             (Some(_), None) => match &old.probe_password_sealed {
                 Some(s) => Some(s.clone()),
                 None => {
-                    return Err(FieldError::new("probe_user_password", "is required when a probe-user email is given").into())
+                    return Err(FieldError::new(
+                        "probe_user_password",
+                        "is required when a probe-user email is given",
+                    )
+                    .into())
                 }
             },
         };
@@ -264,7 +327,12 @@ impl Core {
             || v.base_url != old.base_url
             || v.admin_email != old.admin_email;
         if credential_changed {
-            preflight(&v.base_url, credential(v.kind, v.admin_email.as_deref(), &admin_secret), v.kind).await?;
+            preflight(
+                &v.base_url,
+                credential(v.kind, v.admin_email.as_deref(), &admin_secret),
+                v.kind,
+            )
+            .await?;
         }
         let new = NewHost {
             admin_secret_sealed: self.cipher.seal(&admin_secret, &aad_admin(&old.uid)),
@@ -286,7 +354,10 @@ impl Core {
             .await
             .map_err(|e| {
                 if e.is_conflict() {
-                    OpError::Conflict(FieldError::new("name", format!("a host named `{}` already exists", new.name)))
+                    OpError::Conflict(FieldError::new(
+                        "name",
+                        format!("a host named `{}` already exists", new.name),
+                    ))
                 } else {
                     e.into()
                 }
@@ -306,8 +377,13 @@ impl Core {
 
     /// A client for a stored host, and its opened probe-user credentials.
     pub fn host_client(&self, row: &HostRow) -> Result<(HostClient, HostSecrets), OpError> {
-        let secret = self.cipher.open(&row.admin_secret_sealed, &aad_admin(&row.uid))?;
-        let client = HostClient::new(&row.base_url, credential(row.auth_kind, row.admin_email.as_deref(), &secret));
+        let secret = self
+            .cipher
+            .open(&row.admin_secret_sealed, &aad_admin(&row.uid))?;
+        let client = HostClient::new(
+            &row.base_url,
+            credential(row.auth_kind, row.admin_email.as_deref(), &secret),
+        );
         let probe_user = match (&row.probe_email, &row.probe_password_sealed) {
             (Some(e), Some(p)) => Some((e.clone(), self.cipher.open(p, &aad_probe(&row.uid))?)),
             _ => None,

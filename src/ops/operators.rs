@@ -5,7 +5,9 @@ use super::{Core, OpError};
 use crate::model::{self, FieldError, Role};
 use crate::secrets::{random_hex, sha256_hex, Secret};
 use crate::store::{now_ms, OperatorRow};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 /// Failed sign-ins counted over this window.
@@ -126,14 +128,23 @@ impl Core {
             .map_err(OpError::from)?;
         if user_failures >= THROTTLE_USER_LIMIT || addr_failures >= THROTTLE_ADDRESS_LIMIT {
             store
-                .audit(username, "session.sign_in", &format!("operator:{username}"), "throttled", addr)
+                .audit(
+                    username,
+                    "session.sign_in",
+                    &format!("operator:{username}"),
+                    "throttled",
+                    addr,
+                )
                 .await
                 .map_err(OpError::from)?;
             return Err(SignInError::Throttled {
                 retry_after_s: (THROTTLE_WINDOW_MS / 1000) as u64,
             });
         }
-        let row = store.operator_by_name(username).await.map_err(OpError::from)?;
+        let row = store
+            .operator_by_name(username)
+            .await
+            .map_err(OpError::from)?;
         let hash = row
             .as_ref()
             .map(|r| r.password_hash.clone())
@@ -141,10 +152,19 @@ impl Core {
         let ok = verify_password(password, hash).await;
         match row {
             Some(r) if ok && !r.disabled => {
-                store.clear_sign_in_failures(&user_scope).await.map_err(OpError::from)?;
+                store
+                    .clear_sign_in_failures(&user_scope)
+                    .await
+                    .map_err(OpError::from)?;
                 store.touch_sign_in(r.id).await.map_err(OpError::from)?;
                 store
-                    .audit(&r.username, "session.sign_in", &format!("operator:{}", r.username), "ok", addr)
+                    .audit(
+                        &r.username,
+                        "session.sign_in",
+                        &format!("operator:{}", r.username),
+                        "ok",
+                        addr,
+                    )
                     .await
                     .map_err(OpError::from)?;
                 Ok(r)
@@ -155,7 +175,13 @@ impl Core {
                     .await
                     .map_err(OpError::from)?;
                 store
-                    .audit(username, "session.sign_in", &format!("operator:{username}"), "denied", addr)
+                    .audit(
+                        username,
+                        "session.sign_in",
+                        &format!("operator:{username}"),
+                        "denied",
+                        addr,
+                    )
                     .await
                     .map_err(OpError::from)?;
                 Err(SignInError::BadCredentials)
@@ -186,7 +212,11 @@ impl Core {
         model::new_password(password.expose())?;
         let token = token.trim();
         if token.is_empty() {
-            return Err(FieldError::new("token", "is required: it was printed in the server log at start").into());
+            return Err(FieldError::new(
+                "token",
+                "is required: it was printed in the server log at start",
+            )
+            .into());
         }
         let hash = hash_password(password).await;
         self.store
@@ -228,9 +258,13 @@ mod tests {
             .unwrap();
         assert!(op.password_hash.starts_with("$argon2id$"));
         assert!(!op.password_hash.contains(pw));
-        assert!(core.sign_in("alice", Secret::new(pw), "1.2.3.4").await.is_ok());
+        assert!(core
+            .sign_in("alice", Secret::new(pw), "1.2.3.4")
+            .await
+            .is_ok());
         assert!(matches!(
-            core.sign_in("alice", Secret::new("wrong password!!"), "1.2.3.4").await,
+            core.sign_in("alice", Secret::new("wrong password!!"), "1.2.3.4")
+                .await,
             Err(SignInError::BadCredentials)
         ));
         assert!(matches!(
@@ -249,7 +283,8 @@ mod tests {
             let _ = core.sign_in("bob", Secret::new("wrong"), "10.0.0.1").await;
         }
         assert!(matches!(
-            core.sign_in("bob", Secret::new("right password 1"), "10.0.0.2").await,
+            core.sign_in("bob", Secret::new("right password 1"), "10.0.0.2")
+                .await,
             Err(SignInError::Throttled { .. })
         ));
     }

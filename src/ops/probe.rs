@@ -11,7 +11,12 @@ use crate::model::{
 };
 use serde_json::Value;
 
-fn finding(code: &str, severity: Severity, message: impl Into<String>, action: impl Into<String>) -> Finding {
+fn finding(
+    code: &str,
+    severity: Severity,
+    message: impl Into<String>,
+    action: impl Into<String>,
+) -> Finding {
     Finding {
         code: code.into(),
         severity,
@@ -32,12 +37,26 @@ fn cap(key: &str, support: Support, evidence: impl Into<String>) -> Capability {
 /// error) means the route is registered; Gin's plain-text 404 means it is not.
 async fn route_capability(client: &HostClient, key: &str, path: &str) -> Capability {
     match client.admin_get(path).await {
-        Ok(_) => cap(key, Support::Yes, format!("GET {} → 200", strip_query(path))),
-        Err(e) if e.is_route_missing() => cap(key, Support::No, format!("GET {} → 404 page not found", strip_query(path))),
-        Err(e) if e.kind == HostErrorKind::Network || e.is_auth() || e.is_compliance() => {
-            cap(key, Support::Unknown, format!("GET {} → {}", strip_query(path), short(&e)))
-        }
-        Err(e) => cap(key, Support::Yes, format!("GET {} → {} (route exists)", strip_query(path), short(&e))),
+        Ok(_) => cap(
+            key,
+            Support::Yes,
+            format!("GET {} → 200", strip_query(path)),
+        ),
+        Err(e) if e.is_route_missing() => cap(
+            key,
+            Support::No,
+            format!("GET {} → 404 page not found", strip_query(path)),
+        ),
+        Err(e) if e.kind == HostErrorKind::Network || e.is_auth() || e.is_compliance() => cap(
+            key,
+            Support::Unknown,
+            format!("GET {} → {}", strip_query(path), short(&e)),
+        ),
+        Err(e) => cap(
+            key,
+            Support::Yes,
+            format!("GET {} → {} (route exists)", strip_query(path), short(&e)),
+        ),
     }
 }
 
@@ -58,10 +77,21 @@ fn version_capability(key: &str, version: Option<HostVersion>, since: HostVersio
     match version {
         Some(v) if v.is_upstream_numbering() => cap(
             key,
-            if v.at_least(since) { Support::Yes } else { Support::No },
-            format!("version {v} {} {since}", if v.at_least(since) { "≥" } else { "<" }),
+            if v.at_least(since) {
+                Support::Yes
+            } else {
+                Support::No
+            },
+            format!(
+                "version {v} {} {since}",
+                if v.at_least(since) { "≥" } else { "<" }
+            ),
         ),
-        Some(v) => cap(key, Support::Unknown, format!("version {v} uses fork numbering; a version rule cannot tell")),
+        Some(v) => cap(
+            key,
+            Support::Unknown,
+            format!("version {v} uses fork numbering; a version rule cannot tell"),
+        ),
         None => cap(key, Support::Unknown, "host version unknown"),
     }
 }
@@ -87,7 +117,10 @@ impl Core {
     }
 
     /// A host's probe history, newest first.
-    pub async fn probe_history(&self, host_id: i64) -> Result<Vec<crate::model::ProbeSummary>, OpError> {
+    pub async fn probe_history(
+        &self,
+        host_id: i64,
+    ) -> Result<Vec<crate::model::ProbeSummary>, OpError> {
         self.host_row(host_id).await?;
         Ok(self.store.probe_history(host_id, 50).await?)
     }
@@ -101,7 +134,9 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
         reachable: false,
         latency_ms: None,
         version: None,
-        admin_auth: AdminAuthState::Unknown { reason: "not checked".into() },
+        admin_auth: AdminAuthState::Unknown {
+            reason: "not checked".into(),
+        },
         compliance: ComplianceState::Unknown,
         backend_mode: None,
         captcha: None,
@@ -144,10 +179,17 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
         }
     };
     let flag = |k: &str| settings.get(k).and_then(Value::as_bool);
-    report.version = settings.get("version").and_then(Value::as_str).map(str::to_string);
+    report.version = settings
+        .get("version")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     report.backend_mode = flag("backend_mode_enabled");
     report.totp = flag("totp_enabled");
-    let captcha_flags = ["turnstile_enabled", "tencent_captcha_enabled", "aliyun_captcha_enabled"];
+    let captcha_flags = [
+        "turnstile_enabled",
+        "tencent_captcha_enabled",
+        "aliyun_captcha_enabled",
+    ];
     report.captcha = if captcha_flags.iter().any(|k| settings.get(*k).is_some()) {
         Some(captcha_flags.iter().any(|k| flag(k) == Some(true)))
     } else {
@@ -169,7 +211,11 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
     match client.admin_get("/api/v1/admin/compliance").await {
         Ok(v) => {
             report.admin_auth = AdminAuthState::Ok;
-            let ver = v.get("version").and_then(Value::as_str).unwrap_or("").to_string();
+            let ver = v
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if v.get("required").and_then(Value::as_bool) == Some(true) {
                 report.compliance = ComplianceState::Required {
                     version: ver.clone(),
@@ -183,11 +229,19 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
                 report.compliance = ComplianceState::Accepted { version: ver };
                 admin_usable = true;
             }
-            capabilities.push(cap("compliance_gate", Support::Yes, "GET /api/v1/admin/compliance → 200"));
+            capabilities.push(cap(
+                "compliance_gate",
+                Support::Yes,
+                "GET /api/v1/admin/compliance → 200",
+            ));
         }
         Err(e) if e.is_route_missing() => {
             report.compliance = ComplianceState::Absent;
-            capabilities.push(cap("compliance_gate", Support::No, "GET /api/v1/admin/compliance → 404 page not found"));
+            capabilities.push(cap(
+                "compliance_gate",
+                Support::No,
+                "GET /api/v1/admin/compliance → 404 page not found",
+            ));
             match client.admin_get("/api/v1/admin/groups?page_size=1").await {
                 Ok(_) => {
                     report.admin_auth = AdminAuthState::Ok;
@@ -199,8 +253,15 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
         Err(e) if e.is_compliance() => {
             // A host whose compliance route is itself gated (some forks).
             report.admin_auth = AdminAuthState::Ok;
-            report.compliance = ComplianceState::Required { version: String::new(), document_url: None };
-            capabilities.push(cap("compliance_gate", Support::Yes, "GET /api/v1/admin/compliance → 423"));
+            report.compliance = ComplianceState::Required {
+                version: String::new(),
+                document_url: None,
+            };
+            capabilities.push(cap(
+                "compliance_gate",
+                Support::Yes,
+                "GET /api/v1/admin/compliance → 423",
+            ));
         }
         Err(e) => report.admin_auth = auth_state(&e),
     }
@@ -239,25 +300,73 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
 
     // 3. Capabilities. Route probes need a usable admin API; version rules do not.
     if admin_usable {
-        capabilities.push(route_capability(client, "channels", "/api/v1/admin/channels?page_size=1").await);
-        capabilities.push(route_capability(client, "cn_platforms", "/api/v1/admin/cn-providers/accounts/0/balance").await);
-        capabilities.push(route_capability(client, "subscriptions", "/api/v1/admin/subscriptions?page_size=1").await);
+        capabilities
+            .push(route_capability(client, "channels", "/api/v1/admin/channels?page_size=1").await);
+        capabilities.push(
+            route_capability(
+                client,
+                "cn_platforms",
+                "/api/v1/admin/cn-providers/accounts/0/balance",
+            )
+            .await,
+        );
+        capabilities.push(
+            route_capability(
+                client,
+                "subscriptions",
+                "/api/v1/admin/subscriptions?page_size=1",
+            )
+            .await,
+        );
         capabilities.push(route_capability(client, "plans", "/api/v1/admin/payment/plans").await);
         capabilities.push(redaction_capability(client, version).await);
         capabilities.push(allowlist_capability(client, version).await);
     } else {
         for key in ["channels", "cn_platforms", "subscriptions", "plans"] {
-            capabilities.push(cap(key, Support::Unknown, "admin API not usable; probe again once it is"));
+            capabilities.push(cap(
+                key,
+                Support::Unknown,
+                "admin API not usable; probe again once it is",
+            ));
         }
-        capabilities.push(version_capability("credential_redaction", version, HostVersion(0, 1, 127)));
-        capabilities.push(version_capability("model_allowlist", version, HostVersion(0, 2, 4)));
+        capabilities.push(version_capability(
+            "credential_redaction",
+            version,
+            HostVersion(0, 1, 127),
+        ));
+        capabilities.push(version_capability(
+            "model_allowlist",
+            version,
+            HostVersion(0, 2, 4),
+        ));
     }
-    capabilities.push(version_capability("idempotency_keys", version, HostVersion(0, 1, 84)));
-    capabilities.push(version_capability("admin_key_binding", version, HostVersion(0, 1, 89)));
-    capabilities.push(version_capability("cn_account_test", version, HostVersion(0, 1, 179)));
-    capabilities.push(version_capability("minimax_platform", version, HostVersion(0, 2, 4)));
+    capabilities.push(version_capability(
+        "idempotency_keys",
+        version,
+        HostVersion(0, 1, 84),
+    ));
+    capabilities.push(version_capability(
+        "admin_key_binding",
+        version,
+        HostVersion(0, 1, 89),
+    ));
+    capabilities.push(version_capability(
+        "cn_account_test",
+        version,
+        HostVersion(0, 1, 179),
+    ));
+    capabilities.push(version_capability(
+        "minimax_platform",
+        version,
+        HostVersion(0, 2, 4),
+    ));
 
-    let support = |k: &str| capabilities.iter().find(|c| c.key == k).map_or(Support::Unknown, |c| c.support);
+    let support = |k: &str| {
+        capabilities
+            .iter()
+            .find(|c| c.key == k)
+            .map_or(Support::Unknown, |c| c.support)
+    };
     if support("channels") == Support::No {
         findings.push(finding(
             "no_channels",
@@ -313,7 +422,11 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
             },
             Err(e) if e.kind == HostErrorKind::Network => ProbeUserState::Unknown,
             Err(e) => ProbeUserState::Failed {
-                code: if e.code.is_empty() { format!("HTTP {}", e.status.unwrap_or(0)) } else { e.code.clone() },
+                code: if e.code.is_empty() {
+                    format!("HTTP {}", e.status.unwrap_or(0))
+                } else {
+                    e.code.clone()
+                },
                 message: e.message.clone(),
             },
         },
@@ -339,11 +452,21 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
 
 async fn redaction_capability(client: &HostClient, version: Option<HostVersion>) -> Capability {
     match client.admin_get("/api/v1/admin/accounts?page_size=1").await {
-        Ok(v) => match v.get("items").and_then(Value::as_array).and_then(|a| a.first()) {
-            Some(acc) if acc.get("credentials_status").is_some() => {
-                cap("credential_redaction", Support::Yes, "account responses carry credentials_status")
-            }
-            Some(_) => cap("credential_redaction", Support::No, "account responses have no credentials_status (keys returned in clear)"),
+        Ok(v) => match v
+            .get("items")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        {
+            Some(acc) if acc.get("credentials_status").is_some() => cap(
+                "credential_redaction",
+                Support::Yes,
+                "account responses carry credentials_status",
+            ),
+            Some(_) => cap(
+                "credential_redaction",
+                Support::No,
+                "account responses have no credentials_status (keys returned in clear)",
+            ),
             None => version_capability("credential_redaction", version, HostVersion(0, 1, 127)),
         },
         Err(_) => version_capability("credential_redaction", version, HostVersion(0, 1, 127)),
@@ -352,13 +475,21 @@ async fn redaction_capability(client: &HostClient, version: Option<HostVersion>)
 
 async fn allowlist_capability(client: &HostClient, version: Option<HostVersion>) -> Capability {
     match client.admin_get("/api/v1/admin/groups?page_size=1").await {
-        Ok(v) => match v.get("items").and_then(Value::as_array).and_then(|a| a.first()) {
-            Some(g) if g.get("model_allowlist").is_some() => {
-                cap("model_allowlist", Support::Yes, "group responses carry model_allowlist")
-            }
-            Some(g) if g.get("models_list_config").is_some() => {
-                cap("model_allowlist", Support::No, "group responses carry models_list_config (pre-v0.2.4 name)")
-            }
+        Ok(v) => match v
+            .get("items")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        {
+            Some(g) if g.get("model_allowlist").is_some() => cap(
+                "model_allowlist",
+                Support::Yes,
+                "group responses carry model_allowlist",
+            ),
+            Some(g) if g.get("models_list_config").is_some() => cap(
+                "model_allowlist",
+                Support::No,
+                "group responses carry models_list_config (pre-v0.2.4 name)",
+            ),
             _ => version_capability("model_allowlist", version, HostVersion(0, 2, 4)),
         },
         Err(_) => version_capability("model_allowlist", version, HostVersion(0, 2, 4)),
@@ -370,14 +501,24 @@ fn auth_state(e: &HostError) -> AdminAuthState {
         AdminAuthState::Needs2fa
     } else if e.is_auth() {
         AdminAuthState::Rejected {
-            code: if e.code.is_empty() { format!("HTTP {}", e.status.unwrap_or(0)) } else { e.code.clone() },
+            code: if e.code.is_empty() {
+                format!("HTTP {}", e.status.unwrap_or(0))
+            } else {
+                e.code.clone()
+            },
         }
     } else {
-        AdminAuthState::Unknown { reason: e.to_string() }
+        AdminAuthState::Unknown {
+            reason: e.to_string(),
+        }
     }
 }
 
-fn finish(mut report: ProbeReport, findings: Vec<Finding>, capabilities: Vec<Capability>) -> ProbeReport {
+fn finish(
+    mut report: ProbeReport,
+    findings: Vec<Finding>,
+    capabilities: Vec<Capability>,
+) -> ProbeReport {
     let worst = findings.iter().map(|f| f.severity).max();
     report.status = match worst {
         Some(Severity::Blocker) => ProbeStatus::Failing,

@@ -142,9 +142,9 @@ impl MasterKey {
                     SecretError::BadMasterKey("expected 64 hex digits or base64 of 32 bytes".into())
                 })?
         };
-        let bytes: [u8; 32] = raw.try_into().map_err(|_| {
-            SecretError::BadMasterKey("the key must be exactly 32 bytes".into())
-        })?;
+        let bytes: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| SecretError::BadMasterKey("the key must be exactly 32 bytes".into()))?;
         Ok(Self::from_bytes(bytes))
     }
 
@@ -218,7 +218,8 @@ impl Cipher {
     /// Opens a value sealed by [`Cipher::seal`] with the same `aad`.
     pub fn open(&self, sealed: &str, aad: &str) -> Result<Secret, SecretError> {
         let mut parts = sealed.splitn(3, ':');
-        let (Some(SEALED_PREFIX), Some(kid), Some(body)) = (parts.next(), parts.next(), parts.next())
+        let (Some(SEALED_PREFIX), Some(kid), Some(body)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(SecretError::Malformed);
         };

@@ -170,12 +170,21 @@ impl Store {
     /// Deletes a host and its probe history; returns whether it existed.
     pub async fn delete_host(&self, actor: &str, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let name: Option<String> = sqlx::query_scalar("DELETE FROM hosts WHERE id = ? RETURNING name")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let name: Option<String> =
+            sqlx::query_scalar("DELETE FROM hosts WHERE id = ? RETURNING name")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(name) = name else { return Ok(false) };
-        audit_in(&mut tx, actor, "host.delete", &format!("host:{name}"), "ok", "").await?;
+        audit_in(
+            &mut tx,
+            actor,
+            "host.delete",
+            &format!("host:{name}"),
+            "ok",
+            "",
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -248,7 +257,11 @@ impl Store {
     }
 
     /// A host's probes, newest first.
-    pub async fn probe_history(&self, host_id: i64, limit: u32) -> Result<Vec<ProbeSummary>, StoreError> {
+    pub async fn probe_history(
+        &self,
+        host_id: i64,
+        limit: u32,
+    ) -> Result<Vec<ProbeSummary>, StoreError> {
         let rows: Vec<SummaryRow> = sqlx::query_as(
             "SELECT id, at_ms, status, version, latency_ms, headline FROM host_probes
              WHERE host_id = ? ORDER BY id DESC LIMIT ?",
@@ -261,7 +274,11 @@ impl Store {
     }
 
     /// One probe with its full report.
-    pub async fn probe(&self, host_id: i64, probe_id: i64) -> Result<Option<ProbeRecord>, StoreError> {
+    pub async fn probe(
+        &self,
+        host_id: i64,
+        probe_id: i64,
+    ) -> Result<Option<ProbeRecord>, StoreError> {
         let r: Option<(i64, i64, i64, String, String)> = sqlx::query_as(
             "SELECT id, host_id, at_ms, actor, report_json FROM host_probes WHERE host_id = ? AND id = ?",
         )

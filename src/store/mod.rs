@@ -85,6 +85,14 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Checks that the database answers (health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The pool, for the session store that shares it.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -165,7 +173,11 @@ impl Store {
     }
 
     /// Failed sign-ins for `scope` since `since_ms`.
-    pub async fn sign_in_failures_since(&self, scope: &str, since_ms: i64) -> Result<i64, StoreError> {
+    pub async fn sign_in_failures_since(
+        &self,
+        scope: &str,
+        since_ms: i64,
+    ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM sign_in_failures WHERE scope = ? AND at_ms >= ?",
         )
@@ -264,9 +276,21 @@ mod tests {
         let scopes = vec!["user:bob".to_string(), "addr:127.0.0.1".to_string()];
         store.record_sign_in_failure(&scopes).await.unwrap();
         store.record_sign_in_failure(&scopes[..1]).await.unwrap();
-        assert_eq!(store.sign_in_failures_since("user:bob", 0).await.unwrap(), 2);
-        assert_eq!(store.sign_in_failures_since("addr:127.0.0.1", 0).await.unwrap(), 1);
+        assert_eq!(
+            store.sign_in_failures_since("user:bob", 0).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .sign_in_failures_since("addr:127.0.0.1", 0)
+                .await
+                .unwrap(),
+            1
+        );
         store.clear_sign_in_failures("user:bob").await.unwrap();
-        assert_eq!(store.sign_in_failures_since("user:bob", 0).await.unwrap(), 0);
+        assert_eq!(
+            store.sign_in_failures_since("user:bob", 0).await.unwrap(),
+            0
+        );
     }
 }

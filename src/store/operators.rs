@@ -53,8 +53,7 @@ fn from_row(r: Row) -> Result<OperatorRow, StoreError> {
     })
 }
 
-const COLS: &str =
-    "id, username, password_hash, role, disabled, created_at_ms, last_sign_in_ms";
+const COLS: &str = "id, username, password_hash, role, disabled, created_at_ms, last_sign_in_ms";
 
 impl Store {
     /// Number of operators (zero means the first admin is still to be made).
@@ -170,7 +169,10 @@ impl Store {
         r.map(from_row).transpose()
     }
 
-    pub async fn operator_by_name(&self, username: &str) -> Result<Option<OperatorRow>, StoreError> {
+    pub async fn operator_by_name(
+        &self,
+        username: &str,
+    ) -> Result<Option<OperatorRow>, StoreError> {
         let r: Option<Row> =
             sqlx::query_as(&format!("SELECT {COLS} FROM operators WHERE username = ?"))
                 .bind(username)
@@ -206,10 +208,11 @@ impl Store {
         disabled: bool,
     ) -> Result<Option<OperatorRow>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let name: Option<String> = sqlx::query_scalar("SELECT username FROM operators WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT username FROM operators WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(name) = name else { return Ok(None) };
         sqlx::query("UPDATE operators SET role = ?, disabled = ? WHERE id = ?")
             .bind(role.as_str())
@@ -250,20 +253,39 @@ mod tests {
     async fn first_admin_needs_an_unused_token_and_an_empty_table() {
         let (store, _d) = test_store().await;
         store.replace_setup_token("h1").await.unwrap();
-        assert!(store.create_first_admin("wrong", "root", "x").await.unwrap().is_none());
-        let admin = store.create_first_admin("h1", "root", "x").await.unwrap().unwrap();
+        assert!(store
+            .create_first_admin("wrong", "root", "x")
+            .await
+            .unwrap()
+            .is_none());
+        let admin = store
+            .create_first_admin("h1", "root", "x")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(admin.role, Role::Admin);
         // The token is spent, and a second first admin is refused even with a new token.
-        assert!(store.create_first_admin("h1", "again", "x").await.unwrap().is_none());
+        assert!(store
+            .create_first_admin("h1", "again", "x")
+            .await
+            .unwrap()
+            .is_none());
         store.replace_setup_token("h2").await.unwrap();
-        assert!(store.create_first_admin("h2", "again", "x").await.unwrap().is_none());
+        assert!(store
+            .create_first_admin("h2", "again", "x")
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(store.operator_count().await.unwrap(), 1);
     }
 
     #[tokio::test]
     async fn duplicate_usernames_conflict_case_insensitively() {
         let (store, _d) = test_store().await;
-        store.create_operator("cli", "Alice", "h", Role::Operator).await.unwrap();
+        store
+            .create_operator("cli", "Alice", "h", Role::Operator)
+            .await
+            .unwrap();
         let e = store
             .create_operator("cli", "alice", "h", Role::Viewer)
             .await
@@ -274,9 +296,18 @@ mod tests {
     #[tokio::test]
     async fn the_last_admin_cannot_be_demoted() {
         let (store, _d) = test_store().await;
-        let a = store.create_operator("cli", "root", "h", Role::Admin).await.unwrap();
-        let e = store.update_operator("root", a.id, Role::Viewer, false).await.unwrap_err();
+        let a = store
+            .create_operator("cli", "root", "h", Role::Admin)
+            .await
+            .unwrap();
+        let e = store
+            .update_operator("root", a.id, Role::Viewer, false)
+            .await
+            .unwrap_err();
         assert!(e.is_conflict());
-        assert_eq!(store.operator_by_id(a.id).await.unwrap().unwrap().role, Role::Admin);
+        assert_eq!(
+            store.operator_by_id(a.id).await.unwrap().unwrap().role,
+            Role::Admin
+        );
     }
 }

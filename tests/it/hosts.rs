@@ -24,15 +24,33 @@ async fn bad_input_names_the_field_and_writes_nothing() {
         ("name", Box::new(|i| i.name = "  ".into())),
         ("name", Box::new(|i| i.name = "x".repeat(101))),
         ("base_url", Box::new(|i| i.base_url = "not a url".into())),
-        ("base_url", Box::new(|i| i.base_url = "ftp://example.com".into())),
+        (
+            "base_url",
+            Box::new(|i| i.base_url = "ftp://example.com".into()),
+        ),
         ("auth_kind", Box::new(|i| i.auth_kind = "magic".into())),
         ("admin_api_key", Box::new(|i| i.admin_api_key = "".into())),
-        ("admin_api_key", Box::new(|i| i.admin_api_key = "k".repeat(5000))),
-        ("admin_api_key", Box::new(|i| i.admin_api_key = format!("admin-{}", "9".repeat(64)))),
-        ("probe_user_email", Box::new(|i| i.probe_user_email = "not-an-email".into())),
-        ("probe_user_password", Box::new(|i| i.probe_user_password = "".into())),
+        (
+            "admin_api_key",
+            Box::new(|i| i.admin_api_key = "k".repeat(5000)),
+        ),
+        (
+            "admin_api_key",
+            Box::new(|i| i.admin_api_key = format!("admin-{}", "9".repeat(64))),
+        ),
+        (
+            "probe_user_email",
+            Box::new(|i| i.probe_user_email = "not-an-email".into()),
+        ),
+        (
+            "probe_user_password",
+            Box::new(|i| i.probe_user_password = "".into()),
+        ),
         // A port nobody listens on: unreachable.
-        ("base_url", Box::new(|i| i.base_url = "http://127.0.0.1:9".into())),
+        (
+            "base_url",
+            Box::new(|i| i.base_url = "http://127.0.0.1:9".into()),
+        ),
     ];
     for (want, mutate) in cases {
         let mut input = ok.clone();
@@ -40,7 +58,11 @@ async fn bad_input_names_the_field_and_writes_nothing() {
         let e = ctx.core.create_host("a", &input).await.unwrap_err();
         assert!(e.is_client_error(), "{e:?}");
         assert_eq!(field(&e), want, "{e}");
-        assert_eq!(host_count(&ctx).await, 0, "nothing written after {want} error");
+        assert_eq!(
+            host_count(&ctx).await,
+            0,
+            "nothing written after {want} error"
+        );
     }
     let (audit, total) = ctx.core.store.audit_page(1, 10).await.unwrap();
     assert_eq!(total, 0, "{audit:?}");
@@ -61,8 +83,15 @@ async fn a_wrong_admin_key_is_refused_with_the_host_code() {
 async fn host_names_are_unique_regardless_of_case() {
     let host = fake(FakeHostConfig::default()).await;
     let ctx = core().await;
-    ctx.core.create_host("a", &input_for(&host, "Prod")).await.unwrap();
-    let e = ctx.core.create_host("a", &input_for(&host, "prod")).await.unwrap_err();
+    ctx.core
+        .create_host("a", &input_for(&host, "Prod"))
+        .await
+        .unwrap();
+    let e = ctx
+        .core
+        .create_host("a", &input_for(&host, "prod"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, OpError::Conflict(ref f) if f.field == "name"));
 }
 
@@ -83,12 +112,21 @@ async fn secrets_are_sealed_at_rest_and_masked_in_views() {
     let rec = ctx.core.probe_host("a", view.id).await.unwrap();
     assert!(!serde_json::to_string(&rec).unwrap().contains(CANARY));
     // Checkpoint the WAL, then read every byte the database wrote.
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(ctx.core.store.pool()).await.unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(ctx.core.store.pool())
+        .await
+        .unwrap();
     for entry in std::fs::read_dir(ctx.dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains(CANARY), "canary admin key found in a database file");
-        assert!(!text.contains("probe-password-1"), "probe password found in a database file");
+        assert!(
+            !text.contains(CANARY),
+            "canary admin key found in a database file"
+        );
+        assert!(
+            !text.contains("probe-password-1"),
+            "probe password found in a database file"
+        );
     }
 }
 
@@ -107,5 +145,8 @@ async fn editing_with_empty_secrets_keeps_the_stored_ones() {
     let r = ctx.core.probe_host("a", v.id).await.unwrap().report;
     assert_eq!(r.probe_user, provisioning_core::model::ProbeUserState::Ok);
     ctx.core.delete_host("a", v.id).await.unwrap();
-    assert!(matches!(ctx.core.delete_host("a", v.id).await, Err(OpError::NotFound(_))));
+    assert!(matches!(
+        ctx.core.delete_host("a", v.id).await,
+        Err(OpError::NotFound(_))
+    ));
 }

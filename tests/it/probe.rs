@@ -1,6 +1,8 @@
 use crate::{core, fake, input_for};
 use fakehost::{FakeHostConfig, Profile};
-use provisioning_core::model::{AdminAuthState, ComplianceState, ProbeStatus, ProbeUserState, Support};
+use provisioning_core::model::{
+    AdminAuthState, ComplianceState, ProbeStatus, ProbeUserState, Support,
+};
 
 fn codes(r: &provisioning_core::model::ProbeReport) -> Vec<String> {
     r.findings.iter().map(|f| f.code.clone()).collect()
@@ -10,7 +12,11 @@ fn codes(r: &provisioning_core::model::ProbeReport) -> Vec<String> {
 async fn a_current_host_probes_ok_with_its_capability_matrix() {
     let host = fake(FakeHostConfig::default()).await;
     let ctx = core().await;
-    let h = ctx.core.create_host("alice", &input_for(&host, "prod")).await.unwrap();
+    let h = ctx
+        .core
+        .create_host("alice", &input_for(&host, "prod"))
+        .await
+        .unwrap();
     let rec = ctx.core.probe_host("alice", h.id).await.unwrap();
     let r = &rec.report;
     assert_eq!(r.status, ProbeStatus::Ok, "{:?}", r.findings);
@@ -37,7 +43,9 @@ async fn a_current_host_probes_ok_with_its_capability_matrix() {
     // History keeps it, and the audit log names the actor.
     assert_eq!(ctx.core.probe_history(h.id).await.unwrap().len(), 1);
     let (audit, _) = ctx.core.store.audit_page(1, 10).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "host.probe" && e.actor == "alice"));
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "host.probe" && e.actor == "alice"));
 }
 
 #[tokio::test]
@@ -49,11 +57,21 @@ async fn the_compliance_gate_is_explained_and_blocks() {
     .await;
     let ctx = core().await;
     // A 423 proves the key was accepted, so registration succeeds.
-    let h = ctx.core.create_host("alice", &input_for(&host, "gated")).await.unwrap();
+    let h = ctx
+        .core
+        .create_host("alice", &input_for(&host, "gated"))
+        .await
+        .unwrap();
     let r = ctx.core.probe_host("alice", h.id).await.unwrap().report;
     assert_eq!(r.status, ProbeStatus::Failing);
-    assert!(matches!(r.compliance, ComplianceState::Required { ref version, .. } if version == "v2026.06.10"));
-    let f = r.findings.iter().find(|f| f.code == "compliance_required").unwrap();
+    assert!(
+        matches!(r.compliance, ComplianceState::Required { ref version, .. } if version == "v2026.06.10")
+    );
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "compliance_required")
+        .unwrap();
     assert!(f.message.contains("423"));
     assert!(f.action.contains("accept"), "{}", f.action);
     assert_eq!(r.capability("channels"), Support::Unknown);
@@ -71,7 +89,11 @@ async fn a_host_before_channels_and_cn_platforms_is_detected_by_route_probes() {
     })
     .await;
     let ctx = core().await;
-    let h = ctx.core.create_host("a", &input_for(&host, "old")).await.unwrap();
+    let h = ctx
+        .core
+        .create_host("a", &input_for(&host, "old"))
+        .await
+        .unwrap();
     let r = ctx.core.probe_host("a", h.id).await.unwrap().report;
     assert_eq!(r.compliance, ComplianceState::Absent);
     assert_eq!(r.capability("compliance_gate"), Support::No);
@@ -90,7 +112,11 @@ async fn a_newer_host_reports_minimax_and_the_allowlist() {
     })
     .await;
     let ctx = core().await;
-    let h = ctx.core.create_host("a", &input_for(&host, "new")).await.unwrap();
+    let h = ctx
+        .core
+        .create_host("a", &input_for(&host, "new"))
+        .await
+        .unwrap();
     let r = ctx.core.probe_host("a", h.id).await.unwrap().report;
     assert_eq!(r.capability("minimax_platform"), Support::Yes);
     assert_eq!(r.capability("model_allowlist"), Support::Yes);
@@ -128,10 +154,16 @@ async fn backend_mode_blocks_the_probe_user_and_says_so() {
     })
     .await;
     let ctx = core().await;
-    let h = ctx.core.create_host("a", &input_for(&host, "b")).await.unwrap();
+    let h = ctx
+        .core
+        .create_host("a", &input_for(&host, "b"))
+        .await
+        .unwrap();
     let r = ctx.core.probe_host("a", h.id).await.unwrap().report;
     assert_eq!(r.backend_mode, Some(true));
-    assert!(matches!(r.probe_user, ProbeUserState::Blocked { ref reason } if reason.contains("backend mode")));
+    assert!(
+        matches!(r.probe_user, ProbeUserState::Blocked { ref reason } if reason.contains("backend mode"))
+    );
     assert_eq!(r.status, ProbeStatus::Warning);
 }
 
@@ -143,7 +175,9 @@ async fn a_wrong_probe_user_password_is_a_warning_with_the_host_code() {
     input.probe_user_password = "wrong-password".into();
     let h = ctx.core.create_host("a", &input).await.unwrap();
     let r = ctx.core.probe_host("a", h.id).await.unwrap().report;
-    assert!(matches!(r.probe_user, ProbeUserState::Failed { ref code, .. } if code == "INVALID_CREDENTIALS"));
+    assert!(
+        matches!(r.probe_user, ProbeUserState::Failed { ref code, .. } if code == "INVALID_CREDENTIALS")
+    );
 }
 
 #[tokio::test]
@@ -166,11 +200,24 @@ async fn admin_email_and_password_work_through_a_jwt() {
 async fn a_regenerated_admin_key_is_reported_as_rejected_with_the_next_action() {
     let host = fake(FakeHostConfig::default()).await;
     let ctx = core().await;
-    let h = ctx.core.create_host("a", &input_for(&host, "h")).await.unwrap();
+    let h = ctx
+        .core
+        .create_host("a", &input_for(&host, "h"))
+        .await
+        .unwrap();
     host.regenerate_admin_key(&format!("admin-{}", "e".repeat(64)));
     let r = ctx.core.probe_host("a", h.id).await.unwrap().report;
-    assert_eq!(r.admin_auth, AdminAuthState::Rejected { code: "INVALID_ADMIN_KEY".into() });
+    assert_eq!(
+        r.admin_auth,
+        AdminAuthState::Rejected {
+            code: "INVALID_ADMIN_KEY".into()
+        }
+    );
     assert_eq!(r.status, ProbeStatus::Failing);
-    let f = r.findings.iter().find(|f| f.code == "admin_auth_rejected").unwrap();
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "admin_auth_rejected")
+        .unwrap();
     assert!(f.action.contains("admin API key"), "{}", f.action);
 }

@@ -1,0 +1,146 @@
+//! Server functions that feed the pages. They only read: every change goes
+//! through a form POST (see `server::forms`), so pages work without
+//! JavaScript. Each checks the session's role before calling the core.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use provisioning_core::model::{AuditPage, HostView, OperatorView, ProbeRecord, ProbeSummary};
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure a server function had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Not signed in (or the session expired).
+    Unauthorized,
+    /// Signed in, but the role does not allow it.
+    Forbidden,
+    NotFound,
+    Invalid,
+    /// Something failed on the server; details are in its log only.
+    Internal,
+}
+
+/// The one error type that crosses the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        AppError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::new(ErrorKind::Internal, value.to_string())
+    }
+}
+
+/// The overview page's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverviewData {
+    pub hosts: Vec<HostView>,
+    pub recent: Vec<provisioning_core::model::AuditEntry>,
+}
+
+/// The host detail page's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostDetailData {
+    pub host: HostView,
+    pub latest: Option<ProbeRecord>,
+    pub history: Vec<ProbeSummary>,
+}
+
+#[server]
+pub async fn overview() -> Result<OverviewData, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let hosts = state
+        .core
+        .list_hosts()
+        .await
+        .map_err(crate::server::op_error)?;
+    let (recent, _) = state
+        .core
+        .store
+        .audit_page(1, 8)
+        .await
+        .map_err(|e| crate::server::op_error(e.into()))?;
+    Ok(OverviewData { hosts, recent })
+}
+
+#[server]
+pub async fn list_hosts() -> Result<Vec<HostView>, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .list_hosts()
+        .await
+        .map_err(crate::server::op_error)
+}
+
+#[server]
+pub async fn host_detail(id: i64) -> Result<HostDetailData, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let core = &state.core;
+    let host = core.host_view(id).await.map_err(crate::server::op_error)?;
+    let latest = core
+        .latest_probe(id)
+        .await
+        .map_err(crate::server::op_error)?;
+    let history = core
+        .probe_history(id)
+        .await
+        .map_err(crate::server::op_error)?;
+    Ok(HostDetailData {
+        host,
+        latest,
+        history,
+    })
+}
+
+#[server]
+pub async fn list_operators() -> Result<Vec<OperatorView>, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Admin).await?;
+    let rows = state
+        .core
+        .store
+        .list_operators()
+        .await
+        .map_err(|e| crate::server::op_error(e.into()))?;
+    Ok(rows.iter().map(|r| r.view()).collect())
+}
+
+#[server]
+pub async fn audit_log(page: u32) -> Result<AuditPage, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let page = page.max(1);
+    let per_page = 50;
+    let (entries, total) = state
+        .core
+        .store
+        .audit_page(page, per_page)
+        .await
+        .map_err(|e| crate::server::op_error(e.into()))?;
+    Ok(AuditPage {
+        entries,
+        page,
+        pages: ((total as u32).div_ceil(per_page)).max(1),
+        total,
+    })
+}

@@ -1,0 +1,81 @@
+//! What every page knows about the request: who is signed in, the language,
+//! the CSRF token for forms, and a one-shot message (flash) from the last
+//! form submission. The server computes it once per request and embeds it in
+//! the page head as JSON; the browser reads it back before hydrating, so
+//! both render the same markup.
+
+use crate::i18n::Lang;
+use provisioning_core::model::{OperatorView, Role};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A message from the last form submission, and the (non-secret) values the
+/// person typed, to fill the form again after an error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Flash {
+    pub ok: bool,
+    pub message: String,
+    /// The field the error is about, when it is about one.
+    pub field: Option<String>,
+    pub values: BTreeMap<String, String>,
+}
+
+/// Per-request context of a page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageCtx {
+    pub operator: Option<OperatorView>,
+    pub lang: Lang,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    pub product_version: String,
+}
+
+impl PageCtx {
+    /// Whether the signed-in operator has at least `role`.
+    pub fn can(&self, role: Role) -> bool {
+        self.operator
+            .as_ref()
+            .is_some_and(|o| !o.disabled && o.role.allows(role))
+    }
+
+    /// A value to refill a form field with after an error.
+    pub fn value(&self, name: &str) -> String {
+        self.flash
+            .as_ref()
+            .and_then(|f| f.values.get(name).cloned())
+            .unwrap_or_default()
+    }
+
+    /// The error message about `field`, if the last submission had one.
+    pub fn field_error(&self, field: &str) -> Option<String> {
+        self.flash
+            .as_ref()
+            .filter(|f| !f.ok && f.field.as_deref() == Some(field))
+            .map(|f| f.message.clone())
+    }
+
+    /// JSON safe to put inside `<script>`: `<`, `>` and `&` escaped.
+    pub fn to_script_json(&self) -> String {
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| "{}".into())
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+    }
+
+    /// Reads the context the server embedded (`#page-ctx`).
+    #[cfg(feature = "hydrate")]
+    pub fn from_document() -> PageCtx {
+        leptos::prelude::document()
+            .get_element_by_id("page-ctx")
+            .and_then(|e| e.text_content())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// The page context in a component (server: provided by the shell; browser:
+/// by the hydrate entry).
+pub fn page_ctx() -> PageCtx {
+    leptos::prelude::use_context::<PageCtx>().unwrap_or_default()
+}

@@ -1,0 +1,53 @@
+//! The command line: `serve` (default), `migrate`, `user create`, `demo`,
+//! and `fake-host` (a fake Sub2API host for end-to-end tests).
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "dashboard", version, about = "Sub2API CN Relay Manager")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the dashboard (the default).
+    Serve,
+    /// Create or upgrade the database, then exit.
+    Migrate,
+    /// Manage operators.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Serve the dashboard with a fake Sub2API host and a fake DeepSeek-like
+    /// upstream on loopback, already registered, to click through.
+    Demo,
+    /// Run a fake Sub2API host (for end-to-end tests). Prints its URL and
+    /// admin key as JSON on one line.
+    #[command(hide = true)]
+    FakeHost {
+        /// 0.1.100, 0.1.179 or 0.2.4.
+        #[arg(long, default_value = "0.1.179")]
+        profile: String,
+        /// Start with the compliance text not yet accepted (HTTP 423).
+        #[arg(long)]
+        compliance_required: bool,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an operator. The password is read from standard input (one
+    /// line) or from DASHBOARD_NEW_PASSWORD, never from the command line.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+}

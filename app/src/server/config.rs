@@ -1,0 +1,110 @@
+//! Configuration: one typed struct from `DASHBOARD_*` environment variables,
+//! checked at start with a clear message.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Whether cookies get the `Secure` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureCookies {
+    /// Secure unless the server listens on loopback without an https public URL.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: PathBuf,
+    pub master_key_file: PathBuf,
+    /// The key itself, when given in the environment (never logged).
+    pub master_key_env: Option<String>,
+    /// Where the built front end (`pkg/`) and public assets are.
+    pub site_root: String,
+    pub public_url: Option<String>,
+    pub secure_cookies: SecureCookies,
+    pub trust_proxy: bool,
+    pub session_idle_minutes: i64,
+    pub log_json: bool,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    /// Reads the environment. Errors name the variable and what it expects.
+    pub fn from_env() -> Result<Config, String> {
+        let addr = var("DASHBOARD_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
+        let addr: SocketAddr = addr.parse().map_err(|_| {
+            format!("DASHBOARD_ADDR=`{addr}` is not an address like 127.0.0.1:3000")
+        })?;
+        let data_dir = PathBuf::from(var("DASHBOARD_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database = var("DASHBOARD_DATABASE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("dashboard.db"));
+        let master_key_file = var("DASHBOARD_MASTER_KEY_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("master.key"));
+        let secure_cookies = match var("DASHBOARD_SECURE_COOKIES").as_deref().unwrap_or("auto") {
+            "auto" => SecureCookies::Auto,
+            "true" | "1" | "yes" => SecureCookies::Always,
+            "false" | "0" | "no" => SecureCookies::Never,
+            other => {
+                return Err(format!(
+                    "DASHBOARD_SECURE_COOKIES=`{other}`: expected auto, true or false"
+                ))
+            }
+        };
+        let session_idle_minutes = match var("DASHBOARD_SESSION_IDLE_MINUTES") {
+            None => 480,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|m| (5..=43_200).contains(m))
+                .ok_or_else(|| format!("DASHBOARD_SESSION_IDLE_MINUTES=`{v}`: expected minutes between 5 and 43200"))?,
+        };
+        let public_url = var("DASHBOARD_PUBLIC_URL");
+        if let Some(u) = &public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(format!(
+                    "DASHBOARD_PUBLIC_URL=`{u}`: expected an http(s) URL"
+                ));
+            }
+        }
+        Ok(Config {
+            addr,
+            data_dir,
+            database,
+            master_key_file,
+            master_key_env: var("DASHBOARD_MASTER_KEY"),
+            site_root: var("DASHBOARD_SITE_ROOT")
+                .or_else(|| var("LEPTOS_SITE_ROOT"))
+                .unwrap_or_else(|| "target/site".into()),
+            public_url,
+            secure_cookies,
+            trust_proxy: matches!(
+                var("DASHBOARD_TRUST_PROXY").as_deref(),
+                Some("true" | "1" | "yes")
+            ),
+            session_idle_minutes,
+            log_json: matches!(var("DASHBOARD_LOG_FORMAT").as_deref(), Some("json")),
+        })
+    }
+
+    /// Whether session cookies are marked `Secure`.
+    pub fn cookies_secure(&self) -> bool {
+        match self.secure_cookies {
+            SecureCookies::Always => true,
+            SecureCookies::Never => false,
+            SecureCookies::Auto => {
+                self.public_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://"))
+                    || !self.addr.ip().is_loopback()
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Demo mode: a fake Sub2API host (v0.1.179) and a fake DeepSeek-like
+//! upstream on loopback, the host registered and probed, so a newcomer can
+//! click through without a real Sub2API.
+
+use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBehaviour};
+use provisioning_core::model::HostInput;
+use provisioning_core::ops::Core;
+
+/// The running fakes; dropping them stops them.
+pub struct Demo {
+    pub host: FakeHost,
+    pub upstream: FakeUpstream,
+}
+
+/// Starts the fakes and registers the host (once per database).
+pub async fn start(core: &Core) -> anyhow::Result<Demo> {
+    let upstream = FakeUpstream::start(
+        ProviderStyle::DeepSeek,
+        &["deepseek-flash", "deepseek-v4-pro"],
+    )
+    .await;
+    upstream.add_key("sk-demo-healthy-0000000000000001", UpstreamBehaviour::Ok);
+    upstream.add_key(
+        "sk-demo-exhausted-00000000000002",
+        UpstreamBehaviour::QuotaExhausted,
+    );
+    let host = FakeHost::start(FakeHostConfig::default()).await;
+    let hosts = core.list_hosts().await?;
+    // The fake's port changes at every start: point the demo host at it.
+    let input = HostInput {
+        name: "demo-host".into(),
+        base_url: host.url(),
+        auth_kind: "api_key".into(),
+        admin_api_key: host.admin_api_key().into(),
+        probe_user_email: "probe@example.com".into(),
+        probe_user_password: "probe-password-1".into(),
+        ..Default::default()
+    };
+    let id = match hosts.iter().find(|h| h.name == "demo-host") {
+        Some(h) => core.update_host("demo", h.id, &input).await?.id,
+        None => core.create_host("demo", &input).await?.id,
+    };
+    core.probe_host("demo", id).await?;
+    tracing::info!(host = %host.url(), upstream = %upstream.url(), "demo: fake Sub2API host and DeepSeek-like upstream are running");
+    Ok(Demo { host, upstream })
+}

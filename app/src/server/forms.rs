@@ -1,0 +1,598 @@
+//! Form handlers: every change an operator makes arrives here as a plain
+//! form POST to the page's own URL. Each handler checks the CSRF token and
+//! the role, calls one core operation, and answers a success with a 303 to
+//! the next page (its message in the session) and a failure by rendering the
+//! same page with the message, the typed values (never secrets) and a 4xx.
+
+use super::auth::{self, OPERATOR_ID};
+use super::router::shell;
+use super::state::AppState;
+use crate::page::{Flash, PageCtx};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, request::Parts, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use leptos::prelude::provide_context;
+use provisioning_core::model::{FieldError, HostInput, ProbeStatus, Role};
+use provisioning_core::ops::{OpError, SignInError};
+use provisioning_core::secrets::{random_hex, Secret};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use tower_sessions::Session;
+
+type FormMap = HashMap<String, String>;
+
+/// Fields never echoed back into a page.
+const SECRET_FIELDS: &[&str] = &[
+    "_csrf",
+    "password",
+    "token",
+    "admin_api_key",
+    "admin_password",
+    "probe_user_password",
+];
+
+fn get<'a>(f: &'a FormMap, k: &str) -> &'a str {
+    f.get(k).map(String::as_str).unwrap_or("")
+}
+
+fn page_ctx(parts: &Parts) -> PageCtx {
+    parts
+        .extensions
+        .get::<PageCtx>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A failed submission: what to show and with which status.
+struct Failure {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn field(status: StatusCode, f: FieldError) -> Self {
+        Failure {
+            status,
+            message: f.to_string(),
+            field: Some(f.field),
+        }
+    }
+}
+
+impl From<OpError> for Failure {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Invalid(f) => Failure::field(StatusCode::BAD_REQUEST, f),
+            OpError::Conflict(f) => Failure::field(StatusCode::CONFLICT, f),
+            OpError::NotFound(what) => {
+                Failure::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+            }
+            other => {
+                tracing::error!(error = %other, "internal error in a form handler");
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something failed on the server; its log has the details. Nothing was changed.",
+                )
+            }
+        }
+    }
+}
+
+/// Renders the page at `path` with the failure shown and the form refilled.
+async fn render_failure(
+    state: &AppState,
+    parts: &Parts,
+    path: &str,
+    form: &FormMap,
+    f: Failure,
+) -> Response {
+    let mut ctx = page_ctx(parts);
+    let values: BTreeMap<String, String> = form
+        .iter()
+        .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.chars().take(1000).collect()))
+        .collect();
+    ctx.flash = Some(Flash {
+        ok: false,
+        message: f.message,
+        field: f.field,
+        values,
+    });
+    let mut req = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .body(Body::empty())
+        .expect("static request");
+    *req.headers_mut() = parts.headers.clone();
+    req.headers_mut().remove(header::CONTENT_TYPE);
+    req.headers_mut().remove(header::CONTENT_LENGTH);
+    *req.extensions_mut() = parts.extensions.clone();
+    req.extensions_mut().insert(ctx);
+    let st = state.clone();
+    let opts = state.leptos_options.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        move || provide_context(st.clone()),
+        move || shell(opts.clone()),
+    );
+    let mut resp = render(req).await;
+    *resp.status_mut() = f.status;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn done(session: &Session, to: &str, message: String, ok: bool) -> Response {
+    auth::set_flash(
+        session,
+        Flash {
+            ok,
+            message,
+            ..Default::default()
+        },
+    )
+    .await;
+    Redirect::to(to).into_response()
+}
+
+fn csrf_ok(ctx: &PageCtx, form: &FormMap) -> Result<(), Failure> {
+    if !ctx.csrf.is_empty() && get(form, "_csrf") == ctx.csrf {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "This form has expired (its security token does not match). Reload the page and try again.",
+        ))
+    }
+}
+
+/// Checks the role; a refusal is audited.
+async fn allowed(
+    state: &AppState,
+    ctx: &PageCtx,
+    needed: Role,
+    action: &str,
+    target: &str,
+) -> Result<String, Failure> {
+    let Some(op) = &ctx.operator else {
+        return Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "You are signed out; sign in again.",
+        ));
+    };
+    if op.role.allows(needed) {
+        return Ok(op.username.clone());
+    }
+    let _ = state
+        .core
+        .store
+        .audit(
+            &op.username,
+            action,
+            target,
+            "denied",
+            &format!("role {} lacks {needed}", op.role),
+        )
+        .await;
+    Err(Failure::new(
+        StatusCode::FORBIDDEN,
+        format!("Your role ({}) cannot do this: it needs {needed}.", op.role),
+    ))
+}
+
+fn client_addr(state: &AppState, parts: &Parts) -> String {
+    if state.config.trust_proxy {
+        if let Some(v) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(first) = v.split(',').next() {
+                return first.trim().to_string();
+            }
+        }
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Starts a fresh session for a signed-in operator: new id (no fixation),
+/// new CSRF token.
+async fn start_session(session: &Session, operator_id: i64) -> Result<(), Failure> {
+    let fail = |e: tower_sessions::session::Error| {
+        tracing::error!(error = %e, "session write failed");
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Could not start the session; try again.",
+        )
+    };
+    session.cycle_id().await.map_err(fail)?;
+    session
+        .insert(OPERATOR_ID, operator_id)
+        .await
+        .map_err(fail)?;
+    session
+        .insert(auth::CSRF, random_hex(16))
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let addr = client_addr(&state, &parts);
+        let op = state
+            .core
+            .sign_in(get(&form, "username"), Secret::new(get(&form, "password")), &addr)
+            .await
+            .map_err(|e| match e {
+                SignInError::BadCredentials => Failure::new(StatusCode::UNAUTHORIZED, "Wrong username or password."),
+                SignInError::Throttled { retry_after_s } => Failure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many failed sign-ins for this account or address. Try again in {} minutes.",
+                        retry_after_s.div_ceil(60)
+                    ),
+                ),
+                SignInError::Op(e) => e.into(),
+            })?;
+        start_session(&session, op.id).await?;
+        Ok::<_, Failure>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(f) => render_failure(&state, &parts, "/login", &form, f).await,
+    }
+}
+
+pub async fn setup(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let op = state
+            .core
+            .complete_setup(
+                get(&form, "token"),
+                get(&form, "username"),
+                Secret::new(get(&form, "password")),
+            )
+            .await?;
+        start_session(&session, op.id).await?;
+        Ok::<_, Failure>(op.username)
+    }
+    .await;
+    match result {
+        Ok(name) => {
+            done(
+                &session,
+                "/",
+                format!("Welcome, {name}. Next: add a Sub2API host."),
+                true,
+            )
+            .await
+        }
+        Err(f) => render_failure(&state, &parts, "/setup", &form, f).await,
+    }
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    if csrf_ok(&ctx, &form).is_err() {
+        return Redirect::to("/").into_response();
+    }
+    if let Some(op) = &ctx.operator {
+        let _ = state
+            .core
+            .store
+            .audit(
+                &op.username,
+                "session.sign_out",
+                &format!("operator:{}", op.username),
+                "ok",
+                "",
+            )
+            .await;
+    }
+    let _ = session.flush().await;
+    Redirect::to("/login").into_response()
+}
+
+fn host_input(form: &FormMap) -> HostInput {
+    HostInput {
+        name: get(form, "name").into(),
+        base_url: get(form, "base_url").into(),
+        auth_kind: get(form, "auth_kind").into(),
+        admin_api_key: get(form, "admin_api_key").into(),
+        admin_email: get(form, "admin_email").into(),
+        admin_password: get(form, "admin_password").into(),
+        probe_user_email: get(form, "probe_user_email").into(),
+        probe_user_password: get(form, "probe_user_password").into(),
+    }
+}
+
+fn probe_message(status: ProbeStatus, headline: &str) -> (String, bool) {
+    match status {
+        ProbeStatus::Ok => (format!("Probe finished: {headline}."), true),
+        ProbeStatus::Warning => (format!("Probe finished with warnings: {headline}."), true),
+        ProbeStatus::Failing => (format!("Probe found a blocker: {headline}."), false),
+    }
+}
+
+pub async fn create_host(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let actor = allowed(&state, &ctx, Role::Operator, "host.create", "host:new").await?;
+        let view = state.core.create_host(&actor, &host_input(&form)).await?;
+        // A first probe right away, so the capability matrix is there.
+        let rec = state.core.probe_host(&actor, view.id).await?;
+        Ok::<_, Failure>((view, rec))
+    }
+    .await;
+    match result {
+        Ok((view, rec)) => {
+            let (msg, ok) = probe_message(rec.report.status, &rec.report.headline());
+            done(
+                &session,
+                &format!("/hosts/{}", view.id),
+                format!("Host {} added. {msg}", view.name),
+                ok,
+            )
+            .await
+        }
+        Err(f) => render_failure(&state, &parts, "/hosts/new", &form, f).await,
+    }
+}
+
+pub async fn host_action(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let path = format!("/hosts/{id}");
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        match get(&form, "action") {
+            "probe" => {
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Operator,
+                    "host.probe",
+                    &format!("host:{id}"),
+                )
+                .await?;
+                let rec = state.core.probe_host(&actor, id).await?;
+                Ok(probe_message(rec.report.status, &rec.report.headline()))
+            }
+            other => Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new("action", format!("unknown action `{other}`")),
+            )),
+        }
+    }
+    .await;
+    match result {
+        Ok((msg, ok)) => done(&session, &path, msg, ok).await,
+        Err(f) => render_failure(&state, &parts, &path, &form, f).await,
+    }
+}
+
+pub async fn edit_host(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let actor = allowed(
+            &state,
+            &ctx,
+            Role::Operator,
+            "host.update",
+            &format!("host:{id}"),
+        )
+        .await?;
+        Ok::<_, Failure>(
+            state
+                .core
+                .update_host(&actor, id, &host_input(&form))
+                .await?,
+        )
+    }
+    .await;
+    match result {
+        Ok(v) => {
+            done(
+                &session,
+                &format!("/hosts/{id}"),
+                format!("Host {} saved.", v.name),
+                true,
+            )
+            .await
+        }
+        Err(f) => render_failure(&state, &parts, &format!("/hosts/{id}/edit"), &form, f).await,
+    }
+}
+
+pub async fn delete_host(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let actor = allowed(
+            &state,
+            &ctx,
+            Role::Admin,
+            "host.delete",
+            &format!("host:{id}"),
+        )
+        .await?;
+        let host = state.core.host_view(id).await?;
+        if get(&form, "confirm").trim() != host.name {
+            return Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new(
+                    "confirm",
+                    format!("must be the host name `{}` exactly", host.name),
+                ),
+            ));
+        }
+        state.core.delete_host(&actor, id).await?;
+        Ok::<_, Failure>(host.name)
+    }
+    .await;
+    match result {
+        Ok(name) => done(&session, "/hosts", format!("Host {name} removed."), true).await,
+        Err(f) => render_failure(&state, &parts, &format!("/hosts/{id}/delete"), &form, f).await,
+    }
+}
+
+pub async fn operators(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        match get(&form, "action") {
+            "create" => {
+                let actor =
+                    allowed(&state, &ctx, Role::Admin, "operator.create", "operator:new").await?;
+                let role = Role::parse(get(&form, "role"))
+                    .map_err(|f| Failure::field(StatusCode::BAD_REQUEST, f))?;
+                let op = state
+                    .core
+                    .create_operator(
+                        &actor,
+                        get(&form, "username"),
+                        Secret::new(get(&form, "password")),
+                        role,
+                    )
+                    .await?;
+                Ok::<_, Failure>(format!("Operator {} added as {role}.", op.username))
+            }
+            "update" => {
+                let actor =
+                    allowed(&state, &ctx, Role::Admin, "operator.update", "operator").await?;
+                let id: i64 = get(&form, "id").parse().map_err(|_| {
+                    Failure::field(
+                        StatusCode::BAD_REQUEST,
+                        FieldError::new("id", "is not a number"),
+                    )
+                })?;
+                let role = Role::parse(get(&form, "role"))
+                    .map_err(|f| Failure::field(StatusCode::BAD_REQUEST, f))?;
+                let disabled = get(&form, "disabled") == "1";
+                match state
+                    .core
+                    .store
+                    .update_operator(&actor, id, role, disabled)
+                    .await
+                {
+                    Ok(Some(op)) => Ok(format!(
+                        "Operator {} is now {role}{}.",
+                        op.username,
+                        if disabled { ", disabled" } else { "" }
+                    )),
+                    Ok(None) => Err(Failure::new(StatusCode::NOT_FOUND, "operator not found")),
+                    Err(e) if e.is_conflict() => Err(Failure::new(
+                        StatusCode::CONFLICT,
+                        "The last enabled admin cannot be demoted or disabled.",
+                    )),
+                    Err(e) => Err(OpError::from(e).into()),
+                }
+            }
+            other => Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new("action", format!("unknown action `{other}`")),
+            )),
+        }
+    }
+    .await;
+    match result {
+        Ok(msg) => done(&session, "/operators", msg, true).await,
+        Err(f) => render_failure(&state, &parts, "/operators", &form, f).await,
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct LangQuery {
+    to: String,
+}
+
+/// `GET /lang?to=zh`: remembers the language in a cookie and goes back.
+pub async fn set_lang(Query(q): Query<LangQuery>, parts: Parts) -> Response {
+    let lang = crate::i18n::Lang::parse(&q.to).unwrap_or_default();
+    let back = parts
+        .headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| {
+            // Only go back to a path on this site.
+            let after_scheme = r.split_once("://").map(|(_, rest)| rest).unwrap_or(r);
+            after_scheme
+                .find('/')
+                .map(|i| after_scheme[i..].to_string())
+        })
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    let mut resp = Redirect::to(&back).into_response();
+    let cookie = format!(
+        "lang={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        lang.code()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}

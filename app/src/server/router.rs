@@ -1,0 +1,125 @@
+//! The router: pages (Leptos SSR), their form handlers, server functions,
+//! static files, health; with sessions, tracing, compression and security
+//! headers. Tests build it with [`build_router`] and serve it on port 0.
+
+use super::auth;
+use super::forms;
+use super::state::AppState;
+use crate::page::PageCtx;
+use crate::ui::App;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_meta::MetaTags;
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// The HTML document around the app. The page context is embedded as JSON
+/// for the hydrate entry to read back.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let ctx = use_context::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<PageCtx>().cloned())
+        .unwrap_or_else(|| PageCtx {
+            product_version: provisioning_core::PRODUCT_VERSION.to_string(),
+            ..Default::default()
+        });
+    provide_context(ctx.clone());
+    let json = ctx.to_script_json();
+    view! {
+        <!DOCTYPE html>
+        <html lang=ctx.lang.code()>
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <script type="application/json" id="page-ctx" inner_html=json></script>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.core.store.ping().await {
+        Ok(_) => {
+            Json(serde_json::json!({"status": "ok", "version": provisioning_core::PRODUCT_VERSION}))
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "error", "database": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Builds the full router. `session_store` must have been migrated.
+pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
+    let routes = generate_route_list(App);
+    let ctx_state = state.clone();
+    let ctx = move || provide_context(ctx_state.clone());
+    let shell_opts = state.leptos_options.clone();
+    let fallback_state = state.clone();
+    let sessions = SessionManagerLayer::new(session_store)
+        .with_name("relay_session")
+        .with_secure(state.config.cookies_secure())
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            state.config.session_idle_minutes,
+        )));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/lang", get(forms::set_lang))
+        .route("/login", post(forms::sign_in))
+        .route("/setup", post(forms::setup))
+        .route("/logout", post(forms::sign_out))
+        .route("/hosts/new", post(forms::create_host))
+        .route("/hosts/{id}", post(forms::host_action))
+        .route("/hosts/{id}/edit", post(forms::edit_host))
+        .route("/hosts/{id}/delete", post(forms::delete_host))
+        .route("/operators", post(forms::operators))
+        .leptos_routes_with_context(&state, routes, ctx, move || shell(shell_opts.clone()))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
+            move || provide_context(fallback_state.clone()), shell
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::page_ctx_layer,
+        ))
+        .layer(sessions)
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

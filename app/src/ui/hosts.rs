@@ -1,0 +1,434 @@
+//! Hosts: the list, the add and edit forms, the detail page with the probe,
+//! its findings and capability matrix, the history, and removal with a
+//! confirmation page.
+
+use super::widgets::*;
+use crate::api::{host_detail, list_hosts, HostDetailData};
+use crate::i18n::Lang;
+use crate::page::page_ctx;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use provisioning_core::model::{
+    AdminAuthKind, AdminAuthState, ComplianceState, HostView, ProbeRecord, ProbeUserState, Role,
+    Severity,
+};
+
+fn host_id() -> impl Fn() -> i64 + Clone + Send + Sync + 'static {
+    let params = use_params_map();
+    move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+#[component]
+pub fn HostsPage() -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let can_add = ctx.can(Role::Operator);
+    let hosts = Resource::new(|| (), |_| list_hosts());
+    view! {
+        <Layout>
+            <div class="title-row">
+                <h1>{l.t("Hosts", "主机")}</h1>
+                {can_add.then(|| view! { <a class="button primary" href="/hosts/new">{l.t("Add a host", "添加主机")}</a> })}
+            </div>
+            <Suspense fallback=move || loading(l)>
+                {move || Suspend::new(async move {
+                    match hosts.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(list) if list.is_empty() => view! {
+                            <div class="empty">
+                                <p>{l.t("No host registered yet.", "还没有登记任何主机。")}</p>
+                                <p class="muted">{l.t("A host is one Sub2API installation: its base URL and an admin API key (or admin email and password).", "一台主机即一个 Sub2API 实例：基础地址加管理员 API 密钥（或管理员邮箱和密码）。")}</p>
+                            </div>
+                        }.into_any(),
+                        Ok(list) => view! { <HostTable hosts=list/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
+    }
+}
+
+#[component]
+fn HostTable(hosts: Vec<HostView>) -> impl IntoView {
+    let l = page_ctx().lang;
+    view! {
+        <table class="grid" data-testid="hosts">
+            <thead><tr>
+                <th>{l.t("Name", "名称")}</th>
+                <th>{l.t("Base URL", "基础地址")}</th>
+                <th>{l.t("Admin credential", "管理员凭据")}</th>
+                <th>{l.t("Status", "状态")}</th>
+                <th>{l.t("Version", "版本")}</th>
+                <th>{l.t("Latency", "延迟")}</th>
+            </tr></thead>
+            <tbody>
+                {hosts.into_iter().map(|h| {
+                    let p = h.last_probe.clone();
+                    view! {
+                        <tr>
+                            <td><a href=format!("/hosts/{}", h.id)>{h.name.clone()}</a></td>
+                            <td><code>{h.base_url.clone()}</code></td>
+                            <td><code>{h.admin_credential_hint.clone()}</code></td>
+                            <td>{match &p {
+                                Some(p) => view! { <StatusBadge status=p.status/> }.into_any(),
+                                None => view! { <span class="badge muted">{l.t("not probed", "未探测")}</span> }.into_any(),
+                            }}</td>
+                            <td>{p.as_ref().and_then(|p| p.version.clone()).unwrap_or_default()}</td>
+                            <td>{p.as_ref().and_then(|p| p.latency_ms).map(|ms| format!("{ms} ms")).unwrap_or_default()}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+/// The add/edit form. On edit, secret fields start empty and keep the
+/// stored secret when left empty.
+#[component]
+fn HostForm(action: String, existing: Option<HostView>) -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let editing = existing.is_some();
+    let e = existing.clone();
+    let get = move |f: fn(&HostView) -> String| e.as_ref().map(f).unwrap_or_default();
+    let kind = {
+        let typed = ctx.value("auth_kind");
+        if !typed.is_empty() {
+            typed
+        } else {
+            existing
+                .as_ref()
+                .map(|h| h.auth_kind.as_str().to_string())
+                .unwrap_or_else(|| "api_key".into())
+        }
+    };
+    let keep = l.t("Leave empty to keep the stored one", "留空则保留已保存的值");
+    view! {
+        <form method="post" action=action class="card form wide" data-testid="host-form">
+            <Csrf/>
+            <Field name="name" label=l.t("Name", "名称") required=true maxlength=100 value=get(|h| h.name.clone())
+                hint=l.t("How operators will call this host, e.g. prod-cn", "给这台主机起个名字，如 prod-cn")/>
+            <Field name="base_url" label=l.t("Base URL", "基础地址") required=true maxlength=500 value=get(|h| h.base_url.clone())
+                hint=l.t("The Sub2API server root, e.g. https://gateway.example.com", "Sub2API 服务根地址，如 https://gateway.example.com")/>
+            <fieldset>
+                <legend>{l.t("Admin sign-in", "管理员认证")}</legend>
+                <label class="field">
+                    <span>{l.t("Method", "方式")}</span>
+                    <select name="auth_kind">
+                        <option value="api_key" selected=kind == "api_key">{l.t("Admin API key (x-api-key)", "管理员 API 密钥（x-api-key）")}</option>
+                        <option value="password" selected=kind == "password">{l.t("Admin email and password", "管理员邮箱和密码")}</option>
+                    </select>
+                </label>
+                <Field name="admin_api_key" kind="password" label=l.t("Admin API key", "管理员 API 密钥") maxlength=4096
+                    hint=if editing { keep } else { l.t("admin- followed by 64 hex digits; host panel → Settings → Admin API key", "admin- 加 64 位十六进制；主机后台 → 设置 → 管理员 API 密钥") }/>
+                <Field name="admin_email" label=l.t("Admin email", "管理员邮箱") maxlength=200
+                    value=existing.as_ref().filter(|h| h.auth_kind == AdminAuthKind::Password).map(|h| h.admin_credential_hint.clone()).unwrap_or_default()/>
+                <Field name="admin_password" kind="password" label=l.t("Admin password", "管理员密码") maxlength=4096
+                    hint=if editing { keep } else { "" }/>
+            </fieldset>
+            <fieldset>
+                <legend>{l.t("Probe user (optional)", "探测用户（可选）")}</legend>
+                <p class="muted small">{l.t(
+                    "An ordinary user of the host. Readiness is proven with this user's key through the gateway.",
+                    "主机上的普通用户。就绪检查会用该用户的密钥经网关验证。",
+                )}</p>
+                <Field name="probe_user_email" label=l.t("Email", "邮箱") maxlength=200 value=get(|h| h.probe_user_email.clone().unwrap_or_default())/>
+                <Field name="probe_user_password" kind="password" label=l.t("Password", "密码") maxlength=4096
+                    hint=if editing { keep } else { "" }/>
+            </fieldset>
+            <p class="muted small">{l.t(
+                "Before saving, the dashboard calls the host to check that it answers and accepts the admin credential. Secrets are encrypted at rest and never shown again.",
+                "保存前会连接主机，确认其可达且接受管理员凭据。密钥加密存储，之后不再完整显示。",
+            )}</p>
+            <button type="submit" class="primary">{if editing { l.t("Save", "保存") } else { l.t("Add host", "添加主机") }}</button>
+        </form>
+    }
+}
+
+#[component]
+pub fn NewHostPage() -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    view! {
+        <Layout>
+            <h1>{l.t("Add a host", "添加主机")}</h1>
+            {if ctx.can(Role::Operator) {
+                view! { <HostForm action="/hosts/new".to_string() existing=None/> }.into_any()
+            } else {
+                view! { <p class="flash error">{l.t("Your role cannot add hosts (operator or admin needed).", "你的角色不能添加主机（需要 operator 或 admin）。")}</p> }.into_any()
+            }}
+        </Layout>
+    }
+}
+
+#[component]
+pub fn EditHostPage() -> impl IntoView {
+    let l = page_ctx().lang;
+    let id = host_id();
+    let data = Resource::new(id, host_detail);
+    view! {
+        <Layout>
+            <Suspense fallback=move || loading(l)>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(d) => view! {
+                            <h1>{format!("{} {}", l.t("Edit", "编辑"), d.host.name)}</h1>
+                            <HostForm action=format!("/hosts/{}/edit", d.host.id) existing=Some(d.host.clone())/>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
+    }
+}
+
+#[component]
+pub fn DeleteHostPage() -> impl IntoView {
+    let l = page_ctx().lang;
+    let id = host_id();
+    let data = Resource::new(id, host_detail);
+    view! {
+        <Layout>
+            <Suspense fallback=move || loading(l)>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(d) => view! {
+                            <h1>{format!("{} {}?", l.t("Remove", "移除"), d.host.name)}</h1>
+                            <div class="card danger">
+                                <p>{l.t(
+                                    "This removes the host, its stored credentials and its probe history from the dashboard. Nothing on the host itself is changed.",
+                                    "这会从本系统删除该主机、其保存的凭据和探测历史。主机本身不会有任何改动。",
+                                )}</p>
+                                <form method="post" action=format!("/hosts/{}/delete", d.host.id)>
+                                    <Csrf/>
+                                    <label class="field">
+                                        <span>{l.t("Type the host name to confirm", "输入主机名称以确认")}</span>
+                                        <input type="text" name="confirm" required=true maxlength="100" autocomplete="off"/>
+                                    </label>
+                                    <button type="submit" class="danger">{l.t("Remove host", "移除主机")}</button>
+                                    " "
+                                    <a href=format!("/hosts/{}", d.host.id)>{l.t("Cancel", "取消")}</a>
+                                </form>
+                            </div>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
+    }
+}
+
+#[component]
+pub fn HostPage() -> impl IntoView {
+    let l = page_ctx().lang;
+    let id = host_id();
+    let data = Resource::new(id, host_detail);
+    view! {
+        <Layout>
+            <Suspense fallback=move || loading(l)>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(d) => view! { <HostDetailView detail=d/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
+    }
+}
+
+#[component]
+fn HostDetailView(detail: HostDetailData) -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let h = detail.host.clone();
+    let id = h.id;
+    view! {
+        <div class="title-row">
+            <h1>{h.name.clone()}</h1>
+            <div class="actions">
+                {ctx.can(Role::Operator).then(|| view! {
+                    <form method="post" action=format!("/hosts/{id}") class="inline">
+                        <Csrf/>
+                        <input type="hidden" name="action" value="probe"/>
+                        <button type="submit" class="primary" data-testid="probe">{l.t("Probe now", "立即探测")}</button>
+                    </form>
+                    <a class="button" href=format!("/hosts/{id}/edit")>{l.t("Edit", "编辑")}</a>
+                })}
+                {ctx.can(Role::Admin).then(|| view! {
+                    <a class="button danger" href=format!("/hosts/{id}/delete")>{l.t("Remove", "移除")}</a>
+                })}
+            </div>
+        </div>
+        <dl class="facts">
+            <dt>{l.t("Base URL", "基础地址")}</dt><dd><code>{h.base_url.clone()}</code></dd>
+            <dt>{l.t("Admin credential", "管理员凭据")}</dt>
+            <dd><code>{h.admin_credential_hint.clone()}</code>" "<span class="muted">{match h.auth_kind {
+                AdminAuthKind::ApiKey => l.t("(admin API key)", "（管理员 API 密钥）"),
+                AdminAuthKind::Password => l.t("(email and password)", "（邮箱和密码）"),
+            }}</span></dd>
+            <dt>{l.t("Probe user", "探测用户")}</dt><dd>{h.probe_user_email.clone().unwrap_or_else(|| l.t("none", "无").to_string())}</dd>
+            <dt>{l.t("Registered", "登记时间")}</dt><dd>{when(h.created_at_ms)}</dd>
+        </dl>
+        {match detail.latest {
+            None => view! {
+                <div class="empty"><p>{l.t("Never probed. Probe the host to see its version, capabilities and anything that blocks provisioning.", "尚未探测。探测后可看到版本、能力矩阵以及妨碍开通的问题。")}</p></div>
+            }.into_any(),
+            Some(rec) => view! { <ProbeView rec=rec/> }.into_any(),
+        }}
+        <section>
+            <h2>{l.t("Probe history", "探测历史")}</h2>
+            {if detail.history.is_empty() {
+                view! { <p class="empty">{l.t("No probes yet.", "暂无探测。")}</p> }.into_any()
+            } else {
+                view! {
+                    <table class="grid" data-testid="history">
+                        <thead><tr>
+                            <th>{l.t("When", "时间")}</th>
+                            <th>{l.t("Status", "状态")}</th>
+                            <th>{l.t("Version", "版本")}</th>
+                            <th>{l.t("Latency", "延迟")}</th>
+                            <th>{l.t("Summary", "摘要")}</th>
+                        </tr></thead>
+                        <tbody>
+                            {detail.history.into_iter().map(|p| view! {
+                                <tr>
+                                    <td class="nowrap">{when(p.at_ms)}</td>
+                                    <td><StatusBadge status=p.status/></td>
+                                    <td>{p.version.unwrap_or_default()}</td>
+                                    <td>{p.latency_ms.map(|ms| format!("{ms} ms")).unwrap_or_default()}</td>
+                                    <td>{p.headline}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+fn yes_no(l: Lang, v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => l.t("on", "开启"),
+        Some(false) => l.t("off", "关闭"),
+        None => l.t("unknown", "未知"),
+    }
+}
+
+#[component]
+fn ProbeView(rec: ProbeRecord) -> impl IntoView {
+    let l = page_ctx().lang;
+    let r = rec.report;
+    let admin = match &r.admin_auth {
+        AdminAuthState::Ok => l.t("accepted", "已接受").to_string(),
+        AdminAuthState::Rejected { code } => format!("{} ({code})", l.t("refused", "被拒绝")),
+        AdminAuthState::Needs2fa => l.t("needs two-factor sign-in", "需要两步验证").to_string(),
+        AdminAuthState::Unknown { reason } => format!("{}: {reason}", l.t("unknown", "未知")),
+    };
+    let compliance = match &r.compliance {
+        ComplianceState::Absent => l.t("no gate on this host", "该主机无合规门槛").to_string(),
+        ComplianceState::Accepted { version } => format!("{} {version}", l.t("accepted", "已确认")),
+        ComplianceState::Required { version, .. } => format!(
+            "{} {version} (HTTP 423)",
+            l.t("acceptance required", "需要确认")
+        ),
+        ComplianceState::Unknown => l.t("unknown", "未知").to_string(),
+    };
+    let probe_user = match &r.probe_user {
+        ProbeUserState::NotConfigured => l.t("not configured", "未配置").to_string(),
+        ProbeUserState::Ok => l.t("signs in", "可登录").to_string(),
+        ProbeUserState::Failed { code, .. } => {
+            format!("{} ({code})", l.t("sign-in refused", "登录被拒绝"))
+        }
+        ProbeUserState::Blocked { reason } => format!("{}: {reason}", l.t("blocked", "受阻")),
+        ProbeUserState::Unknown => l.t("unknown", "未知").to_string(),
+    };
+    view! {
+        <section class="probe" data-testid="probe-result">
+            <h2>
+                {l.t("Latest probe", "最近探测")}" "<StatusBadge status=r.status/>
+                " "<span class="muted small">{format!("{} · {} {}", when(rec.at_ms), l.t("by", "操作员"), rec.actor)}</span>
+            </h2>
+            {(!r.findings.is_empty()).then(|| view! {
+                <ul class="findings" data-testid="findings">
+                    {r.findings.iter().map(|f| {
+                        let class = match f.severity {
+                            Severity::Blocker => "finding bad",
+                            Severity::Warning => "finding warn",
+                            Severity::Info => "finding info",
+                        };
+                        view! {
+                            <li class=class data-code=f.code.clone()>
+                                <b>{f.message.clone()}</b>
+                                {(!f.action.is_empty()).then(|| view! { <p class="action">{l.t("What to do: ", "处理办法：")}{f.action.clone()}</p> })}
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            })}
+            <dl class="facts">
+                <dt>{l.t("Reachable", "可达")}</dt><dd>{if r.reachable { l.t("yes", "是") } else { l.t("no", "否") }}</dd>
+                <dt>{l.t("Latency", "延迟")}</dt><dd>{r.latency_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "—".into())}</dd>
+                <dt>{l.t("Version", "版本")}</dt><dd data-testid="version">{r.version.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>{l.t("Admin credential", "管理员凭据")}</dt><dd>{admin}</dd>
+                <dt>{l.t("Compliance gate", "合规确认")}</dt><dd data-testid="compliance">{compliance}</dd>
+                <dt>{l.t("Backend mode", "后台模式")}</dt><dd>{yes_no(l, r.backend_mode)}</dd>
+                <dt>{l.t("Captcha", "验证码")}</dt><dd>{yes_no(l, r.captcha)}</dd>
+                <dt>{l.t("Gateway /v1", "网关 /v1")}</dt><dd>{match r.gateway_reachable {
+                    Some(true) => l.t("answers", "可用"),
+                    Some(false) => l.t("does not answer", "不可用"),
+                    None => l.t("not checked", "未检查"),
+                }}</dd>
+                <dt>{l.t("Probe user", "探测用户")}</dt><dd>{probe_user}</dd>
+            </dl>
+            <h3>{l.t("Capability matrix", "能力矩阵")}</h3>
+            <table class="grid" data-testid="capabilities">
+                <thead><tr>
+                    <th>{l.t("Capability", "能力")}</th>
+                    <th>{l.t("Supported", "支持")}</th>
+                    <th>{l.t("Evidence", "依据")}</th>
+                </tr></thead>
+                <tbody>
+                    {r.capabilities.iter().map(|c| view! {
+                        <tr data-capability=c.key.clone()>
+                            <td>{capability_label(l, &c.key)}</td>
+                            <td><SupportBadge support=c.support/></td>
+                            <td class="muted"><code>{c.evidence.clone()}</code></td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+fn capability_label(l: Lang, key: &str) -> String {
+    match key {
+        "channels" => l.t("Channels (pricing, mapping)", "渠道（定价、映射）"),
+        "cn_platforms" => l.t(
+            "Native CN platforms (deepseek, kimi, zhipu)",
+            "原生国产平台（deepseek、kimi、zhipu）",
+        ),
+        "compliance_gate" => l.t("Compliance gate", "合规门槛"),
+        "subscriptions" => l.t("Subscriptions", "订阅"),
+        "plans" => l.t("Subscription plans", "订阅套餐"),
+        "credential_redaction" => l.t("Credential redaction", "凭据脱敏"),
+        "model_allowlist" => l.t("Group model allowlist", "分组模型白名单"),
+        "idempotency_keys" => l.t("Idempotency keys", "幂等键"),
+        "admin_key_binding" => l.t("Admin key re-binding", "管理员改绑密钥"),
+        "cn_account_test" => l.t("CN account test", "国产账号测试"),
+        "minimax_platform" => l.t("MiniMax platform", "MiniMax 平台"),
+        _ => return key.to_string(),
+    }
+    .to_string()
+}

@@ -1,0 +1,55 @@
+//! Components and pages. Every form is a plain `<form method="post">` to the
+//! page's own URL, so it works without JavaScript; the server answers a
+//! success with a redirect and an error by rendering the same page with the
+//! message and the typed values (PRG).
+
+mod audit;
+mod auth;
+mod hosts;
+mod operators;
+mod overview;
+mod widgets;
+
+pub use widgets::*;
+
+use crate::page::page_ctx;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+/// The root component.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let l = page_ctx().lang;
+    view! {
+        <Stylesheet id="leptos" href="/pkg/dashboard.css"/>
+        <Title text=l.t("Sub2API CN Relay Manager", "Sub2API 国产模型中转管家")/>
+        <Router>
+            <Routes fallback=|| view! { <NotFound/> }>
+                <Route path=path!("/login") view=auth::SignInPage ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
+                <Route path=path!("/") view=overview::OverviewPage ssr=SsrMode::Async/>
+                <Route path=path!("/hosts") view=hosts::HostsPage ssr=SsrMode::Async/>
+                <Route path=path!("/hosts/new") view=hosts::NewHostPage ssr=SsrMode::Async/>
+                <Route path=path!("/hosts/:id") view=hosts::HostPage ssr=SsrMode::Async/>
+                <Route path=path!("/hosts/:id/edit") view=hosts::EditHostPage ssr=SsrMode::Async/>
+                <Route path=path!("/hosts/:id/delete") view=hosts::DeleteHostPage ssr=SsrMode::Async/>
+                <Route path=path!("/operators") view=operators::OperatorsPage ssr=SsrMode::Async/>
+                <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    let l = page_ctx().lang;
+    view! {
+        <Layout>
+            <h1>{l.t("Page not found", "页面不存在")}</h1>
+            <p><a href="/">{l.t("Back to the overview", "返回总览")}</a></p>
+        </Layout>
+    }
+}

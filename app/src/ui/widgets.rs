@@ -1,0 +1,163 @@
+//! Layout and small shared pieces.
+
+use crate::api::{AppError, ErrorKind};
+use crate::i18n::Lang;
+use crate::page::page_ctx;
+use leptos::prelude::*;
+use provisioning_core::model::{ProbeStatus, Role, Support};
+
+/// The frame of every signed-in page: navigation, who is signed in, the
+/// language switch, sign-out, and the message from the last form.
+#[component]
+pub fn Layout(children: Children) -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let is_admin = ctx.can(Role::Admin);
+    let other = match l {
+        Lang::En => ("zh", "中文"),
+        Lang::Zh => ("en", "English"),
+    };
+    let who = ctx.operator.clone();
+    view! {
+        <header class="top">
+            <a class="brand" href="/">{l.t("Sub2API CN Relay Manager", "Sub2API 国产模型中转管家")}</a>
+            <nav>
+                <a href="/">{l.t("Overview", "总览")}</a>
+                <a href="/hosts">{l.t("Hosts", "主机")}</a>
+                <a href="/audit">{l.t("Audit log", "审计日志")}</a>
+                {is_admin.then(|| view! { <a href="/operators">{l.t("Operators", "操作员")}</a> })}
+            </nav>
+            <div class="who">
+                <a class="lang" href=format!("/lang?to={}", other.0)>{other.1}</a>
+                {who.map(|o| {
+                    view! {
+                        <span class="user" data-testid="who">{o.username.clone()}" · "<span class="role">{o.role.as_str()}</span></span>
+                        <form method="post" action="/logout" class="inline">
+                            <input type="hidden" name="_csrf" value=ctx.csrf.clone()/>
+                            <button type="submit" class="link">{l.t("Sign out", "退出")}</button>
+                        </form>
+                    }
+                })}
+            </div>
+        </header>
+        <main>
+            <FlashBanner/>
+            {children()}
+        </main>
+        <footer>{format!("v{}", ctx.product_version)}</footer>
+    }
+}
+
+/// The message from the last form submission, if any.
+#[component]
+pub fn FlashBanner() -> impl IntoView {
+    page_ctx().flash.map(|f| {
+        let class = if f.ok { "flash ok" } else { "flash error" };
+        view! { <div class=class role="alert" data-testid="flash">{f.message}</div> }
+    })
+}
+
+/// The hidden CSRF field every form carries.
+#[component]
+pub fn Csrf() -> impl IntoView {
+    view! { <input type="hidden" name="_csrf" value=page_ctx().csrf/> }
+}
+
+/// A labelled text input that refills itself after an error and shows the
+/// error about its field.
+#[component]
+pub fn Field(
+    name: &'static str,
+    label: &'static str,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(optional, into)] value: String,
+    #[prop(optional)] hint: &'static str,
+    #[prop(optional)] required: bool,
+    #[prop(default = 200)] maxlength: u32,
+) -> impl IntoView {
+    let ctx = page_ctx();
+    let refill = ctx.value(name);
+    let value = if kind == "password" {
+        String::new()
+    } else if refill.is_empty() {
+        value
+    } else {
+        refill
+    };
+    let err = ctx.field_error(name);
+    let class = if err.is_some() {
+        "field invalid"
+    } else {
+        "field"
+    };
+    view! {
+        <label class=class>
+            <span>{label}</span>
+            <input
+                type=kind
+                name=name
+                value=value
+                required=required
+                maxlength=maxlength.to_string()
+                autocomplete=if kind == "password" { "new-password" } else { "off" }
+            />
+            {(!hint.is_empty()).then(|| view! { <small class="hint">{hint}</small> })}
+            {err.map(|e| view! { <small class="field-error" data-testid=format!("error-{name}")>{e}</small> })}
+        </label>
+    }
+}
+
+/// A coloured badge for a probe status.
+#[component]
+pub fn StatusBadge(status: ProbeStatus) -> impl IntoView {
+    let l = page_ctx().lang;
+    let (class, text) = match status {
+        ProbeStatus::Ok => ("badge ok", l.t("ready", "就绪")),
+        ProbeStatus::Warning => ("badge warn", l.t("warning", "警告")),
+        ProbeStatus::Failing => ("badge bad", l.t("failing", "失败")),
+    };
+    view! { <span class=class data-status=status.as_str()>{text}</span> }
+}
+
+/// A badge for a capability.
+#[component]
+pub fn SupportBadge(support: Support) -> impl IntoView {
+    let l = page_ctx().lang;
+    let (class, text) = match support {
+        Support::Yes => ("badge ok", l.t("yes", "支持")),
+        Support::No => ("badge bad", l.t("no", "不支持")),
+        Support::Unknown => ("badge muted", l.t("unknown", "未知")),
+    };
+    view! { <span class=class data-support=support.as_str()>{text}</span> }
+}
+
+/// Shows a server-function error with what to do about it.
+#[component]
+pub fn ErrorBox(err: AppError) -> impl IntoView {
+    let l = page_ctx().lang;
+    let hint = match err.kind {
+        ErrorKind::Unauthorized => Some(view! { <a href="/login">{l.t("Sign in again", "重新登录")}</a> }.into_any()),
+        ErrorKind::Forbidden => Some(
+            view! { <span>{l.t("Ask an admin for a role that allows this.", "请联系管理员授予相应角色。")}</span> }.into_any(),
+        ),
+        _ => None,
+    };
+    view! {
+        <div class="flash error" role="alert" data-testid="error">
+            <strong>{err.message}</strong>
+            " "
+            {hint}
+        </div>
+    }
+}
+
+/// A placeholder while data loads (shown only after hydration; the server
+/// renders pages complete).
+pub fn loading(l: Lang) -> impl IntoView {
+    view! { <p class="muted">{l.t("Loading…", "加载中…")}</p> }
+}
+
+/// Formats unix milliseconds for display.
+pub fn when(ms: i64) -> String {
+    provisioning_core::model::format_ms(ms)
+}
