@@ -137,13 +137,15 @@ async fn preflight(
                 format!("could not be reached: {}", e.message),
             ))
         }
-        Err(e) => return Err(FieldError::new(
-            "base_url",
-            format!(
+        Err(e) => {
+            return Err(FieldError::new(
+                "base_url",
+                format!(
                 "does not look like a Sub2API host: GET /api/v1/settings/public answered HTTP {}",
                 e.status.unwrap_or(0)
             ),
-        )),
+            ))
+        }
     }
     let secret_field = match kind {
         AdminAuthKind::ApiKey => "admin_api_key",

@@ -1,0 +1,333 @@
+use crate::{TestApp, PASSWORD};
+use provisioning_core::model::Role;
+
+#[tokio::test]
+async fn a_fresh_install_sends_everyone_to_setup_and_the_token_creates_one_admin() {
+    let app = TestApp::spawn().await;
+    let p = app.get("/").await;
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/setup")));
+    let token = app
+        .core
+        .issue_setup_token_if_needed()
+        .await
+        .unwrap()
+        .unwrap();
+
+    let p = app
+        .submit(
+            &app.client,
+            "/setup",
+            &[
+                ("token", "wrong"),
+                ("username", "root"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("token: is not valid"), "{}", p.body);
+    assert_eq!(app.core.store.operator_count().await.unwrap(), 0);
+
+    let p = app
+        .submit(
+            &app.client,
+            "/setup",
+            &[
+                ("token", &token),
+                ("username", "root"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(
+        p.body.contains("data-testid=\"error-password\""),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("value=\"root\""), "the username is kept");
+
+    let p = app
+        .submit(
+            &app.client,
+            "/setup",
+            &[
+                ("token", &token),
+                ("username", "root"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/")));
+    let p = app.get("/").await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("Welcome, root"));
+    // Setup is closed now, and the token cannot make a second admin.
+    let other = app.new_client();
+    let p = app.get_with(&other, "/setup").await;
+    assert_eq!(p.location.as_deref(), Some("/login"));
+    let p = app
+        .submit(
+            &other,
+            "/login",
+            &[("username", "root"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    assert_eq!(app.core.store.operator_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_audited_and_then_throttled() {
+    let app = TestApp::spawn().await;
+    app.add_operator("alice", Role::Operator).await;
+    let p = app
+        .submit(
+            &app.client,
+            "/login",
+            &[("username", "alice"), ("password", "not the password")],
+        )
+        .await;
+    assert_eq!(p.status, 401);
+    assert!(p.body.contains("Wrong username or password."));
+    assert!(p.body.contains("value=\"alice\""), "username refilled");
+    assert!(
+        !p.body.contains("not the password"),
+        "password never echoed"
+    );
+    // Unknown users get the same answer.
+    let p = app
+        .submit(
+            &app.client,
+            "/login",
+            &[("username", "nobody"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(p.status, 401);
+    assert!(p.body.contains("Wrong username or password."));
+    for _ in 0..4 {
+        app.submit(
+            &app.client,
+            "/login",
+            &[("username", "alice"), ("password", "nope")],
+        )
+        .await;
+    }
+    let p = app
+        .submit(
+            &app.client,
+            "/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 429, "throttled even with the right password");
+    let (audit, _) = app.core.store.audit_page(1, 50).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "session.sign_in" && e.outcome == "denied"));
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "session.sign_in" && e.outcome == "throttled"));
+}
+
+#[tokio::test]
+async fn sign_in_rotates_the_session_id_and_sign_out_ends_it() {
+    let app = TestApp::spawn().await;
+    app.add_operator("bob", Role::Viewer).await;
+    let r = app
+        .client
+        .get(format!("{}/login", app.url))
+        .send()
+        .await
+        .unwrap();
+    let before: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let csrf = app.csrf(&app.client, "/login").await;
+    let r = app
+        .client
+        .post(format!("{}/login", app.url))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("username", "bob"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let after: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let cookie = after
+        .iter()
+        .find(|c| c.starts_with("relay_session="))
+        .expect("session cookie set on sign-in");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!before.contains(cookie), "session id changes at sign-in");
+    assert_eq!(app.get("/hosts").await.status, 200);
+    let p = app.submit(&app.client, "/hosts", &[]).await;
+    assert_eq!(p.status, 405, "no POST on the list page");
+    let csrf = app.csrf(&app.client, "/hosts").await;
+    let p = app
+        .post_with(&app.client, "/logout", &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(p.location.as_deref(), Some("/login"));
+    assert_eq!(app.get("/hosts").await.location.as_deref(), Some("/login"));
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let form = app.host_form("h");
+    let p = app
+        .post_with(&app.client, "/hosts/new", &crate::pairs(&form))
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(p.body.contains("This form has expired"));
+    assert!(app.core.list_hosts().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_viewer_reads_but_every_change_is_refused_on_the_server() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let p = app
+        .submit(
+            &app.client,
+            "/hosts/new",
+            &crate::pairs(&app.host_form("h1")),
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let host_id = app.core.list_hosts().await.unwrap()[0].id;
+    app.add_operator("vera", Role::Viewer).await;
+    let viewer = app.new_client();
+    app.sign_in(&viewer, "vera").await;
+
+    // Reading works.
+    let p = app.get_with(&viewer, &format!("/hosts/{host_id}")).await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("data-testid=\"capabilities\""));
+    assert!(
+        !p.body.contains("data-testid=\"probe\""),
+        "no probe button for a viewer"
+    );
+
+    // Every change is refused with 403 and writes nothing.
+    let cases: Vec<(String, Vec<(String, String)>)> = vec![
+        ("/hosts/new".into(), app.host_form("h2")),
+        (
+            format!("/hosts/{host_id}"),
+            vec![("action".into(), "probe".into())],
+        ),
+        (format!("/hosts/{host_id}/edit"), app.host_form("renamed")),
+        (
+            format!("/hosts/{host_id}/delete"),
+            vec![("confirm".into(), "h1".into())],
+        ),
+        (
+            "/operators".into(),
+            vec![
+                ("action".into(), "create".into()),
+                ("username".into(), "mallory".into()),
+                ("password".into(), PASSWORD.into()),
+                ("role".into(), "admin".into()),
+            ],
+        ),
+    ];
+    let history_before = app.core.probe_history(host_id).await.unwrap().len();
+    for (path, form) in cases {
+        // The viewer's own CSRF token, from a page it can read.
+        let csrf = app.csrf(&viewer, "/hosts").await;
+        let mut f = vec![("_csrf".to_string(), csrf)];
+        f.extend(form);
+        let p = app.post_with(&viewer, &path, &crate::pairs(&f)).await;
+        assert_eq!(p.status, 403, "{path}: {}", p.body);
+        assert!(
+            p.body.contains("Your role (viewer) cannot do this"),
+            "{path}"
+        );
+    }
+    let hosts = app.core.list_hosts().await.unwrap();
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0].name, "h1");
+    assert_eq!(
+        app.core.probe_history(host_id).await.unwrap().len(),
+        history_before
+    );
+    assert_eq!(app.core.store.operator_count().await.unwrap(), 2);
+    let (audit, _) = app.core.store.audit_page(1, 100).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.actor == "vera" && e.outcome == "denied")
+            .count(),
+        5
+    );
+
+    // The admin-only page's data is refused by the server function too.
+    let p = app.get_with(&viewer, "/operators").await;
+    assert!(p.body.contains("This needs the admin role"), "{}", p.body);
+    assert!(
+        !p.body.contains("data-testid=\"operators\""),
+        "operator list not leaked"
+    );
+}
+
+#[tokio::test]
+async fn server_functions_refuse_a_caller_without_a_session() {
+    use leptos::server_fn::ServerFn;
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let r = app
+        .new_client()
+        .post(format!("{}{}", app.url, app::api::ListHosts::PATH))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("unauthorized"), "{body}");
+}
+
+#[tokio::test]
+async fn the_language_follows_the_browser_then_the_cookie() {
+    let app = TestApp::spawn().await;
+    app.add_operator("zed", Role::Viewer).await;
+    let r = app
+        .client
+        .get(format!("{}/login", app.url))
+        .header("accept-language", "zh-CN,zh;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("lang=\"zh-CN\""));
+    assert!(body.contains("登录"));
+    let p = app.get("/lang?to=en").await;
+    assert_eq!(p.status, 303);
+    let r = app
+        .client
+        .get(format!("{}/login", app.url))
+        .header("accept-language", "zh-CN")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("Sign in"));
+}
+
+#[tokio::test]
+async fn health_answers_without_a_session() {
+    let app = TestApp::spawn().await;
+    let p = app.get("/healthz").await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("\"status\":\"ok\""));
+}
