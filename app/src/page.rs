@@ -27,6 +27,9 @@ pub struct PageCtx {
     pub lang: Lang,
     pub csrf: String,
     pub flash: Option<Flash>,
+    /// The path the flash belongs to: after a client-side navigation to
+    /// another page the flash no longer applies.
+    pub path: String,
     pub product_version: String,
 }
 
@@ -74,8 +77,17 @@ impl PageCtx {
     }
 }
 
-/// The page context in a component (server: provided by the shell; browser:
-/// by the hydrate entry).
+/// The page context in a component inside the router (server: provided by
+/// the shell; browser: by the hydrate entry). The flash is dropped once the
+/// browser has navigated away from the page it was meant for.
 pub fn page_ctx() -> PageCtx {
-    leptos::prelude::use_context::<PageCtx>().unwrap_or_default()
+    use leptos::prelude::GetUntracked;
+    let mut ctx = leptos::prelude::use_context::<PageCtx>().unwrap_or_default();
+    let here = leptos_router::hooks::use_location()
+        .pathname
+        .get_untracked();
+    if ctx.path != here {
+        ctx.flash = None;
+    }
+    ctx
 }

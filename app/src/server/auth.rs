@@ -158,6 +158,7 @@ pub async fn page_ctx_layer(
         lang: lang_from(req.headers()),
         csrf: csrf_token(&session).await,
         flash,
+        path: path.clone(),
         product_version: provisioning_core::PRODUCT_VERSION.to_string(),
     };
     req.extensions_mut().insert(ctx);

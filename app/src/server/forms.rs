@@ -103,6 +103,7 @@ async fn render_failure(
         .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.chars().take(1000).collect()))
         .collect();
+    ctx.path = path.to_string();
     ctx.flash = Some(Flash {
         ok: false,
         message: f.message,

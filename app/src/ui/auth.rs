@@ -26,7 +26,7 @@ pub fn SignInPage() -> impl IntoView {
                 <button type="submit" class="primary">{l.t("Sign in", "登录")}</button>
             </form>
             <p class="muted small">
-                <a href=format!("/lang?to={}", if l == crate::i18n::Lang::En { "zh" } else { "en" })>
+                <a class="lang" rel="external" href=format!("/lang?to={}", if l == crate::i18n::Lang::En { "zh" } else { "en" })>
                     {l.t("中文", "English")}
                 </a>
             </p>

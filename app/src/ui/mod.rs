@@ -22,7 +22,9 @@ use leptos_router::{path, SsrMode};
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let l = page_ctx().lang;
+    let l = use_context::<crate::page::PageCtx>()
+        .unwrap_or_default()
+        .lang;
     view! {
         <Stylesheet id="leptos" href="/pkg/dashboard.css"/>
         <Title text=l.t("Sub2API CN Relay Manager", "Sub2API 国产模型中转管家")/>

@@ -28,7 +28,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 {is_admin.then(|| view! { <a href="/operators">{l.t("Operators", "操作员")}</a> })}
             </nav>
             <div class="who">
-                <a class="lang" href=format!("/lang?to={}", other.0)>{other.1}</a>
+                <a class="lang" rel="external" href=format!("/lang?to={}", other.0)>{other.1}</a>
                 {who.map(|o| {
                     view! {
                         <span class="user" data-testid="who">{o.username.clone()}" · "<span class="role">{o.role.as_str()}</span></span>

@@ -1,0 +1,55 @@
+// Starts, for each Playwright project, a fresh dashboard (empty data dir) and
+// two fake Sub2API hosts (one with the compliance gate still closed), and
+// records their addresses and the dashboard's one-time setup token.
+import { spawn, ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const bin = process.env.DASHBOARD_BIN;
+const siteRoot = process.env.DASHBOARD_SITE_ROOT;
+
+function waitFor(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`${what}: no match for ${pattern} in:\n${seen}`)), 30_000);
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      const m = seen.match(pattern);
+      if (m) { clearTimeout(timer); resolve(m); }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('exit', code => reject(new Error(`${what} exited with ${code}:\n${seen}`)));
+  });
+}
+
+async function fakeHost(extra: string[]): Promise<{ child: ChildProcess; url: string; key: string }> {
+  const child = spawn(bin!, ['fake-host', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = await waitFor(child, /\{"admin_api_key":"([^"]+)","url":"([^"]+)"\}/, 'fake host');
+  return { child, key: m[1], url: m[2] };
+}
+
+export default async function globalSetup() {
+  if (!bin || !siteRoot) throw new Error('set DASHBOARD_BIN and DASHBOARD_SITE_ROOT (scripts/test.sh does)');
+  const pids: number[] = [];
+  const env: Record<string, unknown> = {};
+  for (const project of ['no-js', 'hydrated']) {
+    const open = await fakeHost([]);
+    const gated = await fakeHost(['--compliance-required']);
+    const data = mkdtempSync(join(tmpdir(), `relay-e2e-${project}-`));
+    const dash = spawn(bin, ['serve'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DASHBOARD_ADDR: '127.0.0.1:0', DASHBOARD_DATA_DIR: data, DASHBOARD_SITE_ROOT: siteRoot, NO_COLOR: '1', RUST_LOG: 'info' },
+    });
+    let log = '';
+    dash.stdout?.on('data', d => { log += d.toString(); });
+    const token = (await waitFor(dash, /setup token ([0-9a-f]{32})/, 'dashboard'))[1];
+    const url = (await waitFor(dash, /dashboard listening on (http:\/\/[0-9.:]+)/, 'dashboard'))[1];
+    pids.push(open.child.pid!, gated.child.pid!, dash.pid!);
+    env[project] = { url, token, host: { url: open.url, key: open.key }, gated: { url: gated.url, key: gated.key }, data };
+  }
+  const file = join(tmpdir(), 'relay-e2e-env.json');
+  writeFileSync(file, JSON.stringify({ projects: env, pids }));
+  process.env.RELAY_E2E_ENV = file;
+}
