@@ -3,6 +3,7 @@
 
 mod hosts;
 mod probe;
+mod real_host;
 
 use fakehost::{FakeHost, FakeHostConfig};
 use provisioning_core::model::HostInput;
