@@ -2,6 +2,8 @@ use crate::{core, fake, input_for};
 use fakehost::FakeHostConfig;
 use provisioning_core::ops::OpError;
 
+type Mutation = Box<dyn Fn(&mut provisioning_core::model::HostInput)>;
+
 const CANARY: &str = "admin-canary0123456789abcdef0123456789abcdef0123456789abcdef01234567";
 
 async fn host_count(ctx: &crate::Ctx) -> usize {
@@ -20,7 +22,7 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     let host = fake(FakeHostConfig::default()).await;
     let ctx = core().await;
     let ok = input_for(&host, "h");
-    let cases: Vec<(&str, Box<dyn Fn(&mut provisioning_core::model::HostInput)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         ("name", Box::new(|i| i.name = "  ".into())),
         ("name", Box::new(|i| i.name = "x".repeat(101))),
         ("base_url", Box::new(|i| i.base_url = "not a url".into())),
