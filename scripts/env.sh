@@ -9,6 +9,6 @@ export RELAY_TOOLS="${RELAY_TOOLS:-$RELAY_CACHE/tools}"
 export PATH="$RELAY_TOOLS/bin:$RELAY_TOOLS/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
-export SITE_DIR="${SITE_DIR:-$ROOT/target/site}"
+export SITE_DIR="$ROOT/target/site"
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }

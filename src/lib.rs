@@ -11,6 +11,8 @@ pub mod host;
 #[cfg(feature = "runtime")]
 pub mod ops;
 #[cfg(feature = "runtime")]
+pub mod pack;
+#[cfg(feature = "runtime")]
 pub mod secrets;
 #[cfg(feature = "runtime")]
 pub mod store;

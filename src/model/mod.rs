@@ -2,10 +2,12 @@
 
 mod host;
 mod operator;
+mod pack;
 mod time;
 mod validate;
 
 pub use host::*;
 pub use operator::*;
+pub use pack::*;
 pub use time::*;
 pub use validate::*;
