@@ -57,6 +57,9 @@ async fn open_core(config: &Config) -> anyhow::Result<Core> {
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let core = open_core(&config).await?;
+    core.install_builtin_packs()
+        .await
+        .map_err(|e| anyhow!("built-in packs: {e}"))?;
     let sessions = SqliteStore::new(core.store.pool().clone());
     sessions.migrate().await.context("session table")?;
     let sweeper = tokio::task::spawn(

@@ -227,6 +227,88 @@ impl HostClient {
     }
 }
 
+impl HostClient {
+    /// A user-route call with the user's JWT (key creation).
+    pub async fn user_call(
+        &self,
+        jwt: &Secret,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, HostError> {
+        let auth = format!("Bearer {}", jwt.expose());
+        let mut headers = vec![("authorization", auth.as_str())];
+        if let Some(k) = idempotency_key {
+            headers.push(("idempotency-key", k));
+        }
+        self.send(method, path, body, &headers).await
+    }
+
+    /// `POST /v1/chat/completions` with a user key as `Authorization: Bearer`.
+    pub async fn gateway_chat(&self, key: &Secret, body: &Value) -> Result<Value, HostError> {
+        let auth = format!("Bearer {}", key.expose());
+        self.send(
+            "POST",
+            "/v1/chat/completions",
+            Some(body),
+            &[("authorization", &auth)],
+        )
+        .await
+    }
+
+    /// `POST /api/v1/admin/accounts/:id/test`: the SSE events, parsed.
+    pub async fn account_test(&self, id: i64, model: &str) -> Result<Vec<Value>, HostError> {
+        let path = format!("/api/v1/admin/accounts/{id}/test");
+        let (name, value) = self.admin_header().await?;
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(name, value.expose())
+            .json(&serde_json::json!({"model_id": model}))
+            .send()
+            .await
+            .map_err(|e| HostError::network("POST", &path, &e))?;
+        let status = resp.status().as_u16();
+        let is_sse = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| HostError::network("POST", &path, &e))?;
+        if !is_sse {
+            // Errors before the handler (auth, 423, 400) are JSON; "Account
+            // not found" arrives as an SSE error event without the header.
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(events) = parse_sse(&text).filter(|e| !e.is_empty()) {
+                return Ok(events);
+            }
+            return envelope::parse("POST", &path, status, None, &bytes).map(|v| vec![v]);
+        }
+        Ok(parse_sse(&String::from_utf8_lossy(&bytes)).unwrap_or_default())
+    }
+}
+
+/// Parses `data: <json>` events separated by blank lines.
+pub fn parse_sse(text: &str) -> Option<Vec<Value>> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        for line in block.lines() {
+            if let Some(d) = line.strip_prefix("data:") {
+                let d = d.trim();
+                if d.is_empty() || d == "[DONE]" {
+                    continue;
+                }
+                out.push(serde_json::from_str(d).ok()?);
+            }
+        }
+    }
+    Some(out)
+}
+
 /// The path without its query string, for errors and logs.
 fn path_only(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)

@@ -1,11 +1,13 @@
 //! Types shared by the server and the browser build (wasm-safe: serde only).
 
+mod batch;
 mod host;
 mod operator;
 mod pack;
 mod time;
 mod validate;
 
+pub use batch::*;
 pub use host::*;
 pub use operator::*;
 pub use pack::*;

@@ -370,10 +370,14 @@ impl Core {
 
     /// Removes a host and its probe history.
     pub async fn delete_host(&self, actor: &str, id: i64) -> Result<(), OpError> {
-        if self.store.delete_host(actor, id).await? {
-            Ok(())
-        } else {
-            Err(OpError::NotFound(format!("host {id}")))
+        match self.store.delete_host(actor, id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(OpError::NotFound(format!("host {id}"))),
+            Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::new(
+                "host",
+                format!("has {e}"),
+            ))),
+            Err(e) => Err(e.into()),
         }
     }
 

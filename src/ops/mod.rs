@@ -1,11 +1,15 @@
 //! Operations: what the pages, the JSON API and the CLI call. Each takes the
 //! acting operator's name for the audit log and returns a typed error.
 
+mod apply;
 mod hosts;
+pub mod import;
 mod operators;
 mod probe;
 
+pub use apply::{redact, ApplyError, ApplyOptions, CrashPoint};
 pub use hosts::HostSecrets;
+pub use import::BatchRequest;
 pub use operators::{SignInError, THROTTLE_ADDRESS_LIMIT, THROTTLE_USER_LIMIT, THROTTLE_WINDOW_MS};
 pub use probe::probe_host;
 

@@ -7,9 +7,11 @@
 //! later with `SQLITE_BUSY` on upgrade.
 
 mod hosts;
+mod imports;
 mod operators;
 
 pub use hosts::{HostRow, NewHost};
+pub use imports::{BatchRow, LedgerEntry, NewBatch, PackVersionRow, StepRow, StepUpdate};
 pub use operators::OperatorRow;
 
 use crate::model::AuditEntry;

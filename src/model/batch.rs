@@ -1,0 +1,262 @@
+//! Import batches: the plan, its steps and their evidence.
+
+use super::AccessMode;
+use serde::{Deserialize, Serialize};
+
+/// Batch status (names as in the original board).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    Planned,
+    Running,
+    Succeeded,
+    PartiallySucceeded,
+    Failed,
+    RollingBack,
+    RolledBack,
+    RollbackFailed,
+}
+
+impl BatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Planned => "planned",
+            BatchStatus::Running => "running",
+            BatchStatus::Succeeded => "succeeded",
+            BatchStatus::PartiallySucceeded => "partially_succeeded",
+            BatchStatus::Failed => "failed",
+            BatchStatus::RollingBack => "rolling_back",
+            BatchStatus::RolledBack => "rolled_back",
+            BatchStatus::RollbackFailed => "rollback_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> BatchStatus {
+        match s {
+            "planned" => BatchStatus::Planned,
+            "running" => BatchStatus::Running,
+            "succeeded" => BatchStatus::Succeeded,
+            "partially_succeeded" => BatchStatus::PartiallySucceeded,
+            "rolling_back" => BatchStatus::RollingBack,
+            "rolled_back" => BatchStatus::RolledBack,
+            "rollback_failed" => BatchStatus::RollbackFailed,
+            _ => BatchStatus::Failed,
+        }
+    }
+}
+
+/// Access status of a batch's route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessStatus {
+    None,
+    SelfServiceReady,
+    SubscriptionReady,
+    FullyReady,
+    Degraded,
+    Broken,
+}
+
+impl AccessStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessStatus::None => "none",
+            AccessStatus::SelfServiceReady => "self_service_ready",
+            AccessStatus::SubscriptionReady => "subscription_ready",
+            AccessStatus::FullyReady => "fully_ready",
+            AccessStatus::Degraded => "degraded",
+            AccessStatus::Broken => "broken",
+        }
+    }
+
+    pub fn parse(s: &str) -> AccessStatus {
+        match s {
+            "self_service_ready" => AccessStatus::SelfServiceReady,
+            "subscription_ready" => AccessStatus::SubscriptionReady,
+            "fully_ready" => AccessStatus::FullyReady,
+            "degraded" => AccessStatus::Degraded,
+            "broken" => AccessStatus::Broken,
+            _ => AccessStatus::None,
+        }
+    }
+}
+
+/// What a step does on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Group,
+    Channel,
+    Account,
+    Balance,
+    Subscription,
+    UserKey,
+    AccountTest,
+    Readiness,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Group => "group",
+            StepKind::Channel => "channel",
+            StepKind::Account => "account",
+            StepKind::Balance => "balance",
+            StepKind::Subscription => "subscription",
+            StepKind::UserKey => "user_key",
+            StepKind::AccountTest => "account_test",
+            StepKind::Readiness => "readiness",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepKind> {
+        Some(match s {
+            "group" => StepKind::Group,
+            "channel" => StepKind::Channel,
+            "account" => StepKind::Account,
+            "balance" => StepKind::Balance,
+            "subscription" => StepKind::Subscription,
+            "user_key" => StepKind::UserKey,
+            "account_test" => StepKind::AccountTest,
+            "readiness" => StepKind::Readiness,
+            _ => return None,
+        })
+    }
+}
+
+/// Planned action on one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Reuse,
+    Update,
+    Skip,
+    Check,
+}
+
+/// One planned step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    pub seq: i64,
+    pub kind: StepKind,
+    pub action: Action,
+    /// What it acts on, for people: `group relay-deepseek`, `account sk-…a1b2`.
+    pub target: String,
+    /// Why this action (e.g. "already on the host, adopted").
+    pub reason: String,
+    /// The host object id when reused.
+    pub remote_id: Option<i64>,
+    /// Key fingerprint for account steps.
+    pub fingerprint: Option<String>,
+}
+
+/// A key that will not be imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedKey {
+    pub masked: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+/// The whole plan, shown before anything is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub host_id: i64,
+    pub host_name: String,
+    pub host_version: Option<String>,
+    pub pack_id: String,
+    pub pack_hash: String,
+    pub provider_key: String,
+    pub mode: AccessMode,
+    /// `deepseek` (native) or `openai` (base URL + forced chat completions).
+    pub platform: String,
+    pub strategy_reason: String,
+    pub group_name: String,
+    pub channel_name: String,
+    pub smoke_model: String,
+    pub models: Vec<String>,
+    /// Prices as sent to the host: (model, input USD/token, output USD/token).
+    pub prices: Vec<(String, f64, f64)>,
+    pub exchange_rate: Option<f64>,
+    pub steps: Vec<PlannedStep>,
+    pub skipped: Vec<SkippedKey>,
+    pub warnings: Vec<String>,
+}
+
+/// Journal state of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Sent,
+    Done,
+    Failed,
+    Unknown,
+    Skipped,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Sent => "sent",
+            StepState::Done => "done",
+            StepState::Failed => "failed",
+            StepState::Unknown => "unknown",
+            StepState::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> StepState {
+        match s {
+            "pending" => StepState::Pending,
+            "sent" => StepState::Sent,
+            "done" => StepState::Done,
+            "skipped" => StepState::Skipped,
+            "unknown" => StepState::Unknown,
+            _ => StepState::Failed,
+        }
+    }
+}
+
+/// A step as recorded in the journal, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepView {
+    pub seq: i64,
+    pub kind: StepKind,
+    pub action: Action,
+    pub target: String,
+    pub state: StepState,
+    pub idempotency_key: String,
+    pub marker: String,
+    /// Redacted request and response.
+    pub request: String,
+    pub response: String,
+    pub remote_id: Option<String>,
+    pub error: String,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// A batch as lists and its page show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchView {
+    pub id: i64,
+    pub uid: String,
+    pub host_id: i64,
+    pub host_name: String,
+    pub pack_id: String,
+    pub provider_key: String,
+    pub mode: AccessMode,
+    pub status: BatchStatus,
+    pub access_status: AccessStatus,
+    pub host_version: Option<String>,
+    pub product_version: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub key_count: i64,
+    pub plan: Plan,
+    pub steps: Vec<StepView>,
+}

@@ -1,0 +1,686 @@
+//! Key intake and planning: a pack provider, a host and a batch of keys
+//! become a reviewed plan (stored as a `planned` batch with its journal).
+
+use super::{Core, OpError};
+use crate::host::HostClient;
+use crate::model::{
+    AccessMode, Action, FieldError, Pack, PackProvider, Plan, PlannedStep, ProbeReport, SkippedKey,
+    StepKind, StepState, Support,
+};
+use crate::secrets::{mask, random_hex, Secret};
+use crate::store::{NewBatch, StepRow};
+use serde_json::Value;
+
+/// Most keys one batch takes.
+pub const MAX_KEYS: usize = 5000;
+/// The `extra` key stamped on accounts the product creates.
+pub const MARKER_KEY: &str = "relay_manager_marker";
+/// Text marking groups and channels as ours (in their description).
+pub const MANAGED_BY: &str = "Managed by Sub2API CN Relay Manager";
+
+/// A key read from the upload, before dedupe against ledger and host.
+#[derive(Debug, Clone)]
+pub struct IntakeKey {
+    pub line: usize,
+    pub secret: Secret,
+}
+
+/// Reads keys from pasted text or a file: one per line, CSV (the `key` or
+/// `api_key` column, else the first), or JSON (strings or objects with
+/// `key`/`api_key`). Returns the keys and the lines refused, with why.
+pub fn read_keys(text: &str) -> Result<(Vec<IntakeKey>, Vec<SkippedKey>), FieldError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(FieldError::new(
+            "keys",
+            "is empty: paste one key per line, or upload a CSV or JSON file",
+        ));
+    }
+    let mut raw: Vec<(usize, String)> = Vec::new();
+    if t.starts_with('[') {
+        let v: Value = serde_json::from_str(t)
+            .map_err(|e| FieldError::new("keys", format!("is not valid JSON: {e}")))?;
+        for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+            let k = match item {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(o) => o
+                    .get("key")
+                    .or_else(|| o.get("api_key"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                _ => None,
+            };
+            match k {
+                Some(k) => raw.push((i + 1, k)),
+                None => {
+                    return Err(FieldError::new(
+                        "keys",
+                        format!("JSON item {} has no `key` or `api_key` string", i + 1),
+                    ))
+                }
+            }
+        }
+    } else {
+        let lines: Vec<&str> = t.lines().collect();
+        let header: Vec<String> = lines[0]
+            .split(',')
+            .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        let csv = lines[0].contains(',');
+        let (col, skip_header) = if csv {
+            match header.iter().position(|h| h == "key" || h == "api_key") {
+                Some(i) => (i, true),
+                None => (0, false),
+            }
+        } else {
+            (0, false)
+        };
+        for (i, line) in lines.iter().enumerate() {
+            if (skip_header && i == 0)
+                || line.trim().is_empty()
+                || line.trim_start().starts_with('#')
+            {
+                continue;
+            }
+            let cell = if csv {
+                line.split(',').nth(col).unwrap_or("")
+            } else {
+                line
+            };
+            raw.push((i + 1, cell.trim().trim_matches('"').to_string()));
+        }
+    }
+    if raw.len() > MAX_KEYS {
+        return Err(FieldError::new(
+            "keys",
+            format!("has {} keys; at most {MAX_KEYS} per batch", raw.len()),
+        ));
+    }
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for (line, k) in raw {
+        let k = k.trim().to_string();
+        let problem = if k.len() < 8 {
+            Some("too short to be a key (fewer than 8 characters)")
+        } else if k.len() > 512 {
+            Some("too long to be a key (more than 512 characters)")
+        } else if !k.chars().all(|c| c.is_ascii_graphic()) {
+            Some("contains spaces or characters a key cannot have")
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => skipped.push(SkippedKey {
+                masked: mask(&k),
+                line,
+                reason: p.into(),
+            }),
+            None => keys.push(IntakeKey {
+                line,
+                secret: Secret::new(k),
+            }),
+        }
+    }
+    if keys.is_empty() {
+        return Err(FieldError::new(
+            "keys",
+            format!(
+                "has no usable key ({} refused: {})",
+                skipped.len(),
+                skipped.first().map(|s| s.reason.as_str()).unwrap_or("")
+            ),
+        ));
+    }
+    Ok((keys, skipped))
+}
+
+/// The host platform for a provider, and why.
+pub fn platform_for(provider: &PackProvider, probe: Option<&ProbeReport>) -> (String, String) {
+    if let Some(native) = &provider.native_platform {
+        let cap = if native == "minimax" {
+            "minimax_platform"
+        } else {
+            "cn_platforms"
+        };
+        match probe.map(|p| p.capability(cap)) {
+            Some(Support::Yes) => return (native.clone(), format!("the host has the native `{native}` platform")),
+            Some(Support::No) => {
+                return ("openai".into(), format!("the host has no `{native}` platform: openai + base URL + forced chat completions"))
+            }
+            _ => {
+                return ("openai".into(), format!("`{native}` support is unknown (probe the host): openai + base URL to be safe"))
+            }
+        }
+    }
+    (
+        "openai".into(),
+        "no native platform for this provider: openai + base URL + forced chat completions".into(),
+    )
+}
+
+pub fn group_name(provider_key: &str, provider: &PackProvider, mode: AccessMode) -> String {
+    let base = provider
+        .group
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("relay-{provider_key}"));
+    match mode {
+        AccessMode::SelfService => base,
+        AccessMode::Subscription => format!("{base}-sub"),
+    }
+}
+
+/// The short fingerprint used in names and markers.
+pub fn fp_short(fp: &str, n: usize) -> String {
+    fp.trim_start_matches("fp1:").chars().take(n).collect()
+}
+
+pub fn account_name(provider_key: &str, fp: &str) -> String {
+    format!("rm-{provider_key}-{}", fp_short(fp, 10))
+}
+
+pub fn account_marker(pack_id: &str, provider_key: &str, fp: &str) -> String {
+    format!("rm:{pack_id}/{provider_key}:{}", fp_short(fp, 16))
+}
+
+/// Looks for a group or channel by exact name: (id, is ours).
+pub async fn find_named(
+    client: &HostClient,
+    list_path: &str,
+    name: &str,
+) -> Result<Option<(i64, bool)>, crate::host::HostError> {
+    let v = client
+        .admin_get(&format!(
+            "{list_path}?search={}&page_size=100",
+            urlencode(name)
+        ))
+        .await?;
+    let items = v
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Ok(items
+        .iter()
+        .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
+        .map(|i| {
+            let ours = i
+                .get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.contains(MANAGED_BY));
+            (i.get("id").and_then(Value::as_i64).unwrap_or(0), ours)
+        }))
+}
+
+/// Finds an account of ours by its marker (searching by its name).
+pub async fn find_account(
+    client: &HostClient,
+    name: &str,
+    marker: &str,
+) -> Result<Option<i64>, crate::host::HostError> {
+    let v = client
+        .admin_get(&format!(
+            "/api/v1/admin/accounts?search={}&page_size=100",
+            urlencode(name)
+        ))
+        .await?;
+    Ok(v.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|a| {
+            a.pointer(&format!("/extra/{MARKER_KEY}"))
+                .and_then(Value::as_str)
+                == Some(marker)
+        })
+        .and_then(|a| a.get("id").and_then(Value::as_i64)))
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What the operator asked for on the new-batch page.
+#[derive(Debug, Clone)]
+pub struct BatchRequest {
+    pub host_id: i64,
+    pub pack_version_id: i64,
+    pub provider_key: String,
+    pub mode: Option<AccessMode>,
+    pub keys_text: String,
+}
+
+impl Core {
+    /// Stores the built-in packs (once per content hash).
+    pub async fn install_builtin_packs(&self) -> Result<(), OpError> {
+        for (_, text) in crate::pack::builtin() {
+            let p = crate::pack::parse(text, None).map_err(|e| {
+                OpError::Invalid(FieldError::new(
+                    "builtin pack",
+                    e.iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ))
+            })?;
+            let json = serde_json::to_string(&p.pack).expect("packs serialise");
+            self.store
+                .insert_pack_version(
+                    "system",
+                    &p.pack.id,
+                    &p.pack.name,
+                    &p.hash,
+                    p.format.as_str(),
+                    text,
+                    &json,
+                    true,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Loads a stored pack version.
+    pub async fn pack(
+        &self,
+        version_id: i64,
+    ) -> Result<(crate::store::PackVersionRow, Pack), OpError> {
+        let row = self
+            .store
+            .pack_version(version_id)
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("pack version {version_id}")))?;
+        let pack: Pack = serde_json::from_str(&row.pack_json)
+            .map_err(|e| OpError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+        Ok((row, pack))
+    }
+
+    /// Validates the request, reads the keys, looks at the ledger and the
+    /// host, and stores the plan as a `planned` batch. Nothing is written
+    /// to the host.
+    #[tracing::instrument(skip(self, req), fields(host_id = req.host_id, provider = %req.provider_key))]
+    pub async fn plan_batch(&self, actor: &str, req: &BatchRequest) -> Result<i64, OpError> {
+        let host = self.host_row(req.host_id).await?;
+        let (pv, pack) = self.pack(req.pack_version_id).await?;
+        let provider = pack.providers.get(&req.provider_key).ok_or_else(|| {
+            FieldError::new(
+                "provider",
+                format!(
+                    "`{}` is not in pack {} (it has: {})",
+                    req.provider_key,
+                    pack.id,
+                    pack.providers
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        let mode = req.mode.unwrap_or(provider.access.mode);
+        let (keys, mut skipped) = read_keys(&req.keys_text)?;
+        let probe = self.store.latest_probe(host.id).await?.map(|r| r.report);
+        let Some(probe) = probe else {
+            return Err(FieldError::new(
+                "host",
+                "has never been probed: probe it first so the plan knows what the host supports",
+            )
+            .into());
+        };
+        if probe.status == crate::model::ProbeStatus::Failing {
+            return Err(FieldError::new(
+                "host",
+                format!(
+                    "failed its last probe ({}): fix that and probe again",
+                    probe.headline()
+                ),
+            )
+            .into());
+        }
+        let (client, secrets) = self.host_client(&host)?;
+        if secrets.probe_user.is_none() {
+            return Err(FieldError::new("host", "has no probe user: readiness is proven with a real user key, so add the probe user's email and password to the host").into());
+        }
+        let (platform, strategy_reason) = platform_for(provider, Some(&probe));
+        let gname = group_name(&req.provider_key, provider, mode);
+        let host_err = |e: crate::host::HostError| {
+            FieldError::new("host", format!("could not be read while planning: {e}"))
+        };
+        let mut warnings = Vec::new();
+        let mut steps = Vec::new();
+        let mut seq = 0i64;
+        let mut push = |kind, action, target: String, reason: String, remote_id, fingerprint| {
+            seq += 1;
+            steps.push(PlannedStep {
+                seq,
+                kind,
+                action,
+                target,
+                reason,
+                remote_id,
+                fingerprint,
+            });
+        };
+        // Group.
+        match find_named(&client, "/api/v1/admin/groups", &gname).await.map_err(host_err)? {
+            Some((id, true)) => push(StepKind::Group, Action::Reuse, format!("group {gname}"), "exists and is managed by this product".into(), Some(id), None),
+            Some((_, false)) => {
+                return Err(FieldError::new("provider", format!("the host already has a group named `{gname}` that this product did not create; set group.name in the pack to another name")).into())
+            }
+            None => push(StepKind::Group, Action::Create, format!("group {gname}"), format!("{} group on platform {platform}", if mode == AccessMode::Subscription { "subscription" } else { "standard" }), None, None),
+        }
+        // Channel.
+        if probe.capability("channels") == Support::No {
+            warnings.push("The host has no channels (before v0.1.107): no pricing or model restriction will be set".into());
+        } else {
+            match find_named(&client, "/api/v1/admin/channels", &gname).await.map_err(host_err)? {
+                Some((id, true)) => push(StepKind::Channel, Action::Update, format!("channel {gname}"), "exists: pricing and mapping are brought in line with the pack".into(), Some(id), None),
+                Some((_, false)) => {
+                    return Err(FieldError::new("provider", format!("the host already has a channel named `{gname}` that this product did not create")).into())
+                }
+                None => push(StepKind::Channel, Action::Create, format!("channel {gname}"), format!("pricing for {} models on {platform}", provider.models.len()), None, None),
+            }
+        }
+        // Accounts: one per key, deduplicated.
+        let mut seen = std::collections::HashSet::new();
+        let mut batch_keys = Vec::new();
+        for k in &keys {
+            let fp = self.cipher.fingerprint(&k.secret);
+            let masked = k.secret.masked();
+            if !seen.insert(fp.clone()) {
+                skipped.push(SkippedKey {
+                    masked,
+                    line: k.line,
+                    reason: "appears earlier in this batch".into(),
+                });
+                continue;
+            }
+            if let Some((batch_id, remote)) = self
+                .store
+                .ledger_account(host.id, &req.provider_key, &fp)
+                .await?
+            {
+                skipped.push(SkippedKey {
+                    masked,
+                    line: k.line,
+                    reason: format!("already imported by batch #{batch_id} (account {remote})"),
+                });
+                continue;
+            }
+            let name = account_name(&req.provider_key, &fp);
+            let marker = account_marker(&pack.id, &req.provider_key, &fp);
+            if let Some(id) = find_account(&client, &name, &marker)
+                .await
+                .map_err(host_err)?
+            {
+                skipped.push(SkippedKey {
+                    masked,
+                    line: k.line,
+                    reason: format!("already on the host as account {id} (carries our marker)"),
+                });
+                continue;
+            }
+            push(
+                StepKind::Account,
+                Action::Create,
+                format!("account {masked}"),
+                format!("{name} on {platform}"),
+                None,
+                Some(fp.clone()),
+            );
+            batch_keys.push((k.line as i64, fp, k.secret.clone(), masked));
+        }
+        // Access.
+        match mode {
+            AccessMode::SelfService => push(
+                StepKind::Balance,
+                Action::Check,
+                "probe user balance".into(),
+                format!("top up to ${:.2} if lower", provider.access.balance_usd),
+                None,
+                None,
+            ),
+            AccessMode::Subscription => push(
+                StepKind::Subscription,
+                Action::Create,
+                "probe user subscription".into(),
+                format!("{} days on {gname}", provider.group.validity_days),
+                None,
+                None,
+            ),
+        }
+        push(
+            StepKind::UserKey,
+            Action::Create,
+            format!("probe user key rm-{gname}"),
+            format!("bound to {gname}"),
+            None,
+            None,
+        );
+        for (pos, fp, _, masked) in &batch_keys {
+            let _ = pos;
+            push(
+                StepKind::AccountTest,
+                Action::Check,
+                format!("account test {masked}"),
+                format!("{} through the host", provider.smoke_model),
+                None,
+                Some(fp.clone()),
+            );
+        }
+        push(
+            StepKind::Readiness,
+            Action::Check,
+            "readiness gate".into(),
+            format!(
+                "/v1/models lists {} and a 1-token completion succeeds",
+                provider.smoke_model
+            ),
+            None,
+            None,
+        );
+        if batch_keys.is_empty() {
+            warnings.push(
+                "Every key was skipped: the batch only re-checks access and readiness".into(),
+            );
+        }
+        let prices: Vec<(String, f64, f64)> = provider
+            .models
+            .iter()
+            .map(|(m, pm)| {
+                (
+                    m.clone(),
+                    pack.usd_per_token(pm.price.input, pm.price.currency)
+                        .unwrap_or(0.0),
+                    pack.usd_per_token(pm.price.output, pm.price.currency)
+                        .unwrap_or(0.0),
+                )
+            })
+            .collect();
+        let plan = Plan {
+            host_id: host.id,
+            host_name: host.name.clone(),
+            host_version: probe.version.clone(),
+            pack_id: pack.id.clone(),
+            pack_hash: pv.hash.clone(),
+            provider_key: req.provider_key.clone(),
+            mode,
+            platform,
+            strategy_reason,
+            group_name: gname.clone(),
+            channel_name: gname.clone(),
+            smoke_model: provider.smoke_model.clone(),
+            models: provider.models.keys().cloned().collect(),
+            prices,
+            exchange_rate: pack.exchange_rate.as_ref().map(|x| x.cny_per_usd),
+            steps: steps.clone(),
+            skipped,
+            warnings,
+        };
+        let uid = random_hex(8);
+        let new = NewBatch {
+            uid: uid.clone(),
+            host_id: host.id,
+            pack_version_id: pv.id,
+            provider_key: req.provider_key.clone(),
+            access_mode: mode.as_str().into(),
+            host_version: probe.version.clone(),
+            plan_json: serde_json::to_string(&plan).expect("plans serialise"),
+            keys: batch_keys
+                .iter()
+                .map(|(pos, fp, secret, masked)| {
+                    (
+                        *pos,
+                        fp.clone(),
+                        self.cipher.seal(secret, &format!("batch/{uid}/key/{fp}")),
+                        masked.clone(),
+                    )
+                })
+                .collect(),
+            steps: steps
+                .iter()
+                .map(|s| StepRow {
+                    seq: s.seq,
+                    kind: s.kind,
+                    action: s.action,
+                    target: s.target.clone(),
+                    fingerprint: s.fingerprint.clone(),
+                    idempotency_key: format!("rm-{uid}-{}", s.seq),
+                    marker: match (s.kind, &s.fingerprint) {
+                        (StepKind::Account, Some(fp)) => {
+                            account_marker(&pack.id, &req.provider_key, fp)
+                        }
+                        _ => format!("rm:{}:{}", s.kind.as_str(), gname),
+                    },
+                    state: if s.action == Action::Reuse {
+                        StepState::Done
+                    } else {
+                        StepState::Pending
+                    },
+                    request_json: String::new(),
+                    response_json: String::new(),
+                    remote_id: s.remote_id.map(|i| i.to_string()),
+                    error: String::new(),
+                    started_at_ms: None,
+                    finished_at_ms: None,
+                })
+                .collect(),
+        };
+        Ok(self.store.insert_batch(actor, &new).await?)
+    }
+}
+
+impl Core {
+    /// A batch with its plan and journal, for pages and evidence.
+    pub async fn batch_view(&self, id: i64) -> Result<crate::model::BatchView, OpError> {
+        let b = self
+            .store
+            .batch(id)
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("batch {id}")))?;
+        self.to_batch_view(b, true).await
+    }
+
+    /// The newest batches (without their journals).
+    pub async fn list_batches(&self, limit: u32) -> Result<Vec<crate::model::BatchView>, OpError> {
+        let mut out = Vec::new();
+        for b in self.store.batches(limit).await? {
+            out.push(self.to_batch_view(b, false).await?);
+        }
+        Ok(out)
+    }
+
+    async fn to_batch_view(
+        &self,
+        b: crate::store::BatchRow,
+        with_steps: bool,
+    ) -> Result<crate::model::BatchView, OpError> {
+        use crate::model::{AccessStatus, BatchStatus, BatchView, StepView};
+        let plan: Plan = serde_json::from_str(&b.plan_json)
+            .map_err(|e| OpError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+        let steps = if with_steps {
+            self.store
+                .steps(b.id)
+                .await?
+                .into_iter()
+                .map(|s| StepView {
+                    seq: s.seq,
+                    kind: s.kind,
+                    action: s.action,
+                    target: s.target,
+                    state: s.state,
+                    idempotency_key: s.idempotency_key,
+                    marker: s.marker,
+                    request: s.request_json,
+                    response: s.response_json,
+                    remote_id: s.remote_id,
+                    error: s.error,
+                    started_at_ms: s.started_at_ms,
+                    finished_at_ms: s.finished_at_ms,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let key_count = self.store.batch_keys(b.id).await?.len() as i64;
+        Ok(BatchView {
+            id: b.id,
+            uid: b.uid,
+            host_id: b.host_id,
+            host_name: plan.host_name.clone(),
+            pack_id: plan.pack_id.clone(),
+            provider_key: b.provider_key,
+            mode: AccessMode::parse(&b.access_mode).unwrap_or(AccessMode::SelfService),
+            status: BatchStatus::parse(&b.status),
+            access_status: AccessStatus::parse(&b.access_status),
+            host_version: b.host_version,
+            product_version: b.product_version,
+            created_by: b.created_by,
+            created_at_ms: b.created_at_ms,
+            updated_at_ms: b.updated_at_ms,
+            key_count,
+            plan,
+            steps,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_read_from_lines_csv_and_json() {
+        let (k, s) =
+            read_keys("sk-aaaaaaaaaaaa\n\n# comment\nsk-bbbbbbbbbbbb\nbad key here\nx").unwrap();
+        assert_eq!(k.len(), 2);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].line, 5);
+        let (k, _) =
+            read_keys("name,api_key\nmain,sk-cccccccccccc\nbackup,\"sk-dddddddddddd\"").unwrap();
+        assert_eq!(
+            k.iter()
+                .map(|k| k.secret.expose().to_string())
+                .collect::<Vec<_>>(),
+            ["sk-cccccccccccc", "sk-dddddddddddd"]
+        );
+        let (k, _) = read_keys(r#"["sk-eeeeeeeeeeee", {"key": "sk-ffffffffffff"}]"#).unwrap();
+        assert_eq!(k.len(), 2);
+        assert_eq!(read_keys("  ").unwrap_err().field, "keys");
+        assert!(read_keys("[1, 2]")
+            .unwrap_err()
+            .message
+            .contains("JSON item 1"));
+        assert!(read_keys("short")
+            .unwrap_err()
+            .message
+            .contains("no usable key"));
+    }
+}

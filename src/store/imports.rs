@@ -1,0 +1,530 @@
+//! Pack versions, batches, their keys, the step journal, the ledger and the
+//! probe user's access keys.
+
+use super::{audit_in, now_ms, Store, StoreError};
+use crate::model::{Action, StepKind, StepState};
+
+/// A stored pack version.
+#[derive(Debug, Clone)]
+pub struct PackVersionRow {
+    pub id: i64,
+    pub pack_id: String,
+    pub name: String,
+    pub hash: String,
+    pub format: String,
+    pub source: String,
+    pub pack_json: String,
+    pub builtin: bool,
+    pub created_at_ms: i64,
+    pub created_by: String,
+}
+
+type PackRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    i64,
+    String,
+);
+
+fn pack_row(r: PackRow) -> PackVersionRow {
+    PackVersionRow {
+        id: r.0,
+        pack_id: r.1,
+        name: r.2,
+        hash: r.3,
+        format: r.4,
+        source: r.5,
+        pack_json: r.6,
+        builtin: r.7,
+        created_at_ms: r.8,
+        created_by: r.9,
+    }
+}
+
+const PACK_COLS: &str =
+    "id, pack_id, name, hash, format, source, pack_json, builtin, created_at_ms, created_by";
+
+/// A batch row.
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    pub id: i64,
+    pub uid: String,
+    pub host_id: i64,
+    pub pack_version_id: i64,
+    pub provider_key: String,
+    pub access_mode: String,
+    pub status: String,
+    pub access_status: String,
+    pub host_version: Option<String>,
+    pub product_version: String,
+    pub plan_json: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+type BRow = (
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+);
+
+fn batch_row(r: BRow) -> BatchRow {
+    BatchRow {
+        id: r.0,
+        uid: r.1,
+        host_id: r.2,
+        pack_version_id: r.3,
+        provider_key: r.4,
+        access_mode: r.5,
+        status: r.6,
+        access_status: r.7,
+        host_version: r.8,
+        product_version: r.9,
+        plan_json: r.10,
+        created_by: r.11,
+        created_at_ms: r.12,
+        updated_at_ms: r.13,
+    }
+}
+
+const BATCH_COLS: &str =
+    "id, uid, host_id, pack_version_id, provider_key, access_mode, status, access_status,
+    host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms";
+
+/// A journal step.
+#[derive(Debug, Clone)]
+pub struct StepRow {
+    pub seq: i64,
+    pub kind: StepKind,
+    pub action: Action,
+    pub target: String,
+    pub fingerprint: Option<String>,
+    pub idempotency_key: String,
+    pub marker: String,
+    pub state: StepState,
+    pub request_json: String,
+    pub response_json: String,
+    pub remote_id: Option<String>,
+    pub error: String,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+type SRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn step_row(r: SRow) -> Result<StepRow, StoreError> {
+    Ok(StepRow {
+        seq: r.0,
+        kind: StepKind::parse(&r.1)
+            .ok_or_else(|| StoreError::Corrupt(format!("step kind {}", r.1)))?,
+        action: serde_json::from_value(serde_json::Value::String(r.2.clone()))
+            .map_err(|_| StoreError::Corrupt(format!("step action {}", r.2)))?,
+        target: r.3,
+        fingerprint: r.4,
+        idempotency_key: r.5,
+        marker: r.6,
+        state: StepState::parse(&r.7),
+        request_json: r.8,
+        response_json: r.9,
+        remote_id: r.10,
+        error: r.11,
+        started_at_ms: r.12,
+        finished_at_ms: r.13,
+    })
+}
+
+const STEP_COLS: &str =
+    "seq, kind, action, target, fingerprint, idempotency_key, marker, state, request_json,
+    response_json, remote_id, error, started_at_ms, finished_at_ms";
+
+/// A new batch with its keys and planned steps.
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    pub uid: String,
+    pub host_id: i64,
+    pub pack_version_id: i64,
+    pub provider_key: String,
+    pub access_mode: String,
+    pub host_version: Option<String>,
+    pub plan_json: String,
+    /// (position, fingerprint, sealed, masked)
+    pub keys: Vec<(i64, String, String, String)>,
+    pub steps: Vec<StepRow>,
+}
+
+/// What a step update writes (fields left `None` are kept).
+#[derive(Debug, Default, Clone)]
+pub struct StepUpdate {
+    pub state: Option<StepState>,
+    pub request_json: Option<String>,
+    pub response_json: Option<String>,
+    pub remote_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A ledger entry to record.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    pub host_id: i64,
+    pub kind: String,
+    pub remote_id: String,
+    pub batch_id: i64,
+    pub pack_id: String,
+    pub provider_key: String,
+    pub fingerprint: Option<String>,
+    pub marker: String,
+    pub spec_json: String,
+}
+
+impl Store {
+    /// Stores a pack version; the same content again returns the existing id.
+    pub async fn insert_pack_version(
+        &self,
+        actor: &str,
+        pack_id: &str,
+        name: &str,
+        hash: &str,
+        format: &str,
+        source: &str,
+        pack_json: &str,
+        builtin: bool,
+    ) -> Result<(i64, bool), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM pack_versions WHERE pack_id = ? AND hash = ?")
+                .bind(pack_id)
+                .bind(hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(id) = existing {
+            return Ok((id, false));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO pack_versions (pack_id, name, hash, format, source, pack_json, builtin, created_at_ms, created_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(pack_id)
+        .bind(name)
+        .bind(hash)
+        .bind(format)
+        .bind(source)
+        .bind(pack_json)
+        .bind(builtin)
+        .bind(now_ms())
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !builtin {
+            audit_in(
+                &mut tx,
+                actor,
+                "pack.upload",
+                &format!("pack:{pack_id}"),
+                "ok",
+                &format!("hash={}", &hash[..12]),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((id, true))
+    }
+
+    pub async fn pack_versions(&self) -> Result<Vec<PackVersionRow>, StoreError> {
+        let rows: Vec<PackRow> = sqlx::query_as(&format!(
+            "SELECT {PACK_COLS} FROM pack_versions ORDER BY pack_id, id DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(pack_row).collect())
+    }
+
+    pub async fn pack_version(&self, id: i64) -> Result<Option<PackVersionRow>, StoreError> {
+        let r: Option<PackRow> = sqlx::query_as(&format!(
+            "SELECT {PACK_COLS} FROM pack_versions WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.map(pack_row))
+    }
+
+    /// Creates a batch, its keys and its journal (all `pending`) at once.
+    pub async fn insert_batch(&self, actor: &str, b: &NewBatch) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO batches (uid, host_id, pack_version_id, provider_key, access_mode, status, access_status,
+                host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, 'planned', 'none', ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&b.uid)
+        .bind(b.host_id)
+        .bind(b.pack_version_id)
+        .bind(&b.provider_key)
+        .bind(&b.access_mode)
+        .bind(&b.host_version)
+        .bind(crate::PRODUCT_VERSION)
+        .bind(&b.plan_json)
+        .bind(actor)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (pos, fp, sealed, masked) in &b.keys {
+            sqlx::query("INSERT INTO batch_keys (batch_id, position, fingerprint, sealed, masked) VALUES (?, ?, ?, ?, ?)")
+                .bind(id)
+                .bind(pos)
+                .bind(fp)
+                .bind(sealed)
+                .bind(masked)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for s in &b.steps {
+            sqlx::query(
+                "INSERT INTO steps (batch_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(s.seq)
+            .bind(s.kind.as_str())
+            .bind(serde_json::to_value(s.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+            .bind(&s.target)
+            .bind(&s.fingerprint)
+            .bind(&s.idempotency_key)
+            .bind(&s.marker)
+            .bind(s.state.as_str())
+            .bind(&s.remote_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit_in(
+            &mut tx,
+            actor,
+            "batch.plan",
+            &format!("batch:{}", b.uid),
+            "ok",
+            &format!(
+                "provider={} mode={} keys={}",
+                b.provider_key,
+                b.access_mode,
+                b.keys.len()
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn batch(&self, id: i64) -> Result<Option<BatchRow>, StoreError> {
+        let r: Option<BRow> =
+            sqlx::query_as(&format!("SELECT {BATCH_COLS} FROM batches WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(r.map(batch_row))
+    }
+
+    pub async fn batches(&self, limit: u32) -> Result<Vec<BatchRow>, StoreError> {
+        let rows: Vec<BRow> = sqlx::query_as(&format!(
+            "SELECT {BATCH_COLS} FROM batches ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(batch_row).collect())
+    }
+
+    /// The batch's keys: (fingerprint, sealed, masked), in upload order.
+    pub async fn batch_keys(
+        &self,
+        batch_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT fingerprint, sealed, masked FROM batch_keys WHERE batch_id = ? ORDER BY position")
+            .bind(batch_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn steps(&self, batch_id: i64) -> Result<Vec<StepRow>, StoreError> {
+        let rows: Vec<SRow> = sqlx::query_as(&format!(
+            "SELECT {STEP_COLS} FROM steps WHERE batch_id = ? ORDER BY seq"
+        ))
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(step_row).collect()
+    }
+
+    /// Writes one journal transition and commits it before returning.
+    pub async fn update_step(
+        &self,
+        batch_id: i64,
+        seq: i64,
+        u: StepUpdate,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let state = u.state.map(|s| s.as_str());
+        let finished = matches!(
+            u.state,
+            Some(StepState::Done | StepState::Failed | StepState::Unknown | StepState::Skipped)
+        );
+        sqlx::query(
+            "UPDATE steps SET
+                state = COALESCE(?, state),
+                request_json = COALESCE(?, request_json),
+                response_json = COALESCE(?, response_json),
+                remote_id = COALESCE(?, remote_id),
+                error = COALESCE(?, error),
+                started_at_ms = COALESCE(started_at_ms, ?),
+                finished_at_ms = CASE WHEN ? THEN ? ELSE finished_at_ms END
+             WHERE batch_id = ? AND seq = ?",
+        )
+        .bind(state)
+        .bind(&u.request_json)
+        .bind(&u.response_json)
+        .bind(&u.remote_id)
+        .bind(&u.error)
+        .bind(now)
+        .bind(finished)
+        .bind(now)
+        .bind(batch_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_batch_status(
+        &self,
+        batch_id: i64,
+        status: &str,
+        access_status: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE batches SET status = ?, access_status = COALESCE(?, access_status), updated_at_ms = ? WHERE id = ?")
+            .bind(status)
+            .bind(access_status)
+            .bind(now_ms())
+            .bind(batch_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a host object as ours (ignored when already recorded).
+    pub async fn ledger_insert(&self, e: &LedgerEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO ledger (host_id, kind, remote_id, batch_id, pack_id, provider_key, fingerprint, marker, spec_json, created_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.host_id)
+        .bind(&e.kind)
+        .bind(&e.remote_id)
+        .bind(e.batch_id)
+        .bind(&e.pack_id)
+        .bind(&e.provider_key)
+        .bind(&e.fingerprint)
+        .bind(&e.marker)
+        .bind(&e.spec_json)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The batch and remote id of an account already imported for this key.
+    pub async fn ledger_account(
+        &self,
+        host_id: i64,
+        provider_key: &str,
+        fingerprint: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT batch_id, remote_id FROM ledger WHERE host_id = ? AND provider_key = ? AND kind = 'account' AND fingerprint = ? LIMIT 1",
+        )
+        .bind(host_id)
+        .bind(provider_key)
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn batch_count_for_host(&self, host_id: i64) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM batches WHERE host_id = ?")
+                .bind(host_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn put_access_key(
+        &self,
+        host_id: i64,
+        group: &str,
+        remote_id: &str,
+        sealed: &str,
+        masked: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_keys (host_id, group_name, remote_id, sealed, masked) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (host_id, group_name) DO UPDATE SET remote_id = excluded.remote_id, sealed = excluded.sealed, masked = excluded.masked",
+        )
+        .bind(host_id)
+        .bind(group)
+        .bind(remote_id)
+        .bind(sealed)
+        .bind(masked)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// (remote id, sealed, masked) of the probe user's key for a group.
+    pub async fn access_key(
+        &self,
+        host_id: i64,
+        group: &str,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT remote_id, sealed, masked FROM access_keys WHERE host_id = ? AND group_name = ?")
+            .bind(host_id)
+            .bind(group)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}

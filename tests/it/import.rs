@@ -1,0 +1,448 @@
+//! Import batches against the fake host and a fake DeepSeek upstream: plan,
+//! apply through the journal, access closure in both modes, verification,
+//! re-runs and crashes at every journal step.
+
+use crate::{core, fake, input_for, Ctx};
+use fakehost::{
+    FakeHost, FakeHostConfig, FakeUpstream, Profile, ProviderStyle, UpstreamBehaviour, MARKER_KEY,
+};
+use provisioning_core::model::{AccessMode, AccessStatus, BatchStatus, StepKind, StepState};
+use provisioning_core::ops::{ApplyError, ApplyOptions, BatchRequest, CrashPoint};
+use std::time::Duration;
+
+const PACK: &str = "schema: 1
+id: test-pack
+name: Test
+providers:
+  ds:
+    display_name: DeepSeek (fake)
+    native_platform: deepseek
+    base_url: UPSTREAM
+    smoke_model: deepseek-flash
+    models:
+      deepseek-flash:
+        price: { currency: USD, input: 0.3, output: 1.2, source: test, verified: 2026-11-01 }
+      deepseek-v4-pro:
+        price: { currency: USD, input: 1.32, output: 3.96, source: test, verified: 2026-11-01 }
+    access:
+      mode: self_service
+";
+
+pub struct World {
+    pub ctx: Ctx,
+    pub host: FakeHost,
+    pub upstream: FakeUpstream,
+    pub host_id: i64,
+    pub pack_version: i64,
+}
+
+pub fn keys(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("sk-test-key-{i:04}-abcdefghijkl"))
+        .collect()
+}
+
+pub async fn world(profile: Profile) -> World {
+    let upstream = FakeUpstream::start(
+        ProviderStyle::DeepSeek,
+        &["deepseek-flash", "deepseek-v4-pro"],
+    )
+    .await;
+    for k in keys(20) {
+        upstream.add_key(&k, UpstreamBehaviour::Ok);
+    }
+    let host = fake(FakeHostConfig {
+        profile,
+        models_cache_ttl: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    let ctx = core().await;
+    let h = ctx
+        .core
+        .create_host("alice", &input_for(&host, "h"))
+        .await
+        .unwrap();
+    ctx.core.probe_host("alice", h.id).await.unwrap();
+    let text = PACK.replace("UPSTREAM", &upstream.url());
+    let parsed = provisioning_core::pack::parse(&text, None).unwrap();
+    let (pv, _) = ctx
+        .core
+        .store
+        .insert_pack_version(
+            "alice",
+            "test-pack",
+            "Test",
+            &parsed.hash,
+            "yaml",
+            &text,
+            &serde_json::to_string(&parsed.pack).unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    World {
+        ctx,
+        host,
+        upstream,
+        host_id: h.id,
+        pack_version: pv,
+    }
+}
+
+pub fn fast() -> ApplyOptions {
+    ApplyOptions {
+        models_cache_wait: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+impl World {
+    pub async fn plan(&self, keys: &[String], mode: AccessMode) -> i64 {
+        self.ctx
+            .core
+            .plan_batch(
+                "alice",
+                &BatchRequest {
+                    host_id: self.host_id,
+                    pack_version_id: self.pack_version,
+                    provider_key: "ds".into(),
+                    mode: Some(mode),
+                    keys_text: keys.join("\n"),
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn view(&self, id: i64) -> provisioning_core::model::BatchView {
+        self.ctx.core.batch_view(id).await.unwrap()
+    }
+
+    pub fn accounts_on_host(&self) -> usize {
+        self.host
+            .with_state(|s| s.accounts.iter().filter(|a| !a.deleted).count())
+    }
+}
+
+#[tokio::test]
+async fn self_service_reaches_ready_on_a_native_platform() {
+    let w = world(Profile::V0_1_179).await;
+    let id = w.plan(&keys(3), AccessMode::SelfService).await;
+    let v = w.view(id).await;
+    assert_eq!(v.status, BatchStatus::Planned);
+    assert_eq!(v.plan.platform, "deepseek");
+    assert_eq!(
+        w.accounts_on_host(),
+        0,
+        "planning writes nothing to the host"
+    );
+    let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    let v = w.view(id).await;
+    assert_eq!(status, BatchStatus::Succeeded, "{:#?}", v.steps);
+    assert_eq!(v.access_status, AccessStatus::SelfServiceReady);
+    assert!(
+        v.steps.iter().all(|s| s.state == StepState::Done),
+        "{:#?}",
+        v.steps
+    );
+    assert_eq!(w.accounts_on_host(), 3);
+    // The channel prices are scoped to the group's platform, in USD per token.
+    let ch = w.host.with_state(|s| s.channels[0].clone());
+    assert!(ch.model_pricing.iter().all(|p| p["platform"] == "deepseek"));
+    let flash = ch
+        .model_pricing
+        .iter()
+        .find(|p| p["models"][0] == "deepseek-flash")
+        .unwrap();
+    assert!((flash["input_price"].as_f64().unwrap() - 3.0e-7).abs() < 1e-12);
+    // The readiness evidence holds the request and answer, with the key masked.
+    let ready = v
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Readiness)
+        .unwrap();
+    assert!(ready.response.contains("deepseek-flash"));
+    assert!(ready.request.contains("Bearer sk-…"), "{}", ready.request);
+    let all = serde_json::to_string(&v).unwrap();
+    for k in keys(3) {
+        assert!(!all.contains(&k), "a key leaked into the batch view");
+    }
+}
+
+#[tokio::test]
+async fn subscription_mode_reaches_ready() {
+    let w = world(Profile::V0_1_179).await;
+    let id = w.plan(&keys(2), AccessMode::Subscription).await;
+    let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    let v = w.view(id).await;
+    assert_eq!(status, BatchStatus::Succeeded, "{:#?}", v.steps);
+    assert_eq!(v.access_status, AccessStatus::SubscriptionReady);
+    let (group_type, subs) = w
+        .host
+        .with_state(|s| (s.groups[0].subscription_type.clone(), s.subscriptions.len()));
+    assert_eq!(group_type, "subscription");
+    assert_eq!(subs, 1);
+}
+
+#[tokio::test]
+async fn a_host_before_cn_platforms_gets_the_openai_strategy() {
+    let w = world(Profile::V0_1_100).await;
+    let id = w.plan(&keys(2), AccessMode::SelfService).await;
+    let v = w.view(id).await;
+    assert_eq!(v.plan.platform, "openai");
+    assert!(v.plan.warnings.iter().any(|x| x.contains("no channels")));
+    let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    assert_eq!(
+        status,
+        BatchStatus::Succeeded,
+        "{:#?}",
+        w.view(id).await.steps
+    );
+    let extra = w.host.with_state(|s| s.accounts[0].extra.clone());
+    assert_eq!(extra["openai_responses_mode"], "force_chat_completions");
+}
+
+#[tokio::test]
+async fn re_running_creates_nothing_new_and_a_new_batch_skips_imported_keys() {
+    let w = world(Profile::V0_1_179).await;
+    let id = w.plan(&keys(3), AccessMode::SelfService).await;
+    w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    let calls = w.host.calls("POST /api/v1/admin/accounts");
+    assert_eq!(
+        w.ctx.core.apply_batch("alice", id, fast()).await.unwrap(),
+        BatchStatus::Succeeded
+    );
+    assert_eq!(
+        w.host.calls("POST /api/v1/admin/accounts"),
+        calls,
+        "no account write on a re-run"
+    );
+    // The same keys in a new batch: all skipped, group and channel reused.
+    let id2 = w.plan(&keys(3), AccessMode::SelfService).await;
+    let v = w.view(id2).await;
+    assert_eq!(v.plan.skipped.len(), 3);
+    assert!(v
+        .plan
+        .skipped
+        .iter()
+        .all(|s| s.reason.contains("already imported by batch")));
+    let status = w.ctx.core.apply_batch("alice", id2, fast()).await.unwrap();
+    assert_eq!(
+        status,
+        BatchStatus::Succeeded,
+        "{:#?}",
+        w.view(id2).await.steps
+    );
+    assert_eq!(w.accounts_on_host(), 3);
+    assert_eq!(w.host.with_state(|s| s.groups.len()), 1);
+}
+
+#[tokio::test]
+async fn a_key_already_on_the_host_is_detected_by_our_marker() {
+    let w = world(Profile::V0_1_179).await;
+    let id = w.plan(&keys(2), AccessMode::SelfService).await;
+    w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    // A second dashboard (fresh database, same master key) sees the host only.
+    let other = crate::Ctx {
+        core: provisioning_core::ops::Core {
+            store: provisioning_core::store::Store::open(&w.ctx.dir.path().join("other.db"))
+                .await
+                .unwrap(),
+            cipher: w.ctx.core.cipher.clone(),
+        },
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let h = other
+        .core
+        .create_host("bob", &input_for(&w.host, "h"))
+        .await
+        .unwrap();
+    other.core.probe_host("bob", h.id).await.unwrap();
+    other.core.install_builtin_packs().await.unwrap();
+    let text = PACK.replace("UPSTREAM", &w.upstream.url());
+    let parsed = provisioning_core::pack::parse(&text, None).unwrap();
+    let (pv, _) = other
+        .core
+        .store
+        .insert_pack_version(
+            "bob",
+            "test-pack",
+            "Test",
+            &parsed.hash,
+            "yaml",
+            &text,
+            &serde_json::to_string(&parsed.pack).unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    let err = other
+        .core
+        .plan_batch(
+            "bob",
+            &BatchRequest {
+                host_id: h.id,
+                pack_version_id: pv,
+                provider_key: "ds".into(),
+                mode: None,
+                keys_text: keys(2).join("\n"),
+            },
+        )
+        .await;
+    // The group is ours (description), so it is reused; both keys are on the host.
+    let id2 = err.unwrap();
+    let v = other.core.batch_view(id2).await.unwrap();
+    assert_eq!(v.plan.skipped.len(), 2, "{:?}", v.plan.skipped);
+    assert!(v
+        .plan
+        .skipped
+        .iter()
+        .all(|s| s.reason.contains("already on the host")));
+}
+
+#[tokio::test]
+async fn a_smoke_model_missing_from_the_mapping_is_not_ready() {
+    let w = world(Profile::V0_1_179).await;
+    let id = w.plan(&keys(2), AccessMode::SelfService).await;
+    let readiness_seq = w
+        .view(id)
+        .await
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Readiness)
+        .unwrap()
+        .seq;
+    let r = w
+        .ctx
+        .core
+        .apply_batch(
+            "alice",
+            id,
+            ApplyOptions {
+                crash_at: Some((readiness_seq, CrashPoint::AfterSent)),
+                ..fast()
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(ApplyError::Crashed(_))));
+    // Someone edits the accounts on the host: the smoke model leaves the mapping.
+    w.host.with_state(|s| {
+        for a in s.accounts.iter_mut() {
+            a.credentials.insert(
+                "model_mapping".into(),
+                serde_json::json!({"deepseek-v4-pro": "deepseek-v4-pro"}),
+            );
+        }
+    });
+    let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    let v = w.view(id).await;
+    assert_eq!(status, BatchStatus::Failed);
+    assert_eq!(v.access_status, AccessStatus::Broken);
+    let ready = v
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Readiness)
+        .unwrap();
+    assert_eq!(ready.state, StepState::Failed);
+    assert!(
+        ready.error.contains("does not list deepseek-flash"),
+        "{}",
+        ready.error
+    );
+}
+
+#[tokio::test]
+async fn a_crash_at_every_journal_step_then_a_re_run_converges_without_duplicates() {
+    let n = 5;
+    // Count the steps once.
+    let probe = world(Profile::V0_1_179).await;
+    let total = probe
+        .view(probe.plan(&keys(n), AccessMode::SelfService).await)
+        .await
+        .steps
+        .len() as i64;
+    drop(probe);
+    for seq in 1..=total {
+        for point in [CrashPoint::AfterSent, CrashPoint::AfterCall] {
+            let w = world(Profile::V0_1_179).await;
+            let id = w.plan(&keys(n), AccessMode::SelfService).await;
+            let r = w
+                .ctx
+                .core
+                .apply_batch(
+                    "alice",
+                    id,
+                    ApplyOptions {
+                        crash_at: Some((seq, point)),
+                        ..fast()
+                    },
+                )
+                .await;
+            assert!(
+                matches!(r, Err(ApplyError::Crashed(s)) if s == seq),
+                "seq {seq} {point:?}: {r:?}"
+            );
+            let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+            let v = w.view(id).await;
+            assert_eq!(
+                status,
+                BatchStatus::Succeeded,
+                "seq {seq} {point:?}: {:#?}",
+                v.steps
+            );
+            assert_eq!(w.accounts_on_host(), n, "seq {seq} {point:?}");
+            let dup = w.host.with_state(|s| {
+                let mut per: std::collections::HashMap<String, u32> = Default::default();
+                for a in s.accounts.iter().filter(|a| !a.deleted) {
+                    *per.entry(a.extra[MARKER_KEY].as_str().unwrap().to_string())
+                        .or_default() += 1;
+                }
+                per.values().filter(|c| **c > 1).count()
+            });
+            assert_eq!(dup, 0, "seq {seq} {point:?}: duplicate accounts");
+            assert_eq!(
+                w.host
+                    .with_state(|s| (s.groups.len(), s.channels.len(), s.keys.len())),
+                (1, 1, 1),
+                "seq {seq} {point:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_answer_lost_after_the_host_committed_is_replayed_not_duplicated() {
+    let w = world(Profile::V0_1_179).await;
+    w.host.add_fault(fakehost::Fault {
+        method: reqwest::Method::POST,
+        path_prefix: "/api/v1/admin/accounts".into(),
+        kind: fakehost::FaultKind::DropAfterCommit,
+        times: 2,
+    });
+    let id = w.plan(&keys(4), AccessMode::SelfService).await;
+    let first = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    assert_eq!(
+        first,
+        BatchStatus::PartiallySucceeded,
+        "{:#?}",
+        w.view(id).await.steps
+    );
+    let failed = w
+        .view(id)
+        .await
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Failed)
+        .count();
+    assert!(failed >= 2, "the two lost answers show as failed steps");
+    assert_eq!(
+        w.ctx.core.apply_batch("alice", id, fast()).await.unwrap(),
+        BatchStatus::Succeeded
+    );
+    assert_eq!(
+        w.accounts_on_host(),
+        4,
+        "the Idempotency-Key replayed the committed creates"
+    );
+}
