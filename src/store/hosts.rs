@@ -170,6 +170,20 @@ impl Store {
     /// Deletes a host and its probe history; returns whether it existed.
     pub async fn delete_host(&self, actor: &str, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
+        let batches: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM batches WHERE host_id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if batches > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{batches} import batches whose evidence refers to it; it stays"
+            )));
+        }
+        // Ledger-free probe data goes with the host.
+        sqlx::query("DELETE FROM access_keys WHERE host_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let name: Option<String> =
             sqlx::query_scalar("DELETE FROM hosts WHERE id = ? RETURNING name")
                 .bind(id)
