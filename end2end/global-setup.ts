@@ -24,10 +24,13 @@ function waitFor(child: ChildProcess, pattern: RegExp, what: string): Promise<Re
   });
 }
 
-async function fakeHost(extra: string[]): Promise<{ child: ChildProcess; url: string; key: string }> {
-  const child = spawn(bin!, ['fake-host', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const m = await waitFor(child, /\{"admin_api_key":"([^"]+)","url":"([^"]+)"\}/, 'fake host');
-  return { child, key: m[1], url: m[2] };
+interface Fake { child: ChildProcess; url: string; key: string; upstream: string; keys: string[]; exhausted: string }
+
+async function fakeHost(extra: string[]): Promise<Fake> {
+  const child = spawn(bin!, ['fake-host', '--models-cache-ttl-secs', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const line = (await waitFor(child, /^\{.*\}$/m, 'fake host'))[0];
+  const v = JSON.parse(line);
+  return { child, key: v.admin_api_key, url: v.url, upstream: v.upstream_url, keys: v.keys, exhausted: v.exhausted_key };
 }
 
 export default async function globalSetup() {
@@ -40,14 +43,18 @@ export default async function globalSetup() {
     const data = mkdtempSync(join(tmpdir(), `relay-e2e-${project}-`));
     const dash = spawn(bin, ['serve'], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, DASHBOARD_ADDR: '127.0.0.1:0', DASHBOARD_DATA_DIR: data, DASHBOARD_SITE_ROOT: siteRoot, NO_COLOR: '1', RUST_LOG: 'info' },
+      env: { ...process.env, DASHBOARD_ADDR: '127.0.0.1:0', DASHBOARD_MODELS_CACHE_WAIT_SECS: '0', DASHBOARD_DATA_DIR: data, DASHBOARD_SITE_ROOT: siteRoot, NO_COLOR: '1', RUST_LOG: 'info' },
     });
     let log = '';
     dash.stdout?.on('data', d => { log += d.toString(); });
     const token = (await waitFor(dash, /setup token ([0-9a-f]{32})/, 'dashboard'))[1];
     const url = (await waitFor(dash, /dashboard listening on (http:\/\/[0-9.:]+)/, 'dashboard'))[1];
     pids.push(open.child.pid!, gated.child.pid!, dash.pid!);
-    env[project] = { url, token, host: { url: open.url, key: open.key }, gated: { url: gated.url, key: gated.key }, data };
+    env[project] = {
+      url, token, data,
+      host: { url: open.url, key: open.key, upstream: open.upstream, keys: open.keys, exhausted: open.exhausted },
+      gated: { url: gated.url, key: gated.key },
+    };
   }
   const file = join(tmpdir(), 'relay-e2e-env.json');
   writeFileSync(file, JSON.stringify({ projects: env, pids }));

@@ -144,3 +144,116 @@ pub async fn audit_log(page: u32) -> Result<AuditPage, AppError> {
         total,
     })
 }
+
+/// A pack version with its providers and, optionally, the diff to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackDetailData {
+    pub version: provisioning_core::model::PackVersionView,
+    pub pack: provisioning_core::model::Pack,
+    pub source: String,
+    pub others: Vec<provisioning_core::model::PackVersionView>,
+    pub diff_against: Option<i64>,
+    pub diff: Vec<provisioning_core::model::PackChange>,
+}
+
+/// What the new-batch form offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchFormData {
+    pub hosts: Vec<HostView>,
+    /// (pack version id, pack id, provider key, display name, default mode)
+    pub providers: Vec<(i64, String, String, String, String)>,
+}
+
+#[server]
+pub async fn list_packs() -> Result<Vec<provisioning_core::model::PackVersionView>, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .pack_versions()
+        .await
+        .map_err(crate::server::op_error)
+}
+
+#[server]
+pub async fn pack_detail(id: i64, diff: Option<i64>) -> Result<PackDetailData, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let core = &state.core;
+    let all = core
+        .pack_versions()
+        .await
+        .map_err(crate::server::op_error)?;
+    let version = all.iter().find(|v| v.id == id).cloned().ok_or_else(|| {
+        AppError::new(ErrorKind::NotFound, format!("pack version {id} not found"))
+    })?;
+    let (row, pack) = core.pack(id).await.map_err(crate::server::op_error)?;
+    let others: Vec<_> = all
+        .into_iter()
+        .filter(|v| v.pack_id == version.pack_id && v.id != id)
+        .collect();
+    let diff_against = diff.filter(|d| others.iter().any(|o| o.id == *d));
+    let changes = match diff_against {
+        Some(d) => {
+            let (_, old) = core.pack(d).await.map_err(crate::server::op_error)?;
+            provisioning_core::pack::diff(&old, &pack)
+        }
+        None => Vec::new(),
+    };
+    Ok(PackDetailData {
+        version,
+        pack,
+        source: row.source,
+        others,
+        diff_against,
+        diff: changes,
+    })
+}
+
+#[server]
+pub async fn new_batch_options() -> Result<BatchFormData, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let core = &state.core;
+    let hosts = core.list_hosts().await.map_err(crate::server::op_error)?;
+    let mut providers = Vec::new();
+    for v in core
+        .pack_versions()
+        .await
+        .map_err(crate::server::op_error)?
+    {
+        let (_, pack) = core.pack(v.id).await.map_err(crate::server::op_error)?;
+        for (k, p) in &pack.providers {
+            providers.push((
+                v.id,
+                pack.id.clone(),
+                k.clone(),
+                p.display_name.clone(),
+                p.access.mode.as_str().to_string(),
+            ));
+        }
+    }
+    Ok(BatchFormData { hosts, providers })
+}
+
+#[server]
+pub async fn list_batches() -> Result<Vec<provisioning_core::model::BatchView>, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .list_batches(200)
+        .await
+        .map_err(crate::server::op_error)
+}
+
+#[server]
+pub async fn batch_detail(id: i64) -> Result<provisioning_core::model::BatchView, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .batch_view(id)
+        .await
+        .map_err(crate::server::op_error)
+}

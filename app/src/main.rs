@@ -90,6 +90,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         leptos_options,
         core,
         config: Arc::new(config),
+        running: Default::default(),
     };
     let router = app::server::router::build_router(state, sessions);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -125,8 +126,15 @@ fn read_password() -> anyhow::Result<Secret> {
     Ok(Secret::new(p))
 }
 
-async fn fake_host(profile: &str, compliance_required: bool, port: u16) -> anyhow::Result<()> {
-    use fakehost::{FakeHost, FakeHostConfig, Profile};
+async fn fake_host(
+    profile: &str,
+    compliance_required: bool,
+    port: u16,
+    ttl: u64,
+) -> anyhow::Result<()> {
+    use fakehost::{
+        FakeHost, FakeHostConfig, FakeUpstream, Profile, ProviderStyle, UpstreamBehaviour,
+    };
     let profile = match profile {
         "0.1.100" => Profile::V0_1_100,
         "0.1.179" => Profile::V0_1_179,
@@ -143,10 +151,32 @@ async fn fake_host(profile: &str, compliance_required: bool, port: u16) -> anyho
         FakeHostConfig {
             profile,
             compliance_accepted: !compliance_required,
+            models_cache_ttl: std::time::Duration::from_secs(ttl),
             ..Default::default()
         },
     );
-    let line = serde_json::json!({"url": host.url(), "admin_api_key": host.admin_api_key()});
+    let upstream = FakeUpstream::start(
+        ProviderStyle::DeepSeek,
+        &["deepseek-flash", "deepseek-v4-pro"],
+    )
+    .await;
+    let good: Vec<String> = (1..=6)
+        .map(|i| format!("sk-e2e-healthy-key-{i:04}"))
+        .collect();
+    for k in &good {
+        upstream.add_key(k, UpstreamBehaviour::Ok);
+    }
+    upstream.add_key(
+        "sk-e2e-exhausted-key-0001",
+        UpstreamBehaviour::QuotaExhausted,
+    );
+    let line = serde_json::json!({
+        "url": host.url(),
+        "admin_api_key": host.admin_api_key(),
+        "upstream_url": upstream.url(),
+        "keys": good,
+        "exhausted_key": "sk-e2e-exhausted-key-0001",
+    });
     writeln!(std::io::stdout(), "{line}")?;
     std::io::stdout().flush()?;
     let _ = tokio::signal::ctrl_c().await;
@@ -183,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
             profile,
             compliance_required,
             port,
-        } => fake_host(&profile, compliance_required, port).await,
+            models_cache_ttl_secs,
+        } => fake_host(&profile, compliance_required, port, models_cache_ttl_secs).await,
     }
 }

@@ -17,6 +17,9 @@ pub struct Flash {
     pub message: String,
     /// The field the error is about, when it is about one.
     pub field: Option<String>,
+    /// Itemised problems (e.g. every issue found in a pack).
+    #[serde(default)]
+    pub details: Vec<String>,
     pub values: BTreeMap<String, String>,
 }
 

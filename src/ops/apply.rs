@@ -16,7 +16,6 @@ use crate::model::{
 };
 use crate::secrets::{mask, Secret};
 use crate::store::{BatchRow, LedgerEntry, StepRow, StepUpdate};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -239,12 +238,14 @@ impl Core {
         }
         // Accounts, a few at a time.
         let accounts = by_kind(StepKind::Account);
-        let results: Vec<Result<Option<String>, ApplyError>> =
-            futures_util::stream::iter(accounts.iter())
-                .map(|s| self.step(ctx, s, Some(group_id)))
-                .buffer_unordered(ctx.opts.concurrency.max(1))
-                .collect()
-                .await;
+        // (A loop of calls to one async fn, not a closure: the future must
+        // stay `Send` for every lifetime when the server spawns it.)
+        let permits = tokio::sync::Semaphore::new(ctx.opts.concurrency.max(1));
+        let mut pending = Vec::with_capacity(accounts.len());
+        for s in &accounts {
+            pending.push(self.step_limited(&permits, ctx, s, group_id));
+        }
+        let results = futures_util::future::join_all(pending).await;
         let mut failed_accounts = 0;
         for r in results {
             if r?.is_none() {
@@ -285,6 +286,20 @@ impl Core {
                 },
             ),
         })
+    }
+
+    async fn step_limited(
+        &self,
+        permits: &tokio::sync::Semaphore,
+        ctx: &Ctx,
+        s: &StepRow,
+        group_id: i64,
+    ) -> Result<Option<String>, ApplyError> {
+        let _permit = permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        self.step(ctx, s, Some(group_id)).await
     }
 
     /// Runs one step through the journal. `Ok(Some(remote id))` when done,

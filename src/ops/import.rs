@@ -652,6 +652,52 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Every stored pack version, newest first within each pack.
+    pub async fn pack_versions(&self) -> Result<Vec<crate::model::PackVersionView>, OpError> {
+        let mut out = Vec::new();
+        for r in self.store.pack_versions().await? {
+            let pack: Pack = serde_json::from_str(&r.pack_json)
+                .map_err(|e| OpError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+            out.push(crate::model::PackVersionView {
+                id: r.id,
+                pack_id: r.pack_id,
+                name: r.name,
+                hash: r.hash,
+                format: r.format,
+                builtin: r.builtin,
+                created_at_ms: r.created_at_ms,
+                created_by: r.created_by,
+                providers: pack.providers.keys().cloned().collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Validates and stores an uploaded pack. `Err` lists every problem.
+    pub async fn upload_pack(
+        &self,
+        actor: &str,
+        source: &str,
+    ) -> Result<(i64, bool), Result<Vec<crate::model::PackIssue>, OpError>> {
+        let parsed = crate::pack::parse(source, None).map_err(Ok)?;
+        let json = serde_json::to_string(&parsed.pack).expect("packs serialise");
+        self.store
+            .insert_pack_version(
+                actor,
+                &parsed.pack.id,
+                &parsed.pack.name,
+                &parsed.hash,
+                parsed.format.as_str(),
+                source,
+                &json,
+                false,
+            )
+            .await
+            .map_err(|e| Err(e.into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

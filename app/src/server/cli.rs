@@ -24,8 +24,9 @@ pub enum Command {
     /// Serve the dashboard with a fake Sub2API host and a fake DeepSeek-like
     /// upstream on loopback, already registered, to click through.
     Demo,
-    /// Run a fake Sub2API host (for end-to-end tests). Prints its URL and
-    /// admin key as JSON on one line.
+    /// Run a fake Sub2API host and a fake DeepSeek-like upstream (for
+    /// end-to-end tests). Prints their URLs, the admin key and the upstream
+    /// keys as JSON on one line.
     #[command(hide = true)]
     FakeHost {
         /// 0.1.100, 0.1.179 or 0.2.4.
@@ -36,6 +37,9 @@ pub enum Command {
         compliance_required: bool,
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Lifetime of the fake host's `/v1/models` cache (the real host: 15 s).
+        #[arg(long, default_value_t = 15)]
+        models_cache_ttl_secs: u64,
     },
 }
 

@@ -28,6 +28,8 @@ pub struct Config {
     pub trust_proxy: bool,
     pub session_idle_minutes: i64,
     pub log_json: bool,
+    /// Wait before the readiness gate for the host's `/v1/models` cache.
+    pub models_cache_wait_secs: u64,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -74,7 +76,16 @@ impl Config {
                 ));
             }
         }
+        let models_cache_wait_secs = match var("DASHBOARD_MODELS_CACHE_WAIT_SECS") {
+            None => 16,
+            Some(v) => v.parse::<u64>().ok().filter(|s| *s <= 600).ok_or_else(|| {
+                format!(
+                    "DASHBOARD_MODELS_CACHE_WAIT_SECS=`{v}`: expected seconds between 0 and 600"
+                )
+            })?,
+        };
         Ok(Config {
+            models_cache_wait_secs,
             addr,
             data_dir,
             database,

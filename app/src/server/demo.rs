@@ -41,6 +41,31 @@ pub async fn start(core: &Core) -> anyhow::Result<Demo> {
         None => core.create_host("demo", &input).await?.id,
     };
     core.probe_host("demo", id).await?;
+    // A pack whose DeepSeek-like provider points at the fake upstream, so the
+    // demo keys above can be imported end to end.
+    let pack = DEMO_PACK.replace("UPSTREAM", &upstream.url());
+    core.upload_pack("demo", &pack)
+        .await
+        .map_err(|e| anyhow::anyhow!("demo pack: {e:?}"))?;
     tracing::info!(host = %host.url(), upstream = %upstream.url(), "demo: fake Sub2API host and DeepSeek-like upstream are running");
     Ok(Demo { host, upstream })
 }
+
+const DEMO_PACK: &str = "schema: 1
+id: demo
+name: Demo (fake DeepSeek upstream)
+description: Points at the fake upstream of demo mode. Keys sk-demo-healthy-0000000000000001 (works) and sk-demo-exhausted-00000000000002 (no balance).
+providers:
+  deepseek:
+    display_name: DeepSeek (demo upstream)
+    native_platform: deepseek
+    base_url: UPSTREAM
+    smoke_model: deepseek-flash
+    models:
+      deepseek-flash:
+        price: { currency: USD, input: 0.30, output: 1.20, cache_read: 0.006, source: https://api-docs.deepseek.com/quick_start/pricing, verified: 2026-11-01 }
+      deepseek-v4-pro:
+        price: { currency: USD, input: 1.32, output: 3.96, cache_read: 0.044, source: https://api-docs.deepseek.com/quick_start/pricing, verified: 2026-11-01 }
+    access:
+      mode: self_service
+";

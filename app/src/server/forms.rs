@@ -26,6 +26,8 @@ type FormMap = HashMap<String, String>;
 /// Fields never echoed back into a page.
 const SECRET_FIELDS: &[&str] = &[
     "_csrf",
+    "keys",
+    "keys_file",
     "password",
     "token",
     "admin_api_key",
@@ -50,6 +52,7 @@ struct Failure {
     status: StatusCode,
     message: String,
     field: Option<String>,
+    details: Vec<String>,
 }
 
 impl Failure {
@@ -58,6 +61,7 @@ impl Failure {
             status,
             message: message.into(),
             field: None,
+            details: Vec::new(),
         }
     }
 
@@ -66,6 +70,7 @@ impl Failure {
             status,
             message: f.to_string(),
             field: Some(f.field),
+            details: Vec::new(),
         }
     }
 }
@@ -108,6 +113,7 @@ async fn render_failure(
         ok: false,
         message: f.message,
         field: f.field,
+        details: f.details,
         values,
     });
     let mut req = Request::builder()
@@ -596,4 +602,236 @@ pub async fn set_lang(Query(q): Query<LangQuery>, parts: Parts) -> Response {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// Reads a form that may be urlencoded or multipart (file uploads). File
+/// fields are read as UTF-8 text and stored under their field name.
+async fn read_form(state: &AppState, req: Request<Body>) -> Result<(Parts, FormMap), Failure> {
+    use axum::extract::{FromRequest, Multipart};
+    let (parts, body) = req.into_parts();
+    let is_multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let req = Request::from_parts(parts.clone(), body);
+    let too_big = || {
+        Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The upload is too large (at most 1 MiB).",
+        )
+    };
+    let mut form = FormMap::new();
+    if is_multipart {
+        let mut mp = Multipart::from_request(req, state).await.map_err(|e| {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("The upload could not be read: {e}"),
+            )
+        })?;
+        while let Some(field) = mp.next_field().await.map_err(|_| too_big())? {
+            let name = field.name().unwrap_or("").to_string();
+            let bytes = field.bytes().await.map_err(|_| too_big())?;
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                Failure::field(
+                    StatusCode::BAD_REQUEST,
+                    FieldError::new(name.clone(), "is not UTF-8 text"),
+                )
+            })?;
+            form.insert(name, text);
+        }
+    } else {
+        let Form(f) = Form::<FormMap>::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_big()
+                } else {
+                    Failure::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("The form could not be read: {e}"),
+                    )
+                }
+            })?;
+        form = f;
+    }
+    Ok((parts, form))
+}
+
+pub async fn upload_pack(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request<Body>,
+) -> Response {
+    let (parts, form) = match read_form(&state, req).await {
+        Ok(x) => x,
+        Err(f) => return f.into_plain(),
+    };
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let actor = allowed(&state, &ctx, Role::Operator, "pack.upload", "pack:new").await?;
+        let file = get(&form, "file");
+        let source = if file.trim().is_empty() {
+            get(&form, "source")
+        } else {
+            file
+        };
+        match state.core.upload_pack(&actor, source).await {
+            Ok((id, created)) => Ok((id, created)),
+            Err(Ok(issues)) => Err(Failure {
+                status: StatusCode::BAD_REQUEST,
+                message: format!(
+                    "The pack has {} problem{}; nothing was stored.",
+                    issues.len(),
+                    if issues.len() == 1 { "" } else { "s" }
+                ),
+                field: Some("source".into()),
+                details: issues.iter().map(|i| i.to_string()).collect(),
+            }),
+            Err(Err(e)) => Err(e.into()),
+        }
+    }
+    .await;
+    match result {
+        Ok((id, created)) => {
+            let msg = if created {
+                "Pack version stored."
+            } else {
+                "This exact pack version was already stored."
+            };
+            done(&session, &format!("/packs/{id}"), msg.into(), true).await
+        }
+        Err(f) => {
+            let mut form = form;
+            form.remove("file");
+            render_failure(&state, &parts, "/packs", &form, f).await
+        }
+    }
+}
+
+pub async fn new_batch(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request<Body>,
+) -> Response {
+    use provisioning_core::model::AccessMode;
+    use provisioning_core::ops::BatchRequest;
+    let (parts, form) = match read_form(&state, req).await {
+        Ok(x) => x,
+        Err(f) => return f.into_plain(),
+    };
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let actor = allowed(&state, &ctx, Role::Operator, "batch.plan", "batch:new").await?;
+        let bad = |field: &str, msg: &str| {
+            Failure::field(StatusCode::BAD_REQUEST, FieldError::new(field, msg))
+        };
+        let host_id: i64 = get(&form, "host_id")
+            .parse()
+            .map_err(|_| bad("host_id", "choose a host"))?;
+        let (pv, provider) = get(&form, "provider")
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.to_string())))
+            .ok_or_else(|| bad("provider", "choose a provider"))?;
+        let mode = match get(&form, "mode") {
+            "" | "default" => None,
+            m => Some(
+                AccessMode::parse(m)
+                    .ok_or_else(|| bad("mode", "must be self_service or subscription"))?,
+            ),
+        };
+        let file = get(&form, "keys_file");
+        let keys_text = if file.trim().is_empty() {
+            get(&form, "keys")
+        } else {
+            file
+        };
+        let req = BatchRequest {
+            host_id,
+            pack_version_id: pv,
+            provider_key: provider,
+            mode,
+            keys_text: keys_text.to_string(),
+        };
+        Ok::<_, Failure>(state.core.plan_batch(&actor, &req).await?)
+    }
+    .await;
+    match result {
+        Ok(id) => {
+            done(
+                &session,
+                &format!("/batches/{id}"),
+                "Plan ready: review it, then apply.".into(),
+                true,
+            )
+            .await
+        }
+        Err(f) => {
+            let mut form = form;
+            form.remove("keys");
+            form.remove("keys_file");
+            render_failure(&state, &parts, "/batches/new", &form, f).await
+        }
+    }
+}
+
+pub async fn batch_action(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let path = format!("/batches/{id}");
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        match get(&form, "action") {
+            "apply" => {
+                let actor = allowed(&state, &ctx, Role::Operator, "batch.apply", &format!("batch:{id}")).await?;
+                let batch = state.core.batch_view(id).await?;
+                if matches!(batch.status, provisioning_core::model::BatchStatus::RolledBack | provisioning_core::model::BatchStatus::RollingBack) {
+                    return Err(Failure::new(StatusCode::CONFLICT, "This batch was rolled back; plan a new one."));
+                }
+                {
+                    let mut running = state.running.lock().expect("lock");
+                    if !running.insert(id) {
+                        return Err(Failure::new(StatusCode::CONFLICT, "This batch is already being applied; the page refreshes with its progress."));
+                    }
+                }
+                // Running before the redirect, so the next page shows progress.
+                if let Err(e) = state.core.store.set_batch_status(id, "running", None).await {
+                    state.running.lock().expect("lock").remove(&id);
+                    return Err(OpError::from(e).into());
+                }
+                let st = state.clone();
+                tokio::spawn(async move {
+                    let opts = provisioning_core::ops::ApplyOptions {
+                        models_cache_wait: std::time::Duration::from_secs(st.config.models_cache_wait_secs),
+                        ..Default::default()
+                    };
+                    if let Err(e) = st.core.apply_batch(&actor, id, opts).await {
+                        tracing::error!(batch_id = id, error = %e, "apply stopped");
+                    }
+                    st.running.lock().expect("lock").remove(&id);
+                });
+                Ok("Applying: every step appears below as it completes.".to_string())
+            }
+            other => Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("action", format!("unknown action `{other}`")))),
+        }
+    }
+    .await;
+    match result {
+        Ok(msg) => done(&session, &path, msg, true).await,
+        Err(f) => render_failure(&state, &parts, &path, &form, f).await,
+    }
+}
+
+impl Failure {
+    /// For failures before the page context is known (unreadable uploads).
+    fn into_plain(self) -> Response {
+        (self.status, self.message).into_response()
+    }
 }

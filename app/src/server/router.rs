@@ -94,6 +94,9 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/hosts/{id}/edit", post(forms::edit_host))
         .route("/hosts/{id}/delete", post(forms::delete_host))
         .route("/operators", post(forms::operators))
+        .route("/packs", post(forms::upload_pack))
+        .route("/batches/new", post(forms::new_batch))
+        .route("/batches/{id}", post(forms::batch_action))
         .leptos_routes_with_context(&state, routes, ctx, move || shell(shell_opts.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

@@ -5,9 +5,11 @@
 
 mod audit;
 mod auth;
+mod batches;
 mod hosts;
 mod operators;
 mod overview;
+mod packs;
 mod widgets;
 
 pub use widgets::*;
@@ -39,6 +41,11 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/hosts/:id/edit") view=hosts::EditHostPage ssr=SsrMode::Async/>
                 <Route path=path!("/hosts/:id/delete") view=hosts::DeleteHostPage ssr=SsrMode::Async/>
                 <Route path=path!("/operators") view=operators::OperatorsPage ssr=SsrMode::Async/>
+                <Route path=path!("/packs") view=packs::PacksPage ssr=SsrMode::Async/>
+                <Route path=path!("/packs/:id") view=packs::PackPage ssr=SsrMode::Async/>
+                <Route path=path!("/batches") view=batches::BatchesPage ssr=SsrMode::Async/>
+                <Route path=path!("/batches/new") view=batches::NewBatchPage ssr=SsrMode::Async/>
+                <Route path=path!("/batches/:id") view=batches::BatchPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
             </Routes>
         </Router>

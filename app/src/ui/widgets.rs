@@ -24,6 +24,8 @@ pub fn Layout(children: Children) -> impl IntoView {
             <nav>
                 <a href="/">{l.t("Overview", "总览")}</a>
                 <a href="/hosts">{l.t("Hosts", "主机")}</a>
+                <a href="/packs">{l.t("Packs", "模板包")}</a>
+                <a href="/batches">{l.t("Batches", "批次")}</a>
                 <a href="/audit">{l.t("Audit log", "审计日志")}</a>
                 {is_admin.then(|| view! { <a href="/operators">{l.t("Operators", "操作员")}</a> })}
             </nav>
@@ -53,7 +55,17 @@ pub fn Layout(children: Children) -> impl IntoView {
 pub fn FlashBanner() -> impl IntoView {
     page_ctx().flash.map(|f| {
         let class = if f.ok { "flash ok" } else { "flash error" };
-        view! { <div class=class role="alert" data-testid="flash">{f.message}</div> }
+        let details = f.details.clone();
+        view! {
+            <div class=class role="alert" data-testid="flash">
+                {f.message}
+                {(!details.is_empty()).then(|| view! {
+                    <ul class="issues" data-testid="issues">
+                        {details.into_iter().map(|d| view! { <li>{d}</li> }).collect_view()}
+                    </ul>
+                })}
+            </div>
+        }
     })
 }
 

@@ -91,6 +91,7 @@ impl TestApp {
             trust_proxy: false,
             session_idle_minutes: 60,
             log_json: false,
+            models_cache_wait_secs: 0,
         };
         let state = AppState {
             leptos_options: LeptosOptions::builder()
@@ -100,6 +101,7 @@ impl TestApp {
                 .build(),
             core: core.clone(),
             config: Arc::new(config),
+            running: Default::default(),
         };
         let router = app::server::router::build_router(state, sessions);
         tokio::spawn(async move {
