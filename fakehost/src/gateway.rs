@@ -115,6 +115,7 @@ fn count(inner: &Shared, route: &str) {
 /// mapping keys, else the platform's default list; cached per group.
 pub async fn models(AxState(inner): AxState<Shared>, headers: HeaderMap) -> Response {
     count(&inner, "GET /v1/models");
+    latency(&inner).await;
     if let (Some(r), _) = take_fault(&inner, &Method::GET, "/v1/models").await {
         return r;
     }
@@ -269,6 +270,7 @@ fn on_upstream_error(st: &mut State, account_id: i64, status: u16, body: &str) {
 /// `POST /v1/chat/completions` with failover across the group's accounts (§7.4).
 pub async fn chat(AxState(inner): AxState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     count(&inner, "POST /v1/chat/completions");
+    latency(&inner).await;
     if let (Some(r), _) = take_fault(&inner, &Method::POST, "/v1/chat/completions").await {
         return r;
     }

@@ -81,6 +81,8 @@ pub struct FakeHostConfig {
     pub models_cache_ttl: Duration,
     /// Users besides the admin: (email, password).
     pub users: Vec<(String, String)>,
+    /// Added to every admin and gateway request (benchmarks).
+    pub latency: Duration,
 }
 
 impl Default for FakeHostConfig {
@@ -95,6 +97,7 @@ impl Default for FakeHostConfig {
             turnstile: false,
             models_cache_ttl: Duration::from_secs(15),
             users: vec![("probe@example.com".into(), "probe-password-1".into())],
+            latency: Duration::ZERO,
         }
     }
 }
@@ -300,6 +303,11 @@ impl FakeHost {
             .calls
             .get(route)
             .unwrap_or(&0)
+    }
+
+    /// Total calls seen on every route.
+    pub fn total_calls(&self) -> u32 {
+        self.inner.state.lock().unwrap().calls.values().sum()
     }
 
     /// Total calls under `/api/v1/admin`.
@@ -665,6 +673,9 @@ async fn admin_entry(
         .entry(route_key(&method, &path))
         .and_modify(|c| *c += 1)
         .or_insert(1);
+    if !inner.cfg.latency.is_zero() {
+        tokio::time::sleep(inner.cfg.latency).await;
+    }
     // Auth: x-api-key alone when present, else a Bearer JWT.
     let actor = {
         let st = inner.state.lock().unwrap();

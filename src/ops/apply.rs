@@ -262,8 +262,13 @@ impl Core {
         if !access_ok {
             return Ok((BatchStatus::Failed, AccessStatus::Broken));
         }
-        for s in by_kind(StepKind::AccountTest) {
-            if self.step(ctx, &s, Some(group_id)).await?.is_none() {
+        let tests = by_kind(StepKind::AccountTest);
+        let mut pending = Vec::with_capacity(tests.len());
+        for s in &tests {
+            pending.push(self.step_limited(&permits, ctx, s, group_id));
+        }
+        for r in futures_util::future::join_all(pending).await {
+            if r?.is_none() {
                 failed_accounts += 1;
             }
         }

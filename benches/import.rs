@@ -1,0 +1,131 @@
+//! Imports 1,000 keys into the fake host with a fixed latency on every host
+//! call, and reports the elapsed time as a ratio of the lower bound
+//! (host calls × latency / concurrency) and the host calls per key.
+//!
+//! Run: `cargo bench -p provisioning-core --bench import`
+//! (env: BENCH_KEYS, BENCH_LATENCY_MS, BENCH_CONCURRENCY).
+
+use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBehaviour};
+use provisioning_core::model::{AccessMode, BatchStatus, HostInput};
+use provisioning_core::ops::{ApplyOptions, BatchRequest, Core};
+use provisioning_core::secrets::{Cipher, MasterKey};
+use provisioning_core::store::Store;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env("BENCH_KEYS", 1000) as usize;
+    let latency = Duration::from_millis(env("BENCH_LATENCY_MS", 10));
+    let concurrency = env("BENCH_CONCURRENCY", 8) as usize;
+    let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
+    let keys: Vec<String> = (0..n)
+        .map(|i| format!("sk-bench-{i:06}-abcdefghijklmnop"))
+        .collect();
+    for k in &keys {
+        upstream.add_key(k, UpstreamBehaviour::Ok);
+    }
+    let host = FakeHost::start(FakeHostConfig {
+        latency,
+        models_cache_ttl: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core {
+        store: Store::open(&dir.path().join("bench.db")).await.unwrap(),
+        cipher: Cipher::new(&MasterKey::generate(), &[]),
+    };
+    let h = core
+        .create_host(
+            "bench",
+            &HostInput {
+                name: "bench".into(),
+                base_url: host.url(),
+                auth_kind: "api_key".into(),
+                admin_api_key: host.admin_api_key().into(),
+                probe_user_email: "probe@example.com".into(),
+                probe_user_password: "probe-password-1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    core.probe_host("bench", h.id).await.unwrap();
+    let pack = format!(
+        "schema: 1\nid: bench\nname: Bench\nproviders:\n  ds:\n    display_name: DS\n    native_platform: deepseek\n    base_url: {}\n    smoke_model: deepseek-flash\n    models:\n      deepseek-flash:\n        price: {{ currency: USD, input: 0.3, output: 1.2, source: bench, verified: 2026-11-01 }}\n",
+        upstream.url()
+    );
+    let (pv, _) = core.upload_pack("bench", &pack).await.unwrap();
+    let before = host.total_calls();
+    let t0 = Instant::now();
+    let id = core
+        .plan_batch(
+            "bench",
+            &BatchRequest {
+                host_id: h.id,
+                pack_version_id: pv,
+                provider_key: "ds".into(),
+                mode: Some(AccessMode::SelfService),
+                keys_text: keys.join("\n"),
+            },
+        )
+        .await
+        .unwrap();
+    let plan_time = t0.elapsed();
+    let plan_calls = host.total_calls() - before;
+    let t1 = Instant::now();
+    let status = core
+        .apply_batch(
+            "bench",
+            id,
+            ApplyOptions {
+                concurrency,
+                models_cache_wait: Duration::ZERO,
+                crash_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let apply_time = t1.elapsed();
+    let calls = host.total_calls() - before;
+    assert_eq!(status, BatchStatus::Succeeded);
+    let bound = latency.as_secs_f64() * calls as f64 / concurrency as f64;
+    let total = plan_time + apply_time;
+    let mut out = std::io::stdout();
+    writeln!(out, "keys                    {n}").unwrap();
+    writeln!(out, "latency per host call   {} ms", latency.as_millis()).unwrap();
+    writeln!(out, "concurrency             {concurrency}").unwrap();
+    writeln!(
+        out,
+        "host calls              {calls} ({:.2} per key; plan {plan_calls})",
+        calls as f64 / n as f64
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "elapsed                 {:.2} s (plan {:.2} s, apply {:.2} s)",
+        total.as_secs_f64(),
+        plan_time.as_secs_f64(),
+        apply_time.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "lower bound             {bound:.2} s (calls × latency / concurrency)"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "ratio to lower bound    {:.2}",
+        total.as_secs_f64() / bound
+    )
+    .unwrap();
+}
