@@ -16,6 +16,8 @@ pub mod pack;
 pub mod secrets;
 #[cfg(feature = "runtime")]
 pub mod store;
+#[cfg(feature = "runtime")]
+pub mod upstream;
 
 /// The product version stamped on probes and evidence.
 pub const PRODUCT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -111,6 +111,13 @@ fn count(inner: &Shared, route: &str) {
         .or_insert(1);
 }
 
+/// The configured per-call latency (benchmarks).
+async fn latency(inner: &Shared) {
+    if !inner.cfg.latency.is_zero() {
+        tokio::time::sleep(inner.cfg.latency).await;
+    }
+}
+
 /// `GET /v1/models` (§7.2): the union of schedulable same-platform accounts'
 /// mapping keys, else the platform's default list; cached per group.
 pub async fn models(AxState(inner): AxState<Shared>, headers: HeaderMap) -> Response {

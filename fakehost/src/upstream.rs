@@ -12,14 +12,39 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-/// Whose error bodies the upstream speaks.
+/// Whose error bodies the upstream speaks (the providers reference, §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderStyle {
-    /// DeepSeek (`api.deepseek.com`): 401 `authentication_error`, 402
-    /// "Insufficient Balance", 400 "Model Not Exist", `/user/balance`.
+    /// DeepSeek: 401 "Authentication Fails", 402 "Insufficient Balance",
+    /// 400 "Model Not Exist" / "Content Exists Risk", `/user/balance`.
     DeepSeek,
+    /// Moonshot Kimi: `{error:{type}}`, 429 for both money and rate.
+    Kimi,
+    /// Zhipu GLM: `{error:{code:"1113"}}` with 429 for no balance.
+    Glm,
+    /// MiniMax: business codes, 200 + `base_resp` for no balance.
+    MiniMax,
+    /// DashScope: 400 `Arrearage` for arrears.
+    DashScope,
+    /// Volcengine Ark: 403 `AccountOverdueError`.
+    Ark,
+    /// SiliconFlow: `{code:30001}` (402), `{code:20012}` unknown model.
+    SiliconFlow,
     /// Any other OpenAI-compatible provider: OpenAI's error shapes.
     OpenAi,
+}
+
+impl ProviderStyle {
+    pub const ALL: [ProviderStyle; 8] = [
+        ProviderStyle::DeepSeek,
+        ProviderStyle::Kimi,
+        ProviderStyle::Glm,
+        ProviderStyle::MiniMax,
+        ProviderStyle::DashScope,
+        ProviderStyle::Ark,
+        ProviderStyle::SiliconFlow,
+        ProviderStyle::OpenAi,
+    ];
 }
 
 /// What a key does when used.
@@ -75,6 +100,11 @@ impl FakeUpstream {
             .route("/v1/chat/completions", post(chat))
             .route("/chat/completions", post(chat))
             .route("/user/balance", get(balance))
+            .route("/v1/user/balance", get(balance))
+            .route("/v1/users/me/balance", get(balance))
+            .route("/users/me/balance", get(balance))
+            .route("/v1/user/info", get(balance))
+            .route("/user/info", get(balance))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -112,16 +142,227 @@ fn key_of(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-fn error(style: ProviderStyle, status: u16, message: &str, kind: &str) -> Response {
-    let body = match style {
-        ProviderStyle::DeepSeek => {
-            json!({"error": {"message": message, "type": kind, "param": null, "code": "invalid_request_error"}})
-        }
-        ProviderStyle::OpenAi => {
-            json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
-        }
-    };
+fn resp(status: u16, body: Value) -> Response {
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+fn openai_err(status: u16, message: &str, kind: &str, code: Value) -> Response {
+    resp(
+        status,
+        json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+    )
+}
+
+/// The provider's answer to a failing key or request.
+fn failure(style: ProviderStyle, b: UpstreamBehaviour, tail: &str) -> Response {
+    use ProviderStyle as P;
+    use UpstreamBehaviour as B;
+    match (style, b) {
+        (P::DeepSeek, B::InvalidKey) => openai_err(
+            401,
+            &format!("Authentication Fails, Your api key: ****{tail} is invalid"),
+            "authentication_error",
+            json!("invalid_request_error"),
+        ),
+        (P::DeepSeek, B::QuotaExhausted) => openai_err(
+            402,
+            "Insufficient Balance",
+            "unknown_error",
+            json!("invalid_request_error"),
+        ),
+        (P::DeepSeek, B::RateLimited) => openai_err(
+            429,
+            "Too many concurrent requests",
+            "rate_limit_error",
+            json!("rate_limit_exceeded"),
+        ),
+        (P::DeepSeek, B::Moderation) => openai_err(
+            400,
+            "Content Exists Risk",
+            "invalid_request_error",
+            json!("invalid_request_error"),
+        ),
+        (P::Kimi, B::InvalidKey) => resp(
+            401,
+            json!({"error": {"type": "invalid_authentication_error", "message": "Invalid Authentication"}}),
+        ),
+        (P::Kimi, B::QuotaExhausted) => resp(
+            429,
+            json!({"error": {"type": "exceeded_current_quota_error", "message": "Your account is suspended due to insufficient balance"}}),
+        ),
+        (P::Kimi, B::RateLimited) => resp(
+            429,
+            json!({"error": {"type": "rate_limit_reached_error", "message": "max organization rpm reached"}}),
+        ),
+        (P::Kimi, B::Moderation) => resp(
+            400,
+            json!({"error": {"type": "content_filter", "message": "The request was rejected because it was considered high risk"}}),
+        ),
+        (P::Glm, B::InvalidKey) => resp(
+            401,
+            json!({"error": {"code": "1002", "message": "Authorization Token非法"}}),
+        ),
+        (P::Glm, B::QuotaExhausted) => resp(
+            429,
+            json!({"error": {"code": "1113", "message": "余额不足或无可用资源包,请充值。"}}),
+        ),
+        (P::Glm, B::RateLimited) => resp(
+            429,
+            json!({"error": {"code": "1302", "message": "您当前使用该API的并发数过高"}}),
+        ),
+        (P::Glm, B::Moderation) => resp(
+            400,
+            json!({"error": {"code": "1301", "message": "系统检测到输入或生成内容可能包含不安全或敏感内容"}}),
+        ),
+        (P::MiniMax, B::InvalidKey) => resp(
+            401,
+            json!({"error": {"type": "authentication_error", "message": "invalid api key (2049)"}}),
+        ),
+        // No balance: HTTP 200 with the error inside (§2.5).
+        (P::MiniMax, B::QuotaExhausted) => resp(
+            200,
+            json!({"id": "", "choices": null, "base_resp": {"status_code": 1008, "status_msg": "insufficient balance"}}),
+        ),
+        (P::MiniMax, B::RateLimited) => resp(
+            200,
+            json!({"choices": null, "base_resp": {"status_code": 1002, "status_msg": "rate limit"}}),
+        ),
+        (P::MiniMax, B::Moderation) => resp(
+            200,
+            json!({"choices": null, "base_resp": {"status_code": 1026, "status_msg": "input new_sensitive"}}),
+        ),
+        (P::DashScope, B::InvalidKey) => openai_err(
+            401,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            json!("invalid_api_key"),
+        ),
+        (P::DashScope, B::QuotaExhausted) => openai_err(
+            400,
+            "Access denied, please make sure your account is in good standing.",
+            "Arrearage",
+            json!("Arrearage"),
+        ),
+        (P::DashScope, B::RateLimited) => openai_err(
+            429,
+            "Requests rate limit exceeded",
+            "limit_requests",
+            json!("Throttling.RateQuota"),
+        ),
+        (P::DashScope, B::Moderation) => openai_err(
+            400,
+            "Input data may contain inappropriate content.",
+            "data_inspection_failed",
+            json!("data_inspection_failed"),
+        ),
+        (P::Ark, B::InvalidKey) => openai_err(
+            401,
+            "The API key in the request is missing or invalid. Request ID: x",
+            "Unauthorized",
+            json!("AuthenticationError"),
+        ),
+        (P::Ark, B::QuotaExhausted) => openai_err(
+            403,
+            "Your account has an overdue balance. Request ID: x",
+            "Forbidden",
+            json!("AccountOverdueError"),
+        ),
+        (P::Ark, B::RateLimited) => openai_err(
+            429,
+            "RPM exceeded. Request ID: x",
+            "TooManyRequests",
+            json!("RateLimitExceeded.EndpointRPMExceeded"),
+        ),
+        (P::Ark, B::Moderation) => openai_err(
+            400,
+            "risk detected. Request ID: x",
+            "BadRequest",
+            json!("InputTextRiskDetection"),
+        ),
+        (P::SiliconFlow, B::InvalidKey) => resp(401, json!("Invalid token")),
+        (P::SiliconFlow, B::QuotaExhausted) => resp(
+            402,
+            json!({"code": 30001, "message": "Sorry, your account balance is insufficient", "data": null}),
+        ),
+        (P::SiliconFlow, B::RateLimited) => resp(
+            429,
+            json!({"code": 50603, "message": "Request was rejected due to rate limiting (RPM)", "data": null}),
+        ),
+        (P::SiliconFlow, B::Moderation) => resp(
+            400,
+            json!({"code": 20015, "message": "content is not allowed", "data": null}),
+        ),
+        (P::OpenAi, B::InvalidKey) => openai_err(
+            401,
+            "Incorrect API key provided",
+            "invalid_request_error",
+            json!("invalid_api_key"),
+        ),
+        (P::OpenAi, B::QuotaExhausted) => openai_err(
+            429,
+            "You exceeded your current quota",
+            "insufficient_quota",
+            json!("insufficient_quota"),
+        ),
+        (P::OpenAi, B::RateLimited) => openai_err(
+            429,
+            "Rate limit reached for requests",
+            "requests",
+            json!("rate_limit_exceeded"),
+        ),
+        (P::OpenAi, B::Moderation) => openai_err(
+            400,
+            "content policy violation",
+            "invalid_request_error",
+            json!("content_filter"),
+        ),
+        (_, B::Ok) => resp(200, json!({})),
+    }
+}
+
+fn unknown_model(style: ProviderStyle, model: &str) -> Response {
+    match style {
+        ProviderStyle::DeepSeek => openai_err(
+            400,
+            "Model Not Exist",
+            "invalid_request_error",
+            json!("invalid_request_error"),
+        ),
+        ProviderStyle::Kimi => resp(
+            404,
+            json!({"error": {"type": "resource_not_found_error", "message": format!("Not found the model {model} or Permission denied")}}),
+        ),
+        ProviderStyle::Glm => resp(
+            400,
+            json!({"error": {"code": "1211", "message": "模型不存在，请检查模型代码。"}}),
+        ),
+        ProviderStyle::MiniMax => resp(
+            200,
+            json!({"choices": null, "base_resp": {"status_code": 2013, "status_msg": format!("invalid params, unknown model {model}")}}),
+        ),
+        ProviderStyle::DashScope => openai_err(
+            404,
+            "The model does not exist or you do not have access to it.",
+            "invalid_request_error",
+            json!("model_not_found"),
+        ),
+        ProviderStyle::Ark => openai_err(
+            404,
+            "The model or endpoint does not exist. Request ID: x",
+            "NotFound",
+            json!("InvalidEndpointOrModel.NotFound"),
+        ),
+        ProviderStyle::SiliconFlow => resp(
+            400,
+            json!({"code": 20012, "message": "Model does not exist. Please check it carefully.", "data": null}),
+        ),
+        ProviderStyle::OpenAi => openai_err(
+            404,
+            &format!("The model `{model}` does not exist"),
+            "invalid_request_error",
+            json!("model_not_found"),
+        ),
+    }
 }
 
 fn check(inner: &Inner, headers: &HeaderMap, path: &str) -> Result<(), Response> {
@@ -137,30 +378,15 @@ fn check(inner: &Inner, headers: &HeaderMap, path: &str) -> Result<(), Response>
         .rev()
         .collect();
     match st.keys.get(&key).copied() {
-        None | Some(UpstreamBehaviour::InvalidKey) => Err(error(
-            inner.style,
-            401,
-            &format!("Authentication Fails, Your api key: ****{tail} is invalid"),
-            "authentication_error",
-        )),
-        Some(UpstreamBehaviour::QuotaExhausted) => Err(match inner.style {
-            ProviderStyle::DeepSeek => {
-                error(inner.style, 402, "Insufficient Balance", "unknown_error")
-            }
-            ProviderStyle::OpenAi => error(
-                inner.style,
-                429,
-                "You exceeded your current quota",
-                "insufficient_quota",
-            ),
-        }),
-        Some(UpstreamBehaviour::RateLimited) => Err(error(
-            inner.style,
-            429,
-            "Rate limit reached for requests",
-            "rate_limit_error",
-        )),
-        _ => Ok(()),
+        None => Err(failure(inner.style, UpstreamBehaviour::InvalidKey, &tail)),
+        // `/models` answers with an empty wallet too (§0.5); completions do not.
+        Some(UpstreamBehaviour::QuotaExhausted | UpstreamBehaviour::Moderation)
+            if path.ends_with("models") =>
+        {
+            Ok(())
+        }
+        Some(UpstreamBehaviour::Ok | UpstreamBehaviour::Moderation) => Ok(()),
+        Some(b) => Err(failure(inner.style, b, &tail)),
     }
 }
 
@@ -181,11 +407,11 @@ async fn chat(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Byt
         return r;
     }
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            inner.style,
+        return openai_err(
             400,
             "invalid JSON body",
             "invalid_request_error",
+            Value::Null,
         );
     };
     let model = req
@@ -194,17 +420,7 @@ async fn chat(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Byt
         .unwrap_or("")
         .to_string();
     if !inner.models.contains(&model) {
-        return match inner.style {
-            ProviderStyle::DeepSeek => {
-                error(inner.style, 400, "Model Not Exist", "invalid_request_error")
-            }
-            ProviderStyle::OpenAi => error(
-                inner.style,
-                404,
-                &format!("The model `{model}` does not exist"),
-                "invalid_request_error",
-            ),
-        };
+        return unknown_model(inner.style, &model);
     }
     let behaviour = inner
         .st
@@ -214,12 +430,7 @@ async fn chat(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Byt
         .get(&key_of(&headers))
         .copied();
     if behaviour == Some(UpstreamBehaviour::Moderation) {
-        return error(
-            inner.style,
-            400,
-            "Content Exists Risk",
-            "invalid_request_error",
-        );
+        return failure(inner.style, UpstreamBehaviour::Moderation, "");
     }
     if req.get("stream").and_then(Value::as_bool) == Some(true) {
         let chunk = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": null}]});
@@ -235,29 +446,36 @@ async fn chat(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Byt
     .into_response()
 }
 
-async fn balance(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap) -> Response {
-    if inner.style != ProviderStyle::DeepSeek {
-        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
-    }
+/// DeepSeek's `/user/balance`, Kimi's `/users/me/balance`, SiliconFlow's `/user/info`.
+async fn balance(
+    AxState(inner): AxState<Arc<Inner>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     let behaviour = {
         let mut st = inner.st.lock().unwrap();
-        *st.calls.entry("/user/balance".into()).or_insert(0) += 1;
+        *st.calls.entry(uri.path().to_string()).or_insert(0) += 1;
         st.keys.get(&key_of(&headers)).copied()
     };
-    match behaviour {
-        None | Some(UpstreamBehaviour::InvalidKey) => error(
-            inner.style,
-            401,
-            "Authentication Fails",
-            "authentication_error",
-        ),
-        Some(b) => {
-            let empty = b == UpstreamBehaviour::QuotaExhausted;
-            axum::Json(json!({
-                "is_available": !empty,
-                "balance_infos": [{"currency": "CNY", "total_balance": if empty { "0.00" } else { "110.00" }, "granted_balance": "10.00", "topped_up_balance": "100.00"}]
-            }))
-            .into_response()
-        }
+    let path = uri.path();
+    let empty = behaviour == Some(UpstreamBehaviour::QuotaExhausted);
+    match (inner.style, behaviour) {
+        (_, None | Some(UpstreamBehaviour::InvalidKey)) => failure(inner.style, UpstreamBehaviour::InvalidKey, ""),
+        (ProviderStyle::DeepSeek, _) if path.ends_with("/user/balance") => axum::Json(json!({
+            "is_available": !empty,
+            "balance_infos": [{"currency": "CNY", "total_balance": if empty { "0.00" } else { "110.00" }, "granted_balance": "10.00", "topped_up_balance": "100.00"}]
+        }))
+        .into_response(),
+        (ProviderStyle::Kimi, _) if path.ends_with("/users/me/balance") => axum::Json(json!({
+            "code": 0, "status": true,
+            "data": {"available_balance": if empty { -1.5 } else { 49.5 }, "voucher_balance": 0, "cash_balance": if empty { -1.5 } else { 49.5 }}
+        }))
+        .into_response(),
+        (ProviderStyle::SiliconFlow, _) if path.ends_with("/user/info") => axum::Json(json!({
+            "code": 20000, "message": "OK", "status": true,
+            "data": {"balance": "0.00", "chargeBalance": if empty { "0.00" } else { "88.00" }, "totalBalance": if empty { "0.00" } else { "88.00" }, "status": "normal"}
+        }))
+        .into_response(),
+        _ => (StatusCode::NOT_FOUND, "404 page not found").into_response(),
     }
 }

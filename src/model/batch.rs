@@ -259,4 +259,57 @@ pub struct BatchView {
     pub key_count: i64,
     pub plan: Plan,
     pub steps: Vec<StepView>,
+    /// The newest diagnosis, when the batch was diagnosed.
+    pub diagnosis: Option<DiagnosisReport>,
+}
+
+/// Why a check failed, in the product's words (PRODUCT.md item 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    UpstreamQuotaExhausted,
+    UpstreamKeyInvalid,
+    UpstreamRateLimited,
+    UpstreamModelUnknown,
+    HostCompatibilityGap,
+    HostAuthFailed,
+    HostComplianceRequired,
+    HostConfigIncomplete,
+    NetworkError,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::UpstreamQuotaExhausted => "upstream_quota_exhausted",
+            FailureClass::UpstreamKeyInvalid => "upstream_key_invalid",
+            FailureClass::UpstreamRateLimited => "upstream_rate_limited",
+            FailureClass::UpstreamModelUnknown => "upstream_model_unknown",
+            FailureClass::HostCompatibilityGap => "host_compatibility_gap",
+            FailureClass::HostAuthFailed => "host_auth_failed",
+            FailureClass::HostComplianceRequired => "host_compliance_required",
+            FailureClass::HostConfigIncomplete => "host_config_incomplete",
+            FailureClass::NetworkError => "network_error",
+        }
+    }
+}
+
+/// One failed check, its class, what decided it, and what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub seq: i64,
+    pub target: String,
+    pub class: FailureClass,
+    /// The facts that decided the class (redacted).
+    pub evidence: Vec<String>,
+    pub action: String,
+}
+
+/// A diagnosis run over a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosisReport {
+    pub at_ms: i64,
+    pub items: Vec<Diagnosis>,
+    /// Minimal completions spent on the upstream (at most one per key).
+    pub upstream_completions: u32,
 }

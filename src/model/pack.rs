@@ -7,6 +7,18 @@ use std::collections::BTreeMap;
 /// Host platforms a provider can map to natively (reference §3.3).
 pub const NATIVE_PLATFORMS: &[&str] = &["deepseek", "kimi", "zhipu", "minimax"];
 
+/// Error conventions the diagnosis knows (the providers reference, §12).
+pub const API_FAMILIES: &[&str] = &[
+    "deepseek",
+    "minimax",
+    "kimi",
+    "glm",
+    "dashscope",
+    "ark",
+    "siliconflow",
+    "openai",
+];
+
 /// Channel `billing_model_source` values (reference §5.3).
 pub const BILLING_MODEL_SOURCES: &[&str] =
     &["channel_mapped", "requested", "upstream", "response_model"];
@@ -163,6 +175,10 @@ pub struct PackProvider {
     /// The host's native CN platform, used when the host has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native_platform: Option<String>,
+    /// Whose error conventions the API follows, for diagnosis: one of
+    /// [`API_FAMILIES`]; detected from the provider key and URL when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_family: Option<String>,
     /// OpenAI-compatible base URL (used on the `openai` platform, and on the
     /// native one unless `native_base_url` is set).
     pub base_url: String,

@@ -204,6 +204,12 @@ impl Core {
             )
             .await
             .map_err(OpError::from)?;
+        // Not ready, or some keys failed: say why without being asked.
+        if status != BatchStatus::Succeeded {
+            if let Err(e) = self.diagnose_batch(actor, batch_id).await {
+                tracing::warn!(error = %e, "diagnosis after apply failed");
+            }
+        }
         result.map(|_| status)
     }
 

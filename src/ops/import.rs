@@ -384,6 +384,23 @@ impl Core {
         if secrets.probe_user.is_none() {
             return Err(FieldError::new("host", "has no probe user: readiness is proven with a real user key, so add the probe user's email and password to the host").into());
         }
+        // The access prerequisites, in plain words, before anything is planned.
+        match &probe.probe_user {
+            crate::model::ProbeUserState::Blocked { reason } => {
+                return Err(FieldError::new("host", format!("cannot close access: the probe user cannot sign in ({reason}). Fix that on the host and probe again")).into())
+            }
+            crate::model::ProbeUserState::Failed { code, .. } => {
+                return Err(FieldError::new("host", format!("cannot close access: the probe user's sign-in was refused ({code}). Check the probe user's email and password (the user must exist on the host), then probe again")).into())
+            }
+            _ => {}
+        }
+        if mode == AccessMode::Subscription && probe.capability("subscriptions") == Support::No {
+            return Err(FieldError::new(
+                "mode",
+                "subscription needs a host with subscriptions; use self_service",
+            )
+            .into());
+        }
         let (platform, strategy_reason) = platform_for(provider, Some(&probe));
         let gname = group_name(&req.provider_key, provider, mode);
         let host_err = |e: crate::host::HostError| {
@@ -666,6 +683,10 @@ impl Core {
             Vec::new()
         };
         let key_count = self.store.batch_keys(b.id).await?.len() as i64;
+        let diagnosis = match self.store.latest_diagnosis(b.id).await? {
+            Some(j) if with_steps => serde_json::from_str(&j).ok(),
+            _ => None,
+        };
         Ok(BatchView {
             id: b.id,
             uid: b.uid,
@@ -684,6 +705,7 @@ impl Core {
             key_count,
             plan,
             steps,
+            diagnosis,
         })
     }
 }

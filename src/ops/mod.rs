@@ -2,12 +2,14 @@
 //! acting operator's name for the audit log and returns a typed error.
 
 mod apply;
+mod diagnose;
 mod hosts;
 pub mod import;
 mod operators;
 mod probe;
 
 pub use apply::{redact, ApplyError, ApplyOptions, CrashPoint};
+pub use diagnose::next_action;
 pub use hosts::HostSecrets;
 pub use import::BatchRequest;
 pub use operators::{SignInError, THROTTLE_ADDRESS_LIMIT, THROTTLE_USER_LIMIT, THROTTLE_WINDOW_MS};

@@ -5,7 +5,7 @@
 mod locate;
 
 use crate::model::{
-    Currency, Pack, PackChange, PackIssue, BILLING_MODEL_SOURCES, NATIVE_PLATFORMS,
+    Currency, Pack, PackChange, PackIssue, API_FAMILIES, BILLING_MODEL_SOURCES, NATIVE_PLATFORMS,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -222,6 +222,11 @@ pub fn validate(pack: &Pack, source: &str, format: Format) -> Vec<PackIssue> {
                     format!("`{np}` is not a native CN platform"),
                     "one of deepseek, kimi, zhipu, minimax (or leave it out)",
                 );
+            }
+        }
+        if let Some(f) = &p.api_family {
+            if !API_FAMILIES.contains(&f.as_str()) {
+                bad(at("api_family"), format!("`{f}` is not a known API family"), "one of deepseek, minimax, kimi, glm, dashscope, ark, siliconflow, openai (or leave it out)");
             }
         }
         if !url_ok(&p.base_url) {

@@ -528,3 +528,70 @@ impl Store {
             .await?)
     }
 }
+
+impl Store {
+    pub async fn insert_diagnosis(
+        &self,
+        batch_id: i64,
+        actor: &str,
+        report_json: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO diagnoses (batch_id, at_ms, actor, report_json) VALUES (?, ?, ?, ?)",
+        )
+        .bind(batch_id)
+        .bind(now_ms())
+        .bind(actor)
+        .bind(report_json)
+        .execute(&mut *tx)
+        .await?;
+        audit_in(
+            &mut tx,
+            actor,
+            "batch.diagnose",
+            &format!("batch:{batch_id}"),
+            "ok",
+            "",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn latest_diagnosis(&self, batch_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT report_json FROM diagnoses WHERE batch_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(batch_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Audit entries about one batch, oldest first (for evidence bundles).
+    pub async fn audit_for_target(
+        &self,
+        target: &str,
+    ) -> Result<Vec<crate::model::AuditEntry>, StoreError> {
+        let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log WHERE target = ? ORDER BY id",
+        )
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, at_ms, actor, action, target, outcome, detail)| crate::model::AuditEntry {
+                    id,
+                    at_ms,
+                    actor,
+                    action,
+                    target,
+                    outcome,
+                    detail,
+                },
+            )
+            .collect())
+    }
+}

@@ -446,3 +446,50 @@ async fn an_answer_lost_after_the_host_committed_is_replayed_not_duplicated() {
         "the Idempotency-Key replayed the committed creates"
     );
 }
+
+#[tokio::test]
+async fn access_prerequisites_are_checked_before_planning() {
+    let w = world(Profile::V0_1_179).await;
+    // Backend mode on the host: the probe user can no longer sign in.
+    w.host
+        .set_public_setting("backend_mode_enabled", serde_json::json!(true));
+    w.ctx.core.probe_host("alice", w.host_id).await.unwrap();
+    let e = w
+        .ctx
+        .core
+        .plan_batch(
+            "alice",
+            &BatchRequest {
+                host_id: w.host_id,
+                pack_version_id: w.pack_version,
+                provider_key: "ds".into(),
+                mode: None,
+                keys_text: keys(1).join("\n"),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("backend mode"), "{e}");
+    assert_eq!(
+        w.ctx.core.list_batches(10).await.unwrap().len(),
+        0,
+        "nothing planned"
+    );
+    // Bad input names the field.
+    let e = w
+        .ctx
+        .core
+        .plan_batch(
+            "alice",
+            &BatchRequest {
+                host_id: w.host_id,
+                pack_version_id: w.pack_version,
+                provider_key: "nope".into(),
+                mode: None,
+                keys_text: "x".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().starts_with("provider:"), "{e}");
+}
