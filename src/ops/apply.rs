@@ -325,11 +325,9 @@ impl Core {
         let store = &self.store;
         // Re-read: a concurrent or earlier run may have moved it on.
         let current = store
-            .steps(batch_id)
+            .step(batch_id, seq)
             .await
             .map_err(OpError::from)?
-            .into_iter()
-            .find(|x| x.seq == seq)
             .unwrap_or_else(|| s.clone());
         match current.state {
             StepState::Done | StepState::Skipped => {
@@ -852,17 +850,11 @@ impl Core {
             }
             StepKind::AccountTest => {
                 let fp = s.fingerprint.clone().unwrap_or_default();
-                let steps = self
+                let account = self
                     .store
-                    .steps(ctx.batch.id)
+                    .account_remote_id(ctx.batch.id, &fp)
                     .await
-                    .map_err(|err| err.to_string())?;
-                let account = steps
-                    .iter()
-                    .find(|x| {
-                        x.kind == StepKind::Account && x.fingerprint.as_deref() == Some(fp.as_str())
-                    })
-                    .and_then(|x| x.remote_id.clone())
+                    .map_err(|err| err.to_string())?
                     .and_then(|id| id.parse::<i64>().ok())
                     .ok_or("the account was not created, so it cannot be tested")?;
                 let events = c

@@ -2,6 +2,7 @@
 //! acting operator's name for the audit log and returns a typed error.
 
 mod apply;
+mod bundle;
 mod diagnose;
 mod hosts;
 pub mod import;
@@ -9,6 +10,7 @@ mod operators;
 mod probe;
 
 pub use apply::{redact, ApplyError, ApplyOptions, CrashPoint};
+pub use bundle::{digest_of, verify_bundle, Bundle, BUNDLE_SCHEMA};
 pub use diagnose::next_action;
 pub use hosts::HostSecrets;
 pub use import::BatchRequest;

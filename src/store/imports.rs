@@ -595,3 +595,32 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// One journal step.
+    pub async fn step(&self, batch_id: i64, seq: i64) -> Result<Option<StepRow>, StoreError> {
+        let r: Option<SRow> = sqlx::query_as(&format!(
+            "SELECT {STEP_COLS} FROM steps WHERE batch_id = ? AND seq = ?"
+        ))
+        .bind(batch_id)
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(step_row).transpose()
+    }
+
+    /// The remote id of the account step for a key fingerprint.
+    pub async fn account_remote_id(
+        &self,
+        batch_id: i64,
+        fingerprint: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT remote_id FROM steps WHERE batch_id = ? AND kind = 'account' AND fingerprint = ? AND remote_id IS NOT NULL",
+        )
+        .bind(batch_id)
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

@@ -269,3 +269,52 @@ async fn host_side_failures_are_classified_without_calling_the_provider() {
     assert_eq!(d.upstream_completions, 0);
     assert_eq!(w.upstream.calls("/v1/chat/completions"), 0);
 }
+
+#[tokio::test]
+async fn an_evidence_bundle_is_complete_verifiable_and_free_of_secrets() {
+    let w = crate::import::world(Profile::V0_1_179).await;
+    let mut ks = crate::import::keys(2);
+    ks.push("sk-exhausted-key-0000000000000099".into());
+    w.upstream
+        .add_key(&ks[2], UpstreamBehaviour::QuotaExhausted);
+    let id = w.plan(&ks, AccessMode::SelfService).await;
+    let status = w
+        .ctx
+        .core
+        .apply_batch("alice", id, crate::import::fast())
+        .await
+        .unwrap();
+    assert_eq!(status, BatchStatus::PartiallySucceeded);
+    let b = w.ctx.core.export_bundle("vera", id).await.unwrap();
+    assert_eq!(provisioning_core::ops::verify_bundle(&b.json), Ok(true));
+    let v: serde_json::Value = serde_json::from_str(&b.json).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["host"]["version_at_plan"], "0.1.179");
+    assert_eq!(
+        v["batch"]["diagnosis"]["items"][0]["class"],
+        "upstream_quota_exhausted"
+    );
+    assert!(b.html.contains(&b.digest));
+    assert!(b.html.contains("upstream_quota_exhausted"));
+    assert!(b.html.contains("class=\"smoke\""));
+    assert!(b.html.contains("readiness gate"));
+    for k in &ks {
+        assert!(
+            !b.json.contains(k.as_str()) && !b.html.contains(k.as_str()),
+            "a key leaked into the bundle"
+        );
+    }
+    let user_keys = w
+        .host
+        .with_state(|s| s.keys.iter().map(|k| k.key.clone()).collect::<Vec<_>>());
+    for k in user_keys {
+        assert!(
+            !b.json.contains(&k) && !b.html.contains(&k),
+            "the probe user's gateway key leaked"
+        );
+    }
+    assert!(!b.json.contains(w.host.admin_api_key()));
+    let (audit, _) = w.ctx.core.store.audit_page(1, 5).await.unwrap();
+    assert_eq!(audit[0].action, "batch.export");
+    assert_eq!(audit[0].actor, "vera");
+}

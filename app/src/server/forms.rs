@@ -819,6 +819,15 @@ pub async fn batch_action(
                 });
                 Ok("Applying: every step appears below as it completes.".to_string())
             }
+            "diagnose" => {
+                let actor = allowed(&state, &ctx, Role::Operator, "batch.diagnose", &format!("batch:{id}")).await?;
+                let r = state.core.diagnose_batch(&actor, id).await?;
+                Ok(if r.items.is_empty() {
+                    "Nothing failed: there is nothing to diagnose.".to_string()
+                } else {
+                    format!("Diagnosed {} failed check(s); {} upstream completion(s) spent.", r.items.len(), r.upstream_completions)
+                })
+            }
             other => Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("action", format!("unknown action `{other}`")))),
         }
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod downloads;
 pub mod forms;
 pub mod router;
 pub mod state;

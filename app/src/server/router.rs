@@ -97,6 +97,14 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/packs", post(forms::upload_pack))
         .route("/batches/new", post(forms::new_batch))
         .route("/batches/{id}", post(forms::batch_action))
+        .route(
+            "/batches/{id}/evidence.json",
+            get(super::downloads::evidence_json),
+        )
+        .route(
+            "/batches/{id}/evidence.html",
+            get(super::downloads::evidence_html),
+        )
         .leptos_routes_with_context(&state, routes, ctx, move || shell(shell_opts.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

@@ -264,6 +264,33 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 <tbody>{p.skipped.iter().map(|s| view! { <tr><td><code>{s.masked.clone()}</code></td><td>{s.line}</td><td>{s.reason.clone()}</td></tr> }).collect_view()}</tbody>
             </table>
         })}
+        {b.diagnosis.clone().map(|d| view! {
+            <h2>{l.t("Why it is not ready", "未就绪原因")}</h2>
+            <p class="muted small">{format!("{} · {} {}", when(d.at_ms), d.upstream_completions, l.t("upstream completion(s) spent", "次上游最小调用"))}</p>
+            <ul class="findings" data-testid="diagnosis">
+                {d.items.into_iter().map(|i| view! {
+                    <li class="finding bad" data-class=i.class.as_str()>
+                        <b>{i.target.clone()}": "<code>{i.class.as_str()}</code></b>
+                        <p class="action">{l.t("What to do: ", "处理办法：")}{i.action.clone()}</p>
+                        <details>
+                            <summary>{l.t("evidence", "证据")}</summary>
+                            {i.evidence.into_iter().map(|e| view! { <pre class="evidence">{e}</pre> }).collect_view()}
+                        </details>
+                    </li>
+                }).collect_view()}
+            </ul>
+        })}
+        <p class="actions">
+            <a class="button" href=format!("/batches/{}/evidence.html", b.id) rel="external" data-testid="export-html">{l.t("Evidence report (HTML)", "证据报告（HTML）")}</a>
+            <a class="button" href=format!("/batches/{}/evidence.json", b.id) rel="external" data-testid="export-json">{l.t("Evidence bundle (JSON)", "证据包（JSON）")}</a>
+            {(ctx.can(Role::Operator) && b.steps.iter().any(|s| matches!(s.state, StepState::Failed | StepState::Unknown))).then(|| view! {
+                <form method="post" action=format!("/batches/{}", b.id) class="inline">
+                    <Csrf/>
+                    <input type="hidden" name="action" value="diagnose"/>
+                    <button type="submit" data-testid="diagnose">{l.t("Diagnose again", "重新诊断")}</button>
+                </form>
+            })}
+        </p>
         <h2>{l.t("Timeline", "时间线")}</h2>
         <table class="grid" data-testid="timeline">
             <thead><tr>

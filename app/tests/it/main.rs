@@ -3,6 +3,7 @@
 
 mod auth;
 mod hosts;
+mod imports;
 mod secrets;
 
 use app::server::config::{Config, SecureCookies};

@@ -83,7 +83,52 @@ async fn no_secret_reaches_a_page_a_server_function_or_the_log() {
         assert!(!b.contains(CANARY_KEY), "admin key leaked: {b}");
         assert!(!b.contains(CANARY_PW), "probe password leaked");
     }
+    // A batch with a canary provider key: its pages, evidence bundles and
+    // diagnosis never show it.
+    let (_up, id) = crate::imports::planned_with_admin_signed_in(&app).await;
+    app.core
+        .apply_batch(
+            "root",
+            id,
+            provisioning_core::ops::ApplyOptions {
+                models_cache_wait: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut more = vec![
+        app.get(&format!("/batches/{id}")).await.body,
+        app.get("/batches").await.body,
+    ];
+    for f in ["json", "html"] {
+        more.push(
+            app.client
+                .get(format!("{}/batches/{id}/evidence.{f}", app.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        more[0].contains("upstream_quota_exhausted"),
+        "the diagnosis is on the page"
+    );
+    for b in &more {
+        assert!(
+            !b.contains(crate::imports::CANARY_PROVIDER_KEY),
+            "provider key leaked"
+        );
+        assert!(!b.contains(CANARY_KEY), "admin key leaked");
+    }
     let log = String::from_utf8_lossy(&log_buffer().lock().unwrap()).to_string();
+    assert!(
+        !log.contains(crate::imports::CANARY_PROVIDER_KEY),
+        "provider key in the log"
+    );
     assert!(log.contains("POST"), "the log captured requests");
     assert!(!log.contains(CANARY_KEY), "admin key in the log");
     assert!(!log.contains(CANARY_PW), "probe password in the log");
