@@ -57,6 +57,13 @@ async fn open_core(config: &Config) -> anyhow::Result<Core> {
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let core = open_core(&config).await?;
+    let interrupted = core.store.mark_interrupted_batches().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "batches were interrupted by the last stop; re-run them to resume"
+        );
+    }
     core.install_builtin_packs()
         .await
         .map_err(|e| anyhow!("built-in packs: {e}"))?;

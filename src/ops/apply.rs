@@ -17,8 +17,47 @@ use crate::model::{
 use crate::secrets::{mask, Secret};
 use crate::store::{BatchRow, LedgerEntry, StepRow, StepUpdate};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// Accounts per `POST /accounts/batch` call.
+const BATCH_CHUNK: usize = 50;
+
+/// Our accounts whose name starts with `prefix`, by marker, with their
+/// (redacted) host representation.
+async fn accounts_on_host(
+    client: &HostClient,
+    prefix: &str,
+) -> Result<HashMap<String, Value>, HostError> {
+    let mut out = HashMap::new();
+    let mut page = 1;
+    loop {
+        let v = client
+            .admin_get(&format!(
+                "/api/v1/admin/accounts?search={}&page_size=1000&page={page}",
+                super::import::urlencode(prefix)
+            ))
+            .await?;
+        for a in v
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(m) = a
+                .pointer(&format!("/extra/{MARKER_KEY}"))
+                .and_then(Value::as_str)
+            {
+                out.insert(m.to_string(), a.clone());
+            }
+        }
+        if page >= v.get("pages").and_then(Value::as_i64).unwrap_or(1) {
+            return Ok(out);
+        }
+        page += 1;
+    }
+}
 
 /// Where a simulated crash stops the process (tests only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +145,7 @@ struct Ctx {
     client: HostClient,
     probe_user: (String, Secret),
     idempotent_host: bool,
+    batch_create: bool,
     keys: HashMap<String, Secret>,
     opts: ApplyOptions,
 }
@@ -140,12 +180,17 @@ impl Core {
         let probe_user = secrets.probe_user.ok_or_else(|| {
             OpError::Invalid(crate::model::FieldError::new("host", "has no probe user"))
         })?;
-        let idempotent_host = self
+        let probe = self
             .store
             .latest_probe(host.id)
             .await
-            .map_err(OpError::from)?
+            .map_err(OpError::from)?;
+        let idempotent_host = probe
+            .as_ref()
             .is_some_and(|p| p.report.capability("idempotency_keys") == Support::Yes);
+        let batch_create = probe
+            .as_ref()
+            .is_some_and(|p| p.report.capability("batch_create") == Support::Yes);
         let mut keys = HashMap::new();
         for (fp, sealed, _) in self
             .store
@@ -181,6 +226,7 @@ impl Core {
             client,
             probe_user,
             idempotent_host,
+            batch_create,
             keys,
             opts,
         };
@@ -242,8 +288,14 @@ impl Core {
                 return Ok((BatchStatus::Failed, AccessStatus::Broken));
             }
         }
-        // Accounts, a few at a time.
+        // Accounts: in chunks through the host's batch endpoint when it has
+        // one, then one by one (a few at a time) for whatever is left.
         let accounts = by_kind(StepKind::Account);
+        if ctx.batch_create && accounts.len() >= 2 {
+            for chunk in accounts.chunks(BATCH_CHUNK) {
+                self.account_chunk(ctx, chunk, group_id).await?;
+            }
+        }
         // (A loop of calls to one async fn, not a closure: the future must
         // stay `Send` for every lifetime when the server spawns it.)
         let permits = tokio::sync::Semaphore::new(ctx.opts.concurrency.max(1));
@@ -313,6 +365,252 @@ impl Core {
         self.step(ctx, s, Some(group_id)).await
     }
 
+    /// The create request of an account step (the key in clear: it goes to
+    /// the host only; evidence keeps the redacted form).
+    fn account_body(&self, ctx: &Ctx, s: &StepRow, gid: i64) -> Result<Value, String> {
+        let plan = &ctx.plan;
+        let provider = ctx
+            .pack
+            .providers
+            .get(&plan.provider_key)
+            .ok_or("the provider left the pack")?;
+        let fp = s.fingerprint.clone().ok_or("no key fingerprint")?;
+        let key = ctx
+            .keys
+            .get(&fp)
+            .ok_or("the key is missing from the batch")?;
+        let native = plan.platform != "openai";
+        let base = if native {
+            provider
+                .native_base_url
+                .clone()
+                .unwrap_or_else(|| provider.base_url.clone())
+        } else {
+            provider.base_url.clone()
+        };
+        let mapping: serde_json::Map<String, Value> = provider
+            .models
+            .iter()
+            .map(|(m, pm)| {
+                (
+                    m.clone(),
+                    Value::String(pm.upstream.clone().unwrap_or_else(|| m.clone())),
+                )
+            })
+            .collect();
+        let mut credentials =
+            json!({"api_key": key.expose(), "base_url": base, "model_mapping": mapping});
+        if native {
+            credentials["account_mode"] = json!("payg");
+            credentials["api_protocol"] = json!("chat_completions");
+        }
+        let mut extra = json!({MARKER_KEY: s.marker});
+        if !native {
+            extra["openai_responses_mode"] = json!("force_chat_completions");
+        }
+        Ok(json!({
+            "name": account_name(&plan.provider_key, &fp),
+            "notes": format!("{MANAGED_BY}. pack {}/{}, batch {}", plan.pack_id, plan.provider_key, ctx.batch.uid),
+            "platform": plan.platform,
+            "type": "apikey",
+            "credentials": credentials,
+            "extra": extra,
+            "group_ids": [gid],
+            "concurrency": 0,
+        }))
+    }
+
+    /// Creates a chunk of accounts with one `POST /accounts/batch`, through
+    /// the same journal: every step of the chunk is `sent` before the call
+    /// and gets its own result after it. Steps it does not settle are left
+    /// to the one-by-one path.
+    async fn account_chunk(
+        &self,
+        ctx: &Ctx,
+        chunk: &[StepRow],
+        gid: i64,
+    ) -> Result<(), ApplyError> {
+        let store = &self.store;
+        let prefix = format!("rm-{}-", ctx.plan.provider_key);
+        let mut todo = Vec::new();
+        let mut unresolved = Vec::new();
+        for s in chunk {
+            let cur = store
+                .step(ctx.batch.id, s.seq)
+                .await
+                .map_err(OpError::from)?
+                .unwrap_or_else(|| s.clone());
+            match cur.state {
+                StepState::Pending | StepState::Failed => todo.push(cur),
+                StepState::Sent => unresolved.push(cur),
+                StepState::Done | StepState::Skipped | StepState::Unknown => {}
+            }
+        }
+        if !unresolved.is_empty() {
+            let Ok(on_host) = accounts_on_host(&ctx.client, &prefix).await else {
+                return Ok(());
+            };
+            for cur in unresolved {
+                match on_host.get(&cur.marker) {
+                    Some(a) => {
+                        let id = a.get("id").and_then(Value::as_i64).unwrap_or(0).to_string();
+                        self.finish(
+                            ctx,
+                            &cur,
+                            Outcome {
+                                remote_id: id,
+                                request: String::new(),
+                                response: "adopted: the last attempt's answer was lost; found on the host by its marker"
+                                    .into(),
+                            },
+                        )
+                        .await?;
+                    }
+                    None if ctx.idempotent_host => todo.push(cur),
+                    None => {}
+                }
+            }
+        }
+        if todo.len() < 2 {
+            return Ok(());
+        }
+        let mut bodies = Vec::new();
+        let mut sendable = Vec::new();
+        for s in todo {
+            match self.account_body(ctx, &s, gid) {
+                Ok(b) => {
+                    bodies.push(b);
+                    sendable.push(s);
+                }
+                Err(msg) => {
+                    self.fail(ctx, &s, &msg).await?;
+                }
+            }
+        }
+        for s in &sendable {
+            store
+                .update_step(
+                    ctx.batch.id,
+                    s.seq,
+                    StepUpdate {
+                        state: Some(StepState::Sent),
+                        error: Some(String::new()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(OpError::from)?;
+        }
+        let crash = |point: CrashPoint| {
+            sendable
+                .iter()
+                .find(|s| ctx.opts.crash_at == Some((s.seq, point)))
+                .map(|s| s.seq)
+        };
+        if let Some(seq) = crash(CrashPoint::AfterSent) {
+            return Err(ApplyError::Crashed(seq));
+        }
+        // The same set of steps always sends the same key, so a resend after a
+        // lost answer is replayed by the host, not repeated.
+        let seqs: Vec<String> = sendable.iter().map(|s| s.seq.to_string()).collect();
+        let digest = hex::encode(&Sha256::digest(seqs.join(",").as_bytes())[..8]);
+        let idem = format!("rm-{}-batch-{digest}", ctx.batch.uid);
+        let answer = ctx
+            .client
+            .admin(
+                "POST",
+                "/api/v1/admin/accounts/batch",
+                Some(&json!({"accounts": bodies})),
+                Some(&idem),
+            )
+            .await;
+        if let Some(seq) = crash(CrashPoint::AfterCall) {
+            return Err(ApplyError::Crashed(seq));
+        }
+        let answer = match answer {
+            Ok(v) => v,
+            // The answer was lost or the host failed mid-way: the accounts may
+            // exist. The steps stay `sent`, so the next pass looks them up by
+            // marker before anything is sent again.
+            Err(e) if e.is_transient() => {
+                for s in &sendable {
+                    store
+                        .update_step(ctx.batch.id, s.seq, StepUpdate { error: Some(format!("batch create: {e}; outcome unknown, looked up before any resend")), ..Default::default() })
+                        .await
+                        .map_err(OpError::from)?;
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                for s in &sendable {
+                    self.fail(ctx, s, &format!("batch create: {e}")).await?;
+                }
+                return Ok(());
+            }
+        };
+        let results = answer
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let back = accounts_on_host(&ctx.client, &prefix)
+            .await
+            .unwrap_or_default();
+        for (s, body) in sendable.iter().zip(&bodies) {
+            let name = body["name"].as_str().unwrap_or_default();
+            let result = results
+                .iter()
+                .find(|r| r.get("name").and_then(Value::as_str) == Some(name));
+            let ok =
+                result.is_some_and(|r| r.get("success").and_then(Value::as_bool) == Some(true));
+            if !ok {
+                let why = result
+                    .and_then(|r| r.get("error"))
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "the host's batch answer does not list this account".into());
+                self.fail(ctx, s, &format!("batch create: {why}")).await?;
+                continue;
+            }
+            let Some(item) = back.get(&s.marker) else {
+                self.fail(ctx, s, "read-back: the account is not listed on the host")
+                    .await?;
+                continue;
+            };
+            let has_smoke = item
+                .pointer("/credentials/model_mapping")
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.contains_key(&ctx.plan.smoke_model));
+            if !has_smoke {
+                self.fail(
+                    ctx,
+                    s,
+                    &format!(
+                        "read-back: mapping lacks the smoke model {}",
+                        ctx.plan.smoke_model
+                    ),
+                )
+                .await?;
+                continue;
+            }
+            let id = item
+                .get("id")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .to_string();
+            self.finish(
+                ctx,
+                s,
+                Outcome {
+                    remote_id: id,
+                    request: ev(body),
+                    response: ev(item),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Runs one step through the journal. `Ok(Some(remote id))` when done,
     /// `Ok(None)` when it failed or its outcome is unknown.
     async fn step(
@@ -344,7 +642,7 @@ impl Core {
                             Outcome {
                                 remote_id: id.clone(),
                                 request: String::new(),
-                                response: "adopted after restart: found on the host by its marker"
+                                response: "adopted: the last attempt's answer was lost; found on the host by its marker"
                                     .into(),
                             },
                         )
@@ -678,50 +976,7 @@ impl Core {
                 })
             }
             StepKind::Account => {
-                let fp = s.fingerprint.clone().ok_or("no key fingerprint")?;
-                let key = ctx
-                    .keys
-                    .get(&fp)
-                    .ok_or("the key is missing from the batch")?;
-                let native = plan.platform != "openai";
-                let base = if native {
-                    provider
-                        .native_base_url
-                        .clone()
-                        .unwrap_or_else(|| provider.base_url.clone())
-                } else {
-                    provider.base_url.clone()
-                };
-                let mapping: serde_json::Map<String, Value> = provider
-                    .models
-                    .iter()
-                    .map(|(m, pm)| {
-                        (
-                            m.clone(),
-                            Value::String(pm.upstream.clone().unwrap_or_else(|| m.clone())),
-                        )
-                    })
-                    .collect();
-                let mut credentials =
-                    json!({"api_key": key.expose(), "base_url": base, "model_mapping": mapping});
-                if native {
-                    credentials["account_mode"] = json!("payg");
-                    credentials["api_protocol"] = json!("chat_completions");
-                }
-                let mut extra = json!({MARKER_KEY: s.marker});
-                if !native {
-                    extra["openai_responses_mode"] = json!("force_chat_completions");
-                }
-                let body = json!({
-                    "name": account_name(&plan.provider_key, &fp),
-                    "notes": format!("{MANAGED_BY}. pack {}/{}, batch {}", plan.pack_id, plan.provider_key, ctx.batch.uid),
-                    "platform": plan.platform,
-                    "type": "apikey",
-                    "credentials": credentials,
-                    "extra": extra,
-                    "group_ids": [gid],
-                    "concurrency": 0,
-                });
+                let body = self.account_body(ctx, s, gid)?;
                 let v = c
                     .admin(
                         "POST",

@@ -345,6 +345,13 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
         version,
         HostVersion(0, 1, 84),
     ));
+    // `POST /accounts/batch` has existed since the first releases; forks may
+    // lack it (a POST-only route cannot be probed without side effects).
+    capabilities.push(version_capability(
+        "batch_create",
+        version,
+        HostVersion(0, 1, 0),
+    ));
     capabilities.push(version_capability(
         "admin_key_binding",
         version,

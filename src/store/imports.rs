@@ -624,3 +624,35 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// At start, no apply is running: batches left `running` by a stopped
+    /// process become `failed` (their journal says where they stopped; a
+    /// re-run resumes). Returns how many.
+    pub async fn mark_interrupted_batches(&self) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let uids: Vec<String> =
+            sqlx::query_scalar("SELECT uid FROM batches WHERE status = 'running'")
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query(
+            "UPDATE batches SET status = 'failed', updated_at_ms = ? WHERE status = 'running'",
+        )
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        for uid in &uids {
+            audit_in(
+                &mut tx,
+                "system",
+                "batch.apply",
+                &format!("batch:{uid}"),
+                "interrupted",
+                "the server stopped while it ran; re-run to resume from the journal",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(uids.len() as u64)
+    }
+}

@@ -425,6 +425,7 @@ fn capability_label(l: Lang, key: &str) -> String {
         "credential_redaction" => l.t("Credential redaction", "凭据脱敏"),
         "model_allowlist" => l.t("Group model allowlist", "分组模型白名单"),
         "idempotency_keys" => l.t("Idempotency keys", "幂等键"),
+        "batch_create" => l.t("Batch account create", "批量创建账号"),
         "admin_key_binding" => l.t("Admin key re-binding", "管理员改绑密钥"),
         "cn_account_test" => l.t("CN account test", "国产账号测试"),
         "minimax_platform" => l.t("MiniMax platform", "MiniMax 平台"),
