@@ -271,6 +271,10 @@ pub enum FailureClass {
     UpstreamKeyInvalid,
     UpstreamRateLimited,
     UpstreamModelUnknown,
+    /// Not in the original list: the provider's moderation rejected the
+    /// smoke request. Without it such an answer would be misread as a host
+    /// problem.
+    UpstreamContentRejected,
     HostCompatibilityGap,
     HostAuthFailed,
     HostComplianceRequired,
@@ -285,6 +289,7 @@ impl FailureClass {
             FailureClass::UpstreamKeyInvalid => "upstream_key_invalid",
             FailureClass::UpstreamRateLimited => "upstream_rate_limited",
             FailureClass::UpstreamModelUnknown => "upstream_model_unknown",
+            FailureClass::UpstreamContentRejected => "upstream_content_rejected",
             FailureClass::HostCompatibilityGap => "host_compatibility_gap",
             FailureClass::HostAuthFailed => "host_auth_failed",
             FailureClass::HostComplianceRequired => "host_compliance_required",

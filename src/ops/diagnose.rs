@@ -16,6 +16,7 @@ pub fn next_action(class: FailureClass, detail: &str) -> String {
         FailureClass::UpstreamKeyInvalid => "Replace the key: the provider rejects it (revoked, mistyped, or issued by the provider's other-region platform). Import the new key in a new batch; remove this account with a rollback.".into(),
         FailureClass::UpstreamRateLimited => "Wait for the provider's rate window to pass and re-run. If it keeps happening, lower the batch concurrency or raise the limits with the provider.".into(),
         FailureClass::UpstreamModelUnknown => format!("Fix the model in the pack: the provider does not serve it to this key{detail}. Upload the corrected pack and plan again."),
+        FailureClass::UpstreamContentRejected => "The provider's content moderation rejected the smoke request (\"hi\"), which usually means the provider restricts this key or account: check the account's standing with the provider, or replace the key.".into(),
         FailureClass::HostCompatibilityGap => "The provider answers this key directly, but the host fails with it: check the account's platform, base URL and protocol on the host (on the openai platform, chat completions must be forced), and whether this host version supports the provider.".into(),
         FailureClass::HostAuthFailed => "Edit the host and enter a working admin credential, then re-run.".into(),
         FailureClass::HostComplianceRequired => "Accept the deployment compliance text in the host's admin panel (as the admin this credential acts as), then re-run.".into(),
@@ -31,7 +32,8 @@ fn from_signal(s: Signal) -> Option<FailureClass> {
         Signal::RateLimited => FailureClass::UpstreamRateLimited,
         Signal::ModelUnknown => FailureClass::UpstreamModelUnknown,
         Signal::Unreachable => FailureClass::NetworkError,
-        Signal::Ok | Signal::Moderation | Signal::Other => return None,
+        Signal::Moderation => FailureClass::UpstreamContentRejected,
+        Signal::Ok | Signal::Other => return None,
     })
 }
 

@@ -167,6 +167,7 @@ async fn every_provider_signature_is_classified_with_its_next_action() {
 async fn a_rate_limited_key_is_told_apart_from_an_empty_one() {
     // DeepSeek: 429 for rate, 402 for money. Kimi and GLM: 429 for both,
     // told apart by the body only. MiniMax: HTTP 200 with a business code.
+    // DashScope: 400 for money. Ark: 403. SiliconFlow: a body code.
     for style in [
         ProviderStyle::DeepSeek,
         ProviderStyle::Kimi,
