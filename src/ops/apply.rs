@@ -291,14 +291,18 @@ impl Core {
         // Accounts: in chunks through the host's batch endpoint when it has
         // one, then one by one (a few at a time) for whatever is left.
         let accounts = by_kind(StepKind::Account);
+        let permits = tokio::sync::Semaphore::new(ctx.opts.concurrency.max(1));
         if ctx.batch_create && accounts.len() >= 2 {
+            let mut chunks = Vec::new();
             for chunk in accounts.chunks(BATCH_CHUNK) {
-                self.account_chunk(ctx, chunk, group_id).await?;
+                chunks.push(self.account_chunk_limited(&permits, ctx, chunk, group_id));
+            }
+            for r in futures_util::future::join_all(chunks).await {
+                r?;
             }
         }
         // (A loop of calls to one async fn, not a closure: the future must
         // stay `Send` for every lifetime when the server spawns it.)
-        let permits = tokio::sync::Semaphore::new(ctx.opts.concurrency.max(1));
         let mut pending = Vec::with_capacity(accounts.len());
         for s in &accounts {
             pending.push(self.step_limited(&permits, ctx, s, group_id));
@@ -420,6 +424,20 @@ impl Core {
         }))
     }
 
+    async fn account_chunk_limited(
+        &self,
+        permits: &tokio::sync::Semaphore,
+        ctx: &Ctx,
+        chunk: &[StepRow],
+        group_id: i64,
+    ) -> Result<(), ApplyError> {
+        let _permit = permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        self.account_chunk(ctx, chunk, group_id).await
+    }
+
     /// Creates a chunk of accounts with one `POST /accounts/batch`, through
     /// the same journal: every step of the chunk is `sent` before the call
     /// and gets its own result after it. Steps it does not settle are left
@@ -487,20 +505,12 @@ impl Core {
                 }
             }
         }
-        for s in &sendable {
-            store
-                .update_step(
-                    ctx.batch.id,
-                    s.seq,
-                    StepUpdate {
-                        state: Some(StepState::Sent),
-                        error: Some(String::new()),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(OpError::from)?;
-        }
+        // One commit for the whole chunk: every step is `sent` before the call.
+        let seqs: Vec<i64> = sendable.iter().map(|s| s.seq).collect();
+        store
+            .mark_sent(ctx.batch.id, &seqs)
+            .await
+            .map_err(OpError::from)?;
         let crash = |point: CrashPoint| {
             sendable
                 .iter()

@@ -656,3 +656,24 @@ impl Store {
         Ok(uids.len() as u64)
     }
 }
+
+impl Store {
+    /// Marks several steps `sent` in one transaction (a chunked write).
+    pub async fn mark_sent(&self, batch_id: i64, seqs: &[i64]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        for seq in seqs {
+            sqlx::query(
+                "UPDATE steps SET state = 'sent', error = '', started_at_ms = COALESCE(started_at_ms, ?)
+                 WHERE batch_id = ? AND seq = ?",
+            )
+            .bind(now)
+            .bind(batch_id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
