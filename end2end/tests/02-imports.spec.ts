@@ -3,7 +3,7 @@
 // stored, three keys are imported in each access mode and reach ready, and
 // the timeline keeps the evidence.
 import { test, expect, Page } from '@playwright/test';
-import { env, signIn, ADMIN, Env } from './env';
+import { env, signIn, watchErrors, ADMIN, Env } from './env';
 
 function packFor(e: Env): string {
   return `schema: 1
@@ -31,6 +31,7 @@ async function pick(select: import('@playwright/test').Locator, text: string) {
 }
 
 async function importBatch(page: Page, e: Env, mode: string, keys: string[], ready: string) {
+  const errors = watchErrors(page);
   await page.goto(`${e.url}/batches/new`);
   const form = page.getByTestId('batch-form');
   await pick(form.locator('select[name=host_id]'), 'prod-cn (');
@@ -55,6 +56,8 @@ async function importBatch(page: Page, e: Env, mode: string, keys: string[], rea
   await row.locator('summary').click();
   await expect(row.locator('pre.evidence').first()).toContainText('Bearer sk-…');
   await expect(row.locator('pre.evidence').nth(1)).toContainText('deepseek-flash');
+  // Every page of the flow hydrated cleanly (or, without JavaScript, did not try).
+  expect(errors).toEqual([]);
 }
 
 test.describe.serial('imports', () => {

@@ -4,11 +4,12 @@
 // evidence, and the reviewer is refused an import.
 import { test, expect } from '@playwright/test';
 import { copyFileSync } from 'node:fs';
-import { env, signIn, ADMIN, VIEWER } from './env';
+import { env, signIn, watchErrors, ADMIN, VIEWER } from './env';
 
 test.describe.serial('review', () => {
   test('a quota-exhausted key shows its class and what to do', async ({ page }, info) => {
     const e = env(info);
+    const errors = watchErrors(page);
     await signIn(page, e, ADMIN);
     await page.goto(`${e.url}/batches/new`);
     const form = page.getByTestId('batch-form');
@@ -27,6 +28,8 @@ test.describe.serial('review', () => {
     await d.locator('summary').click();
     await expect(d.locator('pre.evidence').first()).toContainText('Insufficient Balance');
     await expect(page.locator('body')).not.toContainText(e.host.exhausted);
+    // The batch page with a diagnosis and its forms hydrates cleanly.
+    expect(errors).toEqual([]);
   });
 
   test('a reviewer exports the evidence and reads it offline, and cannot import', async ({ browser }, info) => {

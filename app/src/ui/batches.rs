@@ -6,7 +6,6 @@ use crate::api::{batch_detail, list_batches, new_batch_options};
 use crate::i18n::Lang;
 use crate::page::page_ctx;
 use leptos::prelude::*;
-use leptos_meta::Meta;
 use leptos_router::hooks::use_params_map;
 use provisioning_core::model::{AccessStatus, Action, BatchStatus, BatchView, Role, StepState};
 
@@ -227,7 +226,8 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         .count();
     let total = b.steps.len();
     view! {
-        {running.then(|| view! { <Meta http_equiv="refresh" content="2"/> })}
+        // A plain element (not leptos_meta): it must hydrate where it stands.
+        {running.then(|| view! { <meta http-equiv="refresh" content="2"/> })}
         <div class="title-row">
             <h1>{format!("{} #{}", l.t("Batch", "批次"), b.id)}" "{batch_badge(l, b.status)}" "{access_badge(b.access_status)}</h1>
             {can_apply.then(|| view! {
@@ -265,7 +265,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             </table>
         })}
         {b.diagnosis.clone().map(|d| view! {
-            <h2>{l.t("Why it is not ready", "未就绪原因")}</h2>
+            <h2>{l.t("What failed, and what to do", "失败原因与处理办法")}</h2>
             <p class="muted small">{format!("{} · {} {}", when(d.at_ms), d.upstream_completions, l.t("upstream completion(s) spent", "次上游最小调用"))}</p>
             <ul class="findings" data-testid="diagnosis">
                 {d.items.into_iter().map(|i| view! {
@@ -280,7 +280,9 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 }).collect_view()}
             </ul>
         })}
-        <p class="actions">
+        // A <div>: a <form> inside a <p> is invalid HTML, which the browser
+        // repairs, and the repaired DOM no longer matches what hydrates.
+        <div class="actions">
             <a class="button" href=format!("/batches/{}/evidence.html", b.id) rel="external" data-testid="export-html">{l.t("Evidence report (HTML)", "证据报告（HTML）")}</a>
             <a class="button" href=format!("/batches/{}/evidence.json", b.id) rel="external" data-testid="export-json">{l.t("Evidence bundle (JSON)", "证据包（JSON）")}</a>
             {(ctx.can(Role::Operator) && b.steps.iter().any(|s| matches!(s.state, StepState::Failed | StepState::Unknown))).then(|| view! {
@@ -290,7 +292,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                     <button type="submit" data-testid="diagnose">{l.t("Diagnose again", "重新诊断")}</button>
                 </form>
             })}
-        </p>
+        </div>
         <h2>{l.t("Timeline", "时间线")}</h2>
         <table class="grid" data-testid="timeline">
             <thead><tr>
