@@ -26,7 +26,7 @@ const BATCH_CHUNK: usize = 50;
 
 /// Our accounts whose name starts with `prefix`, by marker, with their
 /// (redacted) host representation.
-async fn accounts_on_host(
+pub(crate) async fn accounts_on_host(
     client: &HostClient,
     prefix: &str,
 ) -> Result<HashMap<String, Value>, HostError> {
@@ -877,25 +877,14 @@ impl Core {
                     "weekly_limit_usd": t.weekly_limit_usd.unwrap_or(0.0),
                     "monthly_limit_usd": t.monthly_limit_usd.unwrap_or(0.0),
                 });
-                let created = match c
-                    .admin("POST", "/api/v1/admin/groups", Some(&body), None)
-                    .await
-                {
-                    Ok(v) => v,
-                    // A resend after a crash: the name exists, so read it back.
-                    Err(err) if err.code == "GROUP_EXISTS" => {
-                        let (id, _) = find_named(c, "/api/v1/admin/groups", &plan.group_name)
-                            .await
-                            .map_err(e)?
-                            .ok_or("GROUP_EXISTS but not found")?;
-                        json!({"id": id})
-                    }
-                    Err(err) => return Err(e(err)),
-                };
-                let id = created
-                    .get("id")
-                    .and_then(Value::as_i64)
-                    .ok_or("the host returned no group id")?;
+                let id = create_unique(
+                    c,
+                    "/api/v1/admin/groups",
+                    &body,
+                    "GROUP_EXISTS",
+                    &plan.group_name,
+                )
+                .await?;
                 let back = c
                     .admin_get(&format!("/api/v1/admin/groups/{id}"))
                     .await
@@ -940,21 +929,9 @@ impl Core {
                         )
                         .await
                         .map_err(e)?,
-                    None => match c
-                        .admin("POST", "/api/v1/admin/channels", Some(&body), None)
-                        .await
-                    {
-                        Ok(v) => v,
-                        Err(err) if err.code == "CHANNEL_EXISTS" => {
-                            let (id, _) =
-                                find_named(c, "/api/v1/admin/channels", &plan.channel_name)
-                                    .await
-                                    .map_err(e)?
-                                    .ok_or("CHANNEL_EXISTS but not found")?;
-                            json!({"id": id})
-                        }
-                        Err(err) => return Err(e(err)),
-                    },
+                    None => {
+                        json!({"id": create_unique(c, "/api/v1/admin/channels", &body, "CHANNEL_EXISTS", &plan.channel_name).await?})
+                    }
                 };
                 let id = v
                     .get("id")
@@ -1205,6 +1182,32 @@ impl Core {
             }
         }
     }
+}
+
+/// Creates a uniquely named object (group, channel). A resend after a crash
+/// meets the name already taken; the existing object of that name is ours
+/// (the plan refused foreign ones), so its id is read back.
+async fn create_unique(
+    c: &HostClient,
+    path: &str,
+    body: &Value,
+    exists_code: &str,
+    name: &str,
+) -> Result<i64, String> {
+    let v = match c.admin("POST", path, Some(body), None).await {
+        Ok(v) => v,
+        Err(err) if err.code == exists_code => {
+            let (id, _) = find_named(c, path, name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{exists_code} but no object named {name}"))?;
+            json!({"id": id})
+        }
+        Err(err) => return Err(err.to_string()),
+    };
+    v.get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| format!("POST {path}: the host returned no id"))
 }
 
 /// The probe user's key with this name (and group), as (id, full key).

@@ -212,42 +212,6 @@ pub async fn find_named(
         }))
 }
 
-/// Every account of ours whose name starts with `prefix`, by marker.
-pub async fn accounts_by_marker(
-    client: &HostClient,
-    prefix: &str,
-) -> Result<std::collections::HashMap<String, i64>, crate::host::HostError> {
-    let mut out = std::collections::HashMap::new();
-    let mut page = 1;
-    loop {
-        let v = client
-            .admin_get(&format!(
-                "/api/v1/admin/accounts?search={}&page_size=1000&page={page}&lite=1",
-                urlencode(prefix)
-            ))
-            .await?;
-        for a in v
-            .get("items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(m), Some(id)) = (
-                a.pointer(&format!("/extra/{MARKER_KEY}"))
-                    .and_then(Value::as_str),
-                a.get("id").and_then(Value::as_i64),
-            ) {
-                out.insert(m.to_string(), id);
-            }
-        }
-        let pages = v.get("pages").and_then(Value::as_i64).unwrap_or(1);
-        if page >= pages {
-            return Ok(out);
-        }
-        page += 1;
-    }
-}
-
 /// Finds an account of ours by its marker (searching by its name).
 pub async fn find_account(
     client: &HostClient,
@@ -443,9 +407,13 @@ impl Core {
         }
         // Accounts: one per key, deduplicated. Our accounts on the host are
         // listed once by name prefix (a page per 1,000), not searched per key.
-        let on_host = accounts_by_marker(&client, &format!("rm-{}-", req.provider_key))
-            .await
-            .map_err(host_err)?;
+        let on_host: std::collections::HashMap<String, i64> =
+            super::apply::accounts_on_host(&client, &format!("rm-{}-", req.provider_key))
+                .await
+                .map_err(host_err)?
+                .into_iter()
+                .filter_map(|(m, a)| Some((m, a.get("id")?.as_i64()?)))
+                .collect();
         let mut seen = std::collections::HashSet::new();
         let mut batch_keys = Vec::new();
         for k in &keys {
