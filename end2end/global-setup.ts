@@ -9,18 +9,42 @@ import { join } from 'node:path';
 const bin = process.env.DASHBOARD_BIN;
 const siteRoot = process.env.DASHBOARD_SITE_ROOT;
 
-function waitFor(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`${what}: no match for ${pattern} in:\n${seen}`)), 30_000);
+// Everything a child printed so far, kept per child: two waits on one child
+// (the setup token, then the address) must both see lines that arrived in a
+// single chunk, or the second wait misses its line and times out.
+const output = new WeakMap<ChildProcess, { seen: string; listeners: Array<() => void> }>();
+
+function collect(child: ChildProcess) {
+  let o = output.get(child);
+  if (!o) {
+    const entry = { seen: '', listeners: [] as Array<() => void> };
     const onData = (d: Buffer) => {
-      seen += d.toString();
-      const m = seen.match(pattern);
-      if (m) { clearTimeout(timer); resolve(m); }
+      entry.seen += d.toString();
+      for (const l of [...entry.listeners]) l();
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.on('exit', code => reject(new Error(`${what} exited with ${code}:\n${seen}`)));
+    output.set(child, entry);
+    o = entry;
+  }
+  return o;
+}
+
+function waitFor(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpMatchArray> {
+  const o = collect(child);
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const m = o.seen.match(pattern);
+      if (m) {
+        clearTimeout(timer);
+        o.listeners = o.listeners.filter(l => l !== check);
+        resolve(m);
+      }
+    };
+    const timer = setTimeout(() => reject(new Error(`${what}: no match for ${pattern} in:\n${o.seen}`)), 60_000);
+    o.listeners.push(check);
+    child.on('exit', code => reject(new Error(`${what} exited with ${code}:\n${o.seen}`)));
+    check();
   });
 }
 

@@ -257,3 +257,17 @@ pub async fn batch_detail(id: i64) -> Result<provisioning_core::model::BatchView
         .await
         .map_err(crate::server::op_error)
 }
+
+#[server]
+pub async fn rollback_preview(
+    id: i64,
+    force: bool,
+) -> Result<provisioning_core::model::RollbackPreview, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .rollback_preview(id, force)
+        .await
+        .map_err(crate::server::op_error)
+}

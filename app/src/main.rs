@@ -57,11 +57,16 @@ async fn open_core(config: &Config) -> anyhow::Result<Core> {
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let core = open_core(&config).await?;
-    let interrupted = core.store.mark_interrupted_batches().await?;
+    // Runs whose holder is gone (this machine's earlier process, or an
+    // expired lease) end `failed`; another live process's runs are left alone.
+    let interrupted = core
+        .store
+        .mark_interrupted_runs(provisioning_core::ops::lease::is_dead)
+        .await?;
     if interrupted > 0 {
         tracing::warn!(
             interrupted,
-            "batches were interrupted by the last stop; re-run them to resume"
+            "runs were interrupted by the last stop; re-run them to resume"
         );
     }
     core.install_builtin_packs()
@@ -97,7 +102,6 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         leptos_options,
         core,
         config: Arc::new(config),
-        running: Default::default(),
     };
     let router = app::server::router::build_router(state, sessions);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -259,9 +259,10 @@ fn on_upstream_error(st: &mut State, account_id: i64, status: u16, body: &str) {
                 body.chars().take(200).collect::<String>()
             );
         }
-        402 if a.platform != "openai" => {
-            a.rate_limit_reset_at = Some(now_unix() + 600);
-        }
+        // Seen on 0.1.179 (reference §12.3): a CN provider's 402 changes
+        // nothing; the account stays active and schedulable and keeps
+        // getting traffic (the gateway fails over past it).
+        402 if a.platform != "openai" => {}
         402 => {
             a.status = "error".into();
             a.error_message = format!(

@@ -83,6 +83,12 @@ pub struct FakeHostConfig {
     pub users: Vec<(String, String)>,
     /// Added to every admin and gateway request (benchmarks).
     pub latency: Duration,
+    /// Whether `Idempotency-Key` is honoured. `false` models a host (or a
+    /// fork) that ignores the header: a resend creates again.
+    pub honour_idempotency: bool,
+    /// The version the host reports instead of its profile's (a fork's own
+    /// numbering such as `1.8.170`, where no version rule applies).
+    pub version_override: Option<String>,
 }
 
 impl Default for FakeHostConfig {
@@ -98,6 +104,8 @@ impl Default for FakeHostConfig {
             models_cache_ttl: Duration::from_secs(15),
             users: vec![("probe@example.com".into(), "probe-password-1".into())],
             latency: Duration::ZERO,
+            honour_idempotency: true,
+            version_override: None,
         }
     }
 }
@@ -196,7 +204,13 @@ impl FakeHost {
         }
         let mut settings = Map::new();
         settings.insert("site_name".into(), json!("Sub2API"));
-        settings.insert("version".into(), json!(cfg.profile.version()));
+        settings.insert(
+            "version".into(),
+            json!(cfg
+                .version_override
+                .clone()
+                .unwrap_or_else(|| cfg.profile.version().to_string())),
+        );
         settings.insert("backend_mode_enabled".into(), json!(cfg.backend_mode));
         settings.insert("turnstile_enabled".into(), json!(cfg.turnstile));
         settings.insert("totp_enabled".into(), json!(true));
@@ -220,6 +234,7 @@ impl FakeHost {
             .route("/api/v1/auth/login", post(login))
             .route("/api/v1/admin/{*rest}", any(admin_entry))
             .route("/api/v1/keys", any(user_keys))
+            .route("/api/v1/keys/{id}", any(user_key_item))
             .route("/v1/models", get(gateway::models))
             .route("/models", get(gateway::models))
             .route("/v1/chat/completions", post(gateway::chat))
@@ -578,7 +593,8 @@ async fn user_keys(
     let idem = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .map(str::to_string)
+        .filter(|_| inner.cfg.honour_idempotency);
     let fp = format!("user:{uid}:POST /api/v1/keys:{b}");
     if let Some(k) = &idem {
         if let Some(r) = st.idempotency.get(&format!("u{uid}:{k}")) {
@@ -652,6 +668,34 @@ async fn user_keys(
         );
     }
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// `GET`/`DELETE /api/v1/keys/:id` with the user's JWT (reference §6.3).
+async fn user_key_item(
+    AxState(inner): AxState<Shared>,
+    method: Method,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = inner.state.lock().unwrap();
+    let Some(uid) = bearer(&headers).and_then(|t| st.jwts.get(&t).copied()) else {
+        return mw_err(401, "UNAUTHORIZED", "authorization required");
+    };
+    let Some(pos) = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| st.keys.iter().position(|k| k.id == id && k.user_id == uid))
+    else {
+        return err(404, "API_KEY_NOT_FOUND", "api key not found");
+    };
+    match method {
+        Method::GET => ok(st.keys[pos].dto()),
+        Method::DELETE => {
+            st.keys.remove(pos);
+            ok(json!({"message": "API key deleted successfully"}))
+        }
+        _ => err(405, "", "method not allowed"),
+    }
 }
 
 // ---------- admin API ----------
@@ -803,16 +847,18 @@ fn admin_route(
     let profile = inner.cfg.profile;
     let mut st = inner.state.lock().unwrap();
     // Idempotent replay.
-    let idem_slot = idem.filter(|_| idempotent_route(method, segs)).map(|k| {
-        (
-            format!("admin:{actor}:{k}"),
-            format!(
-                "{method} {}:{}",
-                segs.join("/"),
-                b.clone().unwrap_or(Value::Null)
-            ),
-        )
-    });
+    let idem_slot = idem
+        .filter(|_| inner.cfg.honour_idempotency && idempotent_route(method, segs))
+        .map(|k| {
+            (
+                format!("admin:{actor}:{k}"),
+                format!(
+                    "{method} {}:{}",
+                    segs.join("/"),
+                    b.clone().unwrap_or(Value::Null)
+                ),
+            )
+        });
     if let Some((slot, fp)) = &idem_slot {
         if let Some(r) = st.idempotency.get(slot) {
             if &r.fingerprint != fp {
@@ -1814,11 +1860,19 @@ fn create_account(st: &mut State, profile: Profile, b: &Value) -> Result<Value, 
             group_ids.push(g.id);
         }
     }
-    let extra = b
+    let mut extra = b
         .get("extra")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    // Keys the host writes itself (reference §12.4): not ours, never drift.
+    if platform == "deepseek" {
+        extra.insert("deepseek_balance".into(), json!(3.2));
+        extra.insert("deepseek_balance_available".into(), json!(true));
+        extra.insert("deepseek_balance_currency".into(), json!("CNY"));
+        extra.insert("deepseek_balance_low".into(), json!(false));
+        extra.insert("deepseek_balance_updated_at".into(), json!(now_rfc3339()));
+    }
     let marker = extra
         .get(MARKER_KEY)
         .and_then(Value::as_str)

@@ -15,7 +15,7 @@ mod state;
 mod upstream;
 
 pub use host::{FakeHost, FakeHostConfig, Fault, FaultKind, Profile};
-pub use state::MARKER_KEY;
+pub use state::{Account, Group, State, MARKER_KEY};
 pub use upstream::{FakeUpstream, ProviderStyle, UpstreamBehaviour};
 
 /// The English compliance phrase the host expects.

@@ -93,6 +93,10 @@ pub enum StepKind {
     UserKey,
     AccountTest,
     Readiness,
+    /// Rollback: remove our object from the host.
+    Remove,
+    /// Take an account out of scheduling (`schedulable=false`).
+    Pause,
 }
 
 impl StepKind {
@@ -106,6 +110,8 @@ impl StepKind {
             StepKind::UserKey => "user_key",
             StepKind::AccountTest => "account_test",
             StepKind::Readiness => "readiness",
+            StepKind::Remove => "remove",
+            StepKind::Pause => "pause",
         }
     }
 
@@ -119,6 +125,8 @@ impl StepKind {
             "user_key" => StepKind::UserKey,
             "account_test" => StepKind::AccountTest,
             "readiness" => StepKind::Readiness,
+            "remove" => StepKind::Remove,
+            "pause" => StepKind::Pause,
             _ => return None,
         })
     }
@@ -133,6 +141,8 @@ pub enum Action {
     Update,
     Skip,
     Check,
+    Delete,
+    Keep,
 }
 
 /// One planned step.
@@ -220,10 +230,98 @@ impl StepState {
     }
 }
 
+/// Why a step failed, typed, so resume can tell "the host refused" from
+/// "the request may have reached the host".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepErrorKind {
+    /// The host answered a definite refusal: nothing was written, a later
+    /// run may send it again.
+    Rejected,
+    /// Timeout, dropped connection or 5xx after the request left: the host
+    /// may have acted. The step stays `sent` and is looked up first.
+    MaybeSent,
+    /// The object exists on the host (recorded in the ledger) but does not
+    /// read back as wanted. Never created again.
+    ReadBack,
+    /// The product could not build the request (nothing was sent).
+    Local,
+    /// A check (account test, readiness) did not pass.
+    Check,
+}
+
+impl StepErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepErrorKind::Rejected => "rejected",
+            StepErrorKind::MaybeSent => "maybe_sent",
+            StepErrorKind::ReadBack => "read_back",
+            StepErrorKind::Local => "local",
+            StepErrorKind::Check => "check",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepErrorKind> {
+        Some(match s {
+            "rejected" => StepErrorKind::Rejected,
+            "maybe_sent" => StepErrorKind::MaybeSent,
+            "read_back" => StepErrorKind::ReadBack,
+            "local" => StepErrorKind::Local,
+            "check" => StepErrorKind::Check,
+            _ => return None,
+        })
+    }
+}
+
+/// What a run of a batch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    Apply,
+    Rollback,
+    /// Pause (or remove) the accounts whose keys failed.
+    Pause,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Apply => "apply",
+            RunKind::Rollback => "rollback",
+            RunKind::Pause => "pause",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunKind> {
+        Some(match s {
+            "apply" => RunKind::Apply,
+            "rollback" => RunKind::Rollback,
+            "pause" => RunKind::Pause,
+            _ => return None,
+        })
+    }
+}
+
+/// A run with its place in the batch's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: i64,
+    pub kind: RunKind,
+    /// `planned`, `running`, `done` or `failed`.
+    pub status: String,
+    pub actor: String,
+    pub created_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+}
+
 /// A step as recorded in the journal, with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepView {
     pub seq: i64,
+    /// The run it belongs to.
+    pub run_id: i64,
+    /// Typed failure kind, when it failed.
+    pub error_kind: Option<StepErrorKind>,
     pub kind: StepKind,
     pub action: Action,
     pub target: String,
@@ -258,6 +356,8 @@ pub struct BatchView {
     pub updated_at_ms: i64,
     pub key_count: i64,
     pub plan: Plan,
+    /// Every run, oldest first; the steps say which run they belong to.
+    pub runs: Vec<RunView>,
     pub steps: Vec<StepView>,
     /// The newest diagnosis, when the batch was diagnosed.
     pub diagnosis: Option<DiagnosisReport>,
@@ -317,4 +417,31 @@ pub struct DiagnosisReport {
     pub items: Vec<Diagnosis>,
     /// Minimal completions spent on the upstream (at most one per key).
     pub upstream_completions: u32,
+}
+
+/// One object in a rollback preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackItem {
+    pub ledger_id: i64,
+    /// `user_key`, `subscription`, `channel`, `account` or `group`.
+    pub kind: String,
+    pub remote_id: String,
+    /// For people: `account sk-…a1b2`, `group relay-deepseek`.
+    pub target: String,
+    /// `remove`, `keep` (shared, or changed and not forced) or `gone`.
+    pub decision: String,
+    pub reason: String,
+    /// Fields changed on the host since apply: (field, applied, now).
+    pub changed: Vec<(String, String, String)>,
+}
+
+/// What a rollback would do, in the order it would do it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackPreview {
+    pub batch_id: i64,
+    pub items: Vec<RollbackItem>,
+    /// What no rollback can undo (spent balance, top-ups).
+    pub irreversible: Vec<String>,
+    /// Observed at (ms).
+    pub observed_at_ms: i64,
 }

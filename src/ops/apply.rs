@@ -9,16 +9,19 @@
 use super::import::{
     account_marker, account_name, find_account, find_named, MANAGED_BY, MARKER_KEY,
 };
+use super::resource::Resource;
 use super::{Core, OpError};
 use crate::host::{HostClient, HostError, LoginOutcome};
 use crate::model::{
-    AccessMode, AccessStatus, Action, BatchStatus, Pack, Plan, StepKind, StepState, Support,
+    AccessMode, AccessStatus, Action, BatchStatus, Pack, Plan, StepErrorKind, StepKind, StepState,
+    Support,
 };
 use crate::secrets::{mask, Secret};
-use crate::store::{BatchRow, LedgerEntry, StepRow, StepUpdate};
+use crate::store::{AccessWrite, BatchRow, LedgerEntry, LedgerWrite, StepRow, StepUpdate};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Accounts per `POST /accounts/batch` call.
@@ -148,22 +151,280 @@ struct Ctx {
     batch_create: bool,
     keys: HashMap<String, Secret>,
     opts: ApplyOptions,
+    /// The run being executed.
+    run_id: i64,
+    /// Steps this run marked `sent`: their outcome is settled by a later
+    /// run (lookup first), never by a second send in this one.
+    sent_now: Mutex<HashSet<i64>>,
+}
+
+impl Ctx {
+    fn sent_now(&self, seqs: &[i64]) {
+        self.sent_now
+            .lock()
+            .expect("lock")
+            .extend(seqs.iter().copied());
+    }
+    fn was_sent_now(&self, seq: i64) -> bool {
+        self.sent_now.lock().expect("lock").contains(&seq)
+    }
 }
 
 /// A step's outcome: the remote id and the (redacted) evidence.
-struct Outcome {
-    remote_id: String,
-    request: String,
-    response: String,
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub remote_id: String,
+    pub request: String,
+    pub response: String,
+    /// The body we wanted the object to have (secrets are dropped when it
+    /// is normalized for the ledger).
+    pub desired: Option<Value>,
+    /// The object as the host showed it.
+    pub observed: Option<Value>,
+    /// The probe-user key to store with the result.
+    pub access: Option<AccessWrite>,
+    /// How the batch came to use it (`created`, `adopted`, `reused`).
+    pub role: &'static str,
+}
+
+/// Why a step did not succeed, typed (see [`StepErrorKind`]).
+#[derive(Debug)]
+pub(crate) struct StepFail {
+    pub kind: StepErrorKind,
+    pub message: String,
+    /// Set when the object exists on the host despite the failure.
+    pub remote_id: Option<String>,
+    pub desired: Option<Value>,
+    pub observed: Option<Value>,
+}
+
+impl StepFail {
+    pub(crate) fn new(kind: StepErrorKind, message: impl Into<String>) -> StepFail {
+        StepFail {
+            kind,
+            message: message.into(),
+            remote_id: None,
+            desired: None,
+            observed: None,
+        }
+    }
+
+    /// A host error: one after which the request may have reached the host
+    /// (network, 5xx, 429, an idempotent request still in progress) is
+    /// `maybe_sent`; any other answer is a definite refusal.
+    pub(crate) fn host(e: HostError) -> StepFail {
+        let in_progress = matches!(
+            e.code.as_str(),
+            "IDEMPOTENCY_IN_PROGRESS"
+                | "IDEMPOTENCY_RETRY_BACKOFF"
+                | "IDEMPOTENCY_STORE_UNAVAILABLE"
+        );
+        let kind = if e.is_transient() || in_progress {
+            StepErrorKind::MaybeSent
+        } else {
+            StepErrorKind::Rejected
+        };
+        StepFail::new(kind, e.to_string())
+    }
+
+    /// The object `id` exists but did not read back as wanted.
+    fn read_back(id: i64, message: String, desired: &Value, observed: Option<&Value>) -> StepFail {
+        StepFail {
+            kind: StepErrorKind::ReadBack,
+            message,
+            remote_id: Some(id.to_string()),
+            desired: Some(desired.clone()),
+            observed: observed.cloned(),
+        }
+    }
+}
+
+impl From<&str> for StepFail {
+    fn from(m: &str) -> StepFail {
+        StepFail::new(StepErrorKind::Local, m)
+    }
+}
+
+impl From<String> for StepFail {
+    fn from(m: String) -> StepFail {
+        StepFail::new(StepErrorKind::Local, m)
+    }
 }
 
 impl Core {
-    /// Applies (or resumes) a batch and returns its final status.
+    /// Applies (or resumes) a batch here and now and returns its final
+    /// status. Refused while another live process holds the batch's apply.
     #[tracing::instrument(skip(self, opts), fields(batch_id = batch_id))]
     pub async fn apply_batch(
         &self,
         actor: &str,
         batch_id: i64,
+        opts: ApplyOptions,
+    ) -> Result<BatchStatus, ApplyError> {
+        let run_id = self.claim_apply(actor, batch_id).await?;
+        self.apply_claimed(actor, batch_id, run_id, opts).await
+    }
+
+    /// Claims the batch's apply and runs it in the background: the pages,
+    /// the CLI and the API start applies the same way. The claim happens
+    /// before this returns, so a second start is refused with a conflict.
+    pub async fn start_apply(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        opts: ApplyOptions,
+    ) -> Result<tokio::task::JoinHandle<()>, OpError> {
+        let run_id = self.claim_apply(actor, batch_id).await?;
+        let (core, actor) = (self.clone(), actor.to_string());
+        Ok(tokio::spawn(async move {
+            if let Err(e) = core.apply_claimed(&actor, batch_id, run_id, opts).await {
+                tracing::error!(batch_id, error = %e, "apply stopped");
+            }
+        }))
+    }
+
+    /// Takes the lease of the batch's apply run and marks the batch running.
+    async fn claim_apply(&self, actor: &str, batch_id: i64) -> Result<i64, OpError> {
+        let batch = self
+            .store
+            .batch(batch_id)
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
+        if matches!(
+            BatchStatus::parse(&batch.status),
+            BatchStatus::RolledBack | BatchStatus::RollingBack | BatchStatus::RollbackFailed
+        ) {
+            return Err(OpError::Conflict(crate::model::FieldError::new(
+                "batch",
+                "was rolled back (or is being rolled back): plan a new batch instead",
+            )));
+        }
+        let runs = self.store.runs(batch_id).await?;
+        if let Some(busy) = runs
+            .iter()
+            .find(|r| r.kind != "apply" && r.status == "running")
+        {
+            return Err(OpError::Conflict(crate::model::FieldError::new(
+                "batch",
+                format!("has a {} running; wait for it to end", busy.kind),
+            )));
+        }
+        let run = runs
+            .iter()
+            .rev()
+            .find(|r| r.kind == "apply")
+            .ok_or_else(|| {
+                OpError::Store(crate::store::StoreError::Corrupt(format!(
+                    "batch {batch_id} has no apply run"
+                )))
+            })?;
+        self.claim(run.id, "applied").await?;
+        self.store
+            .set_batch_status(batch_id, BatchStatus::Running.as_str(), None)
+            .await?;
+        self.store
+            .audit(
+                actor,
+                "batch.apply",
+                &format!("batch:{}", batch.uid),
+                "started",
+                &format!("run {}", run.id),
+            )
+            .await?;
+        Ok(run.id)
+    }
+
+    /// Claims a run's lease for this process (a dead holder's is taken over).
+    pub(crate) async fn claim(&self, run_id: i64, what: &str) -> Result<(), OpError> {
+        match self
+            .store
+            .claim_run(run_id, super::lease::owner_id(), super::lease::LEASE_TTL.as_millis() as i64, super::lease::is_dead)
+            .await?
+        {
+            crate::store::Claim::Held => Ok(()),
+            crate::store::Claim::Busy { owner, until_ms } => Err(OpError::Conflict(crate::model::FieldError::new(
+                "batch",
+                format!(
+                    "is being {what} by another process ({}) whose lease runs until {}; the page shows its progress",
+                    owner.split(':').take(2).collect::<Vec<_>>().join(" pid "),
+                    crate::model::format_ms(until_ms)
+                ),
+            ))),
+        }
+    }
+
+    /// Renews a held lease while `work` runs, then releases it with the
+    /// run's final status (`None`: left held, as a killed process leaves it).
+    pub(crate) async fn with_lease<T>(
+        &self,
+        run_id: i64,
+        work: impl std::future::Future<Output = T>,
+        status_of: impl Fn(&T) -> Option<&'static str>,
+    ) -> Result<T, OpError> {
+        let store = self.store.clone();
+        let beat = tokio::spawn(async move {
+            let every = super::lease::LEASE_TTL / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                match store
+                    .renew_lease(
+                        run_id,
+                        super::lease::owner_id(),
+                        super::lease::LEASE_TTL.as_millis() as i64,
+                    )
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!(run_id, "the run's lease was taken over");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(run_id, error = %e, "lease renewal failed"),
+                }
+            }
+        });
+        let out = work.await;
+        beat.abort();
+        if let Some(status) = status_of(&out) {
+            self.store
+                .finish_run(run_id, super::lease::owner_id(), status)
+                .await?;
+        }
+        Ok(out)
+    }
+
+    async fn apply_claimed(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        run_id: i64,
+        opts: ApplyOptions,
+    ) -> Result<BatchStatus, ApplyError> {
+        let result = self
+            .with_lease(
+                run_id,
+                self.apply_run(actor, batch_id, run_id, opts),
+                |r| match r {
+                    Err(ApplyError::Crashed(_)) => None,
+                    Ok(BatchStatus::Succeeded | BatchStatus::PartiallySucceeded) => Some("done"),
+                    _ => Some("failed"),
+                },
+            )
+            .await?;
+        // Not ready, or some keys failed: say why without being asked.
+        if matches!(&result, Ok(s) if *s != BatchStatus::Succeeded) {
+            if let Err(e) = self.diagnose_batch(actor, batch_id).await {
+                tracing::warn!(error = %e, "diagnosis after apply failed");
+            }
+        }
+        result
+    }
+
+    async fn apply_run(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        run_id: i64,
         opts: ApplyOptions,
     ) -> Result<BatchStatus, ApplyError> {
         let batch = self
@@ -205,20 +466,6 @@ impl Core {
                     .map_err(OpError::from)?,
             );
         }
-        self.store
-            .set_batch_status(batch_id, BatchStatus::Running.as_str(), None)
-            .await
-            .map_err(OpError::from)?;
-        self.store
-            .audit(
-                actor,
-                "batch.apply",
-                &format!("batch:{}", batch.uid),
-                "started",
-                "",
-            )
-            .await
-            .map_err(OpError::from)?;
         let ctx = Ctx {
             batch,
             plan,
@@ -229,6 +476,8 @@ impl Core {
             batch_create,
             keys,
             opts,
+            run_id,
+            sent_now: Mutex::new(HashSet::new()),
         };
         let result = self.run(&ctx).await;
         let (status, access) = match &result {
@@ -250,21 +499,28 @@ impl Core {
             )
             .await
             .map_err(OpError::from)?;
-        // Not ready, or some keys failed: say why without being asked.
-        if status != BatchStatus::Succeeded {
-            if let Err(e) = self.diagnose_batch(actor, batch_id).await {
-                tracing::warn!(error = %e, "diagnosis after apply failed");
-            }
-        }
         result.map(|_| status)
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<(BatchStatus, AccessStatus), ApplyError> {
         let steps = self
             .store
-            .steps(ctx.batch.id)
+            .run_steps(ctx.run_id)
             .await
             .map_err(OpError::from)?;
+        // A reused group was settled at plan time: record that this batch
+        // uses it too, so a rollback of its creator keeps it.
+        for s in steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Group && s.action == Action::Reuse)
+        {
+            if let Some(id) = &s.remote_id {
+                self.store
+                    .ledger_add_ref(ctx.batch.host_id, "group", id, ctx.batch.id, "reused")
+                    .await
+                    .map_err(OpError::from)?;
+            }
+        }
         let by_kind = |k: StepKind| {
             steps
                 .iter()
@@ -299,6 +555,26 @@ impl Core {
             }
             for r in futures_util::future::join_all(chunks).await {
                 r?;
+            }
+        }
+        // A later pass for batch creates this run could not settle: the same
+        // batch under the same key (idempotent hosts), else a lookup only.
+        if ctx.batch_create {
+            let mut keys = BTreeSet::new();
+            for s in &accounts {
+                if let Some(cur) = self
+                    .store
+                    .step(ctx.batch.id, s.seq)
+                    .await
+                    .map_err(OpError::from)?
+                {
+                    if let (StepState::Sent, Some(k)) = (cur.state, cur.chunk_key) {
+                        keys.insert(k);
+                    }
+                }
+            }
+            for key in keys {
+                self.resume_chunk(ctx, &key, group_id, true).await?;
             }
         }
         // (A loop of calls to one async fn, not a closure: the future must
@@ -371,7 +647,7 @@ impl Core {
 
     /// The create request of an account step (the key in clear: it goes to
     /// the host only; evidence keeps the redacted form).
-    fn account_body(&self, ctx: &Ctx, s: &StepRow, gid: i64) -> Result<Value, String> {
+    fn account_body(&self, ctx: &Ctx, s: &StepRow, gid: i64) -> Result<Value, StepFail> {
         let plan = &ctx.plan;
         let provider = ctx
             .pack
@@ -439,9 +715,11 @@ impl Core {
     }
 
     /// Creates a chunk of accounts with one `POST /accounts/batch`, through
-    /// the same journal: every step of the chunk is `sent` before the call
-    /// and gets its own result after it. Steps it does not settle are left
-    /// to the one-by-one path.
+    /// the same journal: every step of the chunk is `sent` (stamped with the
+    /// call's `Idempotency-Key`) before the call and gets its own result
+    /// after it. Chunks an earlier run left unsettled are resumed first.
+    /// Steps it does not settle stay `sent` and are never re-sent one by
+    /// one: a later run resumes them as the same batch under the same key.
     async fn account_chunk(
         &self,
         ctx: &Ctx,
@@ -449,9 +727,8 @@ impl Core {
         gid: i64,
     ) -> Result<(), ApplyError> {
         let store = &self.store;
-        let prefix = format!("rm-{}-", ctx.plan.provider_key);
         let mut todo = Vec::new();
-        let mut unresolved = Vec::new();
+        let mut resume = BTreeSet::new();
         for s in chunk {
             let cur = store
                 .step(ctx.batch.id, s.seq)
@@ -459,35 +736,18 @@ impl Core {
                 .map_err(OpError::from)?
                 .unwrap_or_else(|| s.clone());
             match cur.state {
-                StepState::Pending | StepState::Failed => todo.push(cur),
-                StepState::Sent => unresolved.push(cur),
-                StepState::Done | StepState::Skipped | StepState::Unknown => {}
+                StepState::Pending => todo.push(cur),
+                StepState::Failed if resendable(&cur) => todo.push(cur),
+                StepState::Sent if !ctx.was_sent_now(cur.seq) => {
+                    if let Some(k) = &cur.chunk_key {
+                        resume.insert(k.clone());
+                    }
+                }
+                _ => {}
             }
         }
-        if !unresolved.is_empty() {
-            let Ok(on_host) = accounts_on_host(&ctx.client, &prefix).await else {
-                return Ok(());
-            };
-            for cur in unresolved {
-                match on_host.get(&cur.marker) {
-                    Some(a) => {
-                        let id = a.get("id").and_then(Value::as_i64).unwrap_or(0).to_string();
-                        self.finish(
-                            ctx,
-                            &cur,
-                            Outcome {
-                                remote_id: id,
-                                request: String::new(),
-                                response: "adopted: the last attempt's answer was lost; found on the host by its marker"
-                                    .into(),
-                            },
-                        )
-                        .await?;
-                    }
-                    None if ctx.idempotent_host => todo.push(cur),
-                    None => {}
-                }
-            }
+        for key in resume {
+            self.resume_chunk(ctx, &key, gid, false).await?;
         }
         if todo.len() < 2 {
             return Ok(());
@@ -500,60 +760,179 @@ impl Core {
                     bodies.push(b);
                     sendable.push(s);
                 }
-                Err(msg) => {
-                    self.fail(ctx, &s, &msg).await?;
+                Err(f) => {
+                    self.fail(ctx, &s, f).await?;
                 }
             }
         }
-        // One commit for the whole chunk: every step is `sent` before the call.
+        // A fresh key per run and set: the same set resent later under this
+        // key is replayed by the host, never repeated.
         let seqs: Vec<i64> = sendable.iter().map(|s| s.seq).collect();
-        store
-            .mark_sent(ctx.batch.id, &seqs)
+        let digest = hex::encode(
+            &Sha256::digest(
+                seqs.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    .as_bytes(),
+            )[..8],
+        );
+        let key = format!("rm-{}-r{}-batch-{digest}", ctx.batch.uid, ctx.run_id);
+        let taken = store
+            .mark_sent(ctx.batch.id, &seqs, Some(&key))
             .await
             .map_err(OpError::from)?;
-        let crash = |point: CrashPoint| {
-            sendable
-                .iter()
-                .find(|s| ctx.opts.crash_at == Some((s.seq, point)))
-                .map(|s| s.seq)
-        };
-        if let Some(seq) = crash(CrashPoint::AfterSent) {
+        ctx.sent_now(&seqs);
+        let (mut steps, mut sent_bodies) = (Vec::new(), Vec::new());
+        for (s, b) in sendable.into_iter().zip(bodies) {
+            if let Some((_, other)) = taken.iter().find(|(seq, _)| *seq == s.seq) {
+                self.skip_taken(ctx, &s, *other).await?;
+            } else {
+                steps.push(s);
+                sent_bodies.push(b);
+            }
+        }
+        if steps.is_empty() {
+            return Ok(());
+        }
+        if let Some(seq) = crash_in(ctx, &steps, CrashPoint::AfterSent) {
             return Err(ApplyError::Crashed(seq));
         }
-        // The same set of steps always sends the same key, so a resend after a
-        // lost answer is replayed by the host, not repeated.
-        let seqs: Vec<String> = sendable.iter().map(|s| s.seq.to_string()).collect();
-        let digest = hex::encode(&Sha256::digest(seqs.join(",").as_bytes())[..8]);
-        let idem = format!("rm-{}-batch-{digest}", ctx.batch.uid);
+        let answer = ctx
+            .client
+            .admin(
+                "POST",
+                "/api/v1/admin/accounts/batch",
+                Some(&json!({"accounts": sent_bodies})),
+                Some(&key),
+            )
+            .await;
+        if let Some(seq) = crash_in(ctx, &steps, CrashPoint::AfterCall) {
+            return Err(ApplyError::Crashed(seq));
+        }
+        self.settle_chunk(ctx, &steps, &sent_bodies, answer).await
+    }
+
+    /// Resumes a batch create an earlier run sent: accounts found by their
+    /// marker are adopted; for the rest the same batch is sent again under
+    /// the same key when the host de-duplicates it (it replays its answer or
+    /// says the first call is still running), else they become `unknown`.
+    /// In `same_run` (the pass right after the first attempt) nothing is
+    /// declared unknown: the host may still be working on the first call.
+    async fn resume_chunk(
+        &self,
+        ctx: &Ctx,
+        key: &str,
+        gid: i64,
+        same_run: bool,
+    ) -> Result<(), ApplyError> {
+        let members = self
+            .store
+            .chunk_steps(ctx.batch.id, key)
+            .await
+            .map_err(OpError::from)?;
+        if !members.iter().any(|s| s.state == StepState::Sent) {
+            return Ok(());
+        }
+        let prefix = format!("rm-{}-", ctx.plan.provider_key);
+        let on_host = match accounts_on_host(&ctx.client, &prefix).await {
+            Ok(v) => v,
+            // Cannot look: leave them `sent` for a later run.
+            Err(_) => return Ok(()),
+        };
+        let mut remaining = Vec::new();
+        for s in members.iter().filter(|s| s.state == StepState::Sent) {
+            match on_host.get(&s.marker) {
+                Some(a) => self.adopt(ctx, s, a, gid).await?,
+                None => remaining.push(s.clone()),
+            }
+        }
+        if remaining.is_empty() {
+            return Ok(());
+        }
+        let sent_at = members
+            .iter()
+            .filter_map(|s| s.started_at_ms)
+            .min()
+            .unwrap_or(0);
+        let within_ttl = crate::store::now_ms() - sent_at < 23 * 3600 * 1000;
+        if same_run && !ctx.idempotent_host {
+            return Ok(());
+        }
+        if !ctx.idempotent_host || !within_ttl {
+            let why = if ctx.idempotent_host {
+                "the batch create that carried this account was sent more than 23 hours ago (past the host's idempotency window) and its answer was lost; the host shows no such account"
+            } else {
+                "the batch create that carried this account lost its answer; the host shows no such account and cannot de-duplicate a resend"
+            };
+            for s in &remaining {
+                self.mark_unknown(ctx, s, why).await?;
+            }
+            return Ok(());
+        }
+        // The original set, in the original order, under the original key.
+        let mut bodies = Vec::new();
+        for s in &members {
+            match self.account_body(ctx, s, gid) {
+                Ok(b) => bodies.push(b),
+                Err(f) => {
+                    for s in &remaining {
+                        self.mark_unknown(
+                            ctx,
+                            s,
+                            &format!(
+                                "cannot rebuild the batch create to resend it: {}",
+                                f.message
+                            ),
+                        )
+                        .await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        ctx.sent_now(&remaining.iter().map(|s| s.seq).collect::<Vec<_>>());
         let answer = ctx
             .client
             .admin(
                 "POST",
                 "/api/v1/admin/accounts/batch",
                 Some(&json!({"accounts": bodies})),
-                Some(&idem),
+                Some(key),
             )
             .await;
-        if let Some(seq) = crash(CrashPoint::AfterCall) {
-            return Err(ApplyError::Crashed(seq));
-        }
-        let answer = match answer {
-            Ok(v) => v,
-            // The answer was lost or the host failed mid-way: the accounts may
-            // exist. The steps stay `sent`, so the next pass looks them up by
-            // marker before anything is sent again.
-            Err(e) if e.is_transient() => {
-                for s in &sendable {
-                    store
-                        .update_step(ctx.batch.id, s.seq, StepUpdate { error: Some(format!("batch create: {e}; outcome unknown, looked up before any resend")), ..Default::default() })
-                        .await
-                        .map_err(OpError::from)?;
+        if let Err(e) = &answer {
+            if e.code == "IDEMPOTENCY_KEY_CONFLICT" {
+                for s in &remaining {
+                    self.mark_unknown(ctx, s, "the host refused the resend of the lost batch create (IDEMPOTENCY_KEY_CONFLICT: the request differs from the first one, e.g. the pack changed); check the host").await?;
                 }
                 return Ok(());
             }
+        }
+        let pos: Vec<usize> = remaining
+            .iter()
+            .filter_map(|r| members.iter().position(|m| m.seq == r.seq))
+            .collect();
+        let bodies: Vec<Value> = pos.iter().map(|i| bodies[*i].clone()).collect();
+        self.settle_chunk(ctx, &remaining, &bodies, answer).await
+    }
+
+    /// Records the outcome of a batch create for `steps` (sent with
+    /// `bodies`), reading our accounts back once.
+    async fn settle_chunk(
+        &self,
+        ctx: &Ctx,
+        steps: &[StepRow],
+        bodies: &[Value],
+        answer: Result<Value, HostError>,
+    ) -> Result<(), ApplyError> {
+        let answer = match answer {
+            Ok(v) => v,
             Err(e) => {
-                for s in &sendable {
-                    self.fail(ctx, s, &format!("batch create: {e}")).await?;
+                for s in steps {
+                    let mut f = StepFail::host(e.clone());
+                    f.message = format!("batch create: {}", f.message);
+                    self.fail(ctx, s, f).await?;
                 }
                 return Ok(());
             }
@@ -563,10 +942,9 @@ impl Core {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let back = accounts_on_host(&ctx.client, &prefix)
-            .await
-            .unwrap_or_default();
-        for (s, body) in sendable.iter().zip(&bodies) {
+        let prefix = format!("rm-{}-", ctx.plan.provider_key);
+        let back = accounts_on_host(&ctx.client, &prefix).await;
+        for (s, body) in steps.iter().zip(bodies) {
             let name = body["name"].as_str().unwrap_or_default();
             let result = results
                 .iter()
@@ -578,42 +956,56 @@ impl Core {
                     .and_then(|r| r.get("error"))
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| "the host's batch answer does not list this account".into());
-                self.fail(ctx, s, &format!("batch create: {why}")).await?;
-                continue;
-            }
-            let Some(item) = back.get(&s.marker) else {
-                self.fail(ctx, s, "read-back: the account is not listed on the host")
-                    .await?;
-                continue;
-            };
-            let has_smoke = item
-                .pointer("/credentials/model_mapping")
-                .and_then(Value::as_object)
-                .is_some_and(|m| m.contains_key(&ctx.plan.smoke_model));
-            if !has_smoke {
                 self.fail(
                     ctx,
                     s,
-                    &format!(
-                        "read-back: mapping lacks the smoke model {}",
-                        ctx.plan.smoke_model
-                    ),
+                    StepFail::new(StepErrorKind::Rejected, format!("batch create: {why}")),
                 )
                 .await?;
                 continue;
             }
-            let id = item
-                .get("id")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                .to_string();
+            // The host said it created it: if it cannot be read back yet, it
+            // stays `sent` and the next run finds it by its marker.
+            let item = match &back {
+                Ok(b) => b.get(&s.marker),
+                Err(_) => None,
+            };
+            let Some(item) = item else {
+                let why = match &back {
+                    Ok(_) => "read-back: created, but not listed on the host yet".to_string(),
+                    Err(e) => format!("read-back: created, but the listing failed: {e}"),
+                };
+                self.fail(ctx, s, StepFail::new(StepErrorKind::MaybeSent, why))
+                    .await?;
+                continue;
+            };
+            let Some(id) = item.get("id").and_then(Value::as_i64) else {
+                self.fail(
+                    ctx,
+                    s,
+                    StepFail::new(
+                        StepErrorKind::MaybeSent,
+                        "read-back: the listing shows the account without an id",
+                    ),
+                )
+                .await?;
+                continue;
+            };
+            if let Err(f) = check_account(ctx, id, body, item) {
+                self.fail(ctx, s, f).await?;
+                continue;
+            }
             self.finish(
                 ctx,
                 s,
                 Outcome {
-                    remote_id: id,
+                    remote_id: id.to_string(),
                     request: ev(body),
                     response: ev(item),
+                    desired: Some(body.clone()),
+                    observed: Some(item.clone()),
+                    role: "created",
+                    ..Default::default()
                 },
             )
             .await?;
@@ -621,8 +1013,76 @@ impl Core {
         Ok(())
     }
 
+    /// Adopts an account found on the host by its marker.
+    async fn adopt(
+        &self,
+        ctx: &Ctx,
+        s: &StepRow,
+        found: &Value,
+        gid: i64,
+    ) -> Result<(), ApplyError> {
+        let Some(id) = found.get("id").and_then(Value::as_i64) else {
+            return self
+                .mark_unknown(ctx, s, "found on the host by its marker, but without an id")
+                .await;
+        };
+        let desired = self.account_body(ctx, s, gid).ok();
+        self.finish(
+            ctx,
+            s,
+            Outcome {
+                remote_id: id.to_string(),
+                request: String::new(),
+                response:
+                    "adopted: the last attempt's answer was lost; found on the host by its marker"
+                        .into(),
+                desired,
+                observed: Some(found.clone()),
+                role: "created",
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    async fn mark_unknown(&self, ctx: &Ctx, s: &StepRow, why: &str) -> Result<(), ApplyError> {
+        self.store
+            .update_step(
+                ctx.batch.id,
+                s.seq,
+                StepUpdate {
+                    state: Some(StepState::Unknown),
+                    error: Some(format!("{why}. Check the host for it, then re-plan.")),
+                    error_kind: Some(StepErrorKind::MaybeSent.as_str().into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(OpError::from)?;
+        Ok(())
+    }
+
+    /// Another batch imported (or is importing) this key since the plan.
+    async fn skip_taken(&self, ctx: &Ctx, s: &StepRow, other: i64) -> Result<(), ApplyError> {
+        self.store
+            .update_step(
+                ctx.batch.id,
+                s.seq,
+                StepUpdate {
+                    state: Some(StepState::Skipped),
+                    response_json: Some(format!(
+                        "skipped: batch #{other} imported this key after this batch was planned"
+                    )),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(OpError::from)?;
+        Ok(())
+    }
+
     /// Runs one step through the journal. `Ok(Some(remote id))` when done,
-    /// `Ok(None)` when it failed or its outcome is unknown.
+    /// `Ok(None)` when it failed, was skipped or its outcome is unknown.
     async fn step(
         &self,
         ctx: &Ctx,
@@ -638,56 +1098,59 @@ impl Core {
             .map_err(OpError::from)?
             .unwrap_or_else(|| s.clone());
         match current.state {
-            StepState::Done | StepState::Skipped => {
-                return Ok(current.remote_id.clone().or(Some(String::new())))
+            StepState::Done => return Ok(current.remote_id.clone().or(Some(String::new()))),
+            StepState::Skipped => {
+                // A reused object counts as there; a skipped key does not.
+                return Ok(if current.action == Action::Reuse {
+                    current.remote_id.clone().or(Some(String::new()))
+                } else {
+                    None
+                });
             }
             StepState::Unknown => return Ok(None),
+            // Sent by this run: settled by a later run, never resent now.
+            StepState::Sent if ctx.was_sent_now(seq) => return Ok(None),
             StepState::Sent => {
                 // The last run may have died after the host acted: look first.
                 match self.lookup(ctx, &current, group_id).await {
-                    Ok(Some(id)) => {
-                        self.finish(
-                            ctx,
-                            &current,
-                            Outcome {
-                                remote_id: id.clone(),
-                                request: String::new(),
-                                response: "adopted: the last attempt's answer was lost; found on the host by its marker"
-                                    .into(),
-                            },
-                        )
-                        .await?;
+                    Ok(Some(found)) => {
+                        let id = found.0.clone();
+                        self.finish(ctx, &current, found.1).await?;
                         return Ok(Some(id));
                     }
+                    // Sent in a batch create: only the same batch under the
+                    // same key may be sent again (the chunk path does that).
+                    Ok(None) if current.chunk_key.is_some() => return Ok(None),
                     Ok(None) if self.resend_safe(ctx, current.kind) => {}
                     Ok(None) => {
+                        self.mark_unknown(ctx, &current, "the previous run sent this write and stopped before recording the answer; the host shows no such object and cannot de-duplicate a resend").await?;
+                        return Ok(None);
+                    }
+                    Err(e) => {
+                        // Cannot look now: it stays `sent`.
                         store
                             .update_step(batch_id, seq, StepUpdate {
-                                state: Some(StepState::Unknown),
-                                error: Some("the previous run sent this write and stopped before recording the answer; the host shows no such object and cannot de-duplicate a resend. Check the host, then re-plan.".into()),
+                                error: Some(format!("looking it up before a resend failed: {e}; it stays sent and is looked up again on the next run")),
                                 ..Default::default()
                             })
                             .await
                             .map_err(OpError::from)?;
                         return Ok(None);
                     }
-                    Err(e) => return self.fail(ctx, &current, &e.to_string()).await,
                 }
             }
+            StepState::Failed if !resendable(&current) => return Ok(None),
             StepState::Pending | StepState::Failed => {}
         }
-        store
-            .update_step(
-                batch_id,
-                seq,
-                StepUpdate {
-                    state: Some(StepState::Sent),
-                    error: Some(String::new()),
-                    ..Default::default()
-                },
-            )
+        let taken = store
+            .mark_sent(batch_id, &[seq], None)
             .await
             .map_err(OpError::from)?;
+        if let Some((_, other)) = taken.first() {
+            self.skip_taken(ctx, &current, *other).await?;
+            return Ok(None);
+        }
+        ctx.sent_now(&[seq]);
         if ctx.opts.crash_at == Some((seq, CrashPoint::AfterSent)) {
             return Err(ApplyError::Crashed(seq));
         }
@@ -701,7 +1164,13 @@ impl Core {
                 self.finish(ctx, &current, o).await?;
                 Ok(Some(id))
             }
-            Err(msg) => self.fail(ctx, &current, &msg).await,
+            Err(mut f) => {
+                // A check that errs is a failed check: it writes nothing.
+                if matches!(current.kind, StepKind::AccountTest | StepKind::Readiness) {
+                    f.kind = StepErrorKind::Check;
+                }
+                self.fail(ctx, &current, f).await
+            }
         }
     }
 
@@ -711,32 +1180,126 @@ impl Core {
             StepKind::Group | StepKind::Channel => true,
             // Same-days-same-notes assignment is idempotent on the host.
             StepKind::Subscription => true,
-            // Checks write nothing.
-            StepKind::AccountTest | StepKind::Readiness => true,
+            // Checks write nothing; removal and pausing are idempotent.
+            StepKind::AccountTest | StepKind::Readiness | StepKind::Remove | StepKind::Pause => {
+                true
+            }
             // Idempotency-Key routes.
             StepKind::Account | StepKind::Balance | StepKind::UserKey => ctx.idempotent_host,
         }
     }
 
-    async fn fail(&self, ctx: &Ctx, s: &StepRow, msg: &str) -> Result<Option<String>, ApplyError> {
+    /// Records a failure. One after which the host may have acted keeps the
+    /// step `sent` (looked up before anything is sent again); one whose
+    /// object exists records it in the ledger with the failure.
+    async fn fail(
+        &self,
+        ctx: &Ctx,
+        s: &StepRow,
+        f: StepFail,
+    ) -> Result<Option<String>, ApplyError> {
+        let state = match f.kind {
+            StepErrorKind::MaybeSent => None,
+            _ => Some(StepState::Failed),
+        };
+        let message = match f.kind {
+            StepErrorKind::MaybeSent => format!(
+                "{}; the outcome is unknown, so it stays sent and the next run looks it up before any resend",
+                f.message
+            ),
+            _ => f.message.clone(),
+        };
+        let ledger = f.remote_id.as_ref().and_then(|id| {
+            self.ledger_write(
+                ctx,
+                s,
+                id,
+                "",
+                f.desired.as_ref(),
+                f.observed.as_ref(),
+                "created",
+            )
+        });
         self.store
-            .update_step(
+            .finish_step(
                 ctx.batch.id,
                 s.seq,
                 StepUpdate {
-                    state: Some(StepState::Failed),
-                    error: Some(msg.to_string()),
+                    state,
+                    error: Some(message),
+                    error_kind: Some(f.kind.as_str().into()),
+                    remote_id: f.remote_id.clone(),
+                    response_json: f.observed.as_ref().map(ev),
                     ..Default::default()
                 },
+                ledger,
+                None,
             )
             .await
             .map_err(OpError::from)?;
         Ok(None)
     }
 
+    /// The ledger record of a step's object, when its kind is ledgered.
+    #[allow(clippy::too_many_arguments)]
+    fn ledger_write(
+        &self,
+        ctx: &Ctx,
+        s: &StepRow,
+        remote_id: &str,
+        request: &str,
+        desired: Option<&Value>,
+        observed: Option<&Value>,
+        role: &str,
+    ) -> Option<LedgerWrite> {
+        let res = match s.kind {
+            StepKind::Group => Resource::Group,
+            StepKind::Channel => Resource::Channel,
+            StepKind::Account => Resource::Account,
+            StepKind::Subscription => Resource::Subscription,
+            StepKind::UserKey => Resource::UserKey,
+            _ => return None,
+        };
+        if remote_id.is_empty() {
+            return None;
+        }
+        let role = if s.action == Action::Update {
+            "reused"
+        } else {
+            role
+        };
+        Some(LedgerWrite::Record(Box::new(LedgerEntry {
+            host_id: ctx.batch.host_id,
+            kind: res.as_str().into(),
+            remote_id: remote_id.into(),
+            batch_id: ctx.batch.id,
+            pack_id: ctx.plan.pack_id.clone(),
+            provider_key: ctx.plan.provider_key.clone(),
+            fingerprint: s.fingerprint.clone(),
+            marker: s.marker.clone(),
+            spec_json: request.into(),
+            desired_json: desired
+                .map(|d| serde_json::to_string(&res.fields(d)).unwrap_or_default())
+                .unwrap_or_else(|| "{}".into()),
+            observed_digest: observed.map(|o| res.digest(o)).unwrap_or_default(),
+            role: role.into(),
+        })))
+    }
+
+    /// Records a success: the step, its ledger row and the probe-user key
+    /// it produced, in one transaction.
     async fn finish(&self, ctx: &Ctx, s: &StepRow, o: Outcome) -> Result<(), ApplyError> {
+        let ledger = self.ledger_write(
+            ctx,
+            s,
+            &o.remote_id,
+            &o.request,
+            o.desired.as_ref(),
+            o.observed.as_ref(),
+            if o.role.is_empty() { "created" } else { o.role },
+        );
         self.store
-            .update_step(
+            .finish_step(
                 ctx.batch.id,
                 s.seq,
                 StepUpdate {
@@ -745,115 +1308,168 @@ impl Core {
                     response_json: Some(o.response.clone()),
                     remote_id: (!o.remote_id.is_empty()).then(|| o.remote_id.clone()),
                     error: Some(String::new()),
+                    error_kind: Some(String::new()),
                 },
+                ledger,
+                o.access,
             )
-            .await
-            .map_err(OpError::from)?;
-        let kind = match s.kind {
-            StepKind::Group => "group",
-            StepKind::Channel => "channel",
-            StepKind::Account => "account",
-            StepKind::Subscription => "subscription",
-            StepKind::UserKey => "user_key",
-            _ => return Ok(()),
-        };
-        if o.remote_id.is_empty() {
-            return Ok(());
-        }
-        self.store
-            .ledger_insert(&LedgerEntry {
-                host_id: ctx.batch.host_id,
-                kind: kind.into(),
-                remote_id: o.remote_id,
-                batch_id: ctx.batch.id,
-                pack_id: ctx.plan.pack_id.clone(),
-                provider_key: ctx.plan.provider_key.clone(),
-                fingerprint: s.fingerprint.clone(),
-                marker: s.marker.clone(),
-                spec_json: o.request,
-            })
             .await
             .map_err(OpError::from)?;
         Ok(())
     }
 
-    /// Finds the object a `sent` step may have created.
+    /// Finds the object a `sent` step may have created, as the outcome of
+    /// adopting it (with the probe-user key to store, for a key step).
     async fn lookup(
         &self,
         ctx: &Ctx,
         s: &StepRow,
         group_id: Option<i64>,
-    ) -> Result<Option<String>, HostError> {
+    ) -> Result<Option<(String, Outcome)>, HostError> {
         let c = &ctx.client;
         let g = &ctx.plan.group_name;
+        let gid = group_id.unwrap_or(0);
+        let adopted = |id: String, desired: Option<Value>, observed: Option<Value>| Outcome {
+            remote_id: id,
+            response: "adopted: the last attempt's answer was lost; found on the host".into(),
+            desired,
+            observed,
+            role: "created",
+            ..Default::default()
+        };
+        let named = |path: &'static str, res: Resource| async move {
+            let Some((id, true)) = find_named(c, path, g).await? else {
+                return Ok::<_, HostError>(None);
+            };
+            let observed = res.observe(c, &id.to_string(), None).await?;
+            Ok(Some((id, observed)))
+        };
         Ok(match s.kind {
-            StepKind::Group => find_named(c, "/api/v1/admin/groups", g)
+            StepKind::Group => {
+                named("/api/v1/admin/groups", Resource::Group)
+                    .await?
+                    .map(|(id, o)| {
+                        (
+                            id.to_string(),
+                            adopted(id.to_string(), Some(self.group_body(ctx)), o),
+                        )
+                    })
+            }
+            StepKind::Channel => named("/api/v1/admin/channels", Resource::Channel)
                 .await?
-                .filter(|x| x.1)
-                .map(|x| x.0.to_string()),
-            StepKind::Channel => find_named(c, "/api/v1/admin/channels", g)
-                .await?
-                .filter(|x| x.1)
-                .map(|x| x.0.to_string()),
+                .map(|(id, o)| {
+                    let want = self.channel_body(ctx, gid).ok();
+                    (id.to_string(), adopted(id.to_string(), want, o))
+                }),
             StepKind::Account => {
                 let fp = s.fingerprint.clone().unwrap_or_default();
-                find_account(
+                let found = find_account(
                     c,
                     &account_name(&ctx.plan.provider_key, &fp),
                     &account_marker(&ctx.plan.pack_id, &ctx.plan.provider_key, &fp),
                 )
-                .await?
-                .map(|i| i.to_string())
+                .await?;
+                found.and_then(|a| {
+                    let id = a.get("id")?.as_i64()?.to_string();
+                    let want = self.account_body(ctx, s, gid).ok();
+                    Some((id.clone(), adopted(id, want, Some(a))))
+                })
             }
             StepKind::UserKey => {
                 let uid = self.user_id(ctx).await?;
-                user_key_on_host(c, uid, &format!("rm-{g}"), group_id)
+                let name = format!("rm-{g}");
+                user_key_on_host(c, uid, &name, group_id)
                     .await?
-                    .map(|(id, _)| id.to_string())
+                    .map(|(id, key, seen)| {
+                        let mut o = adopted(
+                            id.to_string(),
+                            Some(json!({"name": name, "group_id": gid})),
+                            Some(seen),
+                        );
+                        o.access = Some(self.access_put(ctx, id, &key));
+                        (id.to_string(), o)
+                    })
             }
             StepKind::Balance
             | StepKind::Subscription
             | StepKind::AccountTest
-            | StepKind::Readiness => None,
+            | StepKind::Readiness
+            | StepKind::Remove
+            | StepKind::Pause => None,
         })
     }
 
-    async fn user_id(&self, ctx: &Ctx) -> Result<i64, HostError> {
-        let email = &ctx.probe_user.0;
-        let v = ctx
-            .client
-            .admin_get(&format!(
-                "/api/v1/admin/users?search={}&page_size=100",
-                super::import::urlencode(email)
-            ))
-            .await?;
-        v.get("items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|u| {
-                u.get("email")
-                    .and_then(Value::as_str)
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
-            })
-            .and_then(|u| u.get("id").and_then(Value::as_i64))
-            .ok_or_else(|| {
-                HostError::protocol(
-                    "GET",
-                    "/api/v1/admin/users",
-                    200,
-                    &format!("the probe user {email} does not exist on the host"),
-                )
-            })
+    /// The probe user's key for the batch's group, sealed for storage.
+    fn access_put(&self, ctx: &Ctx, id: i64, key: &Secret) -> AccessWrite {
+        let aad = format!("access/{}/{}", ctx.batch.host_id, ctx.plan.group_name);
+        AccessWrite::Put {
+            host_id: ctx.batch.host_id,
+            group: ctx.plan.group_name.clone(),
+            remote_id: id.to_string(),
+            sealed: self.cipher.seal(key, &aad),
+            masked: key.masked(),
+        }
     }
 
-    /// Makes the call of a step. `Err` is the message shown on the timeline.
+    async fn user_id(&self, ctx: &Ctx) -> Result<i64, HostError> {
+        super::rollback::user_id(&ctx.client, &ctx.probe_user.0).await
+    }
+
+    /// The group the plan wants.
+    fn group_body(&self, ctx: &Ctx) -> Value {
+        let plan = &ctx.plan;
+        let sub = plan.mode == AccessMode::Subscription;
+        let t = ctx
+            .pack
+            .providers
+            .get(&plan.provider_key)
+            .map(|p| p.group.clone())
+            .unwrap_or_default();
+        json!({
+            "name": plan.group_name,
+            "description": format!("{MANAGED_BY} ({}/{})", plan.pack_id, plan.provider_key),
+            "platform": plan.platform,
+            "rate_multiplier": t.rate_multiplier,
+            "subscription_type": if sub { "subscription" } else { "standard" },
+            "daily_limit_usd": t.daily_limit_usd.unwrap_or(0.0),
+            "weekly_limit_usd": t.weekly_limit_usd.unwrap_or(0.0),
+            "monthly_limit_usd": t.monthly_limit_usd.unwrap_or(0.0),
+        })
+    }
+
+    /// The channel the plan wants: the pack's prices scoped to the platform.
+    fn channel_body(&self, ctx: &Ctx, gid: i64) -> Result<Value, StepFail> {
+        let plan = &ctx.plan;
+        let provider = ctx
+            .pack
+            .providers
+            .get(&plan.provider_key)
+            .ok_or("the provider left the pack")?;
+        let pricing: Vec<Value> = plan
+            .prices
+            .iter()
+            .map(|(m, input, output)| {
+                let cache = provider.models.get(m).and_then(|pm| pm.price.cache_read.and_then(|c| ctx.pack.usd_per_token(c, pm.price.currency)));
+                json!({"platform": plan.platform, "models": [m], "billing_mode": "token", "input_price": input, "output_price": output, "cache_read_price": cache})
+            })
+            .collect();
+        Ok(json!({
+            "name": plan.channel_name,
+            "description": format!("{MANAGED_BY} ({}/{})", plan.pack_id, plan.provider_key),
+            "group_ids": [gid],
+            "model_pricing": pricing,
+            "billing_model_source": provider.channel.billing_model_source,
+            "restrict_models": provider.channel.restrict_models,
+        }))
+    }
+
+    /// Makes the call of a step. `Err` says why, typed.
     async fn execute(
         &self,
         ctx: &Ctx,
         s: &StepRow,
         group_id: Option<i64>,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, StepFail> {
         let c = &ctx.client;
         let plan = &ctx.plan;
         let provider = ctx
@@ -862,21 +1478,10 @@ impl Core {
             .get(&plan.provider_key)
             .ok_or("the provider left the pack")?;
         let gid = group_id.unwrap_or(0);
-        let e = |e: HostError| e.to_string();
+        let e = StepFail::host;
         match s.kind {
             StepKind::Group => {
-                let sub = plan.mode == AccessMode::Subscription;
-                let t = &provider.group;
-                let body = json!({
-                    "name": plan.group_name,
-                    "description": format!("{MANAGED_BY} ({}/{})", plan.pack_id, plan.provider_key),
-                    "platform": plan.platform,
-                    "rate_multiplier": t.rate_multiplier,
-                    "subscription_type": if sub { "subscription" } else { "standard" },
-                    "daily_limit_usd": t.daily_limit_usd.unwrap_or(0.0),
-                    "weekly_limit_usd": t.weekly_limit_usd.unwrap_or(0.0),
-                    "monthly_limit_usd": t.monthly_limit_usd.unwrap_or(0.0),
-                });
+                let body = self.group_body(ctx);
                 let id = create_unique(
                     c,
                     "/api/v1/admin/groups",
@@ -888,36 +1493,32 @@ impl Core {
                 let back = c
                     .admin_get(&format!("/api/v1/admin/groups/{id}"))
                     .await
-                    .map_err(e)?;
+                    .map_err(|err| {
+                        StepFail::read_back(id, format!("read-back: {err}"), &body, None)
+                    })?;
                 if back.get("platform").and_then(Value::as_str) != Some(plan.platform.as_str()) {
-                    return Err(format!(
-                        "read-back: group {id} has platform {}, expected {}",
-                        back["platform"], plan.platform
+                    return Err(StepFail::read_back(
+                        id,
+                        format!(
+                            "read-back: group {id} has platform {}, expected {}",
+                            back["platform"], plan.platform
+                        ),
+                        &body,
+                        Some(&back),
                     ));
                 }
                 Ok(Outcome {
                     remote_id: id.to_string(),
                     request: ev(&body),
                     response: ev(&back),
+                    desired: Some(body),
+                    observed: Some(back),
+                    role: "created",
+                    ..Default::default()
                 })
             }
             StepKind::Channel => {
-                let pricing: Vec<Value> = plan
-                    .prices
-                    .iter()
-                    .map(|(m, input, output)| {
-                        let cache = provider.models.get(m).and_then(|pm| pm.price.cache_read.and_then(|c| ctx.pack.usd_per_token(c, pm.price.currency)));
-                        json!({"platform": plan.platform, "models": [m], "billing_mode": "token", "input_price": input, "output_price": output, "cache_read_price": cache})
-                    })
-                    .collect();
-                let body = json!({
-                    "name": plan.channel_name,
-                    "description": format!("{MANAGED_BY} ({}/{})", plan.pack_id, plan.provider_key),
-                    "group_ids": [gid],
-                    "model_pricing": pricing,
-                    "billing_model_source": provider.channel.billing_model_source,
-                    "restrict_models": provider.channel.restrict_models,
-                });
+                let body = self.channel_body(ctx, gid)?;
                 let existing = s.remote_id.clone().filter(|_| s.action == Action::Update);
                 let v = match existing {
                     Some(id) => c
@@ -933,14 +1534,15 @@ impl Core {
                         json!({"id": create_unique(c, "/api/v1/admin/channels", &body, "CHANNEL_EXISTS", &plan.channel_name).await?})
                     }
                 };
-                let id = v
-                    .get("id")
-                    .and_then(Value::as_i64)
-                    .ok_or("the host returned no channel id")?;
+                let id = v.get("id").and_then(Value::as_i64).ok_or_else(|| {
+                    StepFail::new(StepErrorKind::MaybeSent, "the host returned no channel id")
+                })?;
                 let back = c
                     .admin_get(&format!("/api/v1/admin/channels/{id}"))
                     .await
-                    .map_err(e)?;
+                    .map_err(|err| {
+                        StepFail::read_back(id, format!("read-back: {err}"), &body, None)
+                    })?;
                 let platforms_ok = back
                     .get("model_pricing")
                     .and_then(Value::as_array)
@@ -951,15 +1553,24 @@ impl Core {
                         })
                     });
                 if !platforms_ok {
-                    return Err(format!(
-                        "read-back: channel {id} pricing is not scoped to {}",
-                        plan.platform
+                    return Err(StepFail::read_back(
+                        id,
+                        format!(
+                            "read-back: channel {id} pricing is not scoped to {}",
+                            plan.platform
+                        ),
+                        &body,
+                        Some(&back),
                     ));
                 }
                 Ok(Outcome {
                     remote_id: id.to_string(),
                     request: ev(&body),
                     response: ev(&back),
+                    desired: Some(body),
+                    observed: Some(back),
+                    role: "created",
+                    ..Default::default()
                 })
             }
             StepKind::Account => {
@@ -973,28 +1584,24 @@ impl Core {
                     )
                     .await
                     .map_err(e)?;
-                let id = v
-                    .get("id")
-                    .and_then(Value::as_i64)
-                    .ok_or("the host returned no account id")?;
+                let id = v.get("id").and_then(Value::as_i64).ok_or_else(|| {
+                    StepFail::new(StepErrorKind::MaybeSent, "the host returned no account id")
+                })?;
                 let back = c
                     .admin_get(&format!("/api/v1/admin/accounts/{id}"))
                     .await
-                    .map_err(e)?;
-                let has_smoke = back
-                    .pointer("/credentials/model_mapping")
-                    .and_then(Value::as_object)
-                    .is_some_and(|m| m.contains_key(&plan.smoke_model));
-                if !has_smoke {
-                    return Err(format!(
-                        "read-back: account {id} mapping lacks the smoke model {}",
-                        plan.smoke_model
-                    ));
-                }
+                    .map_err(|err| {
+                        StepFail::read_back(id, format!("read-back: {err}"), &body, None)
+                    })?;
+                check_account(ctx, id, &body, &back)?;
                 Ok(Outcome {
                     remote_id: id.to_string(),
                     request: ev(&body),
                     response: ev(&back),
+                    desired: Some(body),
+                    observed: Some(back),
+                    role: "created",
+                    ..Default::default()
                 })
             }
             StepKind::Balance => {
@@ -1007,9 +1614,8 @@ impl Core {
                 let want = provider.access.balance_usd;
                 if have >= want {
                     return Ok(Outcome {
-                        remote_id: String::new(),
-                        request: String::new(),
                         response: format!("balance ${have:.2} ≥ ${want:.2}: nothing to add"),
+                        ..Default::default()
                     });
                 }
                 let body = json!({"balance": want - have, "operation": "add", "notes": format!("{MANAGED_BY}: batch {}", ctx.batch.uid)});
@@ -1023,20 +1629,20 @@ impl Core {
                     .await
                     .map_err(e)?;
                 Ok(Outcome {
-                    remote_id: String::new(),
                     request: ev(&body),
                     response: ev(&v),
+                    ..Default::default()
                 })
             }
             StepKind::Subscription => {
                 let uid = self.user_id(ctx).await.map_err(e)?;
                 let body = json!({"user_id": uid, "group_id": gid, "validity_days": provider.group.validity_days, "notes": MANAGED_BY});
                 match c.admin("POST", "/api/v1/admin/subscriptions/assign", Some(&body), None).await {
-                    Ok(v) => Ok(Outcome { remote_id: v.get("id").and_then(Value::as_i64).map(|i| i.to_string()).unwrap_or_default(), request: ev(&body), response: ev(&v) }),
+                    Ok(v) => Ok(Outcome { remote_id: v.get("id").and_then(Value::as_i64).map(|i| i.to_string()).unwrap_or_default(), request: ev(&body), response: ev(&v), desired: Some(body.clone()), observed: Some(v), role: "created", ..Default::default() }),
                     Err(err) if err.code == "SUBSCRIPTION_ASSIGN_CONFLICT" => Ok(Outcome {
-                        remote_id: String::new(),
                         request: ev(&body),
                         response: format!("the user already has an active subscription to this group ({}); kept as it is", err.message),
+                        ..Default::default()
                     }),
                     Err(err) => Err(e(err)),
                 }
@@ -1047,12 +1653,12 @@ impl Core {
                 let existing = user_key_on_host(c, uid, &name, Some(gid))
                     .await
                     .map_err(e)?;
-                let (id, key) = match existing {
+                let (id, key, seen) = match existing {
                     Some(found) => found,
                     None => {
-                        let jwt = match c.login(&ctx.probe_user.0, &ctx.probe_user.1).await.map_err(|err| format!("the probe user could not sign in: {err}"))? {
+                        let jwt = match c.login(&ctx.probe_user.0, &ctx.probe_user.1).await.map_err(|err| StepFail::new(StepErrorKind::Rejected, format!("the probe user could not sign in: {err}")))? {
                             LoginOutcome::Token(t) => t,
-                            LoginOutcome::Requires2fa => return Err("the probe user has two-factor sign-in; remove it or use another probe user".into()),
+                            LoginOutcome::Requires2fa => return Err(StepFail::new(StepErrorKind::Rejected, "the probe user has two-factor sign-in; remove it or use another probe user")),
                         };
                         let body = json!({"name": name, "group_id": gid});
                         c.user_call(
@@ -1067,27 +1673,23 @@ impl Core {
                         user_key_on_host(c, uid, &name, Some(gid))
                             .await
                             .map_err(e)?
-                            .ok_or("read-back: the new key is not listed for the user")?
+                            .ok_or_else(|| {
+                                StepFail::new(
+                                    StepErrorKind::MaybeSent,
+                                    "read-back: the new key is not listed for the user yet",
+                                )
+                            })?
                     }
                 };
-                let sealed = self.cipher.seal(
-                    &key,
-                    &format!("access/{}/{}", ctx.batch.host_id, plan.group_name),
-                );
-                self.store
-                    .put_access_key(
-                        ctx.batch.host_id,
-                        &plan.group_name,
-                        &id.to_string(),
-                        &sealed,
-                        &key.masked(),
-                    )
-                    .await
-                    .map_err(|err| err.to_string())?;
+                let want = json!({"name": name, "group_id": gid});
                 Ok(Outcome {
                     remote_id: id.to_string(),
-                    request: ev(&json!({"name": name, "group_id": gid})),
+                    request: ev(&want),
                     response: format!("key {} bound to group {gid}", key.masked()),
+                    access: Some(self.access_put(ctx, id, &key)),
+                    desired: Some(want),
+                    observed: Some(seen),
+                    role: "created",
                 })
             }
             StepKind::AccountTest => {
@@ -1096,7 +1698,7 @@ impl Core {
                     .store
                     .account_remote_id(ctx.batch.id, &fp)
                     .await
-                    .map_err(|err| err.to_string())?
+                    .map_err(|err| StepFail::from(err.to_string()))?
                     .and_then(|id| id.parse::<i64>().ok())
                     .ok_or("the account was not created, so it cannot be tested")?;
                 let events = c
@@ -1113,6 +1715,7 @@ impl Core {
                         remote_id: account.to_string(),
                         request: ev(&json!({"model_id": plan.smoke_model})),
                         response: transcript,
+                        ..Default::default()
                     });
                 }
                 let msg = events
@@ -1125,18 +1728,24 @@ impl Core {
                     // A transient rate limit proves nothing either way.
                     return Ok(Outcome {
                         remote_id: account.to_string(),
-                        request: String::new(),
                         response: format!("advisory: upstream rate limit during the test: {msg}"),
+                        ..Default::default()
                     });
                 }
-                Err(format!("account test failed: {msg}"))
+                Err(StepFail::new(
+                    StepErrorKind::Check,
+                    format!("account test failed: {msg}"),
+                ))
+            }
+            StepKind::Remove | StepKind::Pause => {
+                Err("not an apply step: rollback and pause runs execute it".into())
             }
             StepKind::Readiness => {
                 let (_, sealed, _) = self
                     .store
                     .access_key(ctx.batch.host_id, &plan.group_name)
                     .await
-                    .map_err(|err| err.to_string())?
+                    .map_err(|err| StepFail::from(err.to_string()))?
                     .ok_or("no probe-user key for this group")?;
                 let key = self
                     .cipher
@@ -1144,32 +1753,39 @@ impl Core {
                         &sealed,
                         &format!("access/{}/{}", ctx.batch.host_id, plan.group_name),
                     )
-                    .map_err(|err| err.to_string())?;
+                    .map_err(|err| StepFail::from(err.to_string()))?;
                 // The host caches /v1/models for 15 s per group.
                 tokio::time::sleep(ctx.opts.models_cache_wait).await;
-                let models = c
-                    .gateway_models(Some(&key))
-                    .await
-                    .map_err(|err| format!("GET /v1/models with the probe user's key: {err}"))?;
+                let models = c.gateway_models(Some(&key)).await.map_err(|err| {
+                    StepFail::new(
+                        StepErrorKind::Check,
+                        format!("GET /v1/models with the probe user's key: {err}"),
+                    )
+                })?;
                 if !models.contains(&plan.smoke_model) {
-                    return Err(format!(
+                    return Err(StepFail::new(StepErrorKind::Check, format!(
                         "GET /v1/models does not list {} (it lists: {}). Not ready: check the account mapping and that an account is schedulable.",
                         plan.smoke_model,
                         models.join(", ")
-                    ));
+                    )));
                 }
                 let body = json!({"model": plan.smoke_model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1});
-                let v = c
-                    .gateway_chat(&key, &body)
-                    .await
-                    .map_err(|err| format!("POST /v1/chat/completions: {err}"))?;
+                let v = c.gateway_chat(&key, &body).await.map_err(|err| {
+                    StepFail::new(
+                        StepErrorKind::Check,
+                        format!("POST /v1/chat/completions: {err}"),
+                    )
+                })?;
                 if v.get("choices")
                     .and_then(Value::as_array)
                     .is_none_or(|a| a.is_empty())
                 {
-                    return Err(format!(
-                        "POST /v1/chat/completions answered without choices: {}",
-                        ev(&v)
+                    return Err(StepFail::new(
+                        StepErrorKind::Check,
+                        format!(
+                            "POST /v1/chat/completions answered without choices: {}",
+                            ev(&v)
+                        ),
                     ));
                 }
                 Ok(Outcome {
@@ -1178,6 +1794,7 @@ impl Core {
                         &json!({"models": "GET /v1/models", "chat": body, "authorization": format!("Bearer {}", key.expose())}),
                     ),
                     response: ev(&json!({"models": models, "chat": v})),
+                    ..Default::default()
                 })
             }
         }
@@ -1185,38 +1802,80 @@ impl Core {
 }
 
 /// Creates a uniquely named object (group, channel). A resend after a crash
-/// meets the name already taken; the existing object of that name is ours
-/// (the plan refused foreign ones), so its id is read back.
+/// meets the name already taken: the object of that name is adopted only if
+/// it is ours (one that appeared since the plan and is not ours is refused).
 async fn create_unique(
     c: &HostClient,
     path: &str,
     body: &Value,
     exists_code: &str,
     name: &str,
-) -> Result<i64, String> {
+) -> Result<i64, StepFail> {
     let v = match c.admin("POST", path, Some(body), None).await {
         Ok(v) => v,
         Err(err) if err.code == exists_code => {
-            let (id, _) = find_named(c, path, name)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("{exists_code} but no object named {name}"))?;
-            json!({"id": id})
+            match find_named(c, path, name).await.map_err(StepFail::host)? {
+                Some((id, true)) => json!({"id": id}),
+                Some((_, false)) => return Err(StepFail::new(StepErrorKind::Rejected, format!(
+                    "the host now has an object named `{name}` that this product did not create (it appeared after the plan); rename ours in the pack and re-plan"
+                ))),
+                None => return Err(StepFail::new(StepErrorKind::Rejected, format!("{exists_code} but no object named {name}"))),
+            }
         }
-        Err(err) => return Err(err.to_string()),
+        Err(err) => return Err(StepFail::host(err)),
     };
-    v.get("id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| format!("POST {path}: the host returned no id"))
+    v.get("id").and_then(Value::as_i64).ok_or_else(|| {
+        StepFail::new(
+            StepErrorKind::MaybeSent,
+            format!("POST {path}: the host returned no id"),
+        )
+    })
 }
 
-/// The probe user's key with this name (and group), as (id, full key).
+/// Whether the account the host shows is the one we wanted: the smoke
+/// model is in its mapping. A mismatch is a read-back failure of an
+/// account that exists (ledgered, never created again).
+fn check_account(ctx: &Ctx, id: i64, body: &Value, back: &Value) -> Result<(), StepFail> {
+    let has_smoke = back
+        .pointer("/credentials/model_mapping")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key(&ctx.plan.smoke_model));
+    if has_smoke {
+        return Ok(());
+    }
+    Err(StepFail::read_back(
+        id,
+        format!(
+            "read-back: account {id} mapping lacks the smoke model {}",
+            ctx.plan.smoke_model
+        ),
+        body,
+        Some(back),
+    ))
+}
+
+/// Whether a failed step may be sent again: only when nothing of it
+/// exists on the host (a definite refusal, a local problem, a check).
+fn resendable(s: &StepRow) -> bool {
+    s.remote_id.is_none() && StepErrorKind::parse(&s.error_kind) != Some(StepErrorKind::ReadBack)
+}
+
+/// The step of `steps` a simulated crash stops at (tests).
+fn crash_in(ctx: &Ctx, steps: &[StepRow], point: CrashPoint) -> Option<i64> {
+    steps
+        .iter()
+        .find(|s| ctx.opts.crash_at == Some((s.seq, point)))
+        .map(|s| s.seq)
+}
+
+/// The probe user's key with this name (and group), as (id, full key,
+/// the key's representation without the key).
 async fn user_key_on_host(
     c: &HostClient,
     uid: i64,
     name: &str,
     group_id: Option<i64>,
-) -> Result<Option<(i64, Secret)>, HostError> {
+) -> Result<Option<(i64, Secret, Value)>, HostError> {
     let v = c
         .admin_get(&format!("/api/v1/admin/users/{uid}/api-keys?page_size=100"))
         .await?;
@@ -1228,5 +1887,13 @@ async fn user_key_on_host(
             k.get("name").and_then(Value::as_str) == Some(name)
                 && (group_id.is_none() || k.get("group_id").and_then(Value::as_i64) == group_id)
         })
-        .and_then(|k| Some((k.get("id")?.as_i64()?, Secret::new(k.get("key")?.as_str()?)))))
+        .and_then(|k| {
+            let mut seen = k.clone();
+            seen.as_object_mut()?.remove("key");
+            Some((
+                k.get("id")?.as_i64()?,
+                Secret::new(k.get("key")?.as_str()?),
+                seen,
+            ))
+        }))
 }

@@ -212,28 +212,41 @@ pub async fn find_named(
         }))
 }
 
-/// Finds an account of ours by its marker (searching by its name).
+/// Finds an account of ours: by its marker first, then (since another
+/// tool's update can wipe `extra`, reference §3.4) by its deterministic
+/// name when exactly one live account has it. Returns its representation.
 pub async fn find_account(
     client: &HostClient,
     name: &str,
     marker: &str,
-) -> Result<Option<i64>, crate::host::HostError> {
+) -> Result<Option<Value>, crate::host::HostError> {
     let v = client
         .admin_get(&format!(
             "/api/v1/admin/accounts?search={}&page_size=100",
             urlencode(name)
         ))
         .await?;
-    Ok(v.get("items")
+    let items: Vec<&Value> = v
+        .get("items")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .find(|a| {
-            a.pointer(&format!("/extra/{MARKER_KEY}"))
-                .and_then(Value::as_str)
-                == Some(marker)
-        })
-        .and_then(|a| a.get("id").and_then(Value::as_i64)))
+        .collect();
+    if let Some(a) = items.iter().find(|a| {
+        a.pointer(&format!("/extra/{MARKER_KEY}"))
+            .and_then(Value::as_str)
+            == Some(marker)
+    }) {
+        return Ok(Some((*a).clone()));
+    }
+    let named: Vec<&&Value> = items
+        .iter()
+        .filter(|a| a.get("name").and_then(Value::as_str) == Some(name))
+        .collect();
+    Ok(match named.as_slice() {
+        [one] => Some((**one).clone()),
+        _ => None,
+    })
 }
 
 pub fn urlencode(s: &str) -> String {
@@ -569,6 +582,7 @@ impl Core {
                 .iter()
                 .map(|s| StepRow {
                     seq: s.seq,
+                    run_id: 0,
                     kind: s.kind,
                     action: s.action,
                     target: s.target.clone(),
@@ -589,6 +603,8 @@ impl Core {
                     response_json: String::new(),
                     remote_id: s.remote_id.map(|i| i.to_string()),
                     error: String::new(),
+                    error_kind: String::new(),
+                    chunk_key: None,
                     started_at_ms: None,
                     finished_at_ms: None,
                 })
@@ -633,6 +649,8 @@ impl Core {
                 .into_iter()
                 .map(|s| StepView {
                     seq: s.seq,
+                    run_id: s.run_id,
+                    error_kind: crate::model::StepErrorKind::parse(&s.error_kind),
                     kind: s.kind,
                     action: s.action,
                     target: s.target,
@@ -645,6 +663,25 @@ impl Core {
                     error: s.error,
                     started_at_ms: s.started_at_ms,
                     finished_at_ms: s.finished_at_ms,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let runs = if with_steps {
+            self.store
+                .runs(b.id)
+                .await?
+                .into_iter()
+                .filter_map(|r| {
+                    Some(crate::model::RunView {
+                        id: r.id,
+                        kind: crate::model::RunKind::parse(&r.kind)?,
+                        status: r.status,
+                        actor: r.actor,
+                        created_at_ms: r.created_at_ms,
+                        finished_at_ms: r.finished_at_ms,
+                    })
                 })
                 .collect()
         } else {
@@ -672,6 +709,7 @@ impl Core {
             updated_at_ms: b.updated_at_ms,
             key_count,
             plan,
+            runs,
             steps,
             diagnosis,
         })

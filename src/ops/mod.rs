@@ -6,8 +6,11 @@ mod bundle;
 mod diagnose;
 mod hosts;
 pub mod import;
+pub mod lease;
 mod operators;
 mod probe;
+pub mod resource;
+mod rollback;
 
 pub use apply::{redact, ApplyError, ApplyOptions, CrashPoint};
 pub use bundle::{digest_of, verify_bundle, Bundle, BUNDLE_SCHEMA};
@@ -43,6 +46,9 @@ pub enum OpError {
     /// Storage failed (→ 500, details logged only).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The host could not be reached or answered badly (→ 502).
+    #[error("the host: {0}")]
+    Host(String),
     /// A stored secret could not be opened (→ 500, details logged only).
     #[error(transparent)]
     Secret(#[from] SecretError),

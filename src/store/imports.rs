@@ -113,6 +113,8 @@ const BATCH_COLS: &str =
 #[derive(Debug, Clone)]
 pub struct StepRow {
     pub seq: i64,
+    /// The run the step belongs to (0 before it is stored).
+    pub run_id: i64,
     pub kind: StepKind,
     pub action: Action,
     pub target: String,
@@ -124,51 +126,62 @@ pub struct StepRow {
     pub response_json: String,
     pub remote_id: Option<String>,
     pub error: String,
+    /// Why it failed, typed: see [`crate::model::StepErrorKind`].
+    pub error_kind: String,
+    /// The `Idempotency-Key` of the batch create it was sent in.
+    pub chunk_key: Option<String>,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
 }
 
-type SRow = (
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<i64>,
-    Option<i64>,
-);
+#[derive(sqlx::FromRow)]
+pub(super) struct StepRecord {
+    seq: i64,
+    run_id: Option<i64>,
+    kind: String,
+    action: String,
+    target: String,
+    fingerprint: Option<String>,
+    idempotency_key: String,
+    marker: String,
+    state: String,
+    request_json: String,
+    response_json: String,
+    remote_id: Option<String>,
+    error: String,
+    error_kind: String,
+    chunk_key: Option<String>,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+}
 
-fn step_row(r: SRow) -> Result<StepRow, StoreError> {
+pub(super) fn step_row(r: StepRecord) -> Result<StepRow, StoreError> {
     Ok(StepRow {
-        seq: r.0,
-        kind: StepKind::parse(&r.1)
-            .ok_or_else(|| StoreError::Corrupt(format!("step kind {}", r.1)))?,
-        action: serde_json::from_value(serde_json::Value::String(r.2.clone()))
-            .map_err(|_| StoreError::Corrupt(format!("step action {}", r.2)))?,
-        target: r.3,
-        fingerprint: r.4,
-        idempotency_key: r.5,
-        marker: r.6,
-        state: StepState::parse(&r.7),
-        request_json: r.8,
-        response_json: r.9,
-        remote_id: r.10,
-        error: r.11,
-        started_at_ms: r.12,
-        finished_at_ms: r.13,
+        seq: r.seq,
+        run_id: r.run_id.unwrap_or(0),
+        kind: StepKind::parse(&r.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("step kind {}", r.kind)))?,
+        action: serde_json::from_value(serde_json::Value::String(r.action.clone()))
+            .map_err(|_| StoreError::Corrupt(format!("step action {}", r.action)))?,
+        target: r.target,
+        fingerprint: r.fingerprint,
+        idempotency_key: r.idempotency_key,
+        marker: r.marker,
+        state: StepState::parse(&r.state),
+        request_json: r.request_json,
+        response_json: r.response_json,
+        remote_id: r.remote_id,
+        error: r.error,
+        error_kind: r.error_kind,
+        chunk_key: r.chunk_key,
+        started_at_ms: r.started_at_ms,
+        finished_at_ms: r.finished_at_ms,
     })
 }
 
-const STEP_COLS: &str =
-    "seq, kind, action, target, fingerprint, idempotency_key, marker, state, request_json,
-    response_json, remote_id, error, started_at_ms, finished_at_ms";
+pub(super) const STEP_COLS: &str =
+    "seq, run_id, kind, action, target, fingerprint, idempotency_key, marker, state, request_json,
+    response_json, remote_id, error, error_kind, chunk_key, started_at_ms, finished_at_ms";
 
 /// A new batch with its keys and planned steps.
 #[derive(Debug, Clone)]
@@ -189,6 +202,8 @@ pub struct NewBatch {
 #[derive(Debug, Default, Clone)]
 pub struct StepUpdate {
     pub state: Option<StepState>,
+    /// Typed failure kind (`''` clears it).
+    pub error_kind: Option<String>,
     pub request_json: Option<String>,
     pub response_json: Option<String>,
     pub remote_id: Option<String>,
@@ -206,7 +221,14 @@ pub struct LedgerEntry {
     pub provider_key: String,
     pub fingerprint: Option<String>,
     pub marker: String,
+    /// The redacted request that made it (empty when adopted).
     pub spec_json: String,
+    /// The normalized fields we want it to have.
+    pub desired_json: String,
+    /// Digest of the normalized fields the host showed at apply time.
+    pub observed_digest: String,
+    /// How this batch came to use it: `created`, `adopted` or `reused`.
+    pub role: String,
 }
 
 impl Store {
@@ -303,6 +325,14 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (batch_id, kind, status, actor, created_at_ms) VALUES (?, 'apply', 'planned', ?, ?) RETURNING id",
+        )
+        .bind(id)
+        .bind(actor)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
         for (pos, fp, sealed, masked) in &b.keys {
             sqlx::query("INSERT INTO batch_keys (batch_id, position, fingerprint, sealed, masked) VALUES (?, ?, ?, ?, ?)")
                 .bind(id)
@@ -315,10 +345,11 @@ impl Store {
         }
         for s in &b.steps {
             sqlx::query(
-                "INSERT INTO steps (batch_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO steps (batch_id, run_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
+            .bind(run_id)
             .bind(s.seq)
             .bind(s.kind.as_str())
             .bind(serde_json::to_value(s.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
@@ -380,7 +411,7 @@ impl Store {
     }
 
     pub async fn steps(&self, batch_id: i64) -> Result<Vec<StepRow>, StoreError> {
-        let rows: Vec<SRow> = sqlx::query_as(&format!(
+        let rows: Vec<StepRecord> = sqlx::query_as(&format!(
             "SELECT {STEP_COLS} FROM steps WHERE batch_id = ? ORDER BY seq"
         ))
         .bind(batch_id)
@@ -396,36 +427,8 @@ impl Store {
         seq: i64,
         u: StepUpdate,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let state = u.state.map(|s| s.as_str());
-        let finished = matches!(
-            u.state,
-            Some(StepState::Done | StepState::Failed | StepState::Unknown | StepState::Skipped)
-        );
-        sqlx::query(
-            "UPDATE steps SET
-                state = COALESCE(?, state),
-                request_json = COALESCE(?, request_json),
-                response_json = COALESCE(?, response_json),
-                remote_id = COALESCE(?, remote_id),
-                error = COALESCE(?, error),
-                started_at_ms = COALESCE(started_at_ms, ?),
-                finished_at_ms = CASE WHEN ? THEN ? ELSE finished_at_ms END
-             WHERE batch_id = ? AND seq = ?",
-        )
-        .bind(state)
-        .bind(&u.request_json)
-        .bind(&u.response_json)
-        .bind(&u.remote_id)
-        .bind(&u.error)
-        .bind(now)
-        .bind(finished)
-        .bind(now)
-        .bind(batch_id)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
+        update_step_in(&mut tx, batch_id, seq, &u).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -446,27 +449,6 @@ impl Store {
         Ok(())
     }
 
-    /// Records a host object as ours (ignored when already recorded).
-    pub async fn ledger_insert(&self, e: &LedgerEntry) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO ledger (host_id, kind, remote_id, batch_id, pack_id, provider_key, fingerprint, marker, spec_json, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.host_id)
-        .bind(&e.kind)
-        .bind(&e.remote_id)
-        .bind(e.batch_id)
-        .bind(&e.pack_id)
-        .bind(&e.provider_key)
-        .bind(&e.fingerprint)
-        .bind(&e.marker)
-        .bind(&e.spec_json)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// The batch and remote id of an account already imported for this key.
     pub async fn ledger_account(
         &self,
@@ -475,7 +457,7 @@ impl Store {
         fingerprint: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT batch_id, remote_id FROM ledger WHERE host_id = ? AND provider_key = ? AND kind = 'account' AND fingerprint = ? LIMIT 1",
+            "SELECT batch_id, remote_id FROM ledger WHERE host_id = ? AND provider_key = ? AND kind = 'account' AND fingerprint = ? AND status = 'active' LIMIT 1",
         )
         .bind(host_id)
         .bind(provider_key)
@@ -599,7 +581,7 @@ impl Store {
 impl Store {
     /// One journal step.
     pub async fn step(&self, batch_id: i64, seq: i64) -> Result<Option<StepRow>, StoreError> {
-        let r: Option<SRow> = sqlx::query_as(&format!(
+        let r: Option<StepRecord> = sqlx::query_as(&format!(
             "SELECT {STEP_COLS} FROM steps WHERE batch_id = ? AND seq = ?"
         ))
         .bind(batch_id)
@@ -625,55 +607,43 @@ impl Store {
     }
 }
 
-impl Store {
-    /// At start, no apply is running: batches left `running` by a stopped
-    /// process become `failed` (their journal says where they stopped; a
-    /// re-run resumes). Returns how many.
-    pub async fn mark_interrupted_batches(&self) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let uids: Vec<String> =
-            sqlx::query_scalar("SELECT uid FROM batches WHERE status = 'running'")
-                .fetch_all(&mut *tx)
-                .await?;
-        sqlx::query(
-            "UPDATE batches SET status = 'failed', updated_at_ms = ? WHERE status = 'running'",
-        )
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        for uid in &uids {
-            audit_in(
-                &mut tx,
-                "system",
-                "batch.apply",
-                &format!("batch:{uid}"),
-                "interrupted",
-                "the server stopped while it ran; re-run to resume from the journal",
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(uids.len() as u64)
-    }
-}
-
-impl Store {
-    /// Marks several steps `sent` in one transaction (a chunked write).
-    pub async fn mark_sent(&self, batch_id: i64, seqs: &[i64]) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        for seq in seqs {
-            sqlx::query(
-                "UPDATE steps SET state = 'sent', error = '', started_at_ms = COALESCE(started_at_ms, ?)
-                 WHERE batch_id = ? AND seq = ?",
-            )
-            .bind(now)
-            .bind(batch_id)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+/// One journal transition inside a caller's transaction.
+pub(super) async fn update_step_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    batch_id: i64,
+    seq: i64,
+    u: &StepUpdate,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let state = u.state.map(|s| s.as_str());
+    let finished = matches!(
+        u.state,
+        Some(StepState::Done | StepState::Failed | StepState::Unknown | StepState::Skipped)
+    );
+    sqlx::query(
+        "UPDATE steps SET
+            state = COALESCE(?, state),
+            request_json = COALESCE(?, request_json),
+            response_json = COALESCE(?, response_json),
+            remote_id = COALESCE(?, remote_id),
+            error = COALESCE(?, error),
+            error_kind = COALESCE(?, error_kind),
+            started_at_ms = COALESCE(started_at_ms, ?),
+            finished_at_ms = CASE WHEN ? THEN ? ELSE finished_at_ms END
+         WHERE batch_id = ? AND seq = ?",
+    )
+    .bind(state)
+    .bind(&u.request_json)
+    .bind(&u.response_json)
+    .bind(&u.remote_id)
+    .bind(&u.error)
+    .bind(&u.error_kind)
+    .bind(now)
+    .bind(finished)
+    .bind(now)
+    .bind(batch_id)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

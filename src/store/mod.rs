@@ -9,10 +9,12 @@
 mod hosts;
 mod imports;
 mod operators;
+mod runs;
 
 pub use hosts::{HostRow, NewHost};
 pub use imports::{BatchRow, LedgerEntry, NewBatch, PackVersionRow, StepRow, StepUpdate};
 pub use operators::OperatorRow;
+pub use runs::{AccessWrite, Claim, LedgerRow, LedgerWrite, RunRow};
 
 use crate::model::AuditEntry;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -43,6 +43,15 @@ pub fn keys(n: usize) -> Vec<String> {
 }
 
 pub async fn world(profile: Profile) -> World {
+    world_cfg(FakeHostConfig {
+        profile,
+        models_cache_ttl: Duration::ZERO,
+        ..Default::default()
+    })
+    .await
+}
+
+pub async fn world_cfg(cfg: FakeHostConfig) -> World {
     let upstream = FakeUpstream::start(
         ProviderStyle::DeepSeek,
         &["deepseek-flash", "deepseek-v4-pro"],
@@ -51,12 +60,7 @@ pub async fn world(profile: Profile) -> World {
     for k in keys(20) {
         upstream.add_key(&k, UpstreamBehaviour::Ok);
     }
-    let host = fake(FakeHostConfig {
-        profile,
-        models_cache_ttl: Duration::ZERO,
-        ..Default::default()
-    })
-    .await;
+    let host = fake(cfg).await;
     let ctx = core().await;
     let h = ctx
         .core
@@ -117,6 +121,19 @@ impl World {
 
     pub async fn view(&self, id: i64) -> provisioning_core::model::BatchView {
         self.ctx.core.batch_view(id).await.unwrap()
+    }
+
+    /// Live account rows in the ledger.
+    pub async fn ledger_accounts(&self) -> usize {
+        self.ctx
+            .core
+            .store
+            .live_ledger(self.host_id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k == "account")
+            .count()
     }
 
     pub fn accounts_on_host(&self) -> usize {
@@ -413,6 +430,42 @@ async fn a_crash_at_every_journal_step_then_a_re_run_converges_without_duplicate
                 (1, 1, 1),
                 "seq {seq} {point:?}"
             );
+            // The ledger is complete: every object of ours has its row.
+            let mut ledger: Vec<String> = w
+                .ctx
+                .core
+                .store
+                .live_ledger(w.host_id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            ledger.sort();
+            ledger.dedup();
+            assert_eq!(
+                (w.ledger_accounts().await, ledger),
+                (
+                    n,
+                    vec![
+                        "account".into(),
+                        "channel".into(),
+                        "group".into(),
+                        "user_key".into()
+                    ]
+                ),
+                "seq {seq} {point:?}"
+            );
+            assert!(
+                w.ctx
+                    .core
+                    .store
+                    .access_key(w.host_id, "relay-ds")
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "seq {seq} {point:?}: the probe user's key is stored"
+            );
         }
     }
 }
@@ -445,8 +498,8 @@ async fn an_answer_lost_after_the_host_committed_is_replayed_not_duplicated() {
         .iter()
         .filter(|s| s.kind == StepKind::Account)
         .all(|s| s.response.contains("found on the host by its marker")));
-    // A single create whose answer is lost fails the step; the re-run sends the
-    // same Idempotency-Key and the host replays instead of creating again.
+    // A single create whose answer is lost stays `sent` (it may exist); the
+    // re-run looks it up first, finds it and adopts it: nothing is resent.
     let w = world(Profile::V0_1_179).await;
     w.host.add_fault(fakehost::Fault {
         method: reqwest::Method::POST,
@@ -464,11 +517,13 @@ async fn an_answer_lost_after_the_host_committed_is_replayed_not_duplicated() {
         w.ctx.core.apply_batch("alice", id, fast()).await.unwrap(),
         BatchStatus::Succeeded
     );
+    assert_eq!(w.accounts_on_host(), 1);
     assert_eq!(
-        w.accounts_on_host(),
+        w.host.calls("POST /api/v1/admin/accounts"),
         1,
-        "the Idempotency-Key replayed the committed create"
+        "the re-run adopted the account instead of sending again"
     );
+    assert_eq!(w.ledger_accounts().await, 1);
 }
 
 #[tokio::test]
@@ -536,8 +591,25 @@ async fn a_batch_left_running_by_a_stopped_server_is_marked_failed_and_resumes()
         .await;
     assert!(r.is_err());
     assert_eq!(w.view(id).await.status, BatchStatus::Running);
+    // Another process's live run is left alone ...
     assert_eq!(
-        w.ctx.core.store.mark_interrupted_batches().await.unwrap(),
+        w.ctx
+            .core
+            .store
+            .mark_interrupted_runs(|_| false)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(w.view(id).await.status, BatchStatus::Running);
+    // ... a gone holder's is marked failed.
+    assert_eq!(
+        w.ctx
+            .core
+            .store
+            .mark_interrupted_runs(|_| true)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(w.view(id).await.status, BatchStatus::Failed);

@@ -6,6 +6,7 @@ mod hosts;
 mod import;
 mod probe;
 mod real_host;
+mod rollback;
 
 use fakehost::{FakeHost, FakeHostConfig};
 use provisioning_core::model::HostInput;

@@ -83,6 +83,10 @@ impl From<OpError> for Failure {
             OpError::NotFound(what) => {
                 Failure::new(StatusCode::NOT_FOUND, format!("{what} not found"))
             }
+            OpError::Host(why) => Failure::new(
+                StatusCode::BAD_GATEWAY,
+                format!("The host could not be read: {why}. Nothing was changed."),
+            ),
             other => {
                 tracing::error!(error = %other, "internal error in a form handler");
                 Failure::new(
@@ -791,33 +795,25 @@ pub async fn batch_action(
         match get(&form, "action") {
             "apply" => {
                 let actor = allowed(&state, &ctx, Role::Operator, "batch.apply", &format!("batch:{id}")).await?;
-                let batch = state.core.batch_view(id).await?;
-                if matches!(batch.status, provisioning_core::model::BatchStatus::RolledBack | provisioning_core::model::BatchStatus::RollingBack) {
-                    return Err(Failure::new(StatusCode::CONFLICT, "This batch was rolled back; plan a new one."));
-                }
-                {
-                    let mut running = state.running.lock().expect("lock");
-                    if !running.insert(id) {
-                        return Err(Failure::new(StatusCode::CONFLICT, "This batch is already being applied; the page refreshes with its progress."));
-                    }
-                }
-                // Running before the redirect, so the next page shows progress.
-                if let Err(e) = state.core.store.set_batch_status(id, "running", None).await {
-                    state.running.lock().expect("lock").remove(&id);
-                    return Err(OpError::from(e).into());
-                }
-                let st = state.clone();
-                tokio::spawn(async move {
-                    let opts = provisioning_core::ops::ApplyOptions {
-                        models_cache_wait: std::time::Duration::from_secs(st.config.models_cache_wait_secs),
-                        ..Default::default()
-                    };
-                    if let Err(e) = st.core.apply_batch(&actor, id, opts).await {
-                        tracing::error!(batch_id = id, error = %e, "apply stopped");
-                    }
-                    st.running.lock().expect("lock").remove(&id);
-                });
+                let opts = provisioning_core::ops::ApplyOptions {
+                    models_cache_wait: std::time::Duration::from_secs(state.config.models_cache_wait_secs),
+                    ..Default::default()
+                };
+                // The core claims the batch's lease before this returns: a
+                // second apply (this process or another) is refused with 409.
+                state.core.start_apply(&actor, id, opts).await?;
                 Ok("Applying: every step appears below as it completes.".to_string())
+            }
+            "pause_failed" | "resume_failed" => {
+                let pause = get(&form, "action") == "pause_failed";
+                let what = if pause { "batch.pause_failed" } else { "batch.resume_failed" };
+                let actor = allowed(&state, &ctx, Role::Operator, what, &format!("batch:{id}")).await?;
+                let n = state.core.set_failed_accounts_schedulable(&actor, id, !pause).await?;
+                Ok(if pause {
+                    format!("Paused {n} account(s) whose key failed: the host no longer schedules them.")
+                } else {
+                    format!("Resumed {n} account(s): the host schedules them again.")
+                })
             }
             "diagnose" => {
                 let actor = allowed(&state, &ctx, Role::Operator, "batch.diagnose", &format!("batch:{id}")).await?;
@@ -834,6 +830,54 @@ pub async fn batch_action(
     .await;
     match result {
         Ok(msg) => done(&session, &path, msg, true).await,
+        Err(f) => render_failure(&state, &parts, &path, &form, f).await,
+    }
+}
+
+/// `POST /batches/{id}/rollback`: confirmed by typing the batch number.
+pub async fn rollback_batch(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let path = format!("/batches/{id}/rollback");
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let actor = allowed(
+            &state,
+            &ctx,
+            Role::Operator,
+            "batch.rollback",
+            &format!("batch:{id}"),
+        )
+        .await?;
+        if get(&form, "confirm").trim() != id.to_string() {
+            return Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new(
+                    "confirm",
+                    format!("type the batch number ({id}) to confirm the rollback"),
+                ),
+            ));
+        }
+        let force = get(&form, "force") == "1";
+        state.core.start_rollback(&actor, id, force).await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            done(
+                &session,
+                &format!("/batches/{id}"),
+                "Rolling back: each removal appears in the timeline as it completes.".into(),
+                true,
+            )
+            .await
+        }
         Err(f) => render_failure(&state, &parts, &path, &form, f).await,
     }
 }

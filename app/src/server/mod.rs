@@ -19,6 +19,7 @@ pub fn op_error(e: OpError) -> AppError {
         OpError::Invalid(f) => AppError::new(ErrorKind::Invalid, f.to_string()),
         OpError::Conflict(f) => AppError::new(ErrorKind::Invalid, f.to_string()),
         OpError::NotFound(what) => AppError::new(ErrorKind::NotFound, format!("{what} not found")),
+        OpError::Host(why) => AppError::new(ErrorKind::Invalid, format!("the host: {why}")),
         other => {
             tracing::error!(error = %other, "internal error");
             AppError::new(

@@ -4,14 +4,11 @@ use super::config::Config;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use provisioning_core::ops::Core;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub core: Core,
     pub config: Arc<Config>,
-    /// Batches being applied by this process right now.
-    pub running: Arc<Mutex<HashSet<i64>>>,
 }

@@ -2,12 +2,14 @@
 //! plan, progress and timeline of evidence.
 
 use super::widgets::*;
-use crate::api::{batch_detail, list_batches, new_batch_options};
+use crate::api::{batch_detail, list_batches, new_batch_options, rollback_preview};
 use crate::i18n::Lang;
 use crate::page::page_ctx;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use provisioning_core::model::{AccessStatus, Action, BatchStatus, BatchView, Role, StepState};
+use provisioning_core::model::{
+    AccessStatus, Action, BatchStatus, BatchView, Role, RollbackPreview, StepKind, StepState,
+};
 
 pub fn batch_badge(l: Lang, s: BatchStatus) -> impl IntoView {
     let class = match s {
@@ -209,7 +211,26 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
     let l = ctx.lang;
     let b = batch;
     let p = b.plan.clone();
-    let running = b.status == BatchStatus::Running;
+    let running = matches!(b.status, BatchStatus::Running | BatchStatus::RollingBack);
+    let can_roll_back = ctx.can(Role::Operator)
+        && matches!(
+            b.status,
+            BatchStatus::Succeeded
+                | BatchStatus::PartiallySucceeded
+                | BatchStatus::Failed
+                | BatchStatus::RollbackFailed
+        );
+    let failed_tests = b
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::AccountTest && s.state == StepState::Failed)
+        .count();
+    let can_pause = ctx.can(Role::Operator)
+        && failed_tests > 0
+        && matches!(
+            b.status,
+            BatchStatus::Succeeded | BatchStatus::PartiallySucceeded | BatchStatus::Failed
+        );
     let can_apply = ctx.can(Role::Operator)
         && matches!(
             b.status,
@@ -239,6 +260,12 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                         _ => l.t("Re-run (converges, no duplicates)", "重新执行（收敛，不重复）"),
                     }}</button>
                 </form>
+            })}
+            {can_roll_back.then(|| view! {
+                <a class="button danger" href=format!("/batches/{}/rollback", b.id) data-testid="rollback">{match b.status {
+                    BatchStatus::RollbackFailed => l.t("Resume rollback…", "继续回滚…"),
+                    _ => l.t("Roll back…", "回滚…"),
+                }}</a>
             })}
         </div>
         <p class="progress" data-testid="progress">{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}{running.then(|| l.t(" · applying, this page refreshes", " · 执行中，页面自动刷新"))}</p>
@@ -292,28 +319,66 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                     <button type="submit" data-testid="diagnose">{l.t("Diagnose again", "重新诊断")}</button>
                 </form>
             })}
+            {can_pause.then(|| view! {
+                <form method="post" action=format!("/batches/{}", b.id) class="inline">
+                    <Csrf/>
+                    <input type="hidden" name="action" value="pause_failed"/>
+                    <button type="submit" data-testid="pause-failed" title=l.t("A quota-exhausted account stays schedulable on the host and keeps taking traffic; this sets schedulable=false (reversible).", "额度耗尽的账号在主机上仍可调度并继续接收流量；此操作设置 schedulable=false（可恢复）。")>
+                        {format!("{} ({failed_tests})", l.t("Pause failed accounts", "暂停失败的账号"))}
+                    </button>
+                </form>
+                <form method="post" action=format!("/batches/{}", b.id) class="inline">
+                    <Csrf/>
+                    <input type="hidden" name="action" value="resume_failed"/>
+                    <button type="submit" data-testid="resume-failed">{l.t("Resume them", "恢复调度")}</button>
+                </form>
+            })}
         </div>
         <h2>{l.t("Timeline", "时间线")}</h2>
+        {b.runs.iter().map(|r| {
+            let steps: Vec<_> = b.steps.iter().filter(|s| s.run_id == r.id).cloned().collect();
+            let kind = match r.kind {
+                provisioning_core::model::RunKind::Apply => l.t("Apply", "执行"),
+                provisioning_core::model::RunKind::Rollback => l.t("Rollback", "回滚"),
+                provisioning_core::model::RunKind::Pause => l.t("Pause / resume", "暂停 / 恢复"),
+            };
+            view! {
+                <h3 data-testid="run" data-run-kind=r.kind.as_str() data-run-status=r.status.clone()>
+                    {format!("{kind} · run {} · ", r.id)}<span class="badge muted">{r.status.clone()}</span>
+                    <span class="muted small">{format!(" {} · {}", r.actor, when(r.created_at_ms))}</span>
+                </h3>
+                <Timeline steps=steps/>
+            }
+        }).collect_view()}
+    }
+}
+
+#[component]
+fn Timeline(steps: Vec<provisioning_core::model::StepView>) -> impl IntoView {
+    let l = page_ctx().lang;
+    view! {
         <table class="grid" data-testid="timeline">
             <thead><tr>
                 <th>"#"</th><th>{l.t("Step", "步骤")}</th><th>{l.t("Plan", "计划")}</th><th>{l.t("State", "状态")}</th>
                 <th>{l.t("Remote id", "远端 ID")}</th><th>{l.t("Duration", "耗时")}</th><th>{l.t("Evidence", "证据")}</th>
             </tr></thead>
             <tbody>
-                {b.steps.iter().map(|s| {
-                    let action = match s.action { Action::Create => "create", Action::Reuse => "reuse", Action::Update => "update", Action::Skip => "skip", Action::Check => "check" };
+                {steps.into_iter().map(|s| {
+                    let action = match s.action { Action::Create => "create", Action::Reuse => "reuse", Action::Update => "update", Action::Skip => "skip", Action::Check => "check", Action::Delete => "delete", Action::Keep => "keep" };
                     let took = match (s.started_at_ms, s.finished_at_ms) { (Some(a), Some(z)) => format!("{} ms", z - a), _ => String::new() };
                     let evidence = !(s.request.is_empty() && s.response.is_empty());
+                    let unknown = s.state == StepState::Unknown;
                     view! {
-                        <tr data-kind=s.kind.as_str() data-seq=s.seq.to_string()>
+                        <tr data-kind=s.kind.as_str() data-seq=s.seq.to_string() data-state=s.state.as_str()>
                             <td>{s.seq}</td>
                             <td>{s.target.clone()}</td>
                             <td>{action}</td>
-                            <td>{step_badge(s.state)}</td>
+                            <td>{step_badge(s.state)}{(s.state == StepState::Sent).then(|| view! { <span class="muted small">{l.t(" outcome not yet known", " 结果未知")}</span> })}</td>
                             <td><code>{s.remote_id.clone().unwrap_or_default()}</code></td>
                             <td class="nowrap">{took}</td>
                             <td>
-                                {(!s.error.is_empty()).then(|| view! { <p class="field-error">{s.error.clone()}</p> })}
+                                {(!s.error.is_empty()).then(|| view! { <p class=if unknown || s.state == StepState::Skipped { "muted" } else { "field-error" }>{s.error.clone()}</p> })}
+                                {unknown.then(|| view! { <p class="small">{l.t("Not resent: the host cannot say whether the first attempt created it. Look for it on the host; if it is there, re-plan (the new plan adopts it); if not, re-plan to create it.", "未重发：主机无法判断第一次请求是否已创建。请在主机上查找：若已存在，重新规划即可接管；若不存在，重新规划以创建。")}</p> })}
                                 {evidence.then(|| view! {
                                     <details>
                                         <summary>{l.t("request / response", "请求 / 响应")}</summary>
@@ -328,5 +393,83 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// The rollback preview: what will be removed, in order, what is kept and
+/// why, and a confirmation by typing the batch number.
+#[component]
+pub fn RollbackPage() -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let params = use_params_map();
+    let query = leptos_router::hooks::use_query_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let force = move || query.read().get("force").as_deref() == Some("1");
+    let preview = Resource::new(
+        move || (id(), force()),
+        |(id, force)| rollback_preview(id, force),
+    );
+    view! {
+        <Layout>
+            <p><a href=move || format!("/batches/{}", id())>{l.t("← Back to the batch", "← 返回批次")}</a></p>
+            <h1>{move || format!("{} #{}", l.t("Roll back batch", "回滚批次"), id())}</h1>
+            <Suspense fallback=move || view! { <p>{l.t("Reading the host…", "正在读取主机…")}</p> }>
+                {move || Suspend::new(async move {
+                    match preview.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(p) => view! { <RollbackPlan preview=p force=force()/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
+    }
+}
+
+#[component]
+fn RollbackPlan(preview: RollbackPreview, force: bool) -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let p = preview;
+    let removing = p.items.iter().filter(|i| i.decision == "remove").count();
+    let changed = p.items.iter().filter(|i| !i.changed.is_empty()).count();
+    let id = p.batch_id;
+    view! {
+        <p>{format!("{} {removing} · {} {} · {} {}", l.t("To remove:", "将删除："), l.t("kept:", "保留："), p.items.iter().filter(|i| i.decision == "keep").count(), l.t("observed", "观察于"), when(p.observed_at_ms))}</p>
+        <p class="muted small">{l.t("Order: unbind keys → revoke subscriptions → delete channel → delete accounts → delete group. Only objects this product recorded are touched.", "顺序：解绑密钥 → 撤销订阅 → 删除渠道 → 删除账号 → 删除分组。只处理本产品记录的对象。")}</p>
+        {(p.items.is_empty()).then(|| view! { <p class="finding warn">{l.t("The ledger has nothing live for this batch: rolling back only marks it rolled back.", "此批次在台账中没有存活对象：回滚只会将其标记为已回滚。")}</p> })}
+        <table class="grid" data-testid="rollback-preview">
+            <thead><tr><th>"#"</th><th>{l.t("Object", "对象")}</th><th>{l.t("Decision", "决定")}</th><th>{l.t("Why", "原因")}</th><th>{l.t("Changed on the host", "主机上的改动")}</th></tr></thead>
+            <tbody>
+                {p.items.iter().enumerate().map(|(n, i)| view! {
+                    <tr data-kind=i.kind.clone() data-decision=i.decision.clone()>
+                        <td>{n + 1}</td>
+                        <td>{i.target.clone()}</td>
+                        <td><span class=match i.decision.as_str() { "remove" => "badge bad", "keep" => "badge warn", _ => "badge muted" }>{i.decision.clone()}</span></td>
+                        <td>{i.reason.clone()}</td>
+                        <td>{i.changed.iter().map(|(f, want, have)| view! { <div class="small"><code>{f.clone()}</code>": "{want.clone()}" → "{have.clone()}</div> }).collect_view()}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+        {(changed > 0 && !force).then(|| view! {
+            <p><a href=format!("/batches/{id}/rollback?force=1") data-testid="force">{l.t("Include the objects changed on the host (force)", "包括主机上已改动的对象（强制）")}</a></p>
+        })}
+        <h2>{l.t("What a rollback cannot undo", "回滚无法撤销的内容")}</h2>
+        <ul>{p.irreversible.iter().map(|t| view! { <li>{t.clone()}</li> }).collect_view()}</ul>
+        {ctx.can(Role::Operator).then(|| view! {
+            <form method="post" action=format!("/batches/{id}/rollback") class="card">
+                <Csrf/>
+                <input type="hidden" name="force" value=if force { "1" } else { "0" }/>
+                <Field name="confirm" label=l.t("Type the batch number to confirm", "输入批次号以确认") required=true maxlength=20/>
+                <button type="submit" class="danger" data-testid="confirm-rollback">{format!("{} ({removing})", l.t("Roll back now", "立即回滚"))}</button>
+            </form>
+        })}
     }
 }

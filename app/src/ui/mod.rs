@@ -46,6 +46,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/batches") view=batches::BatchesPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/new") view=batches::NewBatchPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id") view=batches::BatchPage ssr=SsrMode::Async/>
+                <Route path=path!("/batches/:id/rollback") view=batches::RollbackPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
             </Routes>
         </Router>

@@ -102,7 +102,6 @@ impl TestApp {
                 .build(),
             core: core.clone(),
             config: Arc::new(config),
-            running: Default::default(),
         };
         let router = app::server::router::build_router(state, sessions);
         tokio::spawn(async move {

@@ -1,0 +1,672 @@
+//! Rollback: the reverse of a batch, planned from the ledger and executed
+//! through the same journal as the apply (a `rollback` run). And the
+//! narrower pause: take the accounts whose keys failed out of scheduling.
+//!
+//! What is removed and in which order comes from [`Resource`]; what is kept
+//! and why is decided here: objects another live batch still uses, objects
+//! changed on the host since apply (unless forced), and never anything that
+//! is not in the ledger.
+
+use super::resource::{diff, Fields, Owner, Resource};
+use super::{Core, OpError};
+use crate::host::{HostClient, HostError, LoginOutcome};
+use crate::model::{
+    Action, BatchStatus, FieldError, RollbackItem, RollbackPreview, StepErrorKind, StepKind,
+    StepState,
+};
+use crate::secrets::Secret;
+use crate::store::{AccessWrite, LedgerRow, LedgerWrite, StepRow, StepUpdate};
+use serde_json::{json, Value};
+
+/// Objects removed at once within one kind.
+const REMOVE_CONCURRENCY: usize = 8;
+
+/// Everything a rollback or pause step needs.
+struct RunCtx {
+    batch_id: i64,
+    host_id: i64,
+    group_name: String,
+    client: HostClient,
+    user_jwt: Option<Secret>,
+}
+
+impl Core {
+    /// What a rollback of the batch would do now, observed on the host. It
+    /// writes nothing.
+    pub async fn rollback_preview(
+        &self,
+        batch_id: i64,
+        force: bool,
+    ) -> Result<RollbackPreview, OpError> {
+        let batch = self.batch_view(batch_id).await?;
+        match batch.status {
+            BatchStatus::Planned => {
+                return Err(FieldError::new(
+                    "batch",
+                    "was never applied: there is nothing on the host to roll back",
+                )
+                .into())
+            }
+            BatchStatus::Running | BatchStatus::RollingBack => {
+                return Err(OpError::Conflict(FieldError::new(
+                    "batch",
+                    "is running: wait for it to end before rolling it back",
+                )))
+            }
+            BatchStatus::RolledBack => {
+                return Err(OpError::Conflict(FieldError::new(
+                    "batch",
+                    "is already rolled back",
+                )))
+            }
+            _ => {}
+        }
+        let host = self.host_row(batch.host_id).await?;
+        let (client, secrets) = self.host_client(&host)?;
+        let owner = match &secrets.probe_user {
+            Some((email, _)) => Some(Owner {
+                user_id: user_id(&client, email).await.map_err(host_err)?,
+            }),
+            None => None,
+        };
+        let masked: std::collections::HashMap<String, String> = self
+            .store
+            .batch_keys(batch_id)
+            .await?
+            .into_iter()
+            .map(|(fp, _, m)| (fp, m))
+            .collect();
+        let mut rows: Vec<LedgerRow> = self
+            .store
+            .ledger_for_batch(batch_id)
+            .await?
+            .into_iter()
+            .filter(|r| r.status == "active")
+            .collect();
+        rows.sort_by_key(|r| {
+            (
+                Resource::parse(&r.kind).map_or(9, Resource::removal_rank),
+                r.id,
+            )
+        });
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            let Some(res) = Resource::parse(&r.kind) else {
+                continue;
+            };
+            let target = match (&r.fingerprint, res) {
+                (Some(fp), Resource::Account) => format!(
+                    "account {} (#{})",
+                    masked.get(fp).cloned().unwrap_or_else(|| "key".into()),
+                    r.remote_id
+                ),
+                (_, Resource::UserKey) => {
+                    format!(
+                        "probe user key rm-{} (#{})",
+                        batch.plan.group_name, r.remote_id
+                    )
+                }
+                (_, Resource::Subscription) => {
+                    format!("probe user subscription (#{})", r.remote_id)
+                }
+                _ => format!(
+                    "{} {} (#{})",
+                    res.as_str(),
+                    batch.plan.group_name,
+                    r.remote_id
+                ),
+            };
+            let mut item = RollbackItem {
+                ledger_id: r.id,
+                kind: r.kind.clone(),
+                remote_id: r.remote_id.clone(),
+                target,
+                decision: "remove".into(),
+                reason: String::new(),
+                changed: Vec::new(),
+            };
+            if !r.other_live_batches.is_empty() {
+                item.decision = "keep".into();
+                item.reason = format!(
+                    "also used by {}: kept until they are rolled back",
+                    r.other_live_batches
+                        .iter()
+                        .map(|(id, st)| format!("batch #{id} ({st})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                items.push(item);
+                continue;
+            }
+            match res
+                .observe(&client, &r.remote_id, owner)
+                .await
+                .map_err(host_err)?
+            {
+                None => {
+                    item.decision = "gone".into();
+                    item.reason = "already gone from the host; only the ledger is updated".into();
+                }
+                Some(seen) => {
+                    let desired: Fields = serde_json::from_str(&r.desired_json).unwrap_or_default();
+                    let changed = if desired.is_empty() {
+                        Vec::new()
+                    } else {
+                        diff(&desired, &res.fields(&seen))
+                    };
+                    if changed.is_empty() {
+                        item.reason = "as applied".into();
+                    } else if force {
+                        item.reason = "changed on the host since apply; removed because the operator forced it".into();
+                    } else {
+                        item.decision = "keep".into();
+                        item.reason = "changed on the host since apply: kept unless forced".into();
+                    }
+                    item.changed = changed;
+                }
+            }
+            items.push(item);
+        }
+        let mut irreversible = Vec::new();
+        for s in batch.steps.iter().filter(|s| {
+            s.kind == StepKind::Balance && s.state == StepState::Done && !s.request.is_empty()
+        }) {
+            let amount = serde_json::from_str::<Value>(&s.request)
+                .ok()
+                .and_then(|v| v.get("balance").and_then(Value::as_f64))
+                .unwrap_or(0.0);
+            irreversible.push(format!(
+                "The probe user's balance top-up of ${amount:.2} (step {}) is not reversed: balance may already be spent, and the host keeps its usage log.",
+                s.seq
+            ));
+        }
+        irreversible.push(
+            "Usage already billed through these accounts stays in the host's usage records.".into(),
+        );
+        Ok(RollbackPreview {
+            batch_id,
+            items,
+            irreversible,
+            observed_at_ms: crate::store::now_ms(),
+        })
+    }
+
+    /// Rolls the batch back here and now (or resumes an interrupted
+    /// rollback) and returns its final status.
+    pub async fn rollback_batch(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        force: bool,
+    ) -> Result<BatchStatus, OpError> {
+        let run_id = self.claim_rollback(actor, batch_id, force).await?;
+        self.rollback_claimed(actor, batch_id, run_id).await
+    }
+
+    /// Claims the rollback and runs it in the background.
+    pub async fn start_rollback(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        force: bool,
+    ) -> Result<tokio::task::JoinHandle<()>, OpError> {
+        let run_id = self.claim_rollback(actor, batch_id, force).await?;
+        let (core, actor) = (self.clone(), actor.to_string());
+        Ok(tokio::spawn(async move {
+            if let Err(e) = core.rollback_claimed(&actor, batch_id, run_id).await {
+                tracing::error!(batch_id, error = %e, "rollback stopped");
+            }
+        }))
+    }
+
+    /// Reuses an unfinished rollback run (resume), else plans a new one from
+    /// the preview; takes its lease and marks the batch rolling back.
+    async fn claim_rollback(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        force: bool,
+    ) -> Result<i64, OpError> {
+        let runs = self.store.runs(batch_id).await?;
+        if runs
+            .iter()
+            .any(|r| r.kind == "apply" && r.status == "running" && r.lease_owner.is_some())
+        {
+            return Err(OpError::Conflict(FieldError::new(
+                "batch",
+                "is being applied: wait for the apply to end before rolling it back",
+            )));
+        }
+        let unfinished = runs
+            .iter()
+            .rev()
+            .find(|r| r.kind == "rollback" && r.status != "done")
+            .map(|r| r.id);
+        let run_id = match unfinished {
+            Some(id) => id,
+            None => {
+                let preview = self.rollback_preview(batch_id, force).await?;
+                let steps: Vec<StepRow> = preview
+                    .items
+                    .iter()
+                    .map(|i| {
+                        let keep = i.decision == "keep";
+                        StepRow {
+                            seq: 0,
+                            run_id: 0,
+                            kind: StepKind::Remove,
+                            action: if keep { Action::Keep } else { Action::Delete },
+                            target: i.target.clone(),
+                            fingerprint: None,
+                            idempotency_key: String::new(),
+                            marker: format!("ledger:{}:{}", i.ledger_id, i.kind),
+                            state: if keep {
+                                StepState::Skipped
+                            } else {
+                                StepState::Pending
+                            },
+                            request_json: String::new(),
+                            response_json: String::new(),
+                            remote_id: Some(i.remote_id.clone()),
+                            error: if keep {
+                                i.reason.clone()
+                            } else {
+                                String::new()
+                            },
+                            error_kind: String::new(),
+                            chunk_key: None,
+                            started_at_ms: None,
+                            finished_at_ms: None,
+                        }
+                    })
+                    .collect();
+                self.store
+                    .insert_run(
+                        batch_id,
+                        "rollback",
+                        actor,
+                        &json!({"force": force}).to_string(),
+                        &steps,
+                    )
+                    .await?
+            }
+        };
+        self.claim(run_id, "rolled back").await?;
+        self.store
+            .set_batch_status(batch_id, BatchStatus::RollingBack.as_str(), None)
+            .await?;
+        Ok(run_id)
+    }
+
+    async fn rollback_claimed(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        run_id: i64,
+    ) -> Result<BatchStatus, OpError> {
+        let out = self
+            .with_lease(run_id, self.run_removals(batch_id, run_id), |r| {
+                Some(match r {
+                    Ok(BatchStatus::RolledBack) => "done",
+                    _ => "failed",
+                })
+            })
+            .await?;
+        let status = match &out {
+            Ok(s) => *s,
+            Err(_) => BatchStatus::RollbackFailed,
+        };
+        self.store
+            .set_batch_status(
+                batch_id,
+                status.as_str(),
+                Some(match status {
+                    BatchStatus::RolledBack => "none",
+                    _ => "broken",
+                }),
+            )
+            .await?;
+        let uid = self
+            .store
+            .batch(batch_id)
+            .await?
+            .map(|b| b.uid)
+            .unwrap_or_default();
+        self.store
+            .audit(
+                actor,
+                "batch.rollback",
+                &format!("batch:{uid}"),
+                status.as_str(),
+                &format!("run {run_id}"),
+            )
+            .await?;
+        out
+    }
+
+    async fn run_ctx(&self, batch_id: i64) -> Result<RunCtx, OpError> {
+        let batch = self.batch_view(batch_id).await?;
+        let host = self.host_row(batch.host_id).await?;
+        let (client, secrets) = self.host_client(&host)?;
+        let user_jwt = match &secrets.probe_user {
+            Some((email, password)) => match client.login(email, password).await {
+                Ok(LoginOutcome::Token(t)) => Some(t),
+                _ => None,
+            },
+            None => None,
+        };
+        Ok(RunCtx {
+            batch_id,
+            host_id: batch.host_id,
+            group_name: batch.plan.group_name,
+            client,
+            user_jwt,
+        })
+    }
+
+    /// Executes a rollback run's steps kind by kind, in order.
+    async fn run_removals(&self, batch_id: i64, run_id: i64) -> Result<BatchStatus, OpError> {
+        let ctx = self.run_ctx(batch_id).await?;
+        let steps = self.store.run_steps(run_id).await?;
+        let mut ok = true;
+        let mut rank_of = |s: &StepRow| {
+            s.marker
+                .rsplit(':')
+                .next()
+                .and_then(Resource::parse)
+                .map_or(9, Resource::removal_rank)
+        };
+        let mut ranks: Vec<u8> = steps.iter().map(&mut rank_of).collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let permits = tokio::sync::Semaphore::new(REMOVE_CONCURRENCY);
+        for rank in ranks {
+            let mut pending = Vec::new();
+            for s in steps.iter().filter(|s| rank_of(s) == rank) {
+                pending.push(self.removal_limited(&permits, &ctx, s));
+            }
+            for r in futures_util::future::join_all(pending).await {
+                ok &= r?;
+            }
+            // Never delete a group while something still points at it.
+            if !ok {
+                break;
+            }
+        }
+        Ok(if ok {
+            BatchStatus::RolledBack
+        } else {
+            BatchStatus::RollbackFailed
+        })
+    }
+
+    async fn removal_limited(
+        &self,
+        permits: &tokio::sync::Semaphore,
+        ctx: &RunCtx,
+        s: &StepRow,
+    ) -> Result<bool, OpError> {
+        let _p = permits.acquire().await.expect("never closed");
+        self.removal(ctx, s).await
+    }
+
+    /// One removal through the journal: `sent` is resolved by observing
+    /// the object (gone means done), and removing is idempotent.
+    async fn removal(&self, ctx: &RunCtx, s: &StepRow) -> Result<bool, OpError> {
+        let cur = self
+            .store
+            .step(ctx.batch_id, s.seq)
+            .await?
+            .unwrap_or_else(|| s.clone());
+        if matches!(cur.state, StepState::Done | StepState::Skipped) {
+            return Ok(true);
+        }
+        let Some((ledger_id, res)) = parse_marker(&cur.marker) else {
+            return Err(OpError::Store(crate::store::StoreError::Corrupt(format!(
+                "rollback step {} has no ledger reference",
+                cur.seq
+            ))));
+        };
+        let remote_id = cur.remote_id.clone().unwrap_or_default();
+        self.store.mark_sent(ctx.batch_id, &[cur.seq], None).await?;
+        let result = res
+            .remove(&ctx.client, &remote_id, ctx.user_jwt.as_ref())
+            .await;
+        match result {
+            Ok(what) => {
+                let gone = what.contains("already gone");
+                let access = (res == Resource::UserKey).then(|| AccessWrite::Delete {
+                    host_id: ctx.host_id,
+                    group: ctx.group_name.clone(),
+                });
+                self.store
+                    .finish_step(
+                        ctx.batch_id,
+                        cur.seq,
+                        StepUpdate {
+                            state: Some(StepState::Done),
+                            response_json: Some(what),
+                            error: Some(String::new()),
+                            error_kind: Some(String::new()),
+                            ..Default::default()
+                        },
+                        Some(LedgerWrite::Status {
+                            ledger_id,
+                            status: if gone { "gone" } else { "rolled_back" }.into(),
+                        }),
+                        access,
+                    )
+                    .await?;
+                Ok(true)
+            }
+            Err(e) => {
+                let f = super::apply::StepFail::host(e);
+                let maybe = f.kind == StepErrorKind::MaybeSent;
+                self.store
+                    .update_step(
+                        ctx.batch_id,
+                        cur.seq,
+                        StepUpdate {
+                            state: (!maybe).then_some(StepState::Failed),
+                            error: Some(if maybe {
+                                format!("{}; it stays sent and is checked on the host when the rollback is run again", f.message)
+                            } else {
+                                f.message
+                            }),
+                            error_kind: Some(f.kind.as_str().into()),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Takes the accounts whose account test failed out of scheduling
+    /// (`schedulable=false`), or puts them back, through a `pause` run. A
+    /// quota-exhausted account otherwise stays schedulable on a real host
+    /// and keeps taking traffic (reference §12.3). Returns how many.
+    pub async fn set_failed_accounts_schedulable(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        schedulable: bool,
+    ) -> Result<usize, OpError> {
+        let batch = self.batch_view(batch_id).await?;
+        if matches!(
+            batch.status,
+            BatchStatus::Running | BatchStatus::RollingBack | BatchStatus::RolledBack
+        ) {
+            return Err(OpError::Conflict(FieldError::new(
+                "batch",
+                format!("is {}: nothing to pause", batch.status.as_str()),
+            )));
+        }
+        // Keys whose account test failed, by fingerprint.
+        let failed: std::collections::HashSet<String> = self
+            .store
+            .steps(batch_id)
+            .await?
+            .into_iter()
+            .filter(|s| s.kind == StepKind::AccountTest && s.state == StepState::Failed)
+            .filter_map(|s| s.fingerprint)
+            .collect();
+        let live: Vec<LedgerRow> = self
+            .store
+            .ledger_for_batch(batch_id)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.kind == "account"
+                    && r.status == "active"
+                    && r.fingerprint.as_ref().is_some_and(|fp| failed.contains(fp))
+            })
+            .collect();
+        if live.is_empty() {
+            return Err(FieldError::new(
+                "batch",
+                "has no account whose test failed that is still on the host",
+            )
+            .into());
+        }
+        let steps: Vec<StepRow> = live
+            .iter()
+            .map(|r| StepRow {
+                seq: 0,
+                run_id: 0,
+                kind: StepKind::Pause,
+                action: Action::Update,
+                target: format!(
+                    "{} account #{}",
+                    if schedulable { "resume" } else { "pause" },
+                    r.remote_id
+                ),
+                fingerprint: r.fingerprint.clone(),
+                idempotency_key: String::new(),
+                marker: format!("ledger:{}:account", r.id),
+                state: StepState::Pending,
+                request_json: String::new(),
+                response_json: String::new(),
+                remote_id: Some(r.remote_id.clone()),
+                error: String::new(),
+                error_kind: String::new(),
+                chunk_key: None,
+                started_at_ms: None,
+                finished_at_ms: None,
+            })
+            .collect();
+        let run_id = self
+            .store
+            .insert_run(
+                batch_id,
+                "pause",
+                actor,
+                &json!({"schedulable": schedulable}).to_string(),
+                &steps,
+            )
+            .await?;
+        self.claim(run_id, "paused").await?;
+        let ctx = self.run_ctx(batch_id).await?;
+        let n = self
+            .with_lease(
+                run_id,
+                async {
+                    let mut n = 0;
+                    for s in self.store.run_steps(run_id).await? {
+                        let id = s.remote_id.clone().unwrap_or_default();
+                        self.store.mark_sent(batch_id, &[s.seq], None).await?;
+                        let body = json!({"schedulable": schedulable});
+                        let r = ctx
+                            .client
+                            .admin(
+                                "POST",
+                                &format!("/api/v1/admin/accounts/{id}/schedulable"),
+                                Some(&body),
+                                None,
+                            )
+                            .await;
+                        let u = match r {
+                            Ok(v) => {
+                                n += 1;
+                                StepUpdate {
+                                    state: Some(StepState::Done),
+                                    request_json: Some(body.to_string()),
+                                    response_json: Some(format!(
+                                        "schedulable={}",
+                                        v.get("schedulable").unwrap_or(&json!(schedulable))
+                                    )),
+                                    ..Default::default()
+                                }
+                            }
+                            Err(e) => StepUpdate {
+                                state: Some(StepState::Failed),
+                                error: Some(e.to_string()),
+                                error_kind: Some(
+                                    super::apply::StepFail::host(e).kind.as_str().into(),
+                                ),
+                                ..Default::default()
+                            },
+                        };
+                        self.store.update_step(batch_id, s.seq, u).await?;
+                    }
+                    Ok::<usize, OpError>(n)
+                },
+                |r| Some(if r.is_ok() { "done" } else { "failed" }),
+            )
+            .await??;
+        self.store
+            .audit(
+                actor,
+                if schedulable {
+                    "batch.resume_failed"
+                } else {
+                    "batch.pause_failed"
+                },
+                &format!("batch:{}", batch.uid),
+                "ok",
+                &format!("{n} of {} accounts", live.len()),
+            )
+            .await?;
+        Ok(n)
+    }
+}
+
+fn parse_marker(m: &str) -> Option<(i64, Resource)> {
+    let mut p = m.split(':');
+    (p.next()? == "ledger").then_some(())?;
+    let id = p.next()?.parse().ok()?;
+    Some((id, Resource::parse(p.next()?)?))
+}
+
+fn host_err(e: HostError) -> OpError {
+    OpError::Host(e.to_string())
+}
+
+/// The probe user's id on the host.
+pub(crate) async fn user_id(c: &HostClient, email: &str) -> Result<i64, HostError> {
+    let v = c
+        .admin_get(&format!(
+            "/api/v1/admin/users?search={}&page_size=100",
+            super::import::urlencode(email)
+        ))
+        .await?;
+    v.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|u| {
+            u.get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+        .and_then(|u| u.get("id").and_then(Value::as_i64))
+        .ok_or_else(|| {
+            HostError::protocol(
+                "GET",
+                "/api/v1/admin/users",
+                200,
+                &format!("the probe user {email} does not exist on the host"),
+            )
+        })
+}

@@ -1,0 +1,555 @@
+//! Runs (apply, rollback, pause) with their leases, the one-transaction
+//! step result, and the ledger of host objects with the batches using them.
+
+use super::imports::{update_step_in, StepRecord, STEP_COLS};
+use super::{audit_in, now_ms, Store, StoreError};
+use crate::store::{LedgerEntry, StepRow, StepUpdate};
+
+/// A run of a batch.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: i64,
+    pub batch_id: i64,
+    /// `apply`, `rollback` or `pause`.
+    pub kind: String,
+    /// `planned`, `running`, `done` or `failed`.
+    pub status: String,
+    pub actor: String,
+    pub options_json: String,
+    pub lease_owner: Option<String>,
+    pub lease_until_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+}
+
+const RUN_COLS: &str = "id, batch_id, kind, status, actor, options_json, lease_owner, lease_until_ms, created_at_ms, finished_at_ms";
+
+/// What claiming a run's lease found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the lease now.
+    Held,
+    /// Another live process holds it until the given time.
+    Busy { owner: String, until_ms: i64 },
+}
+
+/// A ledger object with the batches that use it.
+#[derive(Debug, Clone)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub host_id: i64,
+    pub kind: String,
+    pub remote_id: String,
+    pub batch_id: Option<i64>,
+    pub provider_key: String,
+    pub fingerprint: Option<String>,
+    pub marker: String,
+    pub status: String,
+    pub desired_json: String,
+    pub observed_digest: String,
+    /// This batch's role with the object.
+    pub role: String,
+    /// Other batches that use it and are not rolled back: (id, status).
+    pub other_live_batches: Vec<(i64, String)>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LedgerRecord {
+    id: i64,
+    host_id: i64,
+    kind: String,
+    remote_id: String,
+    batch_id: Option<i64>,
+    provider_key: String,
+    fingerprint: Option<String>,
+    marker: String,
+    status: String,
+    desired_json: String,
+    observed_digest: String,
+    role: String,
+}
+
+/// A change to the ledger committed with a step's result.
+#[derive(Debug, Clone)]
+pub enum LedgerWrite {
+    /// Record (or re-activate) an object and this batch's use of it.
+    Record(Box<LedgerEntry>),
+    /// Set an object's status (a rollback removed it, or it is gone).
+    Status { ledger_id: i64, status: String },
+}
+
+/// A change to the probe user's stored gateway key, committed with a step.
+#[derive(Debug, Clone)]
+pub enum AccessWrite {
+    Put {
+        host_id: i64,
+        group: String,
+        remote_id: String,
+        sealed: String,
+        masked: String,
+    },
+    Delete {
+        host_id: i64,
+        group: String,
+    },
+}
+
+impl Store {
+    /// Every run of a batch, oldest first.
+    pub async fn runs(&self, batch_id: i64) -> Result<Vec<RunRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE batch_id = ? ORDER BY id"
+        ))
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn run(&self, run_id: i64) -> Result<Option<RunRow>, StoreError> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?"))
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The steps of one run, in order.
+    pub async fn run_steps(&self, run_id: i64) -> Result<Vec<StepRow>, StoreError> {
+        let rows: Vec<StepRecord> = sqlx::query_as(&format!(
+            "SELECT {STEP_COLS} FROM steps WHERE run_id = ? ORDER BY seq"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(super::imports::step_row).collect()
+    }
+
+    /// Adds a run with its steps (numbered after the batch's last step),
+    /// all `pending`, and audits it. Returns the run id.
+    pub async fn insert_run(
+        &self,
+        batch_id: i64,
+        kind: &str,
+        actor: &str,
+        options_json: &str,
+        steps: &[StepRow],
+    ) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (batch_id, kind, status, actor, options_json, created_at_ms) VALUES (?, ?, 'planned', ?, ?, ?) RETURNING id",
+        )
+        .bind(batch_id)
+        .bind(kind)
+        .bind(actor)
+        .bind(options_json)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let last: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM steps WHERE batch_id = ?")
+                .bind(batch_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        for (i, s) in steps.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO steps (batch_id, run_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id, error)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(batch_id)
+            .bind(run_id)
+            .bind(last + 1 + i as i64)
+            .bind(s.kind.as_str())
+            .bind(
+                serde_json::to_value(s.action)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            )
+            .bind(&s.target)
+            .bind(&s.fingerprint)
+            .bind(&s.idempotency_key)
+            .bind(&s.marker)
+            .bind(s.state.as_str())
+            .bind(&s.remote_id)
+            .bind(&s.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit_in(
+            &mut tx,
+            actor,
+            &format!("batch.{kind}"),
+            &format!("batch-id:{batch_id}"),
+            "planned",
+            &format!("run {run_id}, {} steps", steps.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(run_id)
+    }
+
+    /// Claims a run's lease for `owner` for `ttl_ms`. Free, expired, ours,
+    /// or held by an owner `is_dead` says is gone: taken. Else busy.
+    pub async fn claim_run(
+        &self,
+        run_id: i64,
+        owner: &str,
+        ttl_ms: i64,
+        is_dead: impl Fn(&str) -> bool,
+    ) -> Result<Claim, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let cur: Option<(Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT lease_owner, lease_until_ms FROM runs WHERE id = ?")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((holder, until)) = cur else {
+            return Err(StoreError::Corrupt(format!("run {run_id} does not exist")));
+        };
+        if let (Some(h), Some(u)) = (&holder, until) {
+            if h != owner && u > now && !is_dead(h) {
+                return Ok(Claim::Busy {
+                    owner: h.clone(),
+                    until_ms: u,
+                });
+            }
+        }
+        sqlx::query(
+            "UPDATE runs SET status = 'running', lease_owner = ?, lease_until_ms = ?, finished_at_ms = NULL WHERE id = ?",
+        )
+        .bind(owner)
+        .bind(now + ttl_ms)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Claim::Held)
+    }
+
+    /// Extends a held lease; `false` when another owner took it.
+    pub async fn renew_lease(
+        &self,
+        run_id: i64,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE runs SET lease_until_ms = ? WHERE id = ? AND lease_owner = ?")
+            .bind(now_ms() + ttl_ms)
+            .bind(run_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Ends a run and releases its lease.
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        owner: &str,
+        status: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET status = ?, lease_owner = NULL, lease_until_ms = NULL, finished_at_ms = ? WHERE id = ? AND (lease_owner = ? OR lease_owner IS NULL)",
+        )
+        .bind(status)
+        .bind(now_ms())
+        .bind(run_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Runs left `running` by a process that is gone (lease expired, or its
+    /// owner `is_dead`) end `failed`, and so does their batch; other
+    /// processes' live runs are left alone. Returns how many.
+    pub async fn mark_interrupted_runs(
+        &self,
+        is_dead: impl Fn(&str) -> bool,
+    ) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        type Running = (i64, i64, String, Option<String>, Option<i64>, String);
+        let rows: Vec<Running> = sqlx::query_as(
+            "SELECT r.id, r.batch_id, r.kind, r.lease_owner, r.lease_until_ms, b.uid FROM runs r JOIN batches b ON b.id = r.batch_id WHERE r.status = 'running'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut n = 0;
+        for (run_id, batch_id, kind, owner, until, uid) in rows {
+            let gone = until.is_none_or(|u| u <= now) || owner.as_deref().is_none_or(&is_dead);
+            if !gone {
+                continue;
+            }
+            n += 1;
+            sqlx::query("UPDATE runs SET status = 'failed', lease_owner = NULL, lease_until_ms = NULL, finished_at_ms = ? WHERE id = ?")
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+            let status = if kind == "rollback" {
+                "rollback_failed"
+            } else {
+                "failed"
+            };
+            sqlx::query("UPDATE batches SET status = ?, updated_at_ms = ? WHERE id = ? AND status IN ('running', 'rolling_back')")
+                .bind(status)
+                .bind(now)
+                .bind(batch_id)
+                .execute(&mut *tx)
+                .await?;
+            audit_in(
+                &mut tx,
+                "system",
+                &format!("batch.{kind}"),
+                &format!("batch:{uid}"),
+                "interrupted",
+                "the process running it stopped; run it again to resume from the journal",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// A step's result, its ledger change and its access-key change in one
+    /// transaction: a crash leaves all of them or none.
+    pub async fn finish_step(
+        &self,
+        batch_id: i64,
+        seq: i64,
+        u: StepUpdate,
+        ledger: Option<LedgerWrite>,
+        access: Option<AccessWrite>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        update_step_in(&mut tx, batch_id, seq, &u).await?;
+        match ledger {
+            Some(LedgerWrite::Record(e)) => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO ledger (host_id, kind, remote_id, batch_id, pack_id, provider_key, fingerprint, marker, spec_json, desired_json, observed_digest, status, created_at_ms, updated_at_ms)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)
+                     ON CONFLICT (host_id, kind, remote_id) DO UPDATE SET
+                        status = 'active', desired_json = excluded.desired_json,
+                        observed_digest = excluded.observed_digest, updated_at_ms = excluded.updated_at_ms
+                     RETURNING id",
+                )
+                .bind(e.host_id)
+                .bind(&e.kind)
+                .bind(&e.remote_id)
+                .bind(e.batch_id)
+                .bind(&e.pack_id)
+                .bind(&e.provider_key)
+                .bind(&e.fingerprint)
+                .bind(&e.marker)
+                .bind(&e.spec_json)
+                .bind(&e.desired_json)
+                .bind(&e.observed_digest)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|err| super::conflict(err, "a live account for this key"))?;
+                sqlx::query(
+                    "INSERT INTO ledger_refs (ledger_id, batch_id, role) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(e.batch_id)
+                .bind(&e.role)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Some(LedgerWrite::Status { ledger_id, status }) => {
+                sqlx::query("UPDATE ledger SET status = ?, updated_at_ms = ? WHERE id = ?")
+                    .bind(status)
+                    .bind(now)
+                    .bind(ledger_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {}
+        }
+        match access {
+            Some(AccessWrite::Put {
+                host_id,
+                group,
+                remote_id,
+                sealed,
+                masked,
+            }) => {
+                sqlx::query(
+                    "INSERT INTO access_keys (host_id, group_name, remote_id, sealed, masked) VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (host_id, group_name) DO UPDATE SET remote_id = excluded.remote_id, sealed = excluded.sealed, masked = excluded.masked",
+                )
+                .bind(host_id)
+                .bind(group)
+                .bind(remote_id)
+                .bind(sealed)
+                .bind(masked)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Some(AccessWrite::Delete { host_id, group }) => {
+                sqlx::query("DELETE FROM access_keys WHERE host_id = ? AND group_name = ?")
+                    .bind(host_id)
+                    .bind(group)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks steps `sent` in one transaction, stamping the batch create's
+    /// key on them. Account steps whose key another batch on the same host
+    /// already imported (live ledger row) or is sending right now are not
+    /// marked: they are returned with the batch that has them, for the
+    /// caller to skip. (The write lock makes this check-and-mark atomic
+    /// across processes.)
+    pub async fn mark_sent(
+        &self,
+        batch_id: i64,
+        seqs: &[i64],
+        chunk_key: Option<&str>,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let mut taken = Vec::new();
+        for seq in seqs {
+            let other: Option<i64> = sqlx::query_scalar(
+                "SELECT COALESCE(
+                    (SELECT l.batch_id FROM ledger l, batches b
+                      WHERE b.id = s.batch_id AND l.host_id = b.host_id AND l.kind = 'account'
+                        AND l.provider_key = b.provider_key AND l.fingerprint = s.fingerprint
+                        AND l.status = 'active' AND l.batch_id <> s.batch_id LIMIT 1),
+                    (SELECT o.batch_id FROM steps o, batches ob, batches b
+                      WHERE b.id = s.batch_id AND o.batch_id = ob.id AND ob.host_id = b.host_id
+                        AND ob.provider_key = b.provider_key AND o.kind = 'account'
+                        AND o.fingerprint = s.fingerprint AND o.batch_id <> s.batch_id
+                        AND o.state = 'sent' LIMIT 1))
+                 FROM steps s WHERE s.batch_id = ? AND s.seq = ? AND s.kind = 'account'",
+            )
+            .bind(batch_id)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+            if let Some(other) = other {
+                taken.push((*seq, other));
+                continue;
+            }
+            sqlx::query(
+                "UPDATE steps SET state = 'sent', error = '', error_kind = '', chunk_key = COALESCE(?, chunk_key),
+                    started_at_ms = COALESCE(started_at_ms, ?)
+                 WHERE batch_id = ? AND seq = ?",
+            )
+            .bind(chunk_key)
+            .bind(now)
+            .bind(batch_id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    /// The steps of a batch that were sent in one batch create.
+    pub async fn chunk_steps(
+        &self,
+        batch_id: i64,
+        chunk_key: &str,
+    ) -> Result<Vec<StepRow>, StoreError> {
+        let rows: Vec<StepRecord> = sqlx::query_as(&format!(
+            "SELECT {STEP_COLS} FROM steps WHERE batch_id = ? AND chunk_key = ? ORDER BY seq"
+        ))
+        .bind(batch_id)
+        .bind(chunk_key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(super::imports::step_row).collect()
+    }
+
+    /// The ledger objects a batch uses (any status), with the other live
+    /// batches that use them too.
+    pub async fn ledger_for_batch(&self, batch_id: i64) -> Result<Vec<LedgerRow>, StoreError> {
+        let rows: Vec<LedgerRecord> = sqlx::query_as(
+            "SELECT l.id, l.host_id, l.kind, l.remote_id, l.batch_id, l.provider_key, l.fingerprint, l.marker,
+                    l.status, l.desired_json, l.observed_digest, r.role
+             FROM ledger l JOIN ledger_refs r ON r.ledger_id = l.id
+             WHERE r.batch_id = ? ORDER BY l.id",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let others: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT b.id, b.status FROM ledger_refs x JOIN batches b ON b.id = x.batch_id
+                 WHERE x.ledger_id = ? AND x.batch_id <> ? AND b.status NOT IN ('rolled_back', 'planned')
+                 ORDER BY b.id",
+            )
+            .bind(r.id)
+            .bind(batch_id)
+            .fetch_all(&self.pool)
+            .await?;
+            out.push(LedgerRow {
+                id: r.id,
+                host_id: r.host_id,
+                kind: r.kind,
+                remote_id: r.remote_id,
+                batch_id: r.batch_id,
+                provider_key: r.provider_key,
+                fingerprint: r.fingerprint,
+                marker: r.marker,
+                status: r.status,
+                desired_json: r.desired_json,
+                observed_digest: r.observed_digest,
+                role: r.role,
+                other_live_batches: others,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every live ledger object on a host (tests and drift).
+    pub async fn live_ledger(&self, host_id: i64) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT kind, remote_id FROM ledger WHERE host_id = ? AND status = 'active' ORDER BY id",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records that a batch uses an existing ledger object (a reused group).
+    pub async fn ledger_add_ref(
+        &self,
+        host_id: i64,
+        kind: &str,
+        remote_id: &str,
+        batch_id: i64,
+        role: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO ledger_refs (ledger_id, batch_id, role)
+             SELECT id, ?, ? FROM ledger WHERE host_id = ? AND kind = ? AND remote_id = ?
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(batch_id)
+        .bind(role)
+        .bind(host_id)
+        .bind(kind)
+        .bind(remote_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
