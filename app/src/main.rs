@@ -2,7 +2,7 @@
 //! router → serve; or one of the CLI commands.
 
 use anyhow::{anyhow, Context};
-use app::server::cli::{Cli, Command, UserCommand};
+use app::server::cli::{BatchCommand, Cli, Command, UserCommand};
 use app::server::config::Config;
 use app::server::state::AppState;
 use clap::Parser;
@@ -220,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(username = %op.username, role = %op.role, "operator created");
             Ok(())
         }
+        Command::Batch { command } => batch(&config, command).await,
         Command::FakeHost {
             profile,
             compliance_required,
@@ -227,4 +228,41 @@ async fn main() -> anyhow::Result<()> {
             models_cache_ttl_secs,
         } => fake_host(&profile, compliance_required, port, models_cache_ttl_secs).await,
     }
+}
+
+async fn batch(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
+    use provisioning_core::model::BatchStatus;
+    let core = open_core(config).await?;
+    let (id, status, wanted) = match command {
+        BatchCommand::Apply { id, actor } => {
+            let opts = provisioning_core::ops::ApplyOptions {
+                models_cache_wait: std::time::Duration::from_secs(config.models_cache_wait_secs),
+                ..Default::default()
+            };
+            let s = core
+                .apply_batch(&actor, id, opts)
+                .await
+                .map_err(|e| anyhow!("batch {id}: {e}"))?;
+            (id, s, BatchStatus::Succeeded)
+        }
+        BatchCommand::Rollback { id, force, actor } => {
+            let s = core
+                .rollback_batch(&actor, id, force)
+                .await
+                .map_err(|e| anyhow!("batch {id}: {e}"))?;
+            (id, s, BatchStatus::RolledBack)
+        }
+    };
+    let access = core
+        .batch_view(id)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .access_status;
+    let line = serde_json::json!({"batch": id, "status": status.as_str(), "access_status": access.as_str()});
+    writeln!(std::io::stdout(), "{line}")?;
+    std::io::stdout().flush()?;
+    if status != wanted {
+        std::process::exit(3);
+    }
+    Ok(())
 }

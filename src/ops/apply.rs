@@ -1184,8 +1184,11 @@ impl Core {
             StepKind::AccountTest | StepKind::Readiness | StepKind::Remove | StepKind::Pause => {
                 true
             }
+            // The top-up re-reads the balance first and adds only what is
+            // missing: a resend after a lost answer adds nothing.
+            StepKind::Balance => true,
             // Idempotency-Key routes.
-            StepKind::Account | StepKind::Balance | StepKind::UserKey => ctx.idempotent_host,
+            StepKind::Account | StepKind::UserKey => ctx.idempotent_host,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `user create`, `demo`,
+//! The command line: `serve` (default), `migrate`, `user create`, `batch
+//! apply|rollback`, `demo`,
 //! and `fake-host` (a fake Sub2API host for end-to-end tests).
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,13 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Apply or roll back a planned batch from the command line (cron, CI).
+    /// Prints the outcome as JSON on one line; exits 0 when the batch ended
+    /// as asked (`succeeded`, `rolled_back`), 3 when it ended otherwise.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
     /// Serve the dashboard with a fake Sub2API host and a fake DeepSeek-like
     /// upstream on loopback, already registered, to click through.
     Demo,
@@ -40,6 +48,27 @@ pub enum Command {
         /// Lifetime of the fake host's `/v1/models` cache (the real host: 15 s).
         #[arg(long, default_value_t = 15)]
         models_cache_ttl_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Apply (or resume) a batch through its journal.
+    Apply {
+        /// The batch number.
+        id: i64,
+        /// The name recorded in the audit log.
+        #[arg(long, default_value = "cli")]
+        actor: String,
+    },
+    /// Roll a batch back (or resume its rollback).
+    Rollback {
+        id: i64,
+        /// Also remove objects changed on the host since apply.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, default_value = "cli")]
+        actor: String,
     },
 }
 

@@ -2,6 +2,7 @@
 //! SQLite file, talking to a fake Sub2API host over HTTP.
 
 mod auth;
+mod crash;
 mod hosts;
 mod imports;
 mod secrets;
