@@ -228,10 +228,32 @@ fn render_html(
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2>Timeline</h2><table><tr><th>#</th><th>Step</th><th>State</th><th>Remote id</th><th>Started</th><th>Finished</th><th>Request / response</th></tr>");
+    h.push_str("<h2>Runs</h2><table><tr><th>Run</th><th>Kind</th><th>Status</th><th>Who</th><th>Started</th><th>Finished</th></tr>");
+    for r in &b.runs {
+        h.push_str(&format!(
+            "<tr class=\"run\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r.id,
+            r.kind.as_str(),
+            esc(&r.status),
+            esc(&r.actor),
+            format_ms(r.created_at_ms),
+            r.finished_at_ms.map(format_ms).unwrap_or_default()
+        ));
+    }
+    h.push_str("</table>");
+    let run_kind = |id: i64| {
+        b.runs
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.kind.as_str())
+            .unwrap_or("")
+    };
+    h.push_str("<h2>Timeline</h2><table><tr><th>Run</th><th>#</th><th>Step</th><th>State</th><th>Remote id</th><th>Started</th><th>Finished</th><th>Request / response</th></tr>");
     for s in &b.steps {
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre><pre>{}</pre>{}</td></tr>",
+            "<tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre><pre>{}</pre>{}</td></tr>",
+            run_kind(s.run_id),
+            s.run_id,
             s.seq,
             esc(&s.target),
             s.state.as_str(),

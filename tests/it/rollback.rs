@@ -37,11 +37,15 @@ fn snapshot(w: &World) -> Vec<String> {
 
 /// An unmanaged group with an account on it, as another operator left them.
 fn add_unmanaged(w: &World) {
+    add_unmanaged_named(w, "someone-elses");
+}
+
+fn add_unmanaged_named(w: &World, name: &str) {
     w.host.with_state(|s| {
         let gid = s.id();
         s.groups.push(fakehost::Group {
             id: gid,
-            name: "someone-elses".into(),
+            name: name.into(),
             description: "made by hand".into(),
             platform: "openai".into(),
             rate_multiplier: 1.0,
@@ -55,7 +59,7 @@ fn add_unmanaged(w: &World) {
         let aid = s.id();
         s.accounts.push(fakehost::Account {
             id: aid,
-            name: "rm-ds-handmade".into(),
+            name: format!("rm-ds-{name}"),
             notes: None,
             platform: "openai".into(),
             kind: "apikey".into(),
@@ -132,6 +136,10 @@ async fn apply_then_rollback_returns_the_host_to_its_prior_snapshot_in_both_mode
                 .is_none());
             let v = w.view(id).await;
             assert_eq!(v.runs.len(), 2, "an apply run and a rollback run");
+            // The evidence keeps both runs.
+            let bundle = w.ctx.core.export_bundle("alice", id).await.unwrap();
+            assert!(bundle.json.contains("\"kind\": \"rollback\""));
+            assert!(bundle.html.contains("<td>rollback</td>"));
             // Applying it again is refused; a new plan can import the keys again.
             assert!(w.ctx.core.apply_batch("alice", id, fast()).await.is_err());
             let again = w.plan(&keys(n), mode).await;
@@ -423,4 +431,82 @@ async fn the_accounts_of_failed_keys_can_be_paused_and_resumed() {
     );
     assert!(schedulable(&w).iter().all(|(_, s)| *s));
     assert_eq!(w.view(id).await.runs.len(), 3);
+}
+
+/// A small seeded generator for the property test below.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// For random key sets, modes, unmanaged objects and one or two batches
+/// sharing a group, applied and then rolled back in a random order: the
+/// host returns to its exact prior snapshot, and while one batch is rolled
+/// back the other stays ready.
+#[tokio::test]
+async fn property_apply_then_rollback_in_any_order_restores_the_host() {
+    let mut rng = Rng(0x2026_1201_beef);
+    for case in 0..10 {
+        let w = world(Profile::V0_1_179).await;
+        for i in 0..rng.below(3) {
+            add_unmanaged_named(&w, &format!("foreign-{i}"));
+        }
+        let before = snapshot(&w);
+        let mode = if rng.below(2) == 0 {
+            AccessMode::SelfService
+        } else {
+            AccessMode::Subscription
+        };
+        let all = keys(12);
+        let mut batches = Vec::new();
+        let mut start = 0;
+        for _ in 0..1 + rng.below(2) {
+            let n = 1 + rng.below(5) as usize;
+            let id = w.plan(&all[start..start + n], mode).await;
+            start += n;
+            assert_eq!(
+                w.ctx.core.apply_batch("alice", id, fast()).await.unwrap(),
+                BatchStatus::Succeeded,
+                "case {case}"
+            );
+            batches.push(id);
+        }
+        if batches.len() == 2 && rng.below(2) == 0 {
+            batches.reverse();
+        }
+        for (i, id) in batches.iter().enumerate() {
+            assert_eq!(
+                w.ctx
+                    .core
+                    .rollback_batch("alice", *id, false)
+                    .await
+                    .unwrap(),
+                BatchStatus::RolledBack,
+                "case {case}"
+            );
+            if let Some(other) = batches.get(i + 1) {
+                assert_eq!(
+                    w.ctx
+                        .core
+                        .apply_batch("alice", *other, fast())
+                        .await
+                        .unwrap(),
+                    BatchStatus::Succeeded,
+                    "case {case}: the other batch stays ready"
+                );
+            }
+        }
+        assert_eq!(
+            snapshot(&w),
+            before,
+            "case {case} ({mode:?}, {} batches)",
+            batches.len()
+        );
+    }
 }
