@@ -9,7 +9,9 @@ use clap::Parser;
 use leptos::config::LeptosOptions;
 use provisioning_core::model::Role;
 use provisioning_core::ops::Core;
-use provisioning_core::secrets::{load_or_create_master_key, Cipher, MasterKeySource, Secret};
+use provisioning_core::secrets::{
+    load_or_create_master_key, Cipher, MasterKey, MasterKeySource, Secret,
+};
 use provisioning_core::store::Store;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -49,10 +51,19 @@ async fn open_core(config: &Config) -> anyhow::Result<Core> {
     let store = Store::open(&config.database)
         .await
         .with_context(|| format!("database {}", config.database.display()))?;
-    Ok(Core {
+    let previous = config
+        .previous_master_keys
+        .iter()
+        .map(|k| MasterKey::parse(k.expose()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("DASHBOARD_MASTER_KEY_PREVIOUS: {e}"))?;
+    Core {
         store,
-        cipher: Cipher::new(&key, &[]),
-    })
+        cipher: Cipher::new(&key, &previous),
+    }
+    .with_keyring()
+    .await
+    .map_err(|e| anyhow!("keyring: {e} (is DASHBOARD_MASTER_KEY_PREVIOUS missing the key this database was created with?)"))
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {

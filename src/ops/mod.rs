@@ -54,6 +54,35 @@ pub enum OpError {
     Secret(#[from] SecretError),
 }
 
+impl Core {
+    /// Opens the store's keyring with the cipher: the fingerprint key is
+    /// read from it (stored on first start as the one derived from the
+    /// master key then, so existing fingerprints stay valid), and re-sealed
+    /// under the current master key after a rotation. Call once at start.
+    pub async fn with_keyring(self) -> Result<Core, OpError> {
+        const AAD: &str = "keyring/fingerprint";
+        let sealed = match self.store.keyring("fingerprint").await? {
+            Some(s) => s,
+            None => {
+                let s = self.cipher.seal(&self.cipher.fingerprint_key(), AAD);
+                self.store.put_keyring("fingerprint", &s, true).await?;
+                // Another process may have stored its own first: read back.
+                self.store.keyring("fingerprint").await?.unwrap_or(s)
+            }
+        };
+        let key = self.cipher.open(&sealed, AAD)?;
+        if self.cipher.sealed_with_previous(&sealed) {
+            self.store
+                .put_keyring("fingerprint", &self.cipher.seal(&key, AAD), false)
+                .await?;
+        }
+        Ok(Core {
+            cipher: self.cipher.with_fingerprint_key(&key)?,
+            store: self.store,
+        })
+    }
+}
+
 impl OpError {
     /// Whether the caller's input caused it (a 4xx).
     pub fn is_client_error(&self) -> bool {

@@ -251,6 +251,28 @@ impl Cipher {
         &self.current
     }
 
+    /// The fingerprint key in use, as a secret (hex) to keep in the keyring.
+    pub fn fingerprint_key(&self) -> Secret {
+        Secret(hex::encode(self.fingerprint_key))
+    }
+
+    /// Uses a stored fingerprint key (hex of 32 bytes) instead of the one
+    /// derived from the current master key, so fingerprints stay the same
+    /// when the master key rotates.
+    pub fn with_fingerprint_key(mut self, key: &Secret) -> Result<Self, SecretError> {
+        let raw = hex::decode(key.expose()).map_err(|_| SecretError::Malformed)?;
+        self.fingerprint_key = raw.try_into().map_err(|_| SecretError::Malformed)?;
+        Ok(self)
+    }
+
+    /// Whether `sealed` was sealed with a key other than the current one.
+    pub fn sealed_with_previous(&self, sealed: &str) -> bool {
+        sealed
+            .split(':')
+            .nth(1)
+            .is_some_and(|kid| kid != self.current)
+    }
+
     /// A keyed fingerprint of a secret (`fp1:` + 32 hex digits). Equal keys
     /// give equal fingerprints under the same master key; without the master
     /// key the fingerprint cannot be tested against guesses.

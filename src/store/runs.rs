@@ -553,3 +553,40 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 }
+
+impl Store {
+    /// A sealed keyring entry.
+    pub async fn keyring(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT sealed FROM keyring WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Stores a keyring entry; `only_if_absent` keeps an existing one (two
+    /// processes starting at once agree on the first one stored).
+    pub async fn put_keyring(
+        &self,
+        name: &str,
+        sealed: &str,
+        only_if_absent: bool,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let sql = if only_if_absent {
+            "INSERT INTO keyring (name, sealed, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING"
+        } else {
+            "INSERT INTO keyring (name, sealed, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at_ms = excluded.updated_at_ms"
+        };
+        sqlx::query(sql)
+            .bind(name)
+            .bind(sealed)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

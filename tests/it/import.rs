@@ -619,3 +619,73 @@ async fn a_batch_left_running_by_a_stopped_server_is_marked_failed_and_resumes()
     );
     assert_eq!(w.accounts_on_host(), 2);
 }
+
+#[tokio::test]
+async fn after_a_master_key_rotation_imported_keys_are_still_recognised() {
+    use provisioning_core::secrets::{Cipher, MasterKey};
+    let w = world(Profile::V0_1_179).await;
+    let old = MasterKey::generate();
+    let store = w.ctx.core.store.clone();
+    // The installation as it started: its keyring is created from `old`.
+    let before = provisioning_core::ops::Core {
+        store: store.clone(),
+        cipher: Cipher::new(&old, &[]),
+    }
+    .with_keyring()
+    .await
+    .unwrap();
+    // (The host's secrets were sealed by the test's own cipher: re-register
+    // it under this installation.)
+    let h = before
+        .create_host("alice", &crate::input_for(&w.host, "rotated"))
+        .await
+        .unwrap();
+    before.probe_host("alice", h.id).await.unwrap();
+    let req = |host_id| BatchRequest {
+        host_id,
+        pack_version_id: w.pack_version,
+        provider_key: "ds".into(),
+        mode: Some(AccessMode::SelfService),
+        keys_text: keys(3).join("\n"),
+    };
+    let id = before.plan_batch("alice", &req(h.id)).await.unwrap();
+    assert_eq!(
+        before.apply_batch("alice", id, fast()).await.unwrap(),
+        BatchStatus::Succeeded
+    );
+    // Rotate: a new master key, the old one kept for opening.
+    let new = MasterKey::generate();
+    let after = provisioning_core::ops::Core {
+        store: store.clone(),
+        cipher: Cipher::new(&new, &[old]),
+    }
+    .with_keyring()
+    .await
+    .unwrap();
+    let again = after.plan_batch("alice", &req(h.id)).await.unwrap();
+    let plan = after.batch_view(again).await.unwrap().plan;
+    assert_eq!(
+        plan.steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Account)
+            .count(),
+        0,
+        "every key is recognised as imported"
+    );
+    assert!(plan.skipped.iter().all(|s| s
+        .reason
+        .contains(&format!("already imported by batch #{id}"))));
+    // The keyring was re-sealed under the new key: the old one is no longer needed.
+    let only_new = provisioning_core::ops::Core {
+        store,
+        cipher: Cipher::new(&new, &[]),
+    }
+    .with_keyring()
+    .await
+    .unwrap();
+    let probe = provisioning_core::secrets::Secret::new(keys(1)[0].clone());
+    assert_eq!(
+        only_new.cipher.fingerprint(&probe),
+        before.cipher.fingerprint(&probe)
+    );
+}

@@ -21,6 +21,8 @@ pub struct Config {
     pub master_key_file: PathBuf,
     /// The key itself, when given in the environment (never logged).
     pub master_key_env: Option<String>,
+    /// Earlier master keys, still accepted for opening (a rotation).
+    pub previous_master_keys: Vec<provisioning_core::secrets::Secret>,
     /// Where the built front end (`pkg/`) and public assets are.
     pub site_root: String,
     pub public_url: Option<String>,
@@ -91,6 +93,15 @@ impl Config {
             database,
             master_key_file,
             master_key_env: var("DASHBOARD_MASTER_KEY"),
+            previous_master_keys: var("DASHBOARD_MASTER_KEY_PREVIOUS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(provisioning_core::secrets::Secret::new)
+                        .collect()
+                })
+                .unwrap_or_default(),
             site_root: var("DASHBOARD_SITE_ROOT")
                 .or_else(|| var("LEPTOS_SITE_ROOT"))
                 .unwrap_or_else(|| "target/site".into()),

@@ -105,7 +105,10 @@ async fn world(case: &Case, mode: AccessMode, seed: u64) -> World {
     let core = Core {
         store: Store::open(&dir.path().join("dashboard.db")).await.unwrap(),
         cipher: Cipher::new(&MasterKey::parse(&master_hex).unwrap(), &[]),
-    };
+    }
+    .with_keyring()
+    .await
+    .unwrap();
     let h = core
         .create_host(
             "crash",

@@ -87,6 +87,7 @@ impl TestApp {
             database: dir.path().join("app.db"),
             master_key_file: dir.path().join("master.key"),
             master_key_env: None,
+            previous_master_keys: Vec::new(),
             site_root: dir.path().display().to_string(),
             public_url: None,
             secure_cookies: SecureCookies::Never,
