@@ -6,12 +6,10 @@
 //! the call idempotent, else marked `unknown` for the operator — never
 //! blindly repeated.
 
-use super::import::{
-    account_marker, account_name, find_account, find_named, MANAGED_BY, MARKER_KEY,
-};
+use super::import::{MANAGED_BY, MARKER_KEY};
 use super::resource::Resource;
 use super::{Core, OpError};
-use crate::host::{HostClient, HostError, LoginOutcome};
+use crate::host::{HostClient, HostError};
 use crate::model::{
     AccessMode, AccessStatus, Action, BatchStatus, Pack, Plan, StepErrorKind, StepKind, StepState,
     Support,
@@ -141,21 +139,21 @@ fn ev(v: &Value) -> String {
 }
 
 /// Everything a step needs.
-struct Ctx {
-    batch: BatchRow,
-    plan: Plan,
-    pack: Pack,
-    client: HostClient,
-    probe_user: (String, Secret),
-    idempotent_host: bool,
-    batch_create: bool,
-    keys: HashMap<String, Secret>,
-    opts: ApplyOptions,
+pub(super) struct Ctx {
+    pub(super) batch: BatchRow,
+    pub(super) plan: Plan,
+    pub(super) pack: Pack,
+    pub(super) client: HostClient,
+    pub(super) probe_user: (String, Secret),
+    pub(super) idempotent_host: bool,
+    pub(super) batch_create: bool,
+    pub(super) keys: HashMap<String, Secret>,
+    pub(super) opts: ApplyOptions,
     /// The run being executed.
-    run_id: i64,
+    pub(super) run_id: i64,
     /// Steps this run marked `sent`: their outcome is settled by a later
     /// run (lookup first), never by a second send in this one.
-    sent_now: Mutex<HashSet<i64>>,
+    pub(super) sent_now: Mutex<HashSet<i64>>,
 }
 
 impl Ctx {
@@ -172,7 +170,7 @@ impl Ctx {
 
 /// A step's outcome: the remote id and the (redacted) evidence.
 #[derive(Default)]
-pub(crate) struct Outcome {
+pub(super) struct Outcome {
     pub remote_id: String,
     pub request: String,
     pub response: String,
@@ -189,7 +187,7 @@ pub(crate) struct Outcome {
 
 /// Why a step did not succeed, typed (see [`StepErrorKind`]).
 #[derive(Debug)]
-pub(crate) struct StepFail {
+pub(super) struct StepFail {
     pub kind: StepErrorKind,
     pub message: String,
     /// Set when the object exists on the host despite the failure.
@@ -228,7 +226,12 @@ impl StepFail {
     }
 
     /// The object `id` exists but did not read back as wanted.
-    fn read_back(id: i64, message: String, desired: &Value, observed: Option<&Value>) -> StepFail {
+    pub(super) fn read_back(
+        id: i64,
+        message: String,
+        desired: &Value,
+        observed: Option<&Value>,
+    ) -> StepFail {
         StepFail {
             kind: StepErrorKind::ReadBack,
             message,
@@ -645,61 +648,6 @@ impl Core {
         self.step(ctx, s, Some(group_id)).await
     }
 
-    /// The create request of an account step (the key in clear: it goes to
-    /// the host only; evidence keeps the redacted form).
-    fn account_body(&self, ctx: &Ctx, s: &StepRow, gid: i64) -> Result<Value, StepFail> {
-        let plan = &ctx.plan;
-        let provider = ctx
-            .pack
-            .providers
-            .get(&plan.provider_key)
-            .ok_or("the provider left the pack")?;
-        let fp = s.fingerprint.clone().ok_or("no key fingerprint")?;
-        let key = ctx
-            .keys
-            .get(&fp)
-            .ok_or("the key is missing from the batch")?;
-        let native = plan.platform != "openai";
-        let base = if native {
-            provider
-                .native_base_url
-                .clone()
-                .unwrap_or_else(|| provider.base_url.clone())
-        } else {
-            provider.base_url.clone()
-        };
-        let mapping: serde_json::Map<String, Value> = provider
-            .models
-            .iter()
-            .map(|(m, pm)| {
-                (
-                    m.clone(),
-                    Value::String(pm.upstream.clone().unwrap_or_else(|| m.clone())),
-                )
-            })
-            .collect();
-        let mut credentials =
-            json!({"api_key": key.expose(), "base_url": base, "model_mapping": mapping});
-        if native {
-            credentials["account_mode"] = json!("payg");
-            credentials["api_protocol"] = json!("chat_completions");
-        }
-        let mut extra = json!({MARKER_KEY: s.marker});
-        if !native {
-            extra["openai_responses_mode"] = json!("force_chat_completions");
-        }
-        Ok(json!({
-            "name": account_name(&plan.provider_key, &fp),
-            "notes": format!("{MANAGED_BY}. pack {}/{}, batch {}", plan.pack_id, plan.provider_key, ctx.batch.uid),
-            "platform": plan.platform,
-            "type": "apikey",
-            "credentials": credentials,
-            "extra": extra,
-            "group_ids": [gid],
-            "concurrency": 0,
-        }))
-    }
-
     async fn account_chunk_limited(
         &self,
         permits: &tokio::sync::Semaphore,
@@ -755,7 +703,7 @@ impl Core {
         let mut bodies = Vec::new();
         let mut sendable = Vec::new();
         for s in todo {
-            match self.account_body(ctx, &s, gid) {
+            match super::kinds::account_body(ctx, &s, gid) {
                 Ok(b) => {
                     bodies.push(b);
                     sendable.push(s);
@@ -873,7 +821,7 @@ impl Core {
         // The original set, in the original order, under the original key.
         let mut bodies = Vec::new();
         for s in &members {
-            match self.account_body(ctx, s, gid) {
+            match super::kinds::account_body(ctx, s, gid) {
                 Ok(b) => bodies.push(b),
                 Err(f) => {
                     for s in &remaining {
@@ -991,7 +939,7 @@ impl Core {
                 .await?;
                 continue;
             };
-            if let Err(f) = check_account(ctx, id, body, item) {
+            if let Err(f) = super::kinds::check_account(ctx, id, body, item) {
                 self.fail(ctx, s, f).await?;
                 continue;
             }
@@ -1026,7 +974,7 @@ impl Core {
                 .mark_unknown(ctx, s, "found on the host by its marker, but without an id")
                 .await;
         };
-        let desired = self.account_body(ctx, s, gid).ok();
+        let desired = super::kinds::account_body(ctx, s, gid).ok();
         self.finish(
             ctx,
             s,
@@ -1329,141 +1277,82 @@ impl Core {
         s: &StepRow,
         group_id: Option<i64>,
     ) -> Result<Option<(String, Outcome)>, HostError> {
-        let c = &ctx.client;
-        let g = &ctx.plan.group_name;
+        let Some(k) = super::kinds::managed(s.kind) else {
+            return Ok(None);
+        };
         let gid = group_id.unwrap_or(0);
-        let adopted = |id: String, desired: Option<Value>, observed: Option<Value>| Outcome {
-            remote_id: id,
-            response: "adopted: the last attempt's answer was lost; found on the host".into(),
-            desired,
-            observed,
-            role: "created",
-            ..Default::default()
-        };
-        let named = |path: &'static str, res: Resource| async move {
-            let Some((id, true)) = find_named(c, path, g).await? else {
-                return Ok::<_, HostError>(None);
+        Ok(k.find(self, ctx, s, gid).await?.map(|w| {
+            let id = w.id.to_string();
+            let o = Outcome {
+                remote_id: id.clone(),
+                response: "adopted: the last attempt's answer was lost; found on the host".into(),
+                desired: k.desired(self, ctx, s, gid).ok(),
+                observed: w.observed,
+                access: w.access,
+                role: "created",
+                ..Default::default()
             };
-            let observed = res.observe(c, &id.to_string(), None).await?;
-            Ok(Some((id, observed)))
-        };
-        Ok(match s.kind {
-            StepKind::Group => {
-                named("/api/v1/admin/groups", Resource::Group)
-                    .await?
-                    .map(|(id, o)| {
-                        (
-                            id.to_string(),
-                            adopted(id.to_string(), Some(self.group_body(ctx)), o),
-                        )
-                    })
-            }
-            StepKind::Channel => named("/api/v1/admin/channels", Resource::Channel)
-                .await?
-                .map(|(id, o)| {
-                    let want = self.channel_body(ctx, gid).ok();
-                    (id.to_string(), adopted(id.to_string(), want, o))
-                }),
-            StepKind::Account => {
-                let fp = s.fingerprint.clone().unwrap_or_default();
-                let found = find_account(
-                    c,
-                    &account_name(&ctx.plan.provider_key, &fp),
-                    &account_marker(&ctx.plan.pack_id, &ctx.plan.provider_key, &fp),
-                )
-                .await?;
-                found.and_then(|a| {
-                    let id = a.get("id")?.as_i64()?.to_string();
-                    let want = self.account_body(ctx, s, gid).ok();
-                    Some((id.clone(), adopted(id, want, Some(a))))
-                })
-            }
-            StepKind::UserKey => {
-                let uid = self.user_id(ctx).await?;
-                let name = format!("rm-{g}");
-                user_key_on_host(c, uid, &name, group_id)
-                    .await?
-                    .map(|(id, key, seen)| {
-                        let mut o = adopted(
-                            id.to_string(),
-                            Some(json!({"name": name, "group_id": gid})),
-                            Some(seen),
-                        );
-                        o.access = Some(self.access_put(ctx, id, &key));
-                        (id.to_string(), o)
-                    })
-            }
-            StepKind::Balance
-            | StepKind::Subscription
-            | StepKind::AccountTest
-            | StepKind::Readiness
-            | StepKind::Remove
-            | StepKind::Pause => None,
-        })
-    }
-
-    /// The probe user's key for the batch's group, sealed for storage.
-    fn access_put(&self, ctx: &Ctx, id: i64, key: &Secret) -> AccessWrite {
-        let aad = format!("access/{}/{}", ctx.batch.host_id, ctx.plan.group_name);
-        AccessWrite::Put {
-            host_id: ctx.batch.host_id,
-            group: ctx.plan.group_name.clone(),
-            remote_id: id.to_string(),
-            sealed: self.cipher.seal(key, &aad),
-            masked: key.masked(),
-        }
-    }
-
-    async fn user_id(&self, ctx: &Ctx) -> Result<i64, HostError> {
-        super::rollback::user_id(&ctx.client, &ctx.probe_user.0).await
-    }
-
-    /// The group the plan wants.
-    fn group_body(&self, ctx: &Ctx) -> Value {
-        let plan = &ctx.plan;
-        let sub = plan.mode == AccessMode::Subscription;
-        let t = ctx
-            .pack
-            .providers
-            .get(&plan.provider_key)
-            .map(|p| p.group.clone())
-            .unwrap_or_default();
-        json!({
-            "name": plan.group_name,
-            "description": format!("{MANAGED_BY} ({}/{})", plan.pack_id, plan.provider_key),
-            "platform": plan.platform,
-            "rate_multiplier": t.rate_multiplier,
-            "subscription_type": if sub { "subscription" } else { "standard" },
-            "daily_limit_usd": t.daily_limit_usd.unwrap_or(0.0),
-            "weekly_limit_usd": t.weekly_limit_usd.unwrap_or(0.0),
-            "monthly_limit_usd": t.monthly_limit_usd.unwrap_or(0.0),
-        })
-    }
-
-    /// The channel the plan wants: the pack's prices scoped to the platform.
-    fn channel_body(&self, ctx: &Ctx, gid: i64) -> Result<Value, StepFail> {
-        let plan = &ctx.plan;
-        let provider = ctx
-            .pack
-            .providers
-            .get(&plan.provider_key)
-            .ok_or("the provider left the pack")?;
-        let pricing: Vec<Value> = plan
-            .prices
-            .iter()
-            .map(|(m, input, output)| {
-                let cache = provider.models.get(m).and_then(|pm| pm.price.cache_read.and_then(|c| ctx.pack.usd_per_token(c, pm.price.currency)));
-                json!({"platform": plan.platform, "models": [m], "billing_mode": "token", "input_price": input, "output_price": output, "cache_read_price": cache})
-            })
-            .collect();
-        Ok(json!({
-            "name": plan.channel_name,
-            "description": format!("{MANAGED_BY} ({}/{})", plan.pack_id, plan.provider_key),
-            "group_ids": [gid],
-            "model_pricing": pricing,
-            "billing_model_source": provider.channel.billing_model_source,
-            "restrict_models": provider.channel.restrict_models,
+            (id, o)
         }))
+    }
+
+    /// Writes a managed object: the body the plan wants, the call, the
+    /// read-back and its check, the same for every kind.
+    async fn write_managed(
+        &self,
+        ctx: &Ctx,
+        s: &StepRow,
+        k: &dyn super::kinds::Managed,
+        gid: i64,
+    ) -> Result<Outcome, StepFail> {
+        let body = k.desired(self, ctx, s, gid)?;
+        let w = k.write(self, ctx, s, &body).await?;
+        if w.unmanaged {
+            return Ok(Outcome {
+                request: ev(&body),
+                response: w.note.unwrap_or_default(),
+                ..Default::default()
+            });
+        }
+        let back = match w.observed {
+            Some(v) => v,
+            None => {
+                let owner = match k.resource() {
+                    Resource::UserKey | Resource::Subscription => {
+                        Some(super::kinds::owner(ctx).await.map_err(|e| {
+                            StepFail::read_back(w.id, format!("read-back: {e}"), &body, None)
+                        })?)
+                    }
+                    _ => None,
+                };
+                k.resource()
+                    .observe(&ctx.client, &w.id.to_string(), owner)
+                    .await
+                    .map_err(|e| StepFail::read_back(w.id, format!("read-back: {e}"), &body, None))?
+                    .ok_or_else(|| {
+                        StepFail::read_back(
+                            w.id,
+                            format!(
+                                "read-back: {} {} is not on the host",
+                                k.resource().as_str(),
+                                w.id
+                            ),
+                            &body,
+                            None,
+                        )
+                    })?
+            }
+        };
+        k.verify(ctx, w.id, &body, &back)?;
+        Ok(Outcome {
+            remote_id: w.id.to_string(),
+            request: ev(&body),
+            response: w.note.unwrap_or_else(|| ev(&back)),
+            desired: Some(body),
+            observed: Some(back),
+            access: w.access,
+            role: "created",
+        })
     }
 
     /// Makes the call of a step. `Err` says why, typed.
@@ -1482,133 +1371,12 @@ impl Core {
             .ok_or("the provider left the pack")?;
         let gid = group_id.unwrap_or(0);
         let e = StepFail::host;
+        if let Some(k) = super::kinds::managed(s.kind) {
+            return self.write_managed(ctx, s, k, gid).await;
+        }
         match s.kind {
-            StepKind::Group => {
-                let body = self.group_body(ctx);
-                let id = create_unique(
-                    c,
-                    "/api/v1/admin/groups",
-                    &body,
-                    "GROUP_EXISTS",
-                    &plan.group_name,
-                )
-                .await?;
-                let back = c
-                    .admin_get(&format!("/api/v1/admin/groups/{id}"))
-                    .await
-                    .map_err(|err| {
-                        StepFail::read_back(id, format!("read-back: {err}"), &body, None)
-                    })?;
-                if back.get("platform").and_then(Value::as_str) != Some(plan.platform.as_str()) {
-                    return Err(StepFail::read_back(
-                        id,
-                        format!(
-                            "read-back: group {id} has platform {}, expected {}",
-                            back["platform"], plan.platform
-                        ),
-                        &body,
-                        Some(&back),
-                    ));
-                }
-                Ok(Outcome {
-                    remote_id: id.to_string(),
-                    request: ev(&body),
-                    response: ev(&back),
-                    desired: Some(body),
-                    observed: Some(back),
-                    role: "created",
-                    ..Default::default()
-                })
-            }
-            StepKind::Channel => {
-                let body = self.channel_body(ctx, gid)?;
-                let existing = s.remote_id.clone().filter(|_| s.action == Action::Update);
-                let v = match existing {
-                    Some(id) => c
-                        .admin(
-                            "PUT",
-                            &format!("/api/v1/admin/channels/{id}"),
-                            Some(&body),
-                            None,
-                        )
-                        .await
-                        .map_err(e)?,
-                    None => {
-                        json!({"id": create_unique(c, "/api/v1/admin/channels", &body, "CHANNEL_EXISTS", &plan.channel_name).await?})
-                    }
-                };
-                let id = v.get("id").and_then(Value::as_i64).ok_or_else(|| {
-                    StepFail::new(StepErrorKind::MaybeSent, "the host returned no channel id")
-                })?;
-                let back = c
-                    .admin_get(&format!("/api/v1/admin/channels/{id}"))
-                    .await
-                    .map_err(|err| {
-                        StepFail::read_back(id, format!("read-back: {err}"), &body, None)
-                    })?;
-                let platforms_ok = back
-                    .get("model_pricing")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ps| {
-                        ps.iter().all(|p| {
-                            p.get("platform").and_then(Value::as_str)
-                                == Some(plan.platform.as_str())
-                        })
-                    });
-                if !platforms_ok {
-                    return Err(StepFail::read_back(
-                        id,
-                        format!(
-                            "read-back: channel {id} pricing is not scoped to {}",
-                            plan.platform
-                        ),
-                        &body,
-                        Some(&back),
-                    ));
-                }
-                Ok(Outcome {
-                    remote_id: id.to_string(),
-                    request: ev(&body),
-                    response: ev(&back),
-                    desired: Some(body),
-                    observed: Some(back),
-                    role: "created",
-                    ..Default::default()
-                })
-            }
-            StepKind::Account => {
-                let body = self.account_body(ctx, s, gid)?;
-                let v = c
-                    .admin(
-                        "POST",
-                        "/api/v1/admin/accounts",
-                        Some(&body),
-                        Some(&s.idempotency_key),
-                    )
-                    .await
-                    .map_err(e)?;
-                let id = v.get("id").and_then(Value::as_i64).ok_or_else(|| {
-                    StepFail::new(StepErrorKind::MaybeSent, "the host returned no account id")
-                })?;
-                let back = c
-                    .admin_get(&format!("/api/v1/admin/accounts/{id}"))
-                    .await
-                    .map_err(|err| {
-                        StepFail::read_back(id, format!("read-back: {err}"), &body, None)
-                    })?;
-                check_account(ctx, id, &body, &back)?;
-                Ok(Outcome {
-                    remote_id: id.to_string(),
-                    request: ev(&body),
-                    response: ev(&back),
-                    desired: Some(body),
-                    observed: Some(back),
-                    role: "created",
-                    ..Default::default()
-                })
-            }
             StepKind::Balance => {
-                let uid = self.user_id(ctx).await.map_err(e)?;
+                let uid = super::kinds::user_id(ctx).await.map_err(e)?;
                 let u = c
                     .admin_get(&format!("/api/v1/admin/users/{uid}"))
                     .await
@@ -1635,64 +1403,6 @@ impl Core {
                     request: ev(&body),
                     response: ev(&v),
                     ..Default::default()
-                })
-            }
-            StepKind::Subscription => {
-                let uid = self.user_id(ctx).await.map_err(e)?;
-                let body = json!({"user_id": uid, "group_id": gid, "validity_days": provider.group.validity_days, "notes": MANAGED_BY});
-                match c.admin("POST", "/api/v1/admin/subscriptions/assign", Some(&body), None).await {
-                    Ok(v) => Ok(Outcome { remote_id: v.get("id").and_then(Value::as_i64).map(|i| i.to_string()).unwrap_or_default(), request: ev(&body), response: ev(&v), desired: Some(body.clone()), observed: Some(v), role: "created", ..Default::default() }),
-                    Err(err) if err.code == "SUBSCRIPTION_ASSIGN_CONFLICT" => Ok(Outcome {
-                        request: ev(&body),
-                        response: format!("the user already has an active subscription to this group ({}); kept as it is", err.message),
-                        ..Default::default()
-                    }),
-                    Err(err) => Err(e(err)),
-                }
-            }
-            StepKind::UserKey => {
-                let uid = self.user_id(ctx).await.map_err(e)?;
-                let name = format!("rm-{}", plan.group_name);
-                let existing = user_key_on_host(c, uid, &name, Some(gid))
-                    .await
-                    .map_err(e)?;
-                let (id, key, seen) = match existing {
-                    Some(found) => found,
-                    None => {
-                        let jwt = match c.login(&ctx.probe_user.0, &ctx.probe_user.1).await.map_err(|err| StepFail::new(StepErrorKind::Rejected, format!("the probe user could not sign in: {err}")))? {
-                            LoginOutcome::Token(t) => t,
-                            LoginOutcome::Requires2fa => return Err(StepFail::new(StepErrorKind::Rejected, "the probe user has two-factor sign-in; remove it or use another probe user")),
-                        };
-                        let body = json!({"name": name, "group_id": gid});
-                        c.user_call(
-                            &jwt,
-                            "POST",
-                            "/api/v1/keys",
-                            Some(&body),
-                            Some(&s.idempotency_key),
-                        )
-                        .await
-                        .map_err(e)?;
-                        user_key_on_host(c, uid, &name, Some(gid))
-                            .await
-                            .map_err(e)?
-                            .ok_or_else(|| {
-                                StepFail::new(
-                                    StepErrorKind::MaybeSent,
-                                    "read-back: the new key is not listed for the user yet",
-                                )
-                            })?
-                    }
-                };
-                let want = json!({"name": name, "group_id": gid});
-                Ok(Outcome {
-                    remote_id: id.to_string(),
-                    request: ev(&want),
-                    response: format!("key {} bound to group {gid}", key.masked()),
-                    access: Some(self.access_put(ctx, id, &key)),
-                    desired: Some(want),
-                    observed: Some(seen),
-                    role: "created",
                 })
             }
             StepKind::AccountTest => {
@@ -1743,6 +1453,12 @@ impl Core {
             StepKind::Remove | StepKind::Pause => {
                 Err("not an apply step: rollback and pause runs execute it".into())
             }
+            // Written by `write_managed` above.
+            StepKind::Group
+            | StepKind::Channel
+            | StepKind::Account
+            | StepKind::UserKey
+            | StepKind::Subscription => Err("a managed object without its implementation".into()),
             StepKind::Readiness => {
                 let (_, sealed, _) = self
                     .store
@@ -1804,59 +1520,6 @@ impl Core {
     }
 }
 
-/// Creates a uniquely named object (group, channel). A resend after a crash
-/// meets the name already taken: the object of that name is adopted only if
-/// it is ours (one that appeared since the plan and is not ours is refused).
-async fn create_unique(
-    c: &HostClient,
-    path: &str,
-    body: &Value,
-    exists_code: &str,
-    name: &str,
-) -> Result<i64, StepFail> {
-    let v = match c.admin("POST", path, Some(body), None).await {
-        Ok(v) => v,
-        Err(err) if err.code == exists_code => {
-            match find_named(c, path, name).await.map_err(StepFail::host)? {
-                Some((id, true)) => json!({"id": id}),
-                Some((_, false)) => return Err(StepFail::new(StepErrorKind::Rejected, format!(
-                    "the host now has an object named `{name}` that this product did not create (it appeared after the plan); rename ours in the pack and re-plan"
-                ))),
-                None => return Err(StepFail::new(StepErrorKind::Rejected, format!("{exists_code} but no object named {name}"))),
-            }
-        }
-        Err(err) => return Err(StepFail::host(err)),
-    };
-    v.get("id").and_then(Value::as_i64).ok_or_else(|| {
-        StepFail::new(
-            StepErrorKind::MaybeSent,
-            format!("POST {path}: the host returned no id"),
-        )
-    })
-}
-
-/// Whether the account the host shows is the one we wanted: the smoke
-/// model is in its mapping. A mismatch is a read-back failure of an
-/// account that exists (ledgered, never created again).
-fn check_account(ctx: &Ctx, id: i64, body: &Value, back: &Value) -> Result<(), StepFail> {
-    let has_smoke = back
-        .pointer("/credentials/model_mapping")
-        .and_then(Value::as_object)
-        .is_some_and(|m| m.contains_key(&ctx.plan.smoke_model));
-    if has_smoke {
-        return Ok(());
-    }
-    Err(StepFail::read_back(
-        id,
-        format!(
-            "read-back: account {id} mapping lacks the smoke model {}",
-            ctx.plan.smoke_model
-        ),
-        body,
-        Some(back),
-    ))
-}
-
 /// Whether a failed step may be sent again: only when nothing of it
 /// exists on the host (a definite refusal, a local problem, a check).
 fn resendable(s: &StepRow) -> bool {
@@ -1869,34 +1532,4 @@ fn crash_in(ctx: &Ctx, steps: &[StepRow], point: CrashPoint) -> Option<i64> {
         .iter()
         .find(|s| ctx.opts.crash_at == Some((s.seq, point)))
         .map(|s| s.seq)
-}
-
-/// The probe user's key with this name (and group), as (id, full key,
-/// the key's representation without the key).
-async fn user_key_on_host(
-    c: &HostClient,
-    uid: i64,
-    name: &str,
-    group_id: Option<i64>,
-) -> Result<Option<(i64, Secret, Value)>, HostError> {
-    let v = c
-        .admin_get(&format!("/api/v1/admin/users/{uid}/api-keys?page_size=100"))
-        .await?;
-    Ok(v.get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|k| {
-            k.get("name").and_then(Value::as_str) == Some(name)
-                && (group_id.is_none() || k.get("group_id").and_then(Value::as_i64) == group_id)
-        })
-        .and_then(|k| {
-            let mut seen = k.clone();
-            seen.as_object_mut()?.remove("key");
-            Some((
-                k.get("id")?.as_i64()?,
-                Secret::new(k.get("key")?.as_str()?),
-                seen,
-            ))
-        }))
 }

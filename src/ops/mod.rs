@@ -6,6 +6,7 @@ mod bundle;
 mod diagnose;
 mod hosts;
 pub mod import;
+mod kinds;
 pub mod lease;
 mod operators;
 mod probe;
