@@ -1,10 +1,10 @@
--- Runs: a batch keeps every apply, rollback and pause it went through, each
--- with its own ordered steps. A run is claimed through its lease, so only
+-- Runs: a batch keeps every apply, rollback, pause and repair it went
+-- through, each with its own ordered steps. A run is claimed through its lease, so only
 -- one process drives it at a time and a dead holder's run can be taken over.
 CREATE TABLE runs (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     batch_id       INTEGER NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
-    kind           TEXT    NOT NULL CHECK (kind IN ('apply', 'rollback', 'pause')),
+    kind           TEXT    NOT NULL CHECK (kind IN ('apply', 'rollback', 'pause', 'repair')),
     status         TEXT    NOT NULL CHECK (status IN ('planned', 'running', 'done', 'failed')),
     actor          TEXT    NOT NULL,
     options_json   TEXT    NOT NULL DEFAULT '{}',

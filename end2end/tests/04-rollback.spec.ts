@@ -1,5 +1,5 @@
-// Rollback and pause, after the imports and the review: the accounts of the
-// exhausted key's batch are paused and resumed; the subscription batch is
+// Rollback and pause, after the imports and the review: the account of the
+// exhausted key's batch is paused, resumed, then removed; the subscription batch is
 // rolled back from its page (preview, a wrong confirmation refused, the
 // right one accepted, progress, rolled_back), and the host keeps nothing of
 // it.
@@ -14,7 +14,7 @@ async function hostItems(request: APIRequestContext, e: Env, what: string): Prom
 }
 
 test.describe.serial('rollback', () => {
-  test('the failed key\'s account is paused and resumed', async ({ page }, info) => {
+  test('the failed key\'s account is paused, resumed and removed', async ({ page }, info) => {
     const e = env(info);
     const errors = watchErrors(page);
     await signIn(page, e, ADMIN);
@@ -28,6 +28,16 @@ test.describe.serial('rollback', () => {
     await page.getByTestId('resume-failed').click();
     await expect(page.getByTestId('flash')).toContainText('Resumed 1 account(s)');
     expect((await hostItems(page.request, e, 'accounts?page_size=1000')).filter(a => !a.schedulable).length).toBe(0);
+    // Removing needs the box ticked; then only that account goes.
+    const before = (await hostItems(page.request, e, 'accounts?page_size=1000')).length;
+    await page.getByTestId('remove-failed-confirm').check();
+    await page.getByTestId('remove-failed').click();
+    await expect(page.getByTestId('flash')).toContainText('Removed 1 account(s)');
+    expect((await hostItems(page.request, e, 'accounts?page_size=1000')).length).toBe(before - 1);
+    await expect(page.locator('h3[data-run-kind=repair]')).toHaveCount(1);
+    // Nothing is left to pause or remove, so the actions are gone.
+    await expect(page.getByTestId('pause-failed')).toHaveCount(0);
+    await expect(page.locator('h1 [data-status=partially_succeeded]')).toBeVisible();
     expect(errors).toEqual([]);
   });
 

@@ -279,8 +279,10 @@ impl StepErrorKind {
 pub enum RunKind {
     Apply,
     Rollback,
-    /// Pause (or remove) the accounts whose keys failed.
+    /// Pause (or resume) the accounts whose keys failed.
     Pause,
+    /// Change objects to fix a batch (remove failed accounts; drift fixes).
+    Repair,
 }
 
 impl RunKind {
@@ -289,6 +291,7 @@ impl RunKind {
             RunKind::Apply => "apply",
             RunKind::Rollback => "rollback",
             RunKind::Pause => "pause",
+            RunKind::Repair => "repair",
         }
     }
 
@@ -297,6 +300,7 @@ impl RunKind {
             "apply" => RunKind::Apply,
             "rollback" => RunKind::Rollback,
             "pause" => RunKind::Pause,
+            "repair" => RunKind::Repair,
             _ => return None,
         })
     }
@@ -358,6 +362,9 @@ pub struct BatchView {
     pub plan: Plan,
     /// Every run, oldest first; the steps say which run they belong to.
     pub runs: Vec<RunView>,
+    /// Accounts whose test failed that are still on the host (what pause
+    /// and remove act on).
+    pub failed_live_accounts: i64,
     pub steps: Vec<StepView>,
     /// The newest diagnosis, when the batch was diagnosed.
     pub diagnosis: Option<DiagnosisReport>,

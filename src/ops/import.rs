@@ -687,6 +687,11 @@ impl Core {
         } else {
             Vec::new()
         };
+        let failed_live_accounts = if with_steps {
+            self.store.failed_live_accounts(b.id).await?
+        } else {
+            0
+        };
         let key_count = self.store.batch_keys(b.id).await?.len() as i64;
         let diagnosis = match self.store.latest_diagnosis(b.id).await? {
             Some(j) if with_steps => serde_json::from_str(&j).ok(),
@@ -710,6 +715,7 @@ impl Core {
             key_count,
             plan,
             runs,
+            failed_live_accounts,
             steps,
             diagnosis,
         })

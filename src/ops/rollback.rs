@@ -493,43 +493,7 @@ impl Core {
         batch_id: i64,
         schedulable: bool,
     ) -> Result<usize, OpError> {
-        let batch = self.batch_view(batch_id).await?;
-        if matches!(
-            batch.status,
-            BatchStatus::Running | BatchStatus::RollingBack | BatchStatus::RolledBack
-        ) {
-            return Err(OpError::Conflict(FieldError::new(
-                "batch",
-                format!("is {}: nothing to pause", batch.status.as_str()),
-            )));
-        }
-        // Keys whose account test failed, by fingerprint.
-        let failed: std::collections::HashSet<String> = self
-            .store
-            .steps(batch_id)
-            .await?
-            .into_iter()
-            .filter(|s| s.kind == StepKind::AccountTest && s.state == StepState::Failed)
-            .filter_map(|s| s.fingerprint)
-            .collect();
-        let live: Vec<LedgerRow> = self
-            .store
-            .ledger_for_batch(batch_id)
-            .await?
-            .into_iter()
-            .filter(|r| {
-                r.kind == "account"
-                    && r.status == "active"
-                    && r.fingerprint.as_ref().is_some_and(|fp| failed.contains(fp))
-            })
-            .collect();
-        if live.is_empty() {
-            return Err(FieldError::new(
-                "batch",
-                "has no account whose test failed that is still on the host",
-            )
-            .into());
-        }
+        let (batch, live) = self.failed_live_accounts(batch_id).await?;
         let steps: Vec<StepRow> = live
             .iter()
             .map(|r| StepRow {
@@ -629,6 +593,133 @@ impl Core {
             )
             .await?;
         Ok(n)
+    }
+}
+
+impl Core {
+    /// The batch and its live accounts whose account test failed.
+    async fn failed_live_accounts(
+        &self,
+        batch_id: i64,
+    ) -> Result<(crate::model::BatchView, Vec<LedgerRow>), OpError> {
+        let batch = self.batch_view(batch_id).await?;
+        if matches!(
+            batch.status,
+            BatchStatus::Planned
+                | BatchStatus::Running
+                | BatchStatus::RollingBack
+                | BatchStatus::RolledBack
+        ) {
+            return Err(OpError::Conflict(FieldError::new(
+                "batch",
+                format!(
+                    "is {}: its failed accounts cannot be changed now",
+                    batch.status.as_str()
+                ),
+            )));
+        }
+        // Keys whose account test failed, by fingerprint.
+        let failed: std::collections::HashSet<String> = self
+            .store
+            .steps(batch_id)
+            .await?
+            .into_iter()
+            .filter(|s| s.kind == StepKind::AccountTest && s.state == StepState::Failed)
+            .filter_map(|s| s.fingerprint)
+            .collect();
+        let live: Vec<LedgerRow> = self
+            .store
+            .ledger_for_batch(batch_id)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.kind == "account"
+                    && r.status == "active"
+                    && r.fingerprint.as_ref().is_some_and(|fp| failed.contains(fp))
+            })
+            .collect();
+        if live.is_empty() {
+            return Err(FieldError::new(
+                "batch",
+                "has no account whose test failed that is still on the host",
+            )
+            .into());
+        }
+        Ok((batch, live))
+    }
+
+    /// Deletes the accounts whose account test failed (a `repair` run
+    /// through the same journal as a rollback); the rest of the batch stays.
+    /// Returns how many were removed.
+    pub async fn remove_failed_accounts(
+        &self,
+        actor: &str,
+        batch_id: i64,
+    ) -> Result<usize, OpError> {
+        let (batch, live) = self.failed_live_accounts(batch_id).await?;
+        let steps: Vec<StepRow> = live
+            .iter()
+            .map(|r| StepRow {
+                seq: 0,
+                run_id: 0,
+                kind: StepKind::Remove,
+                action: Action::Delete,
+                target: format!("remove failed account #{}", r.remote_id),
+                fingerprint: r.fingerprint.clone(),
+                idempotency_key: String::new(),
+                marker: format!("ledger:{}:account", r.id),
+                state: StepState::Pending,
+                request_json: String::new(),
+                response_json: String::new(),
+                remote_id: Some(r.remote_id.clone()),
+                error: String::new(),
+                error_kind: String::new(),
+                chunk_key: None,
+                started_at_ms: None,
+                finished_at_ms: None,
+            })
+            .collect();
+        let run_id = self
+            .store
+            .insert_run(
+                batch_id,
+                "repair",
+                actor,
+                "{\"remove\":\"failed accounts\"}",
+                &steps,
+            )
+            .await?;
+        self.claim(run_id, "repaired").await?;
+        let ctx = self.run_ctx(batch_id).await?;
+        let removed = self
+            .with_lease(
+                run_id,
+                async {
+                    let mut n = 0;
+                    for s in self.store.run_steps(run_id).await? {
+                        n += usize::from(self.removal(&ctx, &s).await?);
+                    }
+                    Ok::<usize, OpError>(n)
+                },
+                |r| {
+                    Some(if matches!(r, Ok(n) if *n == live.len()) {
+                        "done"
+                    } else {
+                        "failed"
+                    })
+                },
+            )
+            .await??;
+        self.store
+            .audit(
+                actor,
+                "batch.remove_failed",
+                &format!("batch:{}", batch.uid),
+                "ok",
+                &format!("{removed} of {} accounts", live.len()),
+            )
+            .await?;
+        Ok(removed)
     }
 }
 

@@ -519,6 +519,20 @@ impl Store {
         Ok(out)
     }
 
+    /// How many of the batch's accounts whose test failed are still live.
+    pub async fn failed_live_accounts(&self, batch_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger l JOIN ledger_refs r ON r.ledger_id = l.id
+             WHERE r.batch_id = ? AND l.kind = 'account' AND l.status = 'active'
+               AND l.fingerprint IN (SELECT fingerprint FROM steps
+                                     WHERE batch_id = ? AND kind = 'account_test' AND state = 'failed')",
+        )
+        .bind(batch_id)
+        .bind(batch_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Every live ledger object on a host (tests and drift).
     pub async fn live_ledger(&self, host_id: i64) -> Result<Vec<(String, String)>, StoreError> {
         Ok(sqlx::query_as(

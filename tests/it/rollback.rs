@@ -431,6 +431,35 @@ async fn the_accounts_of_failed_keys_can_be_paused_and_resumed() {
     );
     assert!(schedulable(&w).iter().all(|(_, s)| *s));
     assert_eq!(w.view(id).await.runs.len(), 3);
+    // Removing them deletes only that account; the batch stays ready.
+    assert_eq!(
+        w.ctx
+            .core
+            .remove_failed_accounts("alice", id)
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<i64> = schedulable(&w).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(left.len(), 2);
+    assert!(!left.contains(&failed_id));
+    assert_eq!(w.ledger_accounts().await, 2);
+    assert!(
+        w.ctx
+            .core
+            .remove_failed_accounts("alice", id)
+            .await
+            .is_err(),
+        "nothing left to remove"
+    );
+    let v = w.view(id).await;
+    assert_eq!(v.status, BatchStatus::PartiallySucceeded);
+    // A rollback afterwards removes the rest.
+    assert_eq!(
+        w.ctx.core.rollback_batch("alice", id, false).await.unwrap(),
+        BatchStatus::RolledBack
+    );
+    assert_eq!(w.accounts_on_host(), 0);
 }
 
 /// A small seeded generator for the property test below.

@@ -804,6 +804,14 @@ pub async fn batch_action(
                 state.core.start_apply(&actor, id, opts).await?;
                 Ok("Applying: every step appears below as it completes.".to_string())
             }
+            "remove_failed" => {
+                let actor = allowed(&state, &ctx, Role::Operator, "batch.remove_failed", &format!("batch:{id}")).await?;
+                if get(&form, "confirm") != "yes" {
+                    return Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("confirm", "tick the box to confirm: the failed accounts are deleted from the host")));
+                }
+                let n = state.core.remove_failed_accounts(&actor, id).await?;
+                Ok(format!("Removed {n} account(s) whose key failed from the host."))
+            }
             "pause_failed" | "resume_failed" => {
                 let pause = get(&form, "action") == "pause_failed";
                 let what = if pause { "batch.pause_failed" } else { "batch.resume_failed" };

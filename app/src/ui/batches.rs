@@ -8,7 +8,7 @@ use crate::page::page_ctx;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use provisioning_core::model::{
-    AccessStatus, Action, BatchStatus, BatchView, Role, RollbackPreview, StepKind, StepState,
+    AccessStatus, Action, BatchStatus, BatchView, Role, RollbackPreview, StepState,
 };
 
 pub fn batch_badge(l: Lang, s: BatchStatus) -> impl IntoView {
@@ -220,11 +220,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 | BatchStatus::Failed
                 | BatchStatus::RollbackFailed
         );
-    let failed_tests = b
-        .steps
-        .iter()
-        .filter(|s| s.kind == StepKind::AccountTest && s.state == StepState::Failed)
-        .count();
+    let failed_tests = b.failed_live_accounts;
     let can_pause = ctx.can(Role::Operator)
         && failed_tests > 0
         && matches!(
@@ -332,6 +328,12 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                     <input type="hidden" name="action" value="resume_failed"/>
                     <button type="submit" data-testid="resume-failed">{l.t("Resume them", "恢复调度")}</button>
                 </form>
+                <form method="post" action=format!("/batches/{}", b.id) class="inline">
+                    <Csrf/>
+                    <input type="hidden" name="action" value="remove_failed"/>
+                    <label class="small"><input type="checkbox" name="confirm" value="yes" required data-testid="remove-failed-confirm"/>{l.t(" delete them from the host", " 从主机删除")}</label>
+                    <button type="submit" class="danger" data-testid="remove-failed">{l.t("Remove failed accounts", "删除失败的账号")}</button>
+                </form>
             })}
         </div>
         <h2>{l.t("Timeline", "时间线")}</h2>
@@ -341,6 +343,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 provisioning_core::model::RunKind::Apply => l.t("Apply", "执行"),
                 provisioning_core::model::RunKind::Rollback => l.t("Rollback", "回滚"),
                 provisioning_core::model::RunKind::Pause => l.t("Pause / resume", "暂停 / 恢复"),
+                provisioning_core::model::RunKind::Repair => l.t("Repair", "修复"),
             };
             view! {
                 <h3 data-testid="run" data-run-kind=r.kind.as_str() data-run-status=r.status.clone()>
