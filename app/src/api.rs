@@ -271,3 +271,21 @@ pub async fn rollback_preview(
         .await
         .map_err(crate::server::op_error)
 }
+
+#[server]
+pub async fn host_drift(
+    id: i64,
+) -> Result<Option<provisioning_core::model::DriftReport>, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .host_view(id)
+        .await
+        .map_err(crate::server::op_error)?;
+    state
+        .core
+        .latest_drift(id)
+        .await
+        .map_err(crate::server::op_error)
+}

@@ -1,6 +1,7 @@
 //! Types shared by the server and the browser build (wasm-safe: serde only).
 
 mod batch;
+mod drift;
 mod host;
 mod operator;
 mod pack;
@@ -8,6 +9,7 @@ mod time;
 mod validate;
 
 pub use batch::*;
+pub use drift::*;
 pub use host::*;
 pub use operator::*;
 pub use pack::*;

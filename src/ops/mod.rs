@@ -4,6 +4,7 @@
 mod apply;
 mod bundle;
 mod diagnose;
+mod drift;
 mod hosts;
 pub mod import;
 mod kinds;
@@ -16,6 +17,7 @@ mod rollback;
 pub use apply::{redact, ApplyError, ApplyOptions, CrashPoint};
 pub use bundle::{digest_of, verify_bundle, Bundle, BUNDLE_SCHEMA};
 pub use diagnose::next_action;
+pub use drift::DRIFT_CONCURRENCY;
 pub use hosts::HostSecrets;
 pub use import::BatchRequest;
 pub use operators::{SignInError, THROTTLE_ADDRESS_LIMIT, THROTTLE_USER_LIMIT, THROTTLE_WINDOW_MS};

@@ -604,3 +604,170 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Every live ledger object on a host, with what we applied.
+    pub async fn live_ledger_rows(&self, host_id: i64) -> Result<Vec<LedgerRow>, StoreError> {
+        let rows: Vec<LedgerRecord> = sqlx::query_as(
+            "SELECT id, host_id, kind, remote_id, batch_id, provider_key, fingerprint, marker,
+                    status, desired_json, observed_digest, 'created' AS role
+             FROM ledger WHERE host_id = ? AND status = 'active' ORDER BY id",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LedgerRow {
+                id: r.id,
+                host_id: r.host_id,
+                kind: r.kind,
+                remote_id: r.remote_id,
+                batch_id: r.batch_id,
+                provider_key: r.provider_key,
+                fingerprint: r.fingerprint,
+                marker: r.marker,
+                status: r.status,
+                desired_json: r.desired_json,
+                observed_digest: r.observed_digest,
+                role: r.role,
+                other_live_batches: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// Sets a ledger object's status (`gone`: forgotten after drift).
+    pub async fn ledger_set_status(&self, ledger_id: i64, status: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ledger SET status = ?, updated_at_ms = ? WHERE id = ?")
+            .bind(status)
+            .bind(now_ms())
+            .bind(ledger_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces what we want of a ledger object (a drift finding adopted).
+    pub async fn ledger_set_desired(
+        &self,
+        ledger_id: i64,
+        desired_json: &str,
+        observed_digest: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ledger SET desired_json = ?, observed_digest = ?, updated_at_ms = ? WHERE id = ?")
+            .bind(desired_json)
+            .bind(observed_digest)
+            .bind(now_ms())
+            .bind(ledger_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a drift check's findings; returns its id.
+    pub async fn insert_drift_report(
+        &self,
+        host_id: i64,
+        actor: &str,
+        open_count: i64,
+        report_json: &str,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO drift_reports (host_id, at_ms, actor, open_count, report_json) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(host_id)
+        .bind(now_ms())
+        .bind(actor)
+        .bind(open_count)
+        .bind(report_json)
+        .fetch_one(&mut *tx)
+        .await?;
+        audit_in(
+            &mut tx,
+            actor,
+            "host.drift_check",
+            &format!("host-id:{host_id}"),
+            "ok",
+            &format!("{open_count} open finding(s)"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The newest drift check of a host.
+    pub async fn latest_drift_report(
+        &self,
+        host_id: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, report_json FROM drift_reports WHERE host_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(host_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Open findings of each host's newest check: (host id, count).
+    pub async fn drift_open_counts(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT d.host_id, d.open_count FROM drift_reports d
+             WHERE d.id = (SELECT MAX(id) FROM drift_reports x WHERE x.host_id = d.host_id)",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Ignored findings of a host still in force: key → (reason, until, by).
+    pub async fn drift_ignores(
+        &self,
+        host_id: i64,
+    ) -> Result<std::collections::HashMap<String, (String, i64, String)>, StoreError> {
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT finding_key, reason, until_ms, actor FROM drift_ignores WHERE host_id = ? AND until_ms > ?",
+        )
+        .bind(host_id)
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, r, u, a)| (k, (r, u, a)))
+            .collect())
+    }
+
+    pub async fn put_drift_ignore(
+        &self,
+        host_id: i64,
+        key: &str,
+        reason: &str,
+        until_ms: i64,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO drift_ignores (host_id, finding_key, reason, until_ms, actor, at_ms) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (host_id, finding_key) DO UPDATE SET reason = excluded.reason, until_ms = excluded.until_ms, actor = excluded.actor, at_ms = excluded.at_ms",
+        )
+        .bind(host_id)
+        .bind(key)
+        .bind(reason)
+        .bind(until_ms)
+        .bind(actor)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        audit_in(
+            &mut tx,
+            actor,
+            "host.drift_ignore",
+            &format!("host-id:{host_id}"),
+            key,
+            reason,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -2,6 +2,7 @@
 //! Sub2API host, host registration with its pre-flight, secrets at rest.
 
 mod diagnose;
+mod drift;
 mod hosts;
 mod import;
 mod probe;

@@ -842,6 +842,49 @@ pub async fn batch_action(
     }
 }
 
+/// `POST /hosts/{id}/drift`: check now, repair a finding, or ignore one.
+pub async fn drift_action(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let path = format!("/hosts/{id}/drift");
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let target = format!("host:{id}");
+        match get(&form, "action") {
+            "check" => {
+                let actor = allowed(&state, &ctx, Role::Operator, "host.drift_check", &target).await?;
+                let r = state.core.drift_check(&actor, id).await?;
+                let open = r.findings.iter().filter(|f| f.ignored.is_none()).count();
+                Ok(format!("Checked {} object(s): {open} open finding(s).", r.compared))
+            }
+            "repair" => {
+                let actor = allowed(&state, &ctx, Role::Operator, "host.drift_repair", &target).await?;
+                let msg = state.core.repair_drift(&actor, id, get(&form, "key"), get(&form, "act")).await?;
+                Ok(format!("Done: {msg}. Check again to confirm."))
+            }
+            "ignore" => {
+                let actor = allowed(&state, &ctx, Role::Operator, "host.drift_ignore", &target).await?;
+                let days = get(&form, "days").trim().parse::<i64>().map_err(|_| {
+                    Failure::field(StatusCode::BAD_REQUEST, FieldError::new("days", "must be a whole number of days between 1 and 365"))
+                })?;
+                state.core.ignore_drift(&actor, id, get(&form, "key"), get(&form, "reason"), days).await?;
+                Ok("Ignored: the finding stays listed under “ignored” until it expires. Check again to refresh the counts.".to_string())
+            }
+            other => Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("action", format!("unknown action `{other}`")))),
+        }
+    }
+    .await;
+    match result {
+        Ok(msg) => done(&session, &path, msg, true).await,
+        Err(f) => render_failure(&state, &parts, &path, &form, f).await,
+    }
+}
+
 /// `POST /batches/{id}/rollback`: confirmed by typing the batch number.
 pub async fn rollback_batch(
     State(state): State<AppState>,

@@ -92,6 +92,7 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/hosts/new", post(forms::create_host))
         .route("/hosts/{id}", post(forms::host_action))
         .route("/hosts/{id}/edit", post(forms::edit_host))
+        .route("/hosts/{id}/drift", post(forms::drift_action))
         .route("/hosts/{id}/delete", post(forms::delete_host))
         .route("/operators", post(forms::operators))
         .route("/packs", post(forms::upload_pack))

@@ -264,6 +264,7 @@ fn HostDetailView(detail: HostDetailData) -> impl IntoView {
                     </form>
                     <a class="button" href=format!("/hosts/{id}/edit")>{l.t("Edit", "编辑")}</a>
                 })}
+                <a class="button" href=format!("/hosts/{id}/drift") data-testid="drift">{l.t("Drift", "漂移")}</a>
                 {ctx.can(Role::Admin).then(|| view! {
                     <a class="button danger" href=format!("/hosts/{id}/delete")>{l.t("Remove", "移除")}</a>
                 })}

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod batches;
+mod drift;
 mod hosts;
 mod operators;
 mod overview;
@@ -46,6 +47,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/batches") view=batches::BatchesPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/new") view=batches::NewBatchPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id") view=batches::BatchPage ssr=SsrMode::Async/>
+                <Route path=path!("/hosts/:id/drift") view=drift::DriftPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/rollback") view=batches::RollbackPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
             </Routes>
