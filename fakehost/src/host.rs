@@ -383,6 +383,18 @@ pub(crate) fn plain_404() -> Response {
 }
 
 fn paginate(items: Vec<Value>, q: &Map<String, Value>) -> Value {
+    let total = items.len();
+    paginate_with(items.into_iter(), total, q, |v| v)
+}
+
+/// Pages `items` (of which there are `total`), building the answer only
+/// for the page asked for, as the real host's `LIMIT`/`OFFSET` does.
+fn paginate_with<T>(
+    items: impl Iterator<Item = T>,
+    total: usize,
+    q: &Map<String, Value>,
+    dto: impl Fn(T) -> Value,
+) -> Value {
     let page = q
         .get("page")
         .and_then(Value::as_str)
@@ -396,13 +408,8 @@ fn paginate(items: Vec<Value>, q: &Map<String, Value>) -> Value {
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|s| (1..=1000).contains(s))
         .unwrap_or(20);
-    let total = items.len();
     let pages = total.div_ceil(size).max(1);
-    let slice: Vec<Value> = items
-        .into_iter()
-        .skip((page - 1) * size)
-        .take(size)
-        .collect();
+    let slice: Vec<Value> = items.skip((page - 1) * size).take(size).map(dto).collect();
     json!({"items": slice, "total": total, "page": page, "page_size": size, "pages": pages})
 }
 
@@ -975,16 +982,18 @@ fn route_inner(
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse::<i64>().ok());
             let platform = q.get("platform").and_then(Value::as_str);
-            let items: Vec<Value> = st
+            let items: Vec<&Account> = st
                 .accounts
                 .iter()
                 .filter(|a| !a.deleted)
                 .filter(|a| search.is_empty() || a.name.to_lowercase().contains(&search))
                 .filter(|a| group.is_none_or(|g| a.group_ids.contains(&g)))
                 .filter(|a| platform.is_none_or(|p| a.platform == p))
-                .map(|a| a.dto(profile.redacts(), &st.groups))
                 .collect();
-            rok(paginate(items, q))
+            let total = items.len();
+            rok(paginate_with(items.into_iter(), total, q, |a| {
+                a.dto(profile.redacts(), &st.groups)
+            }))
         }
         ("GET", ["accounts", _]) => {
             match id_at(1).and_then(|id| st.accounts.iter().find(|a| a.id == id && !a.deleted)) {

@@ -1,0 +1,149 @@
+//! Drift check of a host with many accounts, few of them ours: 1,000 of
+//! ours (imported first) among 10,000, every host call delayed by a fixed
+//! latency. Reports the host calls the check makes and its elapsed time as
+//! a ratio of the lower bound (calls × latency / concurrency).
+//!
+//! Run: `cargo bench -p provisioning-core --bench drift`
+//! (env: BENCH_OURS, BENCH_FOREIGN, BENCH_LATENCY_MS).
+
+use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBehaviour};
+use provisioning_core::model::{AccessMode, BatchStatus, HostInput};
+use provisioning_core::ops::{ApplyOptions, BatchRequest, Core, DRIFT_CONCURRENCY};
+use provisioning_core::secrets::{Cipher, MasterKey};
+use provisioning_core::store::Store;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env("BENCH_OURS", 1000) as usize;
+    let foreign = env("BENCH_FOREIGN", 9000) as usize;
+    let latency = Duration::from_millis(env("BENCH_LATENCY_MS", 10));
+
+    let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
+    let keys: Vec<String> = (0..n)
+        .map(|i| format!("sk-bench-{i:06}-abcdefghijklmnop"))
+        .collect();
+    for k in &keys {
+        upstream.add_key(k, UpstreamBehaviour::Ok);
+    }
+    let host = FakeHost::start(FakeHostConfig {
+        latency,
+        models_cache_ttl: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core {
+        store: Store::open(&dir.path().join("bench.db")).await.unwrap(),
+        cipher: Cipher::new(&MasterKey::generate(), &[]),
+    };
+    let h = core
+        .create_host(
+            "bench",
+            &HostInput {
+                name: "bench".into(),
+                base_url: host.url(),
+                auth_kind: "api_key".into(),
+                admin_api_key: host.admin_api_key().into(),
+                probe_user_email: "probe@example.com".into(),
+                probe_user_password: "probe-password-1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    core.probe_host("bench", h.id).await.unwrap();
+    let pack = format!(
+        "schema: 1\nid: bench\nname: Bench\nproviders:\n  ds:\n    display_name: DS\n    native_platform: deepseek\n    base_url: {}\n    smoke_model: deepseek-flash\n    models:\n      deepseek-flash:\n        price: {{ currency: USD, input: 0.3, output: 1.2, source: bench, verified: 2026-11-01 }}\n",
+        upstream.url()
+    );
+    let (pv, _) = core.upload_pack("bench", &pack).await.unwrap();
+    let id = core
+        .plan_batch(
+            "bench",
+            &BatchRequest {
+                host_id: h.id,
+                pack_version_id: pv,
+                provider_key: "ds".into(),
+                mode: Some(AccessMode::SelfService),
+                keys_text: keys.join("\n"),
+            },
+        )
+        .await
+        .unwrap();
+    let status = core
+        .apply_batch(
+            "bench",
+            id,
+            ApplyOptions {
+                concurrency: 8,
+                models_cache_wait: Duration::ZERO,
+                crash_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, BatchStatus::Succeeded);
+    // Another team's accounts on the same host.
+    host.with_state(|s| {
+        let template = s.accounts[0].clone();
+        for i in 0..foreign {
+            let mut a = template.clone();
+            a.id = s.id();
+            a.name = format!("team-b-{i:05}");
+            a.extra.clear();
+            a.group_ids.clear();
+            s.accounts.push(a);
+        }
+    });
+    let before = host.total_calls();
+    let t = Instant::now();
+    let report = core.drift_check("bench", h.id).await.unwrap();
+    let elapsed = t.elapsed();
+    let calls = host.total_calls() - before;
+    assert_eq!(report.findings.len(), 0, "a clean host has no findings");
+    let bound = latency.as_secs_f64() * calls as f64 / DRIFT_CONCURRENCY as f64;
+    let rounds = 2.0 * latency.as_secs_f64();
+    let mut out = std::io::stdout();
+    writeln!(out, "accounts on the host    {} ({n} ours)", n + foreign).unwrap();
+    writeln!(out, "latency per host call   {} ms", latency.as_millis()).unwrap();
+    writeln!(out, "concurrency             {DRIFT_CONCURRENCY}").unwrap();
+    writeln!(
+        out,
+        "host calls              {calls} (report: {})",
+        report.host_calls
+    )
+    .unwrap();
+    writeln!(out, "objects compared        {}", report.compared).unwrap();
+    writeln!(
+        out,
+        "elapsed                 {:.3} s",
+        elapsed.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "lower bound             {bound:.3} s (calls × latency / concurrency)"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "ratio to lower bound    {:.2}",
+        elapsed.as_secs_f64() / bound
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "two dependent rounds    {rounds:.3} s (the probe user's id, then its keys and subscriptions): ratio {:.2}",
+        elapsed.as_secs_f64() / rounds
+    )
+    .unwrap();
+}
