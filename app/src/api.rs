@@ -52,6 +52,8 @@ impl FromServerFnError for AppError {
 pub struct OverviewData {
     pub hosts: Vec<HostView>,
     pub recent: Vec<provisioning_core::model::AuditEntry>,
+    /// Open drift findings of each host's newest check: (host id, count).
+    pub drift: Vec<(i64, i64)>,
 }
 
 /// The host detail page's data.
@@ -77,7 +79,16 @@ pub async fn overview() -> Result<OverviewData, AppError> {
         .audit_page(1, 8)
         .await
         .map_err(|e| crate::server::op_error(e.into()))?;
-    Ok(OverviewData { hosts, recent })
+    let drift = state
+        .core
+        .drift_open_counts()
+        .await
+        .map_err(crate::server::op_error)?;
+    Ok(OverviewData {
+        hosts,
+        recent,
+        drift,
+    })
 }
 
 #[server]

@@ -290,6 +290,11 @@ impl Core {
         })
     }
 
+    /// Open findings of each host's newest check: (host id, count).
+    pub async fn drift_open_counts(&self) -> Result<Vec<(i64, i64)>, OpError> {
+        Ok(self.store.drift_open_counts().await?)
+    }
+
     /// Ignores a finding for `days` with a reason (it stays visible).
     pub async fn ignore_drift(
         &self,

@@ -57,6 +57,14 @@ fn DriftView(report: DriftReport) -> impl IntoView {
     let query = use_query_map();
     let class = query.read_untracked().get("class");
     let show_ignored = query.read_untracked().get("ignored").as_deref() == Some("1");
+    let batch = query
+        .read_untracked()
+        .get("batch")
+        .and_then(|b| b.parse::<i64>().ok());
+    let provider = query
+        .read_untracked()
+        .get("provider")
+        .filter(|p| !p.is_empty());
     let r = report;
     let host = r.host_id;
     let counts: Vec<(DriftClass, usize)> =
@@ -67,8 +75,17 @@ fn DriftView(report: DriftReport) -> impl IntoView {
         .iter()
         .filter(|f| class.as_deref().is_none_or(|c| f.class.as_str() == c))
         .filter(|f| show_ignored || f.ignored.is_none())
+        .filter(|f| batch.is_none_or(|b| f.batch_id == Some(b)))
+        .filter(|f| provider.as_deref().is_none_or(|p| f.provider_key == p))
         .cloned()
         .collect();
+    let filtered = class.is_some() || show_ignored || batch.is_some() || provider.is_some();
+    let mut batches: Vec<i64> = r.findings.iter().filter_map(|f| f.batch_id).collect();
+    batches.sort_unstable();
+    batches.dedup();
+    let mut providers: Vec<String> = r.findings.iter().map(|f| f.provider_key.clone()).collect();
+    providers.sort();
+    providers.dedup();
     view! {
         <p class="muted small" data-testid="drift-meta">{format!("{} {} · {} · {} {} · {} {}", l.t("Checked", "检查于"), when(r.at_ms), r.actor, r.compared, l.t("objects compared", "个对象已比较"), r.host_calls, l.t("host calls", "次主机调用"))}</p>
         <ul class="counts" data-testid="drift-counts">
@@ -78,7 +95,27 @@ fn DriftView(report: DriftReport) -> impl IntoView {
             }).collect_view()}
             <li><a href=format!("/hosts/{host}/drift?ignored=1")>{format!("{} {ignored}", l.t("ignored", "已忽略"))}</a></li>
         </ul>
-        {shown.is_empty().then(|| view! { <p class="finding ok" data-testid="drift-clean">{l.t("Nothing open: every object this product made is as applied.", "没有未处理项：本产品创建的每个对象都与写入时一致。")}</p> })}
+        <form method="get" action=format!("/hosts/{host}/drift") class="filters" data-testid="drift-filters">
+            {class.clone().map(|c| view! { <input type="hidden" name="class" value=c/> })}
+            <label>{l.t("Batch", "批次")}" "
+                <select name="batch">
+                    <option value="">{l.t("all", "全部")}</option>
+                    {batches.into_iter().map(|b| view! { <option value=b.to_string() selected=batch == Some(b)>{format!("#{b}")}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>{l.t("Provider", "供应商")}" "
+                <select name="provider">
+                    <option value="">{l.t("all", "全部")}</option>
+                    {providers.into_iter().map(|p| view! { <option value=p.clone() selected=provider.as_deref() == Some(p.as_str())>{p.clone()}</option> }).collect_view()}
+                </select>
+            </label>
+            <button type="submit">{l.t("Filter", "筛选")}</button>
+        </form>
+        {match (shown.is_empty(), filtered) {
+            (true, false) => Some(view! { <p class="finding ok" data-testid="drift-clean">{l.t("Nothing open: every object this product made is as applied.", "没有未处理项：本产品创建的每个对象都与写入时一致。")}</p> }.into_any()),
+            (true, true) => Some(view! { <p class="muted">{l.t("No finding matches the filter.", "没有符合筛选条件的项。")}</p> }.into_any()),
+            _ => None,
+        }}
         <table class="grid" data-testid="drift-findings">
             <thead><tr><th>{l.t("Class", "类别")}</th><th>{l.t("Object", "对象")}</th><th>{l.t("Batch", "批次")}</th><th>{l.t("What differs", "差异")}</th><th>{l.t("Action", "操作")}</th></tr></thead>
             <tbody>

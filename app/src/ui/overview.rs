@@ -47,9 +47,12 @@ pub fn OverviewPage() -> impl IntoView {
                                                     <th>{l.t("Status", "状态")}</th>
                                                     <th>{l.t("Version", "版本")}</th>
                                                     <th>{l.t("Last probe", "最近探测")}</th>
+                                                    <th>{l.t("Drift", "漂移")}</th>
                                                 </tr></thead>
                                                 <tbody>
-                                                    {o.hosts.into_iter().map(|h| view! {
+                                                    {o.hosts.into_iter().map(|h| {
+                                                        let drift = o.drift.iter().find(|(id, _)| *id == h.id).map(|(_, n)| *n);
+                                                        view! {
                                                         <tr>
                                                             <td><a href=format!("/hosts/{}", h.id)>{h.name.clone()}</a></td>
                                                             <td>{match &h.last_probe {
@@ -58,8 +61,13 @@ pub fn OverviewPage() -> impl IntoView {
                                                             }}</td>
                                                             <td>{h.last_probe.as_ref().and_then(|p| p.version.clone()).unwrap_or_default()}</td>
                                                             <td class="muted">{h.last_probe.as_ref().map(|p| format!("{} · {}", when(p.at_ms), p.headline)).unwrap_or_default()}</td>
+                                                            <td data-testid="drift-count"><a href=format!("/hosts/{}/drift", h.id)>{match drift {
+                                                                Some(0) => l.t("none open at the last check", "上次检查无未处理项").to_string(),
+                                                                Some(n) => format!("{n} {}", l.t("open at the last check", "项未处理（上次检查）")),
+                                                                None => l.t("not checked", "未检查").to_string(),
+                                                            }}</a></td>
                                                         </tr>
-                                                    }).collect_view()}
+                                                    }}).collect_view()}
                                                 </tbody>
                                             </table>
                                         }.into_any()
