@@ -31,7 +31,7 @@ test('an edited price and a deleted account are found, one repaired, one ignored
   await page.getByTestId('drift-check').click();
   await expect(page.getByTestId('flash')).toContainText('2 open finding(s)');
   const price = page.locator('tr[data-class=modified][data-kind=channel]');
-  await expect(price.getByTestId('drift-diff')).toContainText('model_pricing');
+  await expect(price.getByTestId('drift-diff')).toContainText('price deepseek/deepseek-flash');
   await expect(price.getByTestId('drift-diff')).toContainText('0.5');
   const gone = page.locator('tr[data-class=missing][data-kind=account]');
   await expect(gone).toBeVisible();

@@ -589,7 +589,10 @@ fn reapply_call(
         }
         Resource::Channel => {
             let mut pricing: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-            for (pm, v) in get("model_pricing").as_object().into_iter().flatten() {
+            for (k, v) in desired {
+                let Some(pm) = k.strip_prefix(super::resource::PRICE_PREFIX) else {
+                    continue;
+                };
                 let (platform, model) = pm.split_once('/').unwrap_or(("", pm));
                 pricing
                     .entry(platform.to_string())

@@ -5,7 +5,7 @@
 //! digest in the ledger; rollback and drift compare the same fields.
 
 use crate::host::{HostClient, HostError, HostErrorKind};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -20,6 +20,9 @@ pub enum Resource {
     /// The probe user's subscription to the group.
     Subscription,
 }
+
+/// The field name prefix of a channel price (`price <platform>/<model>`).
+pub const PRICE_PREFIX: &str = "price ";
 
 /// Normalized, comparable fields of an object.
 pub type Fields = BTreeMap<String, Value>;
@@ -95,28 +98,31 @@ impl Resource {
                     take(k, v.get(k));
                 }
                 take("group_ids", v.get("group_ids").map(sorted_ids).as_ref());
-                if let Some(ps) = v.get("model_pricing").and_then(Value::as_array) {
-                    // Per (platform, model): input and output price.
-                    let mut prices = Map::new();
-                    for p in ps {
-                        let platform = p.get("platform").and_then(Value::as_str).unwrap_or("");
-                        for m in p
-                            .get("models")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_str)
-                        {
-                            prices.insert(
-                                format!("{platform}/{m}"),
-                                json!([
-                                    p.get("input_price").map(number_as_f64),
-                                    p.get("output_price").map(number_as_f64)
-                                ]),
-                            );
-                        }
+                // One field per (platform, model): `price deepseek/deepseek-flash`
+                // = [input, output] USD per token, so a diff names the price
+                // that changed.
+                for p in v
+                    .get("model_pricing")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let platform = p.get("platform").and_then(Value::as_str).unwrap_or("");
+                    for m in p
+                        .get("models")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                    {
+                        f.insert(
+                            format!("{PRICE_PREFIX}{platform}/{m}"),
+                            json!([
+                                p.get("input_price").map(number_as_f64),
+                                p.get("output_price").map(number_as_f64)
+                            ]),
+                        );
                     }
-                    f.insert("model_pricing".into(), Value::Object(prices));
                 }
             }
             Resource::Account => {
@@ -351,14 +357,18 @@ mod tests {
         let sent = json!({"name": "c", "group_ids": [1], "model_pricing": [
             {"platform": "deepseek", "models": ["a", "b"], "input_price": 1e-6, "output_price": 2e-6}]});
         let mut seen = sent.clone();
-        seen["model_pricing"][0]["output_price"] = json!(3e-6);
+        seen["model_pricing"][0]["models"] = json!(["a"]);
+        seen["model_pricing"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"platform": "deepseek", "models": ["b"], "input_price": 1e-6, "output_price": 3e-6}));
         seen["model_pricing"][0]["billing_mode"] = json!("token");
         let d = diff(
             &Resource::Channel.fields(&sent),
             &Resource::Channel.fields(&seen),
         );
         assert_eq!(d.len(), 1, "{d:?}");
-        assert_eq!(d[0].0, "model_pricing");
+        assert_eq!(d[0].0, "price deepseek/b");
         assert!(
             d[0].2.contains("3e-6") || d[0].2.contains("0.000003"),
             "{d:?}"

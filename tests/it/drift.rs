@@ -80,7 +80,7 @@ async fn each_out_of_band_edit_gives_its_finding_and_its_action_fixes_it() {
             |s| {
                 s.channels[0].model_pricing[0]["output_price"] = json!(0.5);
             },
-            "modified channel [\"model_pricing\"]",
+            "modified channel [\"price deepseek/deepseek-flash\"]",
             "reapply",
         ),
         (
@@ -119,7 +119,7 @@ async fn each_out_of_band_edit_gives_its_finding_and_its_action_fixes_it() {
             |s| {
                 s.channels[0].model_pricing[0]["input_price"] = json!(0.1);
             },
-            "modified channel [\"model_pricing\"]",
+            "modified channel [\"price deepseek/deepseek-flash\"]",
             "adopt",
         ),
         (

@@ -208,7 +208,7 @@ async fn an_object_changed_on_the_host_is_kept_unless_forced() {
     let ch = p.items.iter().find(|i| i.kind == "channel").unwrap();
     assert_eq!(ch.decision, "keep");
     assert_eq!(ch.changed.len(), 1, "{:?}", ch.changed);
-    assert_eq!(ch.changed[0].0, "model_pricing");
+    assert_eq!(ch.changed[0].0, "price deepseek/deepseek-flash");
     let forced = w.ctx.core.rollback_preview(id, true).await.unwrap();
     assert_eq!(
         forced

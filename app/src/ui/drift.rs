@@ -91,7 +91,7 @@ fn DriftView(report: DriftReport) -> impl IntoView {
         <ul class="counts" data-testid="drift-counts">
             <li><a href=format!("/hosts/{host}/drift")>{format!("{} {}", l.t("all open", "全部未处理"), counts.iter().map(|c| c.1).sum::<usize>())}</a></li>
             {counts.into_iter().map(|(c, n)| view! {
-                <li data-class=c.as_str()><a href=format!("/hosts/{host}/drift?class={}", c.as_str())>{format!("{} {n}", c.as_str())}</a></li>
+                <li data-class=c.as_str()><a href=format!("/hosts/{host}/drift?class={}", c.as_str())>{format!("{} {n}", class_label(l, c))}</a></li>
             }).collect_view()}
             <li><a href=format!("/hosts/{host}/drift?ignored=1")>{format!("{} {ignored}", l.t("ignored", "已忽略"))}</a></li>
         </ul>
@@ -130,6 +130,35 @@ fn DriftView(report: DriftReport) -> impl IntoView {
     }
 }
 
+/// A class's name for people.
+fn class_label(l: crate::i18n::Lang, c: DriftClass) -> &'static str {
+    match c {
+        DriftClass::Missing => l.t("missing", "已丢失"),
+        DriftClass::Modified => l.t("modified", "已改动"),
+        DriftClass::Unhealthy => l.t("unhealthy", "不健康"),
+        DriftClass::Duplicate => l.t("duplicate", "重复"),
+    }
+}
+
+/// What the finding says, in the page's language (an unhealthy account's
+/// message is the host's own words and stays as the host wrote it).
+fn finding_text(l: crate::i18n::Lang, f: &DriftFinding) -> String {
+    match f.class {
+        DriftClass::Missing => l
+            .t("In the ledger, but no longer on the host.", "台账中有记录，但主机上已不存在。")
+            .to_string(),
+        DriftClass::Modified => format!(
+            "{} {}",
+            f.changed.len(),
+            l.t("field(s) differ from what was applied:", "个字段与写入值不同：")
+        ),
+        DriftClass::Unhealthy => format!("{} {}", l.t("The host says:", "主机报告："), f.message),
+        DriftClass::Duplicate => l
+            .t("A second account for the same key (same marker or name); the ledger's own account is kept.", "同一密钥的第二个账号（标记或名称相同）；保留台账中的账号。")
+            .to_string(),
+    }
+}
+
 #[component]
 fn FindingRow(host: i64, f: DriftFinding) -> impl IntoView {
     let ctx = page_ctx();
@@ -142,11 +171,11 @@ fn FindingRow(host: i64, f: DriftFinding) -> impl IntoView {
     let key = f.key.clone();
     view! {
         <tr data-class=f.class.as_str() data-kind=f.kind.clone() data-key=f.key.clone()>
-            <td><span class=badge>{f.class.as_str()}</span>{f.ignored.clone().map(|(why, until, by)| view! { <p class="muted small">{format!("{} {by}: {why} ({} {})", l.t("ignored by", "忽略人"), l.t("until", "至"), when(until))}</p> })}</td>
+            <td><span class=badge>{class_label(l, f.class)}</span>{f.ignored.clone().map(|(why, until, by)| view! { <p class="muted small">{format!("{} {by}: {why} ({} {})", l.t("ignored by", "忽略人"), l.t("until", "至"), when(until))}</p> })}</td>
             <td>{f.target.clone()}<p class="muted small">{f.provider_key.clone()}</p></td>
             <td>{f.batch_id.map(|b| view! { <a href=format!("/batches/{b}")>{format!("#{b}")}</a> })}</td>
             <td>
-                <p>{f.message.clone()}</p>
+                <p>{finding_text(l, &f)}</p>
                 {(!f.changed.is_empty()).then(|| view! {
                     <table class="diff" data-testid="drift-diff">
                         <thead><tr><th>{l.t("Field", "字段")}</th><th>{l.t("Applied", "写入值")}</th><th>{l.t("On the host now", "主机当前值")}</th></tr></thead>
