@@ -104,6 +104,22 @@ async fn main() {
             s.accounts.push(a);
         }
     });
+    // The fake's own cost of the biggest listing (our 1,000 accounts).
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    let body = http
+        .get(format!(
+            "{}/api/v1/admin/accounts?search=rm-&page_size=1000&page=1",
+            host.url()
+        ))
+        .header("x-api-key", host.admin_api_key())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let listing = t.elapsed().saturating_sub(latency);
     let before = host.total_calls();
     let t = Instant::now();
     let report = core.drift_check("bench", h.id).await.unwrap();
@@ -127,6 +143,13 @@ async fn main() {
         out,
         "elapsed                 {:.3} s",
         elapsed.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "fake host's own time    {:.3} s for our accounts' listing alone ({} KB), latency excluded",
+        listing.as_secs_f64(),
+        body.len() / 1024
     )
     .unwrap();
     writeln!(
