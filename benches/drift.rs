@@ -6,20 +6,13 @@
 //! Run: `cargo bench -p provisioning-core --bench drift`
 //! (env: BENCH_OURS, BENCH_FOREIGN, BENCH_LATENCY_MS).
 
-use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBehaviour};
-use provisioning_core::model::{AccessMode, BatchStatus, HostInput};
-use provisioning_core::ops::{ApplyOptions, BatchRequest, Core, DRIFT_CONCURRENCY};
-use provisioning_core::secrets::{Cipher, MasterKey};
-use provisioning_core::store::Store;
+use provisioning_core::model::{AccessMode, BatchStatus};
+use provisioning_core::ops::{ApplyOptions, BatchRequest, DRIFT_CONCURRENCY};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::env;
 
 #[tokio::main]
 async fn main() {
@@ -27,50 +20,14 @@ async fn main() {
     let foreign = env("BENCH_FOREIGN", 9000) as usize;
     let latency = Duration::from_millis(env("BENCH_LATENCY_MS", 10));
 
-    let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
-    let keys: Vec<String> = (0..n)
-        .map(|i| format!("sk-bench-{i:06}-abcdefghijklmnop"))
-        .collect();
-    for k in &keys {
-        upstream.add_key(k, UpstreamBehaviour::Ok);
-    }
-    let host = FakeHost::start(FakeHostConfig {
-        latency,
-        models_cache_ttl: Duration::ZERO,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let core = Core {
-        store: Store::open(&dir.path().join("bench.db")).await.unwrap(),
-        cipher: Cipher::new(&MasterKey::generate(), &[]),
-    };
-    let h = core
-        .create_host(
-            "bench",
-            &HostInput {
-                name: "bench".into(),
-                base_url: host.url(),
-                auth_kind: "api_key".into(),
-                admin_api_key: host.admin_api_key().into(),
-                probe_user_email: "probe@example.com".into(),
-                probe_user_password: "probe-password-1".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    core.probe_host("bench", h.id).await.unwrap();
-    let pack = format!(
-        "schema: 1\nid: bench\nname: Bench\nproviders:\n  ds:\n    display_name: DS\n    native_platform: deepseek\n    base_url: {}\n    smoke_model: deepseek-flash\n    models:\n      deepseek-flash:\n        price: {{ currency: USD, input: 0.3, output: 1.2, source: bench, verified: 2026-11-01 }}\n",
-        upstream.url()
-    );
-    let (pv, _) = core.upload_pack("bench", &pack).await.unwrap();
+    let w = support::world(n, latency).await;
+    let (core, host, keys, pv) = (&w.core, &w.host, &w.keys, w.pack_version);
+    let h_id = w.host_id;
     let id = core
         .plan_batch(
             "bench",
             &BatchRequest {
-                host_id: h.id,
+                host_id: h_id,
                 pack_version_id: pv,
                 provider_key: "ds".into(),
                 mode: Some(AccessMode::SelfService),
@@ -122,7 +79,7 @@ async fn main() {
     let listing = t.elapsed().saturating_sub(latency);
     let before = host.total_calls();
     let t = Instant::now();
-    let report = core.drift_check("bench", h.id).await.unwrap();
+    let report = core.drift_check("bench", h_id).await.unwrap();
     let elapsed = t.elapsed();
     let calls = host.total_calls() - before;
     assert_eq!(report.findings.len(), 0, "a clean host has no findings");

@@ -386,25 +386,13 @@ impl Core {
             "pause" => (StepKind::Pause, Action::Update),
             _ => (kind_of(res), Action::Update),
         };
-        let step = StepRow {
-            seq: 0,
-            run_id: 0,
+        let step = StepRow::pending(
             kind,
-            action: step_action,
-            target: format!("{action}: {}", f.target),
-            fingerprint: None,
-            idempotency_key: String::new(),
-            marker: format!("drift:{key}"),
-            state: StepState::Pending,
-            request_json: String::new(),
-            response_json: String::new(),
-            remote_id: Some(f.remote_id.clone()),
-            error: String::new(),
-            error_kind: String::new(),
-            chunk_key: None,
-            started_at_ms: None,
-            finished_at_ms: None,
-        };
+            step_action,
+            format!("{action}: {}", f.target),
+            format!("drift:{key}"),
+            Some(f.remote_id.clone()),
+        );
         let run_id = self
             .store
             .insert_run(

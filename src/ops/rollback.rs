@@ -251,33 +251,18 @@ impl Core {
                     .iter()
                     .map(|i| {
                         let keep = i.decision == "keep";
-                        StepRow {
-                            seq: 0,
-                            run_id: 0,
-                            kind: StepKind::Remove,
-                            action: if keep { Action::Keep } else { Action::Delete },
-                            target: i.target.clone(),
-                            fingerprint: None,
-                            idempotency_key: String::new(),
-                            marker: format!("ledger:{}:{}", i.ledger_id, i.kind),
-                            state: if keep {
-                                StepState::Skipped
-                            } else {
-                                StepState::Pending
-                            },
-                            request_json: String::new(),
-                            response_json: String::new(),
-                            remote_id: Some(i.remote_id.clone()),
-                            error: if keep {
-                                i.reason.clone()
-                            } else {
-                                String::new()
-                            },
-                            error_kind: String::new(),
-                            chunk_key: None,
-                            started_at_ms: None,
-                            finished_at_ms: None,
+                        let mut s = StepRow::pending(
+                            StepKind::Remove,
+                            if keep { Action::Keep } else { Action::Delete },
+                            i.target.clone(),
+                            format!("ledger:{}:{}", i.ledger_id, i.kind),
+                            Some(i.remote_id.clone()),
+                        );
+                        if keep {
+                            s.state = StepState::Skipped;
+                            s.error = i.reason.clone();
                         }
+                        s
                     })
                     .collect();
                 self.store
@@ -496,28 +481,20 @@ impl Core {
         let (batch, live) = self.failed_live_accounts(batch_id).await?;
         let steps: Vec<StepRow> = live
             .iter()
-            .map(|r| StepRow {
-                seq: 0,
-                run_id: 0,
-                kind: StepKind::Pause,
-                action: Action::Update,
-                target: format!(
-                    "{} account #{}",
-                    if schedulable { "resume" } else { "pause" },
-                    r.remote_id
-                ),
-                fingerprint: r.fingerprint.clone(),
-                idempotency_key: String::new(),
-                marker: format!("ledger:{}:account", r.id),
-                state: StepState::Pending,
-                request_json: String::new(),
-                response_json: String::new(),
-                remote_id: Some(r.remote_id.clone()),
-                error: String::new(),
-                error_kind: String::new(),
-                chunk_key: None,
-                started_at_ms: None,
-                finished_at_ms: None,
+            .map(|r| {
+                let mut s = StepRow::pending(
+                    StepKind::Pause,
+                    Action::Update,
+                    format!(
+                        "{} account #{}",
+                        if schedulable { "resume" } else { "pause" },
+                        r.remote_id
+                    ),
+                    format!("ledger:{}:account", r.id),
+                    Some(r.remote_id.clone()),
+                );
+                s.fingerprint = r.fingerprint.clone();
+                s
             })
             .collect();
         let run_id = self
@@ -659,24 +636,16 @@ impl Core {
         let (batch, live) = self.failed_live_accounts(batch_id).await?;
         let steps: Vec<StepRow> = live
             .iter()
-            .map(|r| StepRow {
-                seq: 0,
-                run_id: 0,
-                kind: StepKind::Remove,
-                action: Action::Delete,
-                target: format!("remove failed account #{}", r.remote_id),
-                fingerprint: r.fingerprint.clone(),
-                idempotency_key: String::new(),
-                marker: format!("ledger:{}:account", r.id),
-                state: StepState::Pending,
-                request_json: String::new(),
-                response_json: String::new(),
-                remote_id: Some(r.remote_id.clone()),
-                error: String::new(),
-                error_kind: String::new(),
-                chunk_key: None,
-                started_at_ms: None,
-                finished_at_ms: None,
+            .map(|r| {
+                let mut s = StepRow::pending(
+                    StepKind::Remove,
+                    Action::Delete,
+                    format!("remove failed account #{}", r.remote_id),
+                    format!("ledger:{}:account", r.id),
+                    Some(r.remote_id.clone()),
+                );
+                s.fingerprint = r.fingerprint.clone();
+                s
             })
             .collect();
         let run_id = self

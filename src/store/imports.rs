@@ -134,6 +134,38 @@ pub struct StepRow {
     pub finished_at_ms: Option<i64>,
 }
 
+impl StepRow {
+    /// A `pending` step of a run to be added with [`Store::insert_run`]
+    /// (it numbers the step), acting on `remote_id` and recorded by `marker`.
+    pub fn pending(
+        kind: StepKind,
+        action: Action,
+        target: String,
+        marker: String,
+        remote_id: Option<String>,
+    ) -> StepRow {
+        StepRow {
+            seq: 0,
+            run_id: 0,
+            kind,
+            action,
+            target,
+            fingerprint: None,
+            idempotency_key: String::new(),
+            marker,
+            state: StepState::Pending,
+            request_json: String::new(),
+            response_json: String::new(),
+            remote_id,
+            error: String::new(),
+            error_kind: String::new(),
+            chunk_key: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct StepRecord {
     seq: i64,

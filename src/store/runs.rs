@@ -69,6 +69,26 @@ struct LedgerRecord {
     role: String,
 }
 
+impl LedgerRecord {
+    fn into_row(self, other_live_batches: Vec<(i64, String)>) -> LedgerRow {
+        LedgerRow {
+            id: self.id,
+            host_id: self.host_id,
+            kind: self.kind,
+            remote_id: self.remote_id,
+            batch_id: self.batch_id,
+            provider_key: self.provider_key,
+            fingerprint: self.fingerprint,
+            marker: self.marker,
+            status: self.status,
+            desired_json: self.desired_json,
+            observed_digest: self.observed_digest,
+            role: self.role,
+            other_live_batches,
+        }
+    }
+}
+
 /// A change to the ledger committed with a step's result.
 #[derive(Debug, Clone)]
 pub enum LedgerWrite {
@@ -500,21 +520,7 @@ impl Store {
             .bind(batch_id)
             .fetch_all(&self.pool)
             .await?;
-            out.push(LedgerRow {
-                id: r.id,
-                host_id: r.host_id,
-                kind: r.kind,
-                remote_id: r.remote_id,
-                batch_id: r.batch_id,
-                provider_key: r.provider_key,
-                fingerprint: r.fingerprint,
-                marker: r.marker,
-                status: r.status,
-                desired_json: r.desired_json,
-                observed_digest: r.observed_digest,
-                role: r.role,
-                other_live_batches: others,
-            });
+            out.push(r.into_row(others));
         }
         Ok(out)
     }
@@ -616,24 +622,7 @@ impl Store {
         .bind(host_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| LedgerRow {
-                id: r.id,
-                host_id: r.host_id,
-                kind: r.kind,
-                remote_id: r.remote_id,
-                batch_id: r.batch_id,
-                provider_key: r.provider_key,
-                fingerprint: r.fingerprint,
-                marker: r.marker,
-                status: r.status,
-                desired_json: r.desired_json,
-                observed_digest: r.observed_digest,
-                role: r.role,
-                other_live_batches: Vec::new(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| r.into_row(Vec::new())).collect())
     }
 
     /// Sets a ledger object's status (`gone`: forgotten after drift).
