@@ -365,6 +365,9 @@ pub struct BatchView {
     /// Accounts whose test failed that are still on the host (what pause
     /// and remove act on).
     pub failed_live_accounts: i64,
+    /// Open drift findings about this batch's objects in its host's newest
+    /// check (`None`: the host was never checked). Lists only.
+    pub drift_open: Option<i64>,
     pub steps: Vec<StepView>,
     /// The newest diagnosis, when the batch was diagnosed.
     pub diagnosis: Option<DiagnosisReport>,

@@ -628,8 +628,22 @@ impl Core {
     /// The newest batches (without their journals).
     pub async fn list_batches(&self, limit: u32) -> Result<Vec<crate::model::BatchView>, OpError> {
         let mut out = Vec::new();
+        // Each host's newest drift check, read once.
+        let mut drift: std::collections::HashMap<i64, Option<crate::model::DriftReport>> =
+            Default::default();
         for b in self.store.batches(limit).await? {
-            out.push(self.to_batch_view(b, false).await?);
+            let host_id = b.host_id;
+            let mut v = self.to_batch_view(b, false).await?;
+            if !drift.contains_key(&host_id) {
+                drift.insert(host_id, self.latest_drift(host_id).await?);
+            }
+            v.drift_open = drift[&host_id].as_ref().map(|r| {
+                r.findings
+                    .iter()
+                    .filter(|f| f.ignored.is_none() && f.batch_id == Some(v.id))
+                    .count() as i64
+            });
+            out.push(v);
         }
         Ok(out)
     }
@@ -716,6 +730,7 @@ impl Core {
             plan,
             runs,
             failed_live_accounts,
+            drift_open: None,
             steps,
             diagnosis,
         })

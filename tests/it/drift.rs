@@ -45,7 +45,12 @@ fn first_account(w: &World) -> i64 {
 #[tokio::test]
 async fn a_check_right_after_apply_is_clean_in_both_modes() {
     for mode in [AccessMode::SelfService, AccessMode::Subscription] {
-        let (w, _) = applied(mode).await;
+        let (w, id) = applied(mode).await;
+        let listed = |w: &World| {
+            let core = w.ctx.core.clone();
+            async move { core.list_batches(10).await.unwrap()[0].drift_open }
+        };
+        assert_eq!(listed(&w).await, None, "never checked");
         // The fake host wrote its own keys into the accounts' `extra`.
         assert!(w.host.with_state(|s| s
             .accounts
@@ -53,6 +58,7 @@ async fn a_check_right_after_apply_is_clean_in_both_modes() {
             .all(|a| a.extra.contains_key("deepseek_balance"))));
         let r = check(&w).await;
         assert_eq!(open(&r), Vec::<String>::new(), "{mode:?}");
+        assert_eq!(listed(&w).await, Some(0), "batch {id}: none open");
         let expected = 3 + 3 + usize::from(mode == AccessMode::Subscription);
         assert_eq!(r.compared as usize, expected, "{mode:?}");
         assert_eq!(r.unmanaged.accounts, 0);
@@ -168,6 +174,11 @@ async fn each_out_of_band_edit_gives_its_finding_and_its_action_fixes_it() {
         w.host.with_state(edit);
         let r = check(&w).await;
         assert_eq!(open(&r), vec![expected.to_string()], "{what}");
+        assert_eq!(
+            w.ctx.core.list_batches(10).await.unwrap()[0].drift_open,
+            Some(1),
+            "{what}: the batch row counts it"
+        );
         let f = &r.findings[0];
         assert!(
             f.actions.iter().any(|a| a == action),

@@ -74,6 +74,7 @@ pub fn BatchesPage() -> impl IntoView {
                                     <th>{l.t("Keys", "密钥")}</th>
                                     <th>{l.t("Status", "状态")}</th>
                                     <th>{l.t("Access", "访问")}</th>
+                                    <th>{l.t("Drift", "漂移")}</th>
                                     <th>{l.t("Created", "创建")}</th>
                                 </tr></thead>
                                 <tbody>
@@ -86,6 +87,11 @@ pub fn BatchesPage() -> impl IntoView {
                                             <td>{b.key_count}</td>
                                             <td>{batch_badge(l, b.status)}</td>
                                             <td>{access_badge(b.access_status)}</td>
+                                            <td data-testid="batch-drift"><a href=format!("/hosts/{}/drift?batch={}", b.host_id, b.id)>{match b.drift_open {
+                                                None => l.t("not checked", "未检查").to_string(),
+                                                Some(0) => l.t("none open", "无未处理").to_string(),
+                                                Some(n) => format!("{n} {}", l.t("open", "项未处理")),
+                                            }}</a></td>
                                             <td class="muted">{format!("{} · {}", when(b.created_at_ms), b.created_by)}</td>
                                         </tr>
                                     }).collect_view()}
