@@ -634,8 +634,8 @@ impl Core {
         for b in self.store.batches(limit).await? {
             let host_id = b.host_id;
             let mut v = self.to_batch_view(b, false).await?;
-            if !drift.contains_key(&host_id) {
-                drift.insert(host_id, self.latest_drift(host_id).await?);
+            if let std::collections::hash_map::Entry::Vacant(e) = drift.entry(host_id) {
+                e.insert(self.latest_drift(host_id).await?);
             }
             v.drift_open = drift[&host_id].as_ref().map(|r| {
                 r.findings
