@@ -726,6 +726,16 @@ pub fn classify(
                 out.push(f);
             }
         }
+        // A subscription that ran out no longer grants the group.
+        if res == Resource::Subscription
+            && seen.get("expires_at").is_some_and(|v| !v.is_null())
+            && !in_future(seen, "expires_at", now_s)
+        {
+            let mut f = finding(DriftClass::Unhealthy, r, &r.remote_id, Some(seen));
+            f.message = format!("the subscription expired at {}", seen["expires_at"]);
+            f.actions = vec!["forget".into(), "ignore".into()];
+            out.push(f);
+        }
         if res == Resource::Account {
             if let Some(why) = unhealthy(seen, now_s) {
                 let mut f = finding(DriftClass::Unhealthy, r, &r.remote_id, Some(seen));
