@@ -449,6 +449,18 @@ impl Core {
     ) -> Result<String, OpError> {
         let host_err = |e: HostError| OpError::Host(e.to_string());
         let id = &f.remote_id;
+        // The object as the host shows it now, which must still be there.
+        let present = || async {
+            res.observe(c, id, owner)
+                .await
+                .map_err(host_err)?
+                .ok_or_else(|| {
+                    OpError::from(FieldError::new(
+                        "finding",
+                        "the object is gone from the host; check again",
+                    ))
+                })
+        };
         match action {
             "remove_duplicate" => {
                 // Never the object the ledger points at.
@@ -482,13 +494,7 @@ impl Core {
             }
             "adopt" => {
                 let l = ledger.ok_or_else(|| FieldError::new("finding", "is not in the ledger"))?;
-                let seen = res
-                    .observe(c, id, owner)
-                    .await
-                    .map_err(host_err)?
-                    .ok_or_else(|| {
-                        FieldError::new("finding", "the object is gone from the host; check again")
-                    })?;
+                let seen = present().await?;
                 self.store
                     .ledger_set_desired(
                         l.id,
@@ -503,13 +509,7 @@ impl Core {
             }
             "reapply" => {
                 let l = ledger.ok_or_else(|| FieldError::new("finding", "is not in the ledger"))?;
-                let seen = res
-                    .observe(c, id, owner)
-                    .await
-                    .map_err(host_err)?
-                    .ok_or_else(|| {
-                        FieldError::new("finding", "the object is gone from the host; check again")
-                    })?;
+                let seen = present().await?;
                 let desired: Fields = serde_json::from_str(&l.desired_json).unwrap_or_default();
                 let (method, path, body) = reapply_call(res, id, &desired, &seen)?;
                 c.admin(method, &path, Some(&body), None)

@@ -479,24 +479,8 @@ impl Core {
         schedulable: bool,
     ) -> Result<usize, OpError> {
         let (batch, live) = self.failed_live_accounts(batch_id).await?;
-        let steps: Vec<StepRow> = live
-            .iter()
-            .map(|r| {
-                let mut s = StepRow::pending(
-                    StepKind::Pause,
-                    Action::Update,
-                    format!(
-                        "{} account #{}",
-                        if schedulable { "resume" } else { "pause" },
-                        r.remote_id
-                    ),
-                    format!("ledger:{}:account", r.id),
-                    Some(r.remote_id.clone()),
-                );
-                s.fingerprint = r.fingerprint.clone();
-                s
-            })
-            .collect();
+        let what = if schedulable { "resume" } else { "pause" };
+        let steps = account_steps(&live, StepKind::Pause, Action::Update, what);
         let run_id = self
             .store
             .insert_run(
@@ -634,20 +618,7 @@ impl Core {
         batch_id: i64,
     ) -> Result<usize, OpError> {
         let (batch, live) = self.failed_live_accounts(batch_id).await?;
-        let steps: Vec<StepRow> = live
-            .iter()
-            .map(|r| {
-                let mut s = StepRow::pending(
-                    StepKind::Remove,
-                    Action::Delete,
-                    format!("remove failed account #{}", r.remote_id),
-                    format!("ledger:{}:account", r.id),
-                    Some(r.remote_id.clone()),
-                );
-                s.fingerprint = r.fingerprint.clone();
-                s
-            })
-            .collect();
+        let steps = account_steps(&live, StepKind::Remove, Action::Delete, "remove failed");
         let run_id = self
             .store
             .insert_run(
@@ -690,6 +661,24 @@ impl Core {
             .await?;
         Ok(removed)
     }
+}
+
+/// One step per ledger account (`<what> account #id`), recorded by its
+/// ledger row.
+fn account_steps(live: &[LedgerRow], kind: StepKind, action: Action, what: &str) -> Vec<StepRow> {
+    live.iter()
+        .map(|r| {
+            let mut s = StepRow::pending(
+                kind,
+                action,
+                format!("{what} account #{}", r.remote_id),
+                format!("ledger:{}:account", r.id),
+                Some(r.remote_id.clone()),
+            );
+            s.fingerprint = r.fingerprint.clone();
+            s
+        })
+        .collect()
 }
 
 fn parse_marker(m: &str) -> Option<(i64, Resource)> {

@@ -376,23 +376,7 @@ impl Store {
                 .await?;
         }
         for s in &b.steps {
-            sqlx::query(
-                "INSERT INTO steps (batch_id, run_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(run_id)
-            .bind(s.seq)
-            .bind(s.kind.as_str())
-            .bind(serde_json::to_value(s.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
-            .bind(&s.target)
-            .bind(&s.fingerprint)
-            .bind(&s.idempotency_key)
-            .bind(&s.marker)
-            .bind(s.state.as_str())
-            .bind(&s.remote_id)
-            .execute(&mut *tx)
-            .await?;
+            insert_step_in(&mut tx, id, run_id, s.seq, s).await?;
         }
         audit_in(
             &mut tx,
@@ -675,6 +659,39 @@ pub(super) async fn update_step_in(
     .bind(now)
     .bind(batch_id)
     .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds one step of a run (numbered `seq`) inside a caller's transaction.
+pub(super) async fn insert_step_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    batch_id: i64,
+    run_id: i64,
+    seq: i64,
+    s: &StepRow,
+) -> Result<(), StoreError> {
+    let action = serde_json::to_value(s.action)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO steps (batch_id, run_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id, error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(batch_id)
+    .bind(run_id)
+    .bind(seq)
+    .bind(s.kind.as_str())
+    .bind(action)
+    .bind(&s.target)
+    .bind(&s.fingerprint)
+    .bind(&s.idempotency_key)
+    .bind(&s.marker)
+    .bind(s.state.as_str())
+    .bind(&s.remote_id)
+    .bind(&s.error)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -1,7 +1,7 @@
 //! Runs (apply, rollback, pause) with their leases, the one-transaction
 //! step result, and the ledger of host objects with the batches using them.
 
-use super::imports::{update_step_in, StepRecord, STEP_COLS};
+use super::imports::{insert_step_in, update_step_in, StepRecord, STEP_COLS};
 use super::{audit_in, now_ms, Store, StoreError};
 use crate::store::{LedgerEntry, StepRow, StepUpdate};
 
@@ -173,29 +173,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
         for (i, s) in steps.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO steps (batch_id, run_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id, error)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(batch_id)
-            .bind(run_id)
-            .bind(last + 1 + i as i64)
-            .bind(s.kind.as_str())
-            .bind(
-                serde_json::to_value(s.action)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-            )
-            .bind(&s.target)
-            .bind(&s.fingerprint)
-            .bind(&s.idempotency_key)
-            .bind(&s.marker)
-            .bind(s.state.as_str())
-            .bind(&s.remote_id)
-            .bind(&s.error)
-            .execute(&mut *tx)
-            .await?;
+            insert_step_in(&mut tx, batch_id, run_id, last + 1 + i as i64, s).await?;
         }
         audit_in(
             &mut tx,
