@@ -128,86 +128,142 @@ fn unhealthy(a: &Value, now_s: i64) -> Option<String> {
     None
 }
 
+/// What the host shows of ours, from its listings.
+pub(super) struct HostView {
+    /// Our accounts (by name prefix), plus any ledger account renamed since.
+    pub accounts: Vec<Value>,
+    pub groups: Vec<Value>,
+    pub channels: Vec<Value>,
+    /// The probe user's keys and live subscriptions.
+    pub keys: Vec<Value>,
+    pub subs: Vec<Value>,
+    /// Every account on the host, ours or not.
+    pub total_accounts: i64,
+    pub calls: u32,
+}
+
+impl HostView {
+    /// Every object shown, by (kind, id).
+    pub fn index(&self) -> HashMap<(Resource, String), &Value> {
+        [
+            (Resource::Account, &self.accounts),
+            (Resource::Group, &self.groups),
+            (Resource::Channel, &self.channels),
+            (Resource::UserKey, &self.keys),
+            (Resource::Subscription, &self.subs),
+        ]
+        .into_iter()
+        .flat_map(|(k, list)| list.iter().filter_map(move |v| Some(((k, id_of(v)?), v))))
+        .collect()
+    }
+}
+
+/// Reads the host's listings (the probe user's id, then the rest at once,
+/// pages a few at a time). A ledger account missing from the name-prefix
+/// listing (renamed on the host) is read by id, so it is not taken as gone.
+pub(super) async fn observe_host(
+    c: &HostClient,
+    probe_email: Option<&str>,
+    ledger: &[LedgerRow],
+) -> Result<HostView, HostError> {
+    let calls = AtomicU32::new(0);
+    let permits = tokio::sync::Semaphore::new(DRIFT_CONCURRENCY);
+    let uid = match probe_email {
+        Some(email) => {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Some(super::rollback::user_id(c, email).await?)
+        }
+        None => None,
+    };
+    let total_accounts = async {
+        let _p = permits.acquire().await.expect("never closed");
+        calls.fetch_add(1, Ordering::Relaxed);
+        c.admin_get("/api/v1/admin/accounts?page_size=1&page=1")
+            .await
+            .map(|v| v.get("total").and_then(Value::as_i64).unwrap_or(0))
+    };
+    let of_user = |what: &'static str| {
+        let (calls, permits) = (&calls, &permits);
+        async move {
+            match uid {
+                Some(u) => {
+                    list_all(
+                        c,
+                        &format!("/api/v1/admin/users/{u}/{what}"),
+                        calls,
+                        permits,
+                    )
+                    .await
+                }
+                None => Ok(Vec::new()),
+            }
+        }
+    };
+    let channels = async {
+        if ledger.iter().any(|r| r.kind == "channel") {
+            list_all(c, "/api/v1/admin/channels", &calls, &permits).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let (accounts, groups, channels, keys, subs, total) = tokio::join!(
+        list_all(c, "/api/v1/admin/accounts?search=rm-", &calls, &permits),
+        list_all(c, "/api/v1/admin/groups", &calls, &permits),
+        channels,
+        of_user("api-keys"),
+        of_user("subscriptions"),
+        total_accounts,
+    );
+    let mut accounts = accounts?;
+    let listed: HashSet<String> = accounts.iter().filter_map(id_of).collect();
+    let renamed: Vec<String> = ledger
+        .iter()
+        .filter(|r| r.kind == "account" && !listed.contains(&r.remote_id))
+        .map(|r| r.remote_id.clone())
+        .collect();
+    calls.fetch_add(renamed.len() as u32, Ordering::Relaxed);
+    let mut by_id = futures_util::stream::iter(renamed)
+        .map(|id| async move { Resource::Account.observe(c, &id, None).await })
+        .buffer_unordered(DRIFT_CONCURRENCY);
+    while let Some(a) = by_id.next().await {
+        accounts.extend(a?);
+    }
+    Ok(HostView {
+        accounts,
+        groups: groups?,
+        channels: channels?,
+        keys: keys?,
+        subs: subs?
+            .into_iter()
+            .filter(|s| {
+                s.get("status").and_then(Value::as_str) != Some("revoked")
+                    && s.get("deleted_at").is_none_or(Value::is_null)
+            })
+            .collect(),
+        total_accounts: total?,
+        calls: calls.load(Ordering::Relaxed),
+    })
+}
+
 impl Core {
     /// Checks a host for drift and stores the findings. Read-only on the host.
     pub async fn drift_check(&self, actor: &str, host_id: i64) -> Result<DriftReport, OpError> {
         let host = self.host_row(host_id).await?;
         let (client, secrets) = self.host_client(&host)?;
         let ledger = self.store.live_ledger_rows(host_id).await?;
-        let calls = AtomicU32::new(0);
-        let permits = tokio::sync::Semaphore::new(DRIFT_CONCURRENCY);
-        let c = &client;
-        let host_err = |e: HostError| OpError::Host(e.to_string());
-        let uid = match &secrets.probe_user {
-            Some((email, _)) => {
-                calls.fetch_add(1, Ordering::Relaxed);
-                Some(super::rollback::user_id(c, email).await.map_err(host_err)?)
-            }
-            None => None,
-        };
-        let total_accounts = async {
-            let _p = permits.acquire().await.expect("never closed");
-            calls.fetch_add(1, Ordering::Relaxed);
-            c.admin_get("/api/v1/admin/accounts?page_size=1&page=1")
-                .await
-                .map(|v| v.get("total").and_then(Value::as_i64).unwrap_or(0))
-        };
-        let keys = async {
-            match uid {
-                Some(u) => {
-                    list_all(
-                        c,
-                        &format!("/api/v1/admin/users/{u}/api-keys"),
-                        &calls,
-                        &permits,
-                    )
-                    .await
-                }
-                None => Ok(Vec::new()),
-            }
-        };
-        let subs = async {
-            match uid {
-                Some(u) => {
-                    list_all(
-                        c,
-                        &format!("/api/v1/admin/users/{u}/subscriptions"),
-                        &calls,
-                        &permits,
-                    )
-                    .await
-                }
-                None => Ok(Vec::new()),
-            }
-        };
-        let channels = async {
-            if ledger.iter().any(|r| r.kind == "channel") {
-                list_all(c, "/api/v1/admin/channels", &calls, &permits).await
-            } else {
-                Ok(Vec::new())
-            }
-        };
-        let (accounts, groups, channels, keys, subs, total) = tokio::join!(
-            list_all(c, "/api/v1/admin/accounts?search=rm-", &calls, &permits),
-            list_all(c, "/api/v1/admin/groups", &calls, &permits),
+        let probe_email = secrets.probe_user.as_ref().map(|(e, _)| e.as_str());
+        let seen = observe_host(&client, probe_email, &ledger)
+            .await
+            .map_err(|e| OpError::Host(e.to_string()))?;
+        let HostView {
+            accounts,
+            groups,
             channels,
             keys,
             subs,
-            total_accounts,
-        );
-        let accounts = accounts.map_err(host_err)?;
-        let groups = groups.map_err(host_err)?;
-        let channels = channels.map_err(host_err)?;
-        let keys = keys.map_err(host_err)?;
-        let subs: Vec<Value> = subs
-            .map_err(host_err)?
-            .into_iter()
-            .filter(|s| {
-                s.get("status").and_then(Value::as_str) != Some("revoked")
-                    && s.get("deleted_at").is_none_or(Value::is_null)
-            })
-            .collect();
-        let total = total.map_err(host_err)?;
+            total_accounts: total,
+            calls,
+        } = seen;
         let ignores = self.store.drift_ignores(host_id).await?;
         let findings = classify(
             &ledger,
@@ -257,7 +313,7 @@ impl Core {
                 })
                 .collect(),
             unmanaged,
-            host_calls: calls.load(Ordering::Relaxed),
+            host_calls: calls,
         };
         let open = report
             .findings
@@ -739,7 +795,10 @@ pub fn classify(
         if res == Resource::Account {
             if let Some(why) = unhealthy(seen, now_s) {
                 let mut f = finding(DriftClass::Unhealthy, r, &r.remote_id, Some(seen));
-                let schedulable = seen.get("schedulable").and_then(Value::as_bool) != Some(false);
+                // Pausing helps only an account the host would schedule again
+                // (rate-limited, cooling down); one in error is not scheduled.
+                let schedulable = seen.get("schedulable").and_then(Value::as_bool) != Some(false)
+                    && seen.get("status").and_then(Value::as_str) == Some("active");
                 f.message = why;
                 f.actions = if schedulable {
                     vec!["pause".into(), "ignore".into()]
@@ -779,6 +838,9 @@ pub fn classify(
             }
         }
     }
-    out.sort_by(|a, b| (a.class, &a.kind, &a.remote_id).cmp(&(b.class, &b.kind, &b.remote_id)));
+    let num = |id: &str| id.parse::<i64>().unwrap_or(i64::MAX);
+    out.sort_by(|a, b| {
+        (a.class, &a.kind, num(&a.remote_id)).cmp(&(b.class, &b.kind, num(&b.remote_id)))
+    });
     out
 }

@@ -7,7 +7,7 @@
 //! changed on the host since apply (unless forced), and never anything that
 //! is not in the ledger.
 
-use super::resource::{diff, Fields, Owner, Resource};
+use super::resource::{diff, Fields, Resource};
 use super::{Core, OpError};
 use crate::host::{HostClient, HostError, LoginOutcome};
 use crate::model::{
@@ -63,12 +63,6 @@ impl Core {
         }
         let host = self.host_row(batch.host_id).await?;
         let (client, secrets) = self.host_client(&host)?;
-        let owner = match &secrets.probe_user {
-            Some((email, _)) => Some(Owner {
-                user_id: user_id(&client, email).await.map_err(host_err)?,
-            }),
-            None => None,
-        };
         let masked: std::collections::HashMap<String, String> = self
             .store
             .batch_keys(batch_id)
@@ -89,6 +83,12 @@ impl Core {
                 r.id,
             )
         });
+        // What the host shows, from its listings (not one read per object).
+        let probe_email = secrets.probe_user.as_ref().map(|(e, _)| e.as_str());
+        let view = super::drift::observe_host(&client, probe_email, &rows)
+            .await
+            .map_err(host_err)?;
+        let shown = view.index();
         let mut items = Vec::with_capacity(rows.len());
         for r in rows {
             let Some(res) = Resource::parse(&r.kind) else {
@@ -138,11 +138,7 @@ impl Core {
                 items.push(item);
                 continue;
             }
-            match res
-                .observe(&client, &r.remote_id, owner)
-                .await
-                .map_err(host_err)?
-            {
+            match shown.get(&(res, r.remote_id.clone())).copied() {
                 None => {
                     item.decision = "gone".into();
                     item.reason = "already gone from the host; only the ledger is updated".into();
@@ -152,7 +148,7 @@ impl Core {
                     let changed = if desired.is_empty() {
                         Vec::new()
                     } else {
-                        diff(&desired, &res.fields(&seen))
+                        diff(&desired, &res.fields(seen))
                     };
                     if changed.is_empty() {
                         item.reason = "as applied".into();

@@ -478,29 +478,41 @@ impl Store {
     /// The ledger objects a batch uses (any status), with the other live
     /// batches that use them too.
     pub async fn ledger_for_batch(&self, batch_id: i64) -> Result<Vec<LedgerRow>, StoreError> {
-        let rows: Vec<LedgerRecord> = sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            l: LedgerRecord,
+            /// `id:status,id:status` of the other live batches using it.
+            others: Option<String>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT l.id, l.host_id, l.kind, l.remote_id, l.batch_id, l.provider_key, l.fingerprint, l.marker,
-                    l.status, l.desired_json, l.observed_digest, r.role
+                    l.status, l.desired_json, l.observed_digest, r.role,
+                    (SELECT GROUP_CONCAT(b.id || ':' || b.status) FROM ledger_refs x JOIN batches b ON b.id = x.batch_id
+                      WHERE x.ledger_id = l.id AND x.batch_id <> r.batch_id
+                        AND b.status NOT IN ('rolled_back', 'planned')) AS others
              FROM ledger l JOIN ledger_refs r ON r.ledger_id = l.id
              WHERE r.batch_id = ? ORDER BY l.id",
         )
         .bind(batch_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let others: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT b.id, b.status FROM ledger_refs x JOIN batches b ON b.id = x.batch_id
-                 WHERE x.ledger_id = ? AND x.batch_id <> ? AND b.status NOT IN ('rolled_back', 'planned')
-                 ORDER BY b.id",
-            )
-            .bind(r.id)
-            .bind(batch_id)
-            .fetch_all(&self.pool)
-            .await?;
-            out.push(r.into_row(others));
-        }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut others: Vec<(i64, String)> = r
+                    .others
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|p| {
+                        let (id, st) = p.split_once(':')?;
+                        Some((id.parse().ok()?, st.to_string()))
+                    })
+                    .collect();
+                others.sort();
+                r.l.into_row(others)
+            })
+            .collect())
     }
 
     /// How many of the batch's accounts whose test failed are still live.

@@ -203,8 +203,16 @@ async fn an_object_changed_on_the_host_is_kept_unless_forced() {
     w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
     w.host.with_state(|s| {
         s.channels[0].model_pricing[0]["output_price"] = json!(0.5);
+        // Renamed out of the `rm-` listing: still found (by id), not "gone".
+        s.accounts.iter_mut().find(|a| !a.deleted).unwrap().name = "renamed-by-hand".into();
     });
     let p = w.ctx.core.rollback_preview(id, false).await.unwrap();
+    let renamed = p
+        .items
+        .iter()
+        .find(|i| i.kind == "account" && i.decision == "keep")
+        .expect("the renamed account is kept unless forced");
+    assert_eq!(renamed.changed[0].0, "name");
     let ch = p.items.iter().find(|i| i.kind == "channel").unwrap();
     assert_eq!(ch.decision, "keep");
     assert_eq!(ch.changed.len(), 1, "{:?}", ch.changed);
@@ -224,6 +232,11 @@ async fn an_object_changed_on_the_host_is_kept_unless_forced() {
         BatchStatus::RolledBack
     );
     assert_eq!(w.host.with_state(|s| s.channels.len()), 0);
+    assert_eq!(
+        w.accounts_on_host(),
+        0,
+        "the renamed account was removed too"
+    );
 }
 
 #[tokio::test]

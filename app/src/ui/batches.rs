@@ -253,6 +253,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         {running.then(|| view! { <meta http-equiv="refresh" content="2"/> })}
         <div class="title-row">
             <h1>{format!("{} #{}", l.t("Batch", "批次"), b.id)}" "{batch_badge(l, b.status)}" "{access_badge(b.access_status)}</h1>
+            <div class="actions">
             {can_apply.then(|| view! {
                 <form method="post" action=format!("/batches/{}", b.id) class="inline">
                     <Csrf/>
@@ -269,6 +270,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                     _ => l.t("Roll back…", "回滚…"),
                 }}</a>
             })}
+            </div>
         </div>
         <p class="progress" data-testid="progress">{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}{running.then(|| l.t(" · applying, this page refreshes", " · 执行中，页面自动刷新"))}</p>
         <dl class="facts">
