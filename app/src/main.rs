@@ -157,16 +157,12 @@ async fn fake_host(
     use fakehost::{
         FakeHost, FakeHostConfig, FakeUpstream, Profile, ProviderStyle, UpstreamBehaviour,
     };
-    let profile = match profile {
-        "0.1.100" => Profile::V0_1_100,
-        "0.1.179" => Profile::V0_1_179,
-        "0.2.4" => Profile::V0_2_4,
-        other => {
-            return Err(anyhow!(
-                "unknown profile {other}: expected 0.1.100, 0.1.179 or 0.2.4"
-            ))
-        }
-    };
+    let profile = Profile::parse(profile).ok_or_else(|| {
+        anyhow!(
+            "unknown profile {profile}: expected one of {}",
+            Profile::ALL.map(Profile::version).join(", ")
+        )
+    })?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let host = FakeHost::serve(
         listener,

@@ -52,7 +52,7 @@ pub async fn world(n: usize, latency: Duration) -> World {
                 name: "bench".into(),
                 base_url: host.url(),
                 auth_kind: "api_key".into(),
-                admin_api_key: host.admin_api_key().into(),
+                admin_api_key: host.admin_api_key(),
                 probe_user_email: "probe@example.com".into(),
                 probe_user_password: "probe-password-1".into(),
                 ..Default::default()

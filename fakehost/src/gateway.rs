@@ -158,6 +158,16 @@ pub async fn models(AxState(inner): AxState<Shared>, headers: HeaderMap) -> Resp
         };
         ids = defaults.iter().map(|s| s.to_string()).collect();
     }
+    // The group's model list filters what is listed; it cannot add a model
+    // the accounts do not expose (§7.2).
+    if inner.cfg.profile.has_model_list() {
+        if let Some(list) = group.allowlist() {
+            ids = list
+                .into_iter()
+                .filter(|m| ids.iter().any(|src| pattern_match(src, m)))
+                .collect();
+        }
+    }
     st.models_cache
         .insert(group.id, (Instant::now(), ids.clone()));
     list_body(&group, ids)
@@ -191,6 +201,131 @@ pub fn chat_url(base: &str) -> String {
     }
 }
 
+/// `{base}/v1/responses`, joined like [`chat_url`].
+fn responses_url(base: &str) -> String {
+    chat_url(base).replace("/chat/completions", "/responses")
+}
+
+/// Whether an `openai` account's completions go upstream as `/v1/responses`:
+/// always before v0.1.127, which never reads `extra` (reference §12.2);
+/// after, unless forced to chat completions or marked unsupported.
+pub(crate) fn uses_responses(profile: crate::Profile, account: &Account) -> bool {
+    if account.platform != "openai" {
+        return false;
+    }
+    if !profile.has_responses_mode() {
+        return true;
+    }
+    account
+        .extra
+        .get("openai_responses_mode")
+        .and_then(Value::as_str)
+        != Some("force_chat_completions")
+        && account
+            .extra
+            .get("openai_responses_supported")
+            .and_then(Value::as_bool)
+            != Some(false)
+}
+
+/// The per-token prices the host bills `model` at, and where it found them:
+/// the group's card (v0.1.176), then the channel's, looked up by the name
+/// `billing_model_source` picks (v0.2.x: always the upstream name after
+/// account mapping, issue #6781), then the catalogue.
+fn resolve_price(
+    st: &State,
+    profile: crate::Profile,
+    group: &Group,
+    account: &Account,
+    model: &str,
+) -> (f64, f64, &'static str) {
+    let prices = |card: &Value| {
+        (
+            card.get("input_price")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
+            card.get("output_price")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
+        )
+    };
+    if profile.has_group_pricing() {
+        if let Some(card) = group.price_card(model) {
+            let (i, o) = prices(card);
+            return (i, o, "group");
+        }
+    }
+    if let Some(ch) = st
+        .channels
+        .iter()
+        .find(|c| c.status == "active" && c.group_ids.contains(&group.id))
+    {
+        let name = if profile.enforces_allowlist() {
+            account.map_model(&ch.map(&group.platform, model))
+        } else {
+            match ch.billing_model_source.as_str() {
+                "requested" => model.to_string(),
+                "upstream" => account.map_model(&ch.map(&group.platform, model)),
+                _ => ch.map(&group.platform, model),
+            }
+        };
+        if let Some(card) = crate::state::price_card(&ch.model_pricing, &group.platform, &name) {
+            let (i, o) = prices(card);
+            return (i, o, "channel");
+        }
+    }
+    (CATALOG_INPUT, CATALOG_OUTPUT, "catalog")
+}
+
+/// The catalogue price a model the host cannot price falls back to (USD per
+/// token): deliberately unlike any pack's, so a test sees the fallback.
+pub const CATALOG_INPUT: f64 = 0.000_009;
+pub const CATALOG_OUTPUT: f64 = 0.000_027;
+
+/// Bills a completion: records it and charges a standard group's user.
+fn bill(
+    inner: &Shared,
+    headers: &HeaderMap,
+    group: &Group,
+    account: &Account,
+    model: &str,
+    body: &[u8],
+) {
+    let usage = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("usage").cloned())
+        .unwrap_or(Value::Null);
+    let tokens = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let (input_tokens, output_tokens) = (tokens("prompt_tokens"), tokens("completion_tokens"));
+    let mut st = inner.state.lock().unwrap();
+    let (input_price, output_price, source) =
+        resolve_price(&st, inner.cfg.profile, group, account, model);
+    let cost = (input_tokens as f64 * input_price + output_tokens as f64 * output_price)
+        * group.rate_multiplier;
+    let Some(user_id) =
+        user_key(headers).and_then(|k| st.keys.iter().find(|x| x.key == k).map(|x| x.user_id))
+    else {
+        return;
+    };
+    if group.subscription_type != "subscription" {
+        if let Some(u) = st.users.iter_mut().find(|u| u.id == user_id) {
+            u.balance -= cost;
+        }
+    }
+    st.usage.push(crate::state::Usage {
+        user_id,
+        group_id: group.id,
+        model: model.to_string(),
+        upstream_model: account.map_model(model),
+        input_tokens,
+        output_tokens,
+        input_price,
+        output_price,
+        price_source: source.into(),
+        cost,
+    });
+}
+
 /// What one upstream call returned.
 struct Upstream {
     status: u16,
@@ -220,9 +355,14 @@ async fn forward(
         .unwrap_or("")
         .to_string();
     body["model"] = json!(account.map_model(model));
+    let url = if uses_responses(inner.cfg.profile, account) {
+        responses_url(&base)
+    } else {
+        chat_url(&base)
+    };
     let resp = inner
         .http
-        .post(chat_url(&base))
+        .post(url)
         .bearer_auth(key)
         .json(&body)
         .send()
@@ -288,12 +428,25 @@ pub async fn chat(AxState(inner): AxState<Shared>, headers: HeaderMap, body: Byt
     let Some(model) = req.get("model").and_then(Value::as_str).map(str::to_string) else {
         return openai_error(400, "invalid_request_error", "model is required");
     };
-    let candidates: Vec<Account> = {
+    let profile = inner.cfg.profile;
+    let (group, candidates): (Group, Vec<Account>) = {
         let st = inner.state.lock().unwrap();
         let group = match authorize(&st, &headers, true) {
             Ok(g) => g,
             Err(r) => return r,
         };
+        // v0.2.x: the group's allowlist is enforced on every request.
+        if profile.enforces_allowlist() {
+            if let Some(list) = group.allowlist() {
+                if !list.iter().any(|m| pattern_match(m, &model)) {
+                    return openai_error(
+                        404,
+                        "model_not_allowed",
+                        &format!("model {model} is not allowed in this group"),
+                    );
+                }
+            }
+        }
         let in_group: Vec<&Account> = st
             .accounts
             .iter()
@@ -335,7 +488,7 @@ pub async fn chat(AxState(inner): AxState<Shared>, headers: HeaderMap, body: Byt
             .cloned()
             .collect();
         c.sort_by_key(|a| (a.priority, a.id));
-        c
+        (group, c)
     };
     if candidates.is_empty() {
         return openai_error(503, "api_error", "Service temporarily unavailable");
@@ -344,6 +497,7 @@ pub async fn chat(AxState(inner): AxState<Shared>, headers: HeaderMap, body: Byt
     for account in candidates.iter().take(10) {
         match forward(&inner, account, req.clone(), &model).await {
             Ok(up) if (200..300).contains(&up.status) => {
+                bill(&inner, &headers, &group, account, &model, &up.body);
                 return Response::builder()
                     .status(200)
                     .header("content-type", up.content_type)
@@ -445,22 +599,40 @@ pub async fn account_test(inner: &Shared, id: &str, body: Value) -> Response {
             }
         });
     let mut events = vec![json!({"type": "test_start", "model": model})];
-    if cn && inner.cfg.profile == crate::Profile::V0_1_100 {
+    if cn && !inner.cfg.profile.has_cn_platforms() {
         return plain_404();
     }
-    let uses_responses = account.platform == "openai"
-        && account
-            .extra
-            .get("openai_responses_mode")
+    if uses_responses(inner.cfg.profile, &account) {
+        // The test goes the same way as the gateway: upstream `/v1/responses`.
+        let req =
+            json!({"model": account.map_model(&model), "input": "hi", "max_output_tokens": 1});
+        let base = account
+            .credentials
+            .get("base_url")
             .and_then(Value::as_str)
-            != Some("force_chat_completions")
-        && account
-            .extra
-            .get("openai_responses_supported")
-            .and_then(Value::as_bool)
-            != Some(false);
-    if uses_responses {
-        events.push(json!({"type": "error", "error": "Responses API (/v1/responses) returned 404: {\"error\":{\"message\":\"Not Found\"}}"}));
+            .unwrap_or("");
+        let key = account
+            .credentials
+            .get("api_key")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let (status, text) = match inner
+            .http
+            .post(responses_url(base))
+            .bearer_auth(key)
+            .json(&req)
+            .send()
+            .await
+        {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (502, e.to_string()),
+        };
+        if !(200..300).contains(&status) {
+            events.push(json!({"type": "error", "error": format!("Responses API (/v1/responses) returned {status}: {text}")}));
+            return stream(events);
+        }
+        events.push(json!({"type": "content", "text": "ok"}));
+        events.push(json!({"type": "test_complete", "success": true}));
         return stream(events);
     }
     events.push(json!({"type": "status", "text": "正在连接上游…"}));

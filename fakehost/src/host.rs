@@ -13,57 +13,141 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A released host version and what it has (reference §9.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A released host version and what it has (reference §9.1 and §12). Each
+/// predicate is the version rule of one feature, so a profile is its
+/// version and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Profile {
-    /// v0.1.100: before channels, plans, redaction, the compliance gate and CN platforms.
-    V0_1_100,
-    /// v0.1.179: channels, compliance gate, `deepseek`/`kimi`/`zhipu`, CN account tests.
+    /// v0.1.106: before channels, redaction, `openai_responses_mode`, the
+    /// compliance gate and CN platforms. The `openai` platform sends every
+    /// chat completion upstream as `/v1/responses` (§12.2).
+    V0_1_106,
+    /// v0.1.177: channels, redaction, forced chat completions, the
+    /// compliance gate, group `model_pricing`; no CN platforms yet.
+    V0_1_177,
+    /// v0.1.179: adds `deepseek`/`kimi`/`zhipu` and CN account tests.
     V0_1_179,
-    /// v0.2.4: adds `minimax` and renames `models_list_config` to `model_allowlist`.
+    /// v0.2.4: `minimax`, `model_allowlist` (renamed from
+    /// `models_list_config`) enforced on every gateway request, channel
+    /// prices looked up by the upstream name after account mapping.
     V0_2_4,
 }
 
 impl Profile {
+    /// Every profile, oldest first.
+    pub const ALL: [Profile; 4] = [
+        Profile::V0_1_106,
+        Profile::V0_1_177,
+        Profile::V0_1_179,
+        Profile::V0_2_4,
+    ];
+
     pub fn version(self) -> &'static str {
         match self {
-            Profile::V0_1_100 => "0.1.100",
+            Profile::V0_1_106 => "0.1.106",
+            Profile::V0_1_177 => "0.1.177",
             Profile::V0_1_179 => "0.1.179",
             Profile::V0_2_4 => "0.2.4",
         }
     }
-    fn modern(self) -> bool {
-        self != Profile::V0_1_100
+
+    /// The profile named by its version (`0.1.179`, `v0.2.4`).
+    pub fn parse(s: &str) -> Option<Profile> {
+        let s = s.trim().trim_start_matches('v');
+        Profile::ALL.into_iter().find(|p| p.version() == s)
     }
+
+    fn at_least(self, v: (u32, u32, u32)) -> bool {
+        let mut it = self
+            .version()
+            .split('.')
+            .map(|x| x.parse::<u32>().unwrap_or(0));
+        let me = (
+            it.next().unwrap_or(0),
+            it.next().unwrap_or(0),
+            it.next().unwrap_or(0),
+        );
+        me >= v
+    }
+    /// Channels (v0.1.107).
     pub fn has_channels(self) -> bool {
-        self.modern()
+        self.at_least((0, 1, 107))
     }
-    pub fn has_compliance(self) -> bool {
-        self.modern()
+    /// Subscription plans (v0.1.111).
+    pub fn has_plans(self) -> bool {
+        self.at_least((0, 1, 111))
     }
-    pub fn has_cn_platforms(self) -> bool {
-        self.modern()
-    }
+    /// Credential redaction (v0.1.127).
     pub fn redacts(self) -> bool {
-        self.modern()
+        self.at_least((0, 1, 127))
+    }
+    /// `extra.openai_responses_mode` is read (v0.1.127); before, every
+    /// `openai` completion goes upstream as `/v1/responses`.
+    pub fn has_responses_mode(self) -> bool {
+        self.at_least((0, 1, 127))
+    }
+    /// Group `models_list_config` (v0.1.132), renamed `model_allowlist`.
+    pub fn has_model_list(self) -> bool {
+        self.at_least((0, 1, 132))
+    }
+    /// The admin compliance gate (v0.1.136).
+    pub fn has_compliance(self) -> bool {
+        self.at_least((0, 1, 136))
+    }
+    /// Group `model_pricing`, which outranks channel pricing (v0.1.176).
+    pub fn has_group_pricing(self) -> bool {
+        self.at_least((0, 1, 176))
+    }
+    /// `deepseek`/`kimi`/`zhipu` and `/admin/cn-providers/*` (v0.1.178).
+    pub fn has_cn_platforms(self) -> bool {
+        self.at_least((0, 1, 178))
+    }
+    /// `model_allowlist` enforced on requests; channel prices looked up by
+    /// the upstream name (v0.2.x).
+    pub fn enforces_allowlist(self) -> bool {
+        self.at_least((0, 2, 0))
     }
     pub fn platforms(self) -> Vec<&'static str> {
         let mut p = vec!["anthropic", "openai", "gemini", "antigravity", "grok"];
         if self.has_cn_platforms() {
             p.extend(["kimi", "zhipu", "deepseek", "composite"]);
         }
-        if self == Profile::V0_2_4 {
+        if self.at_least((0, 2, 4)) {
             p.push("minimax");
         }
         p
     }
-    fn allowlist_field(self) -> &'static str {
-        if self == Profile::V0_2_4 {
-            "model_allowlist"
+    pub(crate) fn allowlist_field(self) -> Option<&'static str> {
+        if self.enforces_allowlist() {
+            Some("model_allowlist")
+        } else if self.has_model_list() {
+            Some("models_list_config")
         } else {
-            "models_list_config"
+            None
         }
     }
+}
+
+/// The compliance text version a fresh host asks for.
+pub const COMPLIANCE_VERSION: &str = "v2026.06.10";
+
+/// `n` bytes of lowercase hex, different on every call (a fake needs
+/// unique keys, not unpredictable ones).
+pub(crate) fn random_hex(n: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(n * 2);
+    while out.len() < n * 2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(n * 2);
+    out
 }
 
 /// How the fake host starts.
@@ -167,8 +251,16 @@ impl FakeHost {
     /// Serves on an already bound listener.
     pub fn serve(listener: tokio::net::TcpListener, cfg: FakeHostConfig) -> FakeHost {
         let addr = listener.local_addr().expect("local addr");
+        // A fresh real host has no admin key until an admin accepts the
+        // compliance text: the key endpoints are behind the gate (§12.1).
+        let gated = cfg.profile.has_compliance() && !cfg.compliance_accepted;
         let mut st = State {
-            admin_api_key: cfg.admin_api_key.clone(),
+            admin_api_key: if gated {
+                String::new()
+            } else {
+                cfg.admin_api_key.clone()
+            },
+            compliance_version: COMPLIANCE_VERSION.into(),
             ..State::default()
         };
         let admin_id = st.id();
@@ -259,8 +351,10 @@ impl FakeHost {
         self.addr
     }
 
-    pub fn admin_api_key(&self) -> &str {
-        &self.inner.cfg.admin_api_key
+    /// The admin API key in force: the configured one, a regenerated one,
+    /// or empty on a fresh host whose compliance text is not yet accepted.
+    pub fn admin_api_key(&self) -> String {
+        self.inner.state.lock().unwrap().admin_api_key.clone()
     }
 
     pub fn config(&self) -> &FakeHostConfig {
@@ -279,6 +373,19 @@ impl FakeHost {
         if let Some(id) = st.first_admin().map(|u| u.id) {
             st.compliance_accepted.push(id);
         }
+    }
+
+    /// Publishes a new compliance version: every admin (and so the admin
+    /// key, which acts as the first admin) is asked again (§12.1).
+    pub fn bump_compliance(&self, version: &str) {
+        let mut st = self.inner.state.lock().unwrap();
+        st.compliance_version = version.into();
+        st.compliance_accepted.clear();
+    }
+
+    /// Completions the gateway billed, oldest first.
+    pub fn usage(&self) -> Vec<Usage> {
+        self.inner.state.lock().unwrap().usage.clone()
     }
 
     /// Replaces the admin API key, as `POST …/admin-api-key/regenerate` does:
@@ -334,6 +441,24 @@ impl FakeHost {
             .calls
             .iter()
             .filter(|(k, _)| k.contains("/api/v1/admin/"))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// Writes (POST, PUT, PATCH, DELETE) seen on the admin and user routes.
+    pub fn write_calls(&self) -> u32 {
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|(k, _)| {
+                let (m, p) = k.split_once(' ').unwrap_or(("", k));
+                m != "GET"
+                    && (p.starts_with("/api/v1/admin/") || p.starts_with("/api/v1/keys"))
+                    && !p.starts_with("/api/v1/admin/accounts/:id/test")
+            })
             .map(|(_, v)| *v)
             .sum()
     }
@@ -731,7 +856,7 @@ async fn admin_entry(
     let actor = {
         let st = inner.state.lock().unwrap();
         if let Some(k) = headers.get("x-api-key") {
-            if k.to_str().ok() != Some(st.admin_api_key.as_str()) {
+            if st.admin_api_key.is_empty() || k.to_str().ok() != Some(st.admin_api_key.as_str()) {
                 return mw_err(401, "INVALID_ADMIN_KEY", "Invalid admin API key");
             }
             match st.first_admin() {
@@ -757,12 +882,13 @@ async fn admin_entry(
     let compliance_route =
         path == "/api/v1/admin/compliance" || path.starts_with("/api/v1/admin/compliance/");
     if inner.cfg.profile.has_compliance() && !compliance_route {
-        let accepted = inner
-            .state
-            .lock()
-            .unwrap()
-            .compliance_accepted
-            .contains(&actor);
+        let (accepted, version) = {
+            let st = inner.state.lock().unwrap();
+            (
+                st.compliance_accepted.contains(&actor),
+                st.compliance_version.clone(),
+            )
+        };
         if !accepted {
             return (
                 StatusCode::LOCKED,
@@ -770,7 +896,7 @@ async fn admin_entry(
                     "code": "ADMIN_COMPLIANCE_ACK_REQUIRED",
                     "message": "administrator compliance acknowledgement is required",
                     "metadata": {
-                        "version": "v2026.06.10",
+                        "version": version,
                         "document_path_zh": "/legal/compliance.zh.md",
                         "document_path_en": "/legal/compliance.en.md",
                         "document_url_zh": "https://example.invalid/compliance.zh",
@@ -940,14 +1066,15 @@ fn route_inner(
         ("GET", ["compliance"]) if profile.has_compliance() => {
             let accepted = st.compliance_accepted.contains(&actor);
             let mut d = json!({
-                "required": !accepted, "version": "v2026.06.10",
+                "required": !accepted, "version": st.compliance_version,
                 "document_path_zh": "/legal/compliance.zh.md", "document_path_en": "/legal/compliance.en.md",
                 "document_url_zh": "https://example.invalid/compliance.zh",
                 "document_url_en": "https://example.invalid/compliance.en",
                 "ack_phrase_en": crate::COMPLIANCE_PHRASE_EN, "ack_phrase_zh": "我已阅读、理解并同意",
             });
             if accepted {
-                d["acknowledgement"] = json!({"version": "v2026.06.10", "admin_user_id": actor});
+                d["acknowledgement"] =
+                    json!({"version": st.compliance_version, "admin_user_id": actor});
             }
             rok(d)
         }
@@ -963,11 +1090,27 @@ fn route_inner(
                     "the acknowledgement phrase does not match",
                 );
             }
-            st.compliance_accepted.push(actor);
-            rok(json!({"required": false, "version": "v2026.06.10"}))
+            if !st.compliance_accepted.contains(&actor) {
+                st.compliance_accepted.push(actor);
+            }
+            rok(json!({"required": false, "version": st.compliance_version}))
         }
+        // The one installation-wide admin key (§2.3); behind the gate.
         ("GET", ["settings", "admin-api-key"]) => {
-            rok(json!({"exists": true, "masked_key": "admin-0123...cdef"}))
+            let k = &st.admin_api_key;
+            rok(if k.is_empty() {
+                json!({"exists": false, "masked_key": ""})
+            } else {
+                json!({"exists": true, "masked_key": format!("{}...{}", &k[..10.min(k.len())], &k[k.len().saturating_sub(4)..])})
+            })
+        }
+        ("POST", ["settings", "admin-api-key", "regenerate"]) => {
+            st.admin_api_key = format!("admin-{}", random_hex(32));
+            rok(json!({"key": st.admin_api_key}))
+        }
+        ("DELETE", ["settings", "admin-api-key"]) => {
+            st.admin_api_key.clear();
+            rok(json!({"message": "Admin API key deleted"}))
         }
 
         // ----- accounts -----
@@ -1158,7 +1301,7 @@ fn route_inner(
                 .groups
                 .iter()
                 .filter(|g| !g.deleted)
-                .map(|g| g.dto(profile.allowlist_field(), &st.accounts))
+                .map(|g| g.dto(profile, &st.accounts))
                 .collect();
             rok(paginate(items, q))
         }
@@ -1167,12 +1310,12 @@ fn route_inner(
                 .groups
                 .iter()
                 .filter(|g| !g.deleted && g.status == "active")
-                .map(|g| g.dto(profile.allowlist_field(), &st.accounts))
+                .map(|g| g.dto(profile, &st.accounts))
                 .collect();
             rok(json!(items))
         }
         ("GET", ["groups", _]) => match id_at(1).and_then(|id| st.group(id)) {
-            Some(g) => rok(g.dto(profile.allowlist_field(), &st.accounts)),
+            Some(g) => rok(g.dto(profile, &st.accounts)),
             None => rerr(404, "GROUP_NOT_FOUND", "group not found"),
         },
         ("POST", ["groups"]) => {
@@ -1217,10 +1360,18 @@ fn route_inner(
                     .unwrap_or(0.0)
             };
             let id = st.id();
-            let mut extra_fields = Map::new();
-            if let Some(v) = body_field(b, profile.allowlist_field()) {
-                extra_fields.insert(profile.allowlist_field().into(), v.clone());
-            }
+            let model_list = profile
+                .allowlist_field()
+                .and_then(|f| body_field(b, f))
+                .cloned();
+            let model_pricing = if profile.has_group_pricing() {
+                body_field(b, "model_pricing")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let g = Group {
                 id,
                 name,
@@ -1244,9 +1395,10 @@ fn route_inner(
                     lim("monthly_limit_usd"),
                 ],
                 deleted: false,
-                extra_fields,
+                model_list,
+                model_pricing,
             };
-            let v = g.dto(profile.allowlist_field(), &st.accounts);
+            let v = g.dto(profile, &st.accounts);
             st.groups.push(g);
             rok(v)
         }
@@ -1254,7 +1406,6 @@ fn route_inner(
             let Some(id) = id_at(1) else {
                 return rerr(400, "", "Invalid group id");
             };
-            let allow = profile.allowlist_field();
             let accounts = st.accounts.clone();
             let Some(g) = st.groups.iter_mut().find(|g| g.id == id && !g.deleted) else {
                 return rerr(404, "GROUP_NOT_FOUND", "group not found");
@@ -1291,7 +1442,16 @@ fn route_inner(
                 lim("weekly_limit_usd"),
                 lim("monthly_limit_usd"),
             ];
-            rok(g.dto(allow, &accounts))
+            // Pointer semantics: absent leaves it, present replaces it.
+            if let Some(v) = profile.allowlist_field().and_then(|f| body_field(b, f)) {
+                g.model_list = Some(v.clone());
+            }
+            if profile.has_group_pricing() {
+                if let Some(p) = body_field(b, "model_pricing").and_then(Value::as_array) {
+                    g.model_pricing = p.clone();
+                }
+            }
+            rok(g.dto(profile, &accounts))
         }
         ("DELETE", ["groups", _]) => {
             let Some(id) = id_at(1) else {
@@ -1499,7 +1659,7 @@ fn route_inner(
         }
 
         // ----- plans -----
-        ("GET", ["payment", "plans"]) if profile.modern() => rok(json!([])),
+        ("GET", ["payment", "plans"]) if profile.has_plans() => rok(json!([])),
 
         // ----- users -----
         ("GET", ["users"]) => {
@@ -1875,6 +2035,11 @@ fn create_account(st: &mut State, profile: Profile, b: &Value) -> Result<Value, 
         .cloned()
         .unwrap_or_default();
     // Keys the host writes itself (reference §12.4): not ours, never drift.
+    if profile.has_responses_mode() {
+        extra
+            .entry("openai_responses_mode")
+            .or_insert_with(|| json!("auto"));
+    }
     if platform == "deepseek" {
         extra.insert("deepseek_balance".into(), json!(3.2));
         extra.insert("deepseek_balance_available".into(), json!(true));

@@ -178,11 +178,14 @@ pub struct Group {
     pub subscription_type: String,
     pub limits: [f64; 3],
     pub deleted: bool,
-    pub extra_fields: Map<String, Value>,
+    /// `models_list_config` / `model_allowlist`: `{enabled, models}`.
+    pub model_list: Option<Value>,
+    /// Group-level price cards (v0.1.176), which outrank the channel's.
+    pub model_pricing: Vec<Value>,
 }
 
 impl Group {
-    pub fn dto(&self, allowlist_name: &str, accounts: &[Account]) -> Value {
+    pub fn dto(&self, profile: crate::Profile, accounts: &[Account]) -> Value {
         let members: Vec<&Account> = accounts
             .iter()
             .filter(|a| !a.deleted && a.group_ids.contains(&self.id))
@@ -196,13 +199,56 @@ impl Group {
             "active_account_count": members.iter().filter(|a| a.schedulable_now()).count(),
             "created_at": now_rfc3339(), "updated_at": now_rfc3339(),
         });
-        v[allowlist_name] = self
-            .extra_fields
-            .get(allowlist_name)
-            .cloned()
-            .unwrap_or(json!({"enabled": false, "models": []}));
+        if let Some(name) = profile.allowlist_field() {
+            v[name] = self
+                .model_list
+                .clone()
+                .unwrap_or(json!({"enabled": false, "models": []}));
+        }
+        if profile.has_group_pricing() {
+            v["model_pricing"] = json!(self.model_pricing);
+        }
         v
     }
+
+    /// The enabled model list, if any (`{enabled:true, models:[…]}`).
+    pub fn allowlist(&self) -> Option<Vec<String>> {
+        let l = self.model_list.as_ref()?;
+        if l.get("enabled").and_then(Value::as_bool) != Some(true) {
+            return None;
+        }
+        Some(
+            l.get("models")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The group price card for `model`, if one lists it.
+    pub fn price_card(&self, model: &str) -> Option<&Value> {
+        price_card(&self.model_pricing, &self.platform, model)
+    }
+}
+
+/// The entry of `cards` that prices `model` on `platform` (an entry without
+/// a platform takes the group's).
+pub fn price_card<'a>(cards: &'a [Value], platform: &str, model: &str) -> Option<&'a Value> {
+    cards.iter().find(|p| {
+        p.get("platform")
+            .and_then(Value::as_str)
+            .is_none_or(|x| x.is_empty() || x == platform)
+            && p.get("models").and_then(Value::as_array).is_some_and(|ms| {
+                ms.iter()
+                    .filter_map(Value::as_str)
+                    .any(|m| pattern_match(m, model))
+            })
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +364,23 @@ pub struct Replay {
 }
 
 /// Everything the fake host knows.
+/// One billed completion: who, which model, the per-token prices the host
+/// resolved and where it found them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    pub user_id: i64,
+    pub group_id: i64,
+    pub model: String,
+    pub upstream_model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub input_price: f64,
+    pub output_price: f64,
+    /// `group`, `channel` or `catalog`.
+    pub price_source: String,
+    pub cost: f64,
+}
+
 #[derive(Debug, Default)]
 pub struct State {
     /// The installation-wide admin API key (regenerating replaces it).
@@ -330,7 +393,12 @@ pub struct State {
     pub keys: Vec<ApiKey>,
     pub subscriptions: Vec<Subscription>,
     pub jwts: HashMap<String, i64>,
+    /// Admins who accepted the current compliance version.
     pub compliance_accepted: Vec<i64>,
+    /// The compliance text's version; a bump asks every admin again.
+    pub compliance_version: String,
+    /// Completions the gateway billed, oldest first.
+    pub usage: Vec<Usage>,
     pub idempotency: HashMap<String, Replay>,
     /// Account creates per marker (`extra.relay_manager_marker`, else name).
     pub creates_per_marker: HashMap<String, u32>,

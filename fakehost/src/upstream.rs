@@ -99,6 +99,9 @@ impl FakeUpstream {
             .route("/models", get(list_models))
             .route("/v1/chat/completions", post(chat))
             .route("/chat/completions", post(chat))
+            // A chat-only provider has no Responses API (reference §12.2).
+            .route("/v1/responses", post(no_responses))
+            .route("/responses", post(no_responses))
             .route("/user/balance", get(balance))
             .route("/v1/user/balance", get(balance))
             .route("/v1/users/me/balance", get(balance))
@@ -444,6 +447,20 @@ async fn chat(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Byt
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
     }))
     .into_response()
+}
+
+async fn no_responses(AxState(inner): AxState<Arc<Inner>>, uri: axum::http::Uri) -> Response {
+    *inner
+        .st
+        .lock()
+        .unwrap()
+        .calls
+        .entry(uri.path().to_string())
+        .or_insert(0) += 1;
+    resp(
+        404,
+        json!({"error": {"message": "not found: /responses", "type": "invalid_request_error"}}),
+    )
 }
 
 /// DeepSeek's `/user/balance`, Kimi's `/users/me/balance`, SiliconFlow's `/user/info`.

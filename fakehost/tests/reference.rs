@@ -46,7 +46,7 @@ impl Api {
     }
 
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let key = self.host.admin_api_key().to_string();
+        let key = self.host.admin_api_key();
         let (s, v, _) = self.call(method, path, body, &[("x-api-key", &key)]).await;
         (s, v)
     }
@@ -181,48 +181,99 @@ async fn admin_auth_errors_use_string_codes() {
 }
 
 #[tokio::test]
-async fn compliance_gate_returns_423_until_the_phrase_is_accepted() {
+async fn a_fresh_gated_host_has_no_admin_key_until_an_admin_accepts() {
+    // Reference §12.1: the key endpoints are behind the gate too, so a
+    // fresh host cannot have an admin key before the first acceptance.
     let api = Api::new(FakeHostConfig {
         compliance_accepted: false,
         ..Default::default()
     })
     .await;
-    let (s, v) = api.admin(Method::GET, "/api/v1/admin/groups", None).await;
+    assert_eq!(api.host.admin_api_key(), "");
+    let cfg_key = api.host.config().admin_api_key.clone();
+    let (s, _, _) = api
+        .call(
+            Method::GET,
+            "/api/v1/admin/groups",
+            None,
+            &[("x-api-key", &cfg_key)],
+        )
+        .await;
+    assert_eq!(s, 401, "no admin key exists yet");
+    let cfg = api.host.config().clone();
+    let jwt = api.user_jwt(&cfg.admin_email, &cfg.admin_password).await;
+    let bearer = format!("Bearer {jwt}");
+    let auth = [("authorization", bearer.as_str())];
+    let (s, v, _) = api
+        .call(Method::GET, "/api/v1/admin/groups", None, &auth)
+        .await;
     assert_eq!(s, 423);
     assert_eq!(v["code"], "ADMIN_COMPLIANCE_ACK_REQUIRED");
     assert_eq!(v["metadata"]["version"], "v2026.06.10");
-    // The compliance routes themselves are exempt.
-    let d = api
-        .data(Method::GET, "/api/v1/admin/compliance", None)
+    let (s, _, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/admin/settings/admin-api-key/regenerate",
+            None,
+            &auth,
+        )
         .await;
-    assert_eq!(d["required"], true);
-    let (s, v) = api
-        .admin(
+    assert_eq!(s, 423, "the admin-key endpoints are gated");
+    // The compliance routes themselves are exempt.
+    let (_, d, _) = api
+        .call(Method::GET, "/api/v1/admin/compliance", None, &auth)
+        .await;
+    assert_eq!(d["data"]["required"], true);
+    let (s, v, _) = api
+        .call(
             Method::POST,
             "/api/v1/admin/compliance/accept",
             Some(json!({"phrase": "yes", "language": "en"})),
+            &auth,
         )
         .await;
     assert_eq!(
         (s, v["reason"].as_str()),
         (400, Some("ADMIN_COMPLIANCE_INVALID_PHRASE"))
     );
-    api.data(
-        Method::POST,
-        "/api/v1/admin/compliance/accept",
-        Some(json!({"phrase": COMPLIANCE_PHRASE_EN, "language": "en"})),
-    )
-    .await;
+    let (s, _, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/admin/compliance/accept",
+            Some(json!({"phrase": COMPLIANCE_PHRASE_EN, "language": "en"})),
+            &auth,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, v, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/admin/settings/admin-api-key/regenerate",
+            None,
+            &auth,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let key = v["data"]["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("admin-") && key.len() == 70, "{key}");
     assert_eq!(
         api.admin(Method::GET, "/api/v1/admin/groups", None).await.0,
-        200
+        200,
+        "the new key acts as the admin who accepted"
+    );
+    // A new compliance version asks again, also through the key.
+    api.host.bump_compliance("v2026.12.01");
+    let (s, v) = api.admin(Method::GET, "/api/v1/admin/groups", None).await;
+    assert_eq!(
+        (s, v["metadata"]["version"].as_str()),
+        (423, Some("v2026.12.01"))
     );
 }
 
 #[tokio::test]
 async fn unregistered_routes_answer_gins_plain_404() {
     let api = Api::new(FakeHostConfig {
-        profile: Profile::V0_1_100,
+        profile: Profile::V0_1_106,
         ..Default::default()
     })
     .await;
@@ -273,7 +324,7 @@ async fn group_rules_rate_multiplier_uniqueness_and_platform_enum() {
     );
 
     let old = Api::new(FakeHostConfig {
-        profile: Profile::V0_1_100,
+        profile: Profile::V0_1_106,
         ..Default::default()
     })
     .await;
@@ -331,7 +382,7 @@ async fn channel_pricing_defaults_to_anthropic_and_a_group_joins_one_channel() {
 async fn account_creates_are_idempotent_only_with_a_key_and_counted_per_marker() {
     let api = Api::new(FakeHostConfig::default()).await;
     let body = json!({"name": "a", "platform": "deepseek", "type": "apikey", "credentials": {"api_key": "sk-1"}, "extra": {MARKER_KEY: "m1"}});
-    let key = api.host.admin_api_key().to_string();
+    let key = api.host.admin_api_key();
     let h = [
         ("x-api-key", key.as_str()),
         ("idempotency-key", "batch1-step1"),
@@ -393,7 +444,7 @@ async fn an_account_without_groups_joins_the_platform_default_group() {
 
 #[tokio::test]
 async fn account_keys_are_redacted_from_v0_1_127_and_returned_before() {
-    for (profile, redacted) in [(Profile::V0_1_179, true), (Profile::V0_1_100, false)] {
+    for (profile, redacted) in [(Profile::V0_1_179, true), (Profile::V0_1_106, false)] {
         let api = Api::new(FakeHostConfig {
             profile,
             ..Default::default()
@@ -552,7 +603,7 @@ async fn account_test_streams_sse_and_a_401_puts_the_account_in_error() {
     up.add_key("sk-good", UpstreamBehaviour::Ok);
     let api = Api::new(FakeHostConfig::default()).await;
     let (_, ids) = deepseek_group(&api, &up, &["sk-good", "sk-bad"]).await;
-    let key = api.host.admin_api_key().to_string();
+    let key = api.host.admin_api_key();
     for (id, ok) in [(ids[0], true), (ids[1], false)] {
         let r = api
             .http
@@ -676,7 +727,7 @@ async fn fault_hooks_fail_delay_or_drop_after_commit() {
         kind: FaultKind::DropAfterCommit,
         times: 1,
     });
-    let key = api.host.admin_api_key().to_string();
+    let key = api.host.admin_api_key();
     let r = api
         .http
         .post(format!("{}/api/v1/admin/groups", api.host.url()))

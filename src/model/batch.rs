@@ -192,6 +192,45 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
     pub skipped: Vec<SkippedKey>,
     pub warnings: Vec<String>,
+    /// Capabilities the strategy needs and the host lacks: a plan with any
+    /// is never applied (nothing is written to the host).
+    #[serde(default)]
+    pub blockers: Vec<PlanBlocker>,
+    /// How the group and the prices are written on this host's version.
+    #[serde(default)]
+    pub shape: HostShape,
+}
+
+/// A capability the plan needs that the host's last probe says it lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanBlocker {
+    /// The capability row (`chat_completions_passthrough`, …).
+    pub capability: String,
+    /// What cannot work, in plain words.
+    pub message: String,
+    /// What the operator can do about it.
+    pub action: String,
+}
+
+/// Field names and pricing rules that differ between host versions, fixed
+/// at plan time from the probe so apply, drift and rollback agree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostShape {
+    /// The group is exclusive: only users granted it may bind keys to it.
+    #[serde(default)]
+    pub is_exclusive: bool,
+    /// `models_list_config` (v0.1.132) or `model_allowlist` (v0.2.x, also
+    /// enforced on requests); `None` on hosts without a group model list.
+    #[serde(default)]
+    pub allowlist_field: Option<String>,
+    /// The host has group `model_pricing` (v0.1.176), which outranks the
+    /// channel's: the group is written with none, so the channel's applies.
+    #[serde(default)]
+    pub group_pricing: bool,
+    /// The host looks channel prices up by the upstream name after account
+    /// mapping (v0.2.x): upstream names are priced too.
+    #[serde(default)]
+    pub price_upstream_names: bool,
 }
 
 /// Journal state of a step.

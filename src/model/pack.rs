@@ -135,6 +135,14 @@ pub struct GroupTemplate {
     /// Subscription length for the subscription access mode.
     #[serde(default = "default_validity")]
     pub validity_days: u32,
+    /// An exclusive group can be bound only by users granted it (the
+    /// product grants its probe user); an open one by every user of the host.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exclusive: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for GroupTemplate {
@@ -146,6 +154,7 @@ impl Default for GroupTemplate {
             weekly_limit_usd: None,
             monthly_limit_usd: None,
             validity_days: 30,
+            exclusive: false,
         }
     }
 }

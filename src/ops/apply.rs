@@ -74,8 +74,8 @@ pub enum CrashPoint {
 pub struct ApplyOptions {
     /// Concurrent account writes.
     pub concurrency: usize,
-    /// How long to wait before the readiness gate for the host's
-    /// `/v1/models` cache (15 s on the host) to expire.
+    /// How long the readiness gate keeps polling `/v1/models` while the
+    /// smoke model is missing: the host's cache lifetime (15 s by default).
     pub models_cache_wait: Duration,
     /// Stop as if killed at this step and point (tests).
     pub crash_at: Option<(i64, CrashPoint)>,
@@ -301,6 +301,17 @@ impl Core {
                 "batch",
                 "was rolled back (or is being rolled back): plan a new batch instead",
             )));
+        }
+        if let Ok(plan) = serde_json::from_str::<Plan>(&batch.plan_json) {
+            if let Some(b) = plan.blockers.first() {
+                return Err(OpError::Conflict(crate::model::FieldError::new(
+                    "batch",
+                    format!(
+                        "cannot be applied on this host: {} {} Nothing was written to the host.",
+                        b.message, b.action
+                    ),
+                )));
+            }
         }
         let runs = self.store.runs(batch_id).await?;
         if let Some(busy) = runs
@@ -615,6 +626,27 @@ impl Core {
         }
         let mut ready = false;
         for s in by_kind(StepKind::Readiness) {
+            // Readiness is proven now, by this run: a gate passed by an
+            // earlier run is checked again (it writes nothing).
+            let current = self
+                .store
+                .step(ctx.batch.id, s.seq)
+                .await
+                .map_err(OpError::from)?;
+            if current.is_some_and(|c| c.state == StepState::Done) {
+                self.store
+                    .update_step(
+                        ctx.batch.id,
+                        s.seq,
+                        StepUpdate {
+                            state: Some(StepState::Pending),
+                            error: Some(String::new()),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(OpError::from)?;
+            }
             ready = self.step(ctx, &s, Some(group_id)).await?.is_some();
         }
         let total = accounts.len();
@@ -1473,18 +1505,39 @@ impl Core {
                         &format!("access/{}/{}", ctx.batch.host_id, plan.group_name),
                     )
                     .map_err(|err| StepFail::from(err.to_string()))?;
-                // The host caches /v1/models for 15 s per group.
-                tokio::time::sleep(ctx.opts.models_cache_wait).await;
-                let models = c.gateway_models(Some(&key)).await.map_err(|err| {
-                    StepFail::new(
-                        StepErrorKind::Check,
-                        format!("GET /v1/models with the probe user's key: {err}"),
-                    )
-                })?;
-                if !models.contains(&plan.smoke_model) {
+                // The host caches /v1/models per group (15 s by default,
+                // 10–30 s allowed), filled on the first listing: a new group
+                // is listed fresh. Poll with backoff only while the smoke
+                // model is missing, up to the cache lifetime.
+                let started = std::time::Instant::now();
+                let mut delay = Duration::from_millis(250);
+                let mut listings = 0u32;
+                let models = loop {
+                    listings += 1;
+                    let models = c.gateway_models(Some(&key)).await.map_err(|err| {
+                        StepFail::new(
+                            StepErrorKind::Check,
+                            format!("GET /v1/models with the probe user's key: {err}"),
+                        )
+                    })?;
+                    let left = ctx.opts.models_cache_wait.saturating_sub(started.elapsed());
+                    if models.contains(&plan.smoke_model) || left.is_zero() {
+                        break models;
+                    }
+                    tokio::time::sleep(delay.min(left)).await;
+                    delay = (delay * 2).min(Duration::from_secs(4));
+                };
+                let waited_ms = started.elapsed().as_millis() as u64;
+                let listed = models.contains(&plan.smoke_model);
+                // v0.2.x may leave exact allowlist entries out of the
+                // listing (upstream issue #7517): the completion decides.
+                let allowlist_host =
+                    plan.shape.allowlist_field.as_deref() == Some("model_allowlist");
+                if !listed && !allowlist_host {
                     return Err(StepFail::new(StepErrorKind::Check, format!(
-                        "GET /v1/models does not list {} (it lists: {}). Not ready: check the account mapping and that an account is schedulable.",
+                        "GET /v1/models does not list {} after {listings} listing(s) over {:.1} s (it lists: {}). Not ready: check the account mapping and that an account is schedulable.",
                         plan.smoke_model,
+                        waited_ms as f64 / 1000.0,
                         models.join(", ")
                     )));
                 }
@@ -1512,7 +1565,9 @@ impl Core {
                     request: ev(
                         &json!({"models": "GET /v1/models", "chat": body, "authorization": format!("Bearer {}", key.expose())}),
                     ),
-                    response: ev(&json!({"models": models, "chat": v})),
+                    response: ev(
+                        &json!({"models": models, "smoke_model_listed": listed, "listings": listings, "waited_ms": waited_ms, "chat": v}),
+                    ),
                     ..Default::default()
                 })
             }

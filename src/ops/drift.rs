@@ -621,9 +621,41 @@ fn reapply_call(
         Resource::Group => {
             let mut body = serde_json::Map::new();
             for (k, v) in desired {
-                if k != "platform" {
+                if k != "platform" && k != "model list" && !k.starts_with("group ") {
                     body.insert(k.clone(), v.clone());
                 }
+            }
+            // Normalized fields back to the host's names, which differ by
+            // version: the model list under the name the group carries,
+            // group price cards (none is what we write) replaced.
+            body.insert(
+                "is_exclusive".into(),
+                json!(desired.get("is_exclusive") == Some(&json!(true))),
+            );
+            if let Some(field) = ["model_allowlist", "models_list_config"]
+                .into_iter()
+                .find(|k| seen.get(*k).is_some())
+            {
+                body.insert(
+                    field.into(),
+                    match desired.get("model list") {
+                        Some(models) => json!({"enabled": true, "models": models}),
+                        None => json!({"enabled": false, "models": []}),
+                    },
+                );
+            }
+            if seen.get("model_pricing").is_some() {
+                let mut cards = Vec::new();
+                for (k, v) in desired {
+                    if let Some(pm) = k
+                        .strip_prefix("group ")
+                        .and_then(|k| k.strip_prefix(super::resource::PRICE_PREFIX))
+                    {
+                        let (platform, model) = pm.split_once('/').unwrap_or(("", pm));
+                        cards.push(json!({"platform": platform, "models": [model], "billing_mode": "token", "input_price": v[0], "output_price": v[1]}));
+                    }
+                }
+                body.insert("model_pricing".into(), json!(cards));
             }
             (
                 "PUT",

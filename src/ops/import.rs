@@ -158,6 +158,112 @@ pub fn platform_for(provider: &PackProvider, probe: Option<&ProbeReport>) -> (St
     )
 }
 
+/// A capability a strategy needs from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub capability: &'static str,
+    /// What fails without it.
+    pub why: String,
+    /// What the operator can do.
+    pub action: String,
+}
+
+/// What the chosen platform strategy and access mode need from the host.
+/// Every strategy declares its needs here; the planner turns a need the
+/// host's probe says is missing into a blocker (nothing is written).
+pub fn strategy_needs(platform: &str, mode: AccessMode, exclusive: bool) -> Vec<Need> {
+    let mut needs = Vec::new();
+    match platform {
+        "openai" => needs.push(Need {
+            capability: "chat_completions_passthrough",
+            why: "the provider speaks only chat completions, and before v0.1.127 the host's `openai` platform sends every completion upstream as /v1/responses (it ignores `openai_responses_mode`), which the provider answers 404: every account test and every request would fail".into(),
+            action: "Upgrade the host to v0.1.127 or later (v0.1.179 or later also has the native deepseek/kimi/zhipu platforms), probe it again, then plan again.".into(),
+        }),
+        "minimax" => needs.push(Need {
+            capability: "minimax_platform",
+            why: "the native `minimax` platform arrived in v0.2.4".into(),
+            action: "Upgrade the host to v0.2.4 or later, or plan on a host that has it.".into(),
+        }),
+        _ => needs.push(Need {
+            capability: "cn_platforms",
+            why: format!("the native `{platform}` platform arrived in v0.1.178"),
+            action: "Upgrade the host to v0.1.179 or later, probe it again, then plan again.".into(),
+        }),
+    }
+    if exclusive && mode == AccessMode::SelfService {
+        needs.push(Need {
+            capability: "admin_key_binding",
+            why: "an exclusive group refuses a user's own key binding, so the probe user's key is bound by the admin API (PUT /admin/api-keys/:id, v0.1.89), which grants the group".into(),
+            action: "Upgrade the host to v0.1.89 or later, or set `group.exclusive: false` in the pack.".into(),
+        });
+    }
+    if mode == AccessMode::Subscription {
+        needs.push(Need {
+            capability: "subscriptions",
+            why: "subscription access assigns the probe user a subscription to the group".into(),
+            action: "Use the self_service mode, or a host with subscriptions.".into(),
+        });
+    }
+    needs
+}
+
+/// The needs the probe says are missing (blockers) or cannot tell (warnings).
+pub fn check_needs(
+    needs: &[Need],
+    probe: &ProbeReport,
+) -> (Vec<crate::model::PlanBlocker>, Vec<String>) {
+    let mut blockers = Vec::new();
+    let mut warnings = Vec::new();
+    for n in needs {
+        let row = probe.capabilities.iter().find(|c| c.key == n.capability);
+        let evidence = row
+            .map(|c| c.evidence.clone())
+            .unwrap_or_else(|| "not probed".into());
+        match row.map_or(Support::Unknown, |c| c.support) {
+            Support::Yes => {}
+            Support::No => blockers.push(crate::model::PlanBlocker {
+                capability: n.capability.into(),
+                message: format!(
+                    "The host {} lacks `{}` ({evidence}): {}.",
+                    probe.version.as_deref().map(|v| format!("v{v}")).unwrap_or_default(),
+                    n.capability,
+                    n.why
+                ),
+                action: n.action.clone(),
+            }),
+            Support::Unknown => warnings.push(format!(
+                "Cannot tell whether the host has `{}` ({evidence}); without it {}. The account tests will show it.",
+                n.capability, n.why
+            )),
+        }
+    }
+    (blockers, warnings)
+}
+
+/// Field names and pricing rules for this host, from its probe.
+pub fn host_shape(provider: &PackProvider, probe: &ProbeReport) -> crate::model::HostShape {
+    let yes = |k: &str| probe.capability(k) == Support::Yes;
+    let v2 = probe
+        .version
+        .as_deref()
+        .and_then(crate::host::HostVersion::parse)
+        .is_some_and(|v| {
+            v.is_upstream_numbering() && v.at_least(crate::host::HostVersion(0, 2, 0))
+        });
+    crate::model::HostShape {
+        is_exclusive: provider.group.exclusive,
+        allowlist_field: if yes("model_allowlist") {
+            Some("model_allowlist".into())
+        } else if yes("group_model_list") {
+            Some("models_list_config".into())
+        } else {
+            None
+        },
+        group_pricing: yes("group_model_pricing"),
+        price_upstream_names: yes("model_allowlist") || v2,
+    }
+}
+
 pub fn group_name(provider_key: &str, provider: &PackProvider, mode: AccessMode) -> String {
     let base = provider
         .group
@@ -379,11 +485,16 @@ impl Core {
             .into());
         }
         let (platform, strategy_reason) = platform_for(provider, Some(&probe));
+        let (blockers, unknown_needs) = check_needs(
+            &strategy_needs(&platform, mode, provider.group.exclusive),
+            &probe,
+        );
+        let shape = host_shape(provider, &probe);
         let gname = group_name(&req.provider_key, provider, mode);
         let host_err = |e: crate::host::HostError| {
             FieldError::new("host", format!("could not be read while planning: {e}"))
         };
-        let mut warnings = Vec::new();
+        let mut warnings = unknown_needs;
         let mut steps = Vec::new();
         let mut seq = 0i64;
         let mut push = |kind, action, target: String, reason: String, remote_id, fingerprint| {
@@ -557,6 +668,8 @@ impl Core {
             steps: steps.clone(),
             skipped,
             warnings,
+            blockers,
+            shape,
         };
         let uid = random_hex(8);
         let new = NewBatch {

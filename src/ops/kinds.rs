@@ -99,16 +99,28 @@ impl Managed for Group {
             .ok_or("the provider left the pack")?
             .group
             .clone();
-        Ok(json!({
+        let mut body = json!({
             "name": plan.group_name,
             "description": format!("{MANAGED_BY} ({}/{})", plan.pack_id, plan.provider_key),
             "platform": plan.platform,
             "rate_multiplier": t.rate_multiplier,
+            "is_exclusive": plan.shape.is_exclusive,
             "subscription_type": if sub { "subscription" } else { "standard" },
             "daily_limit_usd": t.daily_limit_usd.unwrap_or(0.0),
             "weekly_limit_usd": t.weekly_limit_usd.unwrap_or(0.0),
             "monthly_limit_usd": t.monthly_limit_usd.unwrap_or(0.0),
-        }))
+        });
+        // The pack's models, under the field name this version reads (on
+        // v0.2.x it is enforced on every request, so it must list them all).
+        if let Some(field) = &plan.shape.allowlist_field {
+            body[field.as_str()] = json!({"enabled": true, "models": plan.models});
+        }
+        // Group price cards outrank the channel's: none, so the channel's
+        // (the pack's prices) is what the host bills.
+        if plan.shape.group_pricing {
+            body["model_pricing"] = json!([]);
+        }
+        Ok(body)
     }
 
     fn find<'a>(
@@ -184,7 +196,17 @@ impl Managed for Channel {
                         .cache_read
                         .and_then(|c| ctx.pack.usd_per_token(c, pm.price.currency))
                 });
-                json!({"platform": plan.platform, "models": [m], "billing_mode": "token",
+                // Where the host looks prices up by the upstream name after
+                // account mapping (v0.2.x), that name is priced too.
+                let mut models = vec![m.clone()];
+                if plan.shape.price_upstream_names {
+                    if let Some(up) = provider.models.get(m).and_then(|pm| pm.upstream.clone()) {
+                        if &up != m && !provider.models.contains_key(&up) {
+                            models.push(up);
+                        }
+                    }
+                }
+                json!({"platform": plan.platform, "models": models, "billing_mode": "token",
                        "input_price": input, "output_price": output, "cache_read_price": cache})
             })
             .collect();
@@ -478,15 +500,45 @@ impl Managed for UserKey {
                     "the probe user has two-factor sign-in; remove it or use another probe user",
                 )),
             };
+            // An exclusive standard group refuses a user's own binding
+            // (GROUP_NOT_ALLOWED): the key is created unbound, then bound by
+            // the admin API, which grants the user the group (§6.4).
+            let exclusive = ctx.plan.shape.is_exclusive && ctx.plan.mode == AccessMode::SelfService;
+            let sent = if exclusive {
+                json!({"name": body["name"]})
+            } else {
+                body.clone()
+            };
             c.user_call(
                 &jwt,
                 "POST",
                 "/api/v1/keys",
-                Some(body),
+                Some(&sent),
                 Some(&s.idempotency_key),
             )
             .await
             .map_err(StepFail::host)?;
+            if exclusive {
+                let uid = user_id(ctx).await.map_err(StepFail::host)?;
+                let (id, _, _) =
+                    user_key_on_host(c, uid, &format!("rm-{}", ctx.plan.group_name), None)
+                        .await
+                        .map_err(StepFail::host)?
+                        .ok_or_else(|| {
+                            StepFail::new(
+                                StepErrorKind::MaybeSent,
+                                "read-back: the new key is not listed for the user yet",
+                            )
+                        })?;
+                c.admin(
+                    "PUT",
+                    &format!("/api/v1/admin/api-keys/{id}"),
+                    Some(&json!({"group_id": gid})),
+                    None,
+                )
+                .await
+                .map_err(StepFail::host)?;
+            }
             self.find(core, ctx, s, gid)
                 .await
                 .map_err(StepFail::host)?

@@ -319,8 +319,10 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
             .await,
         );
         capabilities.push(route_capability(client, "plans", "/api/v1/admin/payment/plans").await);
-        capabilities.push(redaction_capability(client, version).await);
-        capabilities.push(allowlist_capability(client, version).await);
+        let redaction = redaction_capability(client, version).await;
+        capabilities.push(passthrough_capability(version, &redaction));
+        capabilities.push(redaction);
+        capabilities.extend(group_capabilities(client, version).await);
     } else {
         for key in ["channels", "cn_platforms", "subscriptions", "plans"] {
             capabilities.push(cap(
@@ -329,16 +331,16 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
                 "admin API not usable; probe again once it is",
             ));
         }
-        capabilities.push(version_capability(
-            "credential_redaction",
-            version,
-            HostVersion(0, 1, 127),
-        ));
-        capabilities.push(version_capability(
-            "model_allowlist",
-            version,
-            HostVersion(0, 2, 4),
-        ));
+        let redaction = version_capability("credential_redaction", version, HostVersion(0, 1, 127));
+        capabilities.push(passthrough_capability(version, &redaction));
+        capabilities.push(redaction);
+        for (key, since) in [
+            ("group_model_list", HostVersion(0, 1, 132)),
+            ("model_allowlist", HostVersion(0, 2, 0)),
+            ("group_model_pricing", HostVersion(0, 1, 176)),
+        ] {
+            capabilities.push(version_capability(key, version, since));
+        }
     }
     capabilities.push(version_capability(
         "idempotency_keys",
@@ -480,27 +482,80 @@ async fn redaction_capability(client: &HostClient, version: Option<HostVersion>)
     }
 }
 
-async fn allowlist_capability(client: &HostClient, version: Option<HostVersion>) -> Capability {
-    match client.admin_get("/api/v1/admin/groups?page_size=1").await {
-        Ok(v) => match v
-            .get("items")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-        {
-            Some(g) if g.get("model_allowlist").is_some() => cap(
-                "model_allowlist",
+/// The group-shape rows, from one group listing: a field in a group
+/// response proves the host has it; an empty host falls back to versions.
+async fn group_capabilities(client: &HostClient, version: Option<HostVersion>) -> Vec<Capability> {
+    let first = client
+        .admin_get("/api/v1/admin/groups?page_size=1")
+        .await
+        .ok()
+        .and_then(|v| {
+            v.get("items")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first().cloned())
+        });
+    let by_field = |key: &str, field: &str, since: HostVersion| match &first {
+        Some(g) if g.get(field).is_some() => {
+            cap(key, Support::Yes, format!("group responses carry {field}"))
+        }
+        Some(_) => cap(key, Support::No, format!("group responses have no {field}")),
+        None => version_capability(key, version, since),
+    };
+    let list = match &first {
+        Some(g) if g.get("model_allowlist").is_some() || g.get("models_list_config").is_some() => {
+            cap(
+                "group_model_list",
                 Support::Yes,
-                "group responses carry model_allowlist",
-            ),
-            Some(g) if g.get("models_list_config").is_some() => cap(
-                "model_allowlist",
-                Support::No,
-                "group responses carry models_list_config (pre-v0.2.4 name)",
-            ),
-            _ => version_capability("model_allowlist", version, HostVersion(0, 2, 4)),
-        },
-        Err(_) => version_capability("model_allowlist", version, HostVersion(0, 2, 4)),
+                "group responses carry a model list",
+            )
+        }
+        _ => by_field(
+            "group_model_list",
+            "models_list_config",
+            HostVersion(0, 1, 132),
+        ),
+    };
+    let allowlist = match &first {
+        Some(g) if g.get("models_list_config").is_some() => cap(
+            "model_allowlist",
+            Support::No,
+            "group responses carry models_list_config (pre-v0.2 name)",
+        ),
+        _ => by_field("model_allowlist", "model_allowlist", HostVersion(0, 2, 0)),
+    };
+    vec![
+        list,
+        allowlist,
+        by_field(
+            "group_model_pricing",
+            "model_pricing",
+            HostVersion(0, 1, 176),
+        ),
+    ]
+}
+
+/// Whether the `openai` platform can send chat completions upstream as they
+/// are (`extra.openai_responses_mode=force_chat_completions`, v0.1.127).
+/// Before that every completion goes as `/v1/responses`, which chat-only
+/// providers answer 404 (reference §12.2). Credential redaction shipped in
+/// the same release, so its field evidence decides when the version cannot.
+fn passthrough_capability(version: Option<HostVersion>, redaction: &Capability) -> Capability {
+    let by_version = version_capability(
+        "chat_completions_passthrough",
+        version,
+        HostVersion(0, 1, 127),
+    );
+    if by_version.support != Support::Unknown || redaction.support == Support::Unknown {
+        return by_version;
     }
+    cap(
+        "chat_completions_passthrough",
+        redaction.support,
+        format!(
+            "{}; credential redaction ({}) shipped in the same release (v0.1.127)",
+            by_version.evidence, redaction.evidence
+        ),
+    )
 }
 
 fn auth_state(e: &HostError) -> AdminAuthState {

@@ -92,6 +92,28 @@ impl Resource {
                 ] {
                     take(k, v.get(k).map(number_as_f64).as_ref());
                 }
+                // Fields written only on some versions or only when set:
+                // present when they restrict something, so an older plan
+                // that did not send them compares equal to the default.
+                if v.get("is_exclusive").and_then(Value::as_bool) == Some(true) {
+                    f.insert("is_exclusive".into(), json!(true));
+                }
+                if let Some(list) = ["model_allowlist", "models_list_config"]
+                    .iter()
+                    .find_map(|k| v.get(*k))
+                    .filter(|l| l.get("enabled").and_then(Value::as_bool) == Some(true))
+                {
+                    let mut models: Vec<&str> = list
+                        .get("models")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    models.sort_unstable();
+                    f.insert("model list".into(), json!(models));
+                }
+                insert_prices(&mut f, "group ", v.get("model_pricing"));
             }
             Resource::Channel => {
                 for k in ["name", "billing_model_source", "restrict_models"] {
@@ -101,29 +123,7 @@ impl Resource {
                 // One field per (platform, model): `price deepseek/deepseek-flash`
                 // = [input, output] USD per token, so a diff names the price
                 // that changed.
-                for p in v
-                    .get("model_pricing")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let platform = p.get("platform").and_then(Value::as_str).unwrap_or("");
-                    for m in p
-                        .get("models")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                    {
-                        f.insert(
-                            format!("{PRICE_PREFIX}{platform}/{m}"),
-                            json!([
-                                p.get("input_price").map(number_as_f64),
-                                p.get("output_price").map(number_as_f64)
-                            ]),
-                        );
-                    }
-                }
+                insert_prices(&mut f, "", v.get("model_pricing"));
             }
             Resource::Account => {
                 for k in ["name", "platform", "type"] {
@@ -279,6 +279,28 @@ impl Resource {
 }
 
 /// Fields that differ: (field, wanted, observed), as compact JSON.
+/// One field per (platform, model) of a price card list.
+fn insert_prices(f: &mut Fields, prefix: &str, cards: Option<&Value>) {
+    for p in cards.and_then(Value::as_array).into_iter().flatten() {
+        let platform = p.get("platform").and_then(Value::as_str).unwrap_or("");
+        for m in p
+            .get("models")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            f.insert(
+                format!("{prefix}{PRICE_PREFIX}{platform}/{m}"),
+                json!([
+                    p.get("input_price").map(number_as_f64),
+                    p.get("output_price").map(number_as_f64)
+                ]),
+            );
+        }
+    }
+}
+
 pub fn diff(desired: &Fields, observed: &Fields) -> Vec<(String, String, String)> {
     let show = |v: Option<&Value>| v.map(Value::to_string).unwrap_or_else(|| "—".into());
     desired

@@ -26,6 +26,18 @@ providers:
         price: { currency: USD, input: 1.32, output: 3.96, source: test, verified: 2026-11-01 }
     access:
       mode: self_service
+  dsmap:
+    display_name: DeepSeek under another name (fake)
+    native_platform: deepseek
+    base_url: UPSTREAM
+    smoke_model: ds-chat
+    models:
+      ds-chat:
+        upstream: deepseek-flash
+        price: { currency: USD, input: 0.5, output: 2.0, source: test, verified: 2026-11-01 }
+    group: { exclusive: true }
+    access:
+      mode: self_service
 ";
 
 pub struct World {
@@ -103,6 +115,10 @@ pub fn fast() -> ApplyOptions {
 
 impl World {
     pub async fn plan(&self, keys: &[String], mode: AccessMode) -> i64 {
+        self.plan_provider("ds", keys, mode).await
+    }
+
+    pub async fn plan_provider(&self, provider: &str, keys: &[String], mode: AccessMode) -> i64 {
         self.ctx
             .core
             .plan_batch(
@@ -110,7 +126,7 @@ impl World {
                 &BatchRequest {
                     host_id: self.host_id,
                     pack_version_id: self.pack_version,
-                    provider_key: "ds".into(),
+                    provider_key: provider.into(),
                     mode: Some(mode),
                     keys_text: keys.join("\n"),
                 },
@@ -206,24 +222,6 @@ async fn subscription_mode_reaches_ready() {
         .with_state(|s| (s.groups[0].subscription_type.clone(), s.subscriptions.len()));
     assert_eq!(group_type, "subscription");
     assert_eq!(subs, 1);
-}
-
-#[tokio::test]
-async fn a_host_before_cn_platforms_gets_the_openai_strategy() {
-    let w = world(Profile::V0_1_100).await;
-    let id = w.plan(&keys(2), AccessMode::SelfService).await;
-    let v = w.view(id).await;
-    assert_eq!(v.plan.platform, "openai");
-    assert!(v.plan.warnings.iter().any(|x| x.contains("no channels")));
-    let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
-    assert_eq!(
-        status,
-        BatchStatus::Succeeded,
-        "{:#?}",
-        w.view(id).await.steps
-    );
-    let extra = w.host.with_state(|s| s.accounts[0].extra.clone());
-    assert_eq!(extra["openai_responses_mode"], "force_chat_completions");
 }
 
 #[tokio::test]

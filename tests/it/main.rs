@@ -8,6 +8,7 @@ mod import;
 mod probe;
 mod real_host;
 mod rollback;
+mod versions;
 
 use fakehost::{FakeHost, FakeHostConfig};
 use provisioning_core::model::HostInput;
@@ -37,7 +38,7 @@ pub fn input_for(host: &FakeHost, name: &str) -> HostInput {
         name: name.into(),
         base_url: host.url(),
         auth_kind: "api_key".into(),
-        admin_api_key: host.admin_api_key().into(),
+        admin_api_key: host.admin_api_key(),
         probe_user_email: "probe@example.com".into(),
         probe_user_password: "probe-password-1".into(),
         ..Default::default()

@@ -50,18 +50,16 @@ async fn a_current_host_probes_ok_with_its_capability_matrix() {
 
 #[tokio::test]
 async fn the_compliance_gate_is_explained_and_blocks() {
-    let host = fake(FakeHostConfig {
-        compliance_accepted: false,
-        ..Default::default()
-    })
-    .await;
+    let host = fake(FakeHostConfig::default()).await;
     let ctx = core().await;
-    // A 423 proves the key was accepted, so registration succeeds.
     let h = ctx
         .core
         .create_host("alice", &input_for(&host, "gated"))
         .await
         .unwrap();
+    // The host publishes a new compliance text: the admin key (acting as
+    // the first admin) meets the gate again (reference §12.1).
+    host.bump_compliance("v2026.06.10");
     let r = ctx.core.probe_host("alice", h.id).await.unwrap().report;
     assert_eq!(r.status, ProbeStatus::Failing);
     assert!(
@@ -84,7 +82,7 @@ async fn the_compliance_gate_is_explained_and_blocks() {
 #[tokio::test]
 async fn a_host_before_channels_and_cn_platforms_is_detected_by_route_probes() {
     let host = fake(FakeHostConfig {
-        profile: Profile::V0_1_100,
+        profile: Profile::V0_1_106,
         ..Default::default()
     })
     .await;

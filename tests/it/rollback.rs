@@ -54,7 +54,8 @@ fn add_unmanaged_named(w: &World, name: &str) {
             subscription_type: "standard".into(),
             limits: [0.0; 3],
             deleted: false,
-            extra_fields: Default::default(),
+            model_list: None,
+            model_pricing: Vec::new(),
         });
         let aid = s.id();
         s.accounts.push(fakehost::Account {

@@ -37,7 +37,7 @@ pub enum Command {
     /// keys as JSON on one line.
     #[command(hide = true)]
     FakeHost {
-        /// 0.1.100, 0.1.179 or 0.2.4.
+        /// 0.1.106, 0.1.177, 0.1.179 or 0.2.4.
         #[arg(long, default_value = "0.1.179")]
         profile: String,
         /// Start with the compliance text not yet accepted (HTTP 423).

@@ -31,7 +31,7 @@ pub async fn start(core: &Core) -> anyhow::Result<Demo> {
         name: "demo-host".into(),
         base_url: host.url(),
         auth_kind: "api_key".into(),
-        admin_api_key: host.admin_api_key().into(),
+        admin_api_key: host.admin_api_key(),
         probe_user_email: "probe@example.com".into(),
         probe_user_password: "probe-password-1".into(),
         ..Default::default()

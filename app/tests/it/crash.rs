@@ -116,7 +116,7 @@ async fn world(case: &Case, mode: AccessMode, seed: u64) -> World {
                 name: "h".into(),
                 base_url: host.url(),
                 auth_kind: "api_key".into(),
-                admin_api_key: host.admin_api_key().into(),
+                admin_api_key: host.admin_api_key(),
                 probe_user_email: "probe@example.com".into(),
                 probe_user_password: "probe-password-1".into(),
                 ..Default::default()

@@ -76,7 +76,7 @@ async fn bad_host_input_gets_a_4xx_naming_the_field_and_writes_nothing() {
         assert_eq!(p.status, status, "{want}: {}", p.body);
         assert!(p.body.contains(want), "{want}: {}", p.body);
         assert!(
-            !p.body.contains(app.host.admin_api_key()),
+            !p.body.contains(&app.host.admin_api_key()),
             "the key is never echoed"
         );
     }

@@ -219,7 +219,7 @@ impl TestApp {
             ("name".into(), name.into()),
             ("base_url".into(), self.host.url()),
             ("auth_kind".into(), "api_key".into()),
-            ("admin_api_key".into(), self.host.admin_api_key().into()),
+            ("admin_api_key".into(), self.host.admin_api_key()),
             ("probe_user_email".into(), "probe@example.com".into()),
             ("probe_user_password".into(), "probe-password-1".into()),
         ]
