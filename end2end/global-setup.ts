@@ -54,7 +54,7 @@ async function fakeHost(extra: string[]): Promise<Fake> {
   const child = spawn(bin!, ['fake-host', '--models-cache-ttl-secs', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const line = (await waitFor(child, /^\{.*\}$/m, 'fake host'))[0];
   const v = JSON.parse(line);
-  return { child, key: v.admin_api_key, url: v.url, upstream: v.upstream_url, keys: v.keys, exhausted: v.exhausted_key };
+  return { child, key: v.admin_api_key, email: v.admin_email, password: v.admin_password, url: v.url, upstream: v.upstream_url, keys: v.keys, exhausted: v.exhausted_key };
 }
 
 export default async function globalSetup() {
@@ -77,7 +77,7 @@ export default async function globalSetup() {
     env[project] = {
       url, token, data,
       host: { url: open.url, key: open.key, upstream: open.upstream, keys: open.keys, exhausted: open.exhausted },
-      gated: { url: gated.url, key: gated.key },
+      gated: { url: gated.url, email: gated.email, password: gated.password },
     };
   }
   const file = join(tmpdir(), 'relay-e2e-env.json');

@@ -191,6 +191,8 @@ async fn fake_host(
     let line = serde_json::json!({
         "url": host.url(),
         "admin_api_key": host.admin_api_key(),
+        "admin_email": host.config().admin_email,
+        "admin_password": host.config().admin_password,
         "upstream_url": upstream.url(),
         "keys": good,
         "exhausted_key": "sk-e2e-exhausted-key-0001",

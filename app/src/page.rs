@@ -21,6 +21,10 @@ pub struct Flash {
     #[serde(default)]
     pub details: Vec<String>,
     pub values: BTreeMap<String, String>,
+    /// A secret shown this once (a new admin key): only ever rendered into
+    /// the response that made it, never stored in the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_once: Option<String>,
 }
 
 /// Per-request context of a page.

@@ -81,19 +81,44 @@ test.describe.serial('foundation', () => {
     await expect(page.getByTestId('history').locator('tbody tr')).toHaveCount(2);
   });
 
-  test('the 423 compliance gate is explained with what to do', async ({ page }, info) => {
+  test('a fresh host: the 423 gate is explained, the phrase typed in the product, the probe then ready', async ({ page }, info) => {
     const e = env(info);
     await signIn(page, e, ADMIN);
     await page.goto(`${e.url}/hosts/new`);
     await page.fill('input[name=name]', 'gated');
     await page.fill('input[name=base_url]', e.gated.url);
-    await page.fill('input[name=admin_api_key]', e.gated.key);
+    // A fresh host has no admin key before the first acceptance.
+    await page.selectOption('select[name=auth_kind]', 'password');
+    await page.fill('input[name=admin_email]', e.gated.email);
+    await page.fill('input[name=admin_password]', e.gated.password);
+    await page.fill('input[name=probe_user_email]', 'probe@example.com');
+    await page.fill('input[name=probe_user_password]', 'probe-password-1');
     await page.click('form[data-testid=host-form] button[type=submit]');
     await expect(page.getByTestId('flash')).toContainText('Probe found a blocker');
     const finding = page.locator('li[data-code=compliance_required]');
     await expect(finding).toContainText('HTTP 423');
-    await expect(finding).toContainText('accept it');
     await expect(page.getByTestId('compliance')).toContainText('acceptance required');
+    const box = page.getByTestId('compliance-box');
+    await expect(box.getByTestId('compliance-doc')).toHaveAttribute('href', /compliance\.en/);
+    const phrase = (await box.getByTestId('compliance-phrase').textContent())!.trim();
+    expect(phrase).toContain('Compliance Commitment');
+    // A wrong phrase is refused with the field named.
+    await box.getByTestId('compliance-input').fill('I agree');
+    await box.getByTestId('compliance-accept').click();
+    await expect(page.getByTestId('flash')).toContainText('does not match the host');
+    await page.getByTestId('compliance-input').fill(phrase);
+    await page.getByTestId('compliance-accept').click();
+    await expect(page.getByTestId('flash')).toContainText('Compliance text accepted');
+    await expect(page.getByTestId('compliance')).toContainText('accepted');
+    await expect(page.getByTestId('compliance-box')).toHaveCount(0);
+    await expect(page.getByTestId('probe-result').locator('h2 [data-status]')).toHaveAttribute('data-status', 'ok');
+    // The admin key, on request, shown once.
+    await page.getByTestId('admin-key-confirm').check();
+    await page.getByTestId('admin-key-obtain').click();
+    await expect(page.getByTestId('shown-once')).toContainText(/^admin-[0-9a-f]{64}$/);
+    await page.goto(page.url());
+    await expect(page.getByTestId('shown-once')).toHaveCount(0);
+    await expect(page.locator('dl.facts').first()).toContainText('(admin API key)');
   });
 
   test('a viewer can read but is refused an admin action', async ({ page, browser }, info) => {

@@ -749,3 +749,108 @@ async fn fault_hooks_fail_delay_or_drop_after_commit() {
         "but the write was committed"
     );
 }
+
+/// An `openai` group with one account forced to chat completions, and the
+/// probe user's key on it.
+async fn forced_openai(api: &Api, up: &FakeUpstream) -> (i64, String) {
+    let g = api
+        .data(
+            Method::POST,
+            "/api/v1/admin/groups",
+            Some(json!({"name": "oa", "platform": "openai", "rate_multiplier": 1.0})),
+        )
+        .await;
+    let gid = g["id"].as_i64().unwrap();
+    let a = api
+        .data(
+            Method::POST,
+            "/api/v1/admin/accounts",
+            Some(json!({
+                "name": "acc", "platform": "openai", "type": "apikey", "group_ids": [gid],
+                "credentials": {"api_key": "sk-good", "base_url": up.url(), "model_mapping": {"deepseek-flash": "deepseek-flash"}},
+                "extra": {"openai_responses_mode": "force_chat_completions"},
+            })),
+        )
+        .await;
+    (a["id"].as_i64().unwrap(), user_key(api, gid).await)
+}
+
+#[tokio::test]
+async fn before_0_1_127_the_openai_platform_sends_completions_as_responses() {
+    // Reference §12.2: 0.1.106 stores `extra` but never reads it.
+    for (profile, works) in [(Profile::V0_1_106, false), (Profile::V0_1_177, true)] {
+        let up = FakeUpstream::start(ProviderStyle::DeepSeek, DS_MODELS).await;
+        up.add_key("sk-good", UpstreamBehaviour::Ok);
+        let api = Api::new(FakeHostConfig {
+            profile,
+            ..Default::default()
+        })
+        .await;
+        let (_, key) = forced_openai(&api, &up).await;
+        let (s, v, _) = api
+            .call(
+                Method::POST,
+                "/v1/chat/completions",
+                Some(json!({"model": "deepseek-flash", "messages": [{"role": "user", "content": "hi"}]})),
+                &[("authorization", &format!("Bearer {key}"))],
+            )
+            .await;
+        if works {
+            assert_eq!(s, 200, "{profile:?}: {v}");
+            assert_eq!(up.calls("/v1/responses"), 0);
+        } else {
+            assert_eq!(s, 404, "{profile:?}: {v}");
+            assert!(v.to_string().contains("not found: /responses"), "{v}");
+            assert_eq!(up.calls("/v1/responses"), 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn on_v0_2_the_allowlist_is_enforced_and_group_prices_outrank_the_channel() {
+    let up = FakeUpstream::start(ProviderStyle::DeepSeek, DS_MODELS).await;
+    up.add_key("sk-good", UpstreamBehaviour::Ok);
+    let api = Api::new(FakeHostConfig {
+        profile: Profile::V0_2_4,
+        ..Default::default()
+    })
+    .await;
+    let (gid, _) = deepseek_group(&api, &up, &["sk-good"]).await;
+    api.data(
+        Method::PUT,
+        &format!("/api/v1/admin/groups/{gid}"),
+        Some(json!({"model_allowlist": {"enabled": true, "models": ["deepseek-flash"]},
+                    "model_pricing": [{"models": ["deepseek-flash"], "input_price": 2e-6, "output_price": 4e-6}]})),
+    )
+    .await;
+    api.data(
+        Method::POST,
+        "/api/v1/admin/channels",
+        Some(json!({"name": "c", "group_ids": [gid], "restrict_models": false,
+                    "model_pricing": [{"platform": "deepseek", "models": ["deepseek-flash"], "input_price": 1e-6, "output_price": 1e-6}]})),
+    )
+    .await;
+    let key = user_key(&api, gid).await;
+    let chat = |model: &'static str| {
+        let key = key.clone();
+        let api = &api;
+        async move {
+            api.call(
+                Method::POST,
+                "/v1/chat/completions",
+                Some(json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})),
+                &[("authorization", &format!("Bearer {key}"))],
+            )
+            .await
+        }
+    };
+    let (s, v, _) = chat("deepseek-v4-pro").await;
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (404, Some("model_not_allowed"))
+    );
+    let (s, _, _) = chat("deepseek-flash").await;
+    assert_eq!(s, 200);
+    let u = api.host.usage().pop().unwrap();
+    assert_eq!((u.price_source.as_str(), u.input_price), ("group", 2e-6));
+}

@@ -161,6 +161,9 @@ pub enum ComplianceState {
     Required {
         version: String,
         document_url: Option<String>,
+        /// The phrase an admin types to accept (the host's own text).
+        #[serde(default)]
+        phrase: Option<String>,
     },
     Unknown,
 }

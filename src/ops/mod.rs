@@ -3,6 +3,7 @@
 
 mod apply;
 mod bundle;
+mod compliance;
 mod diagnose;
 mod drift;
 mod hosts;
@@ -16,6 +17,7 @@ mod rollback;
 
 pub use apply::{redact, ApplyError, ApplyOptions, CrashPoint};
 pub use bundle::{digest_of, verify_bundle, Bundle, BUNDLE_SCHEMA};
+pub use compliance::ComplianceAsk;
 pub use diagnose::next_action;
 pub use drift::DRIFT_CONCURRENCY;
 pub use hosts::HostSecrets;

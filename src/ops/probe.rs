@@ -224,6 +224,11 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
                         .or_else(|| v.get("document_url_zh"))
                         .and_then(Value::as_str)
                         .map(str::to_string),
+                    phrase: v
+                        .get("ack_phrase_en")
+                        .or_else(|| v.get("ack_phrase_zh"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 };
             } else {
                 report.compliance = ComplianceState::Accepted { version: ver };
@@ -256,6 +261,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
             report.compliance = ComplianceState::Required {
                 version: String::new(),
                 document_url: None,
+                phrase: None,
             };
             capabilities.push(cap(
                 "compliance_gate",
@@ -294,7 +300,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
                 "The host's admin API is locked (HTTP 423) until an administrator accepts the deployment compliance commitment{}",
                 if version.is_empty() { String::new() } else { format!(" {version}") }
             ),
-            "Sign in to the host's admin panel as the admin this credential acts as (for an admin API key: the first admin user), read the compliance text and accept it, then probe again. The product does not accept it for you: it is a commitment by the operator.",
+            "An administrator reads the compliance text (linked below) and accepts it by typing the host's phrase here, or in the host's admin panel as the admin this credential acts as (for an admin API key: the first admin user); the probe then runs again. It is a commitment by the operator, so the product never accepts it on its own.",
         ));
     }
 

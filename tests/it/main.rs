@@ -1,6 +1,7 @@
 //! Core integration tests: the host client and the probe against the fake
 //! Sub2API host, host registration with its pre-flight, secrets at rest.
 
+mod acceptance;
 mod diagnose;
 mod drift;
 mod hosts;

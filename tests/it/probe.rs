@@ -1,8 +1,10 @@
 use crate::{core, fake, input_for};
 use fakehost::{FakeHostConfig, Profile};
+use provisioning_core::model::HostInput;
 use provisioning_core::model::{
     AdminAuthState, ComplianceState, ProbeStatus, ProbeUserState, Support,
 };
+use provisioning_core::ops::OpError;
 
 fn codes(r: &provisioning_core::model::ProbeReport) -> Vec<String> {
     r.findings.iter().map(|f| f.code.clone()).collect()
@@ -218,4 +220,93 @@ async fn a_regenerated_admin_key_is_reported_as_rejected_with_the_next_action() 
         .find(|f| f.code == "admin_auth_rejected")
         .unwrap();
     assert!(f.action.contains("admin API key"), "{}", f.action);
+}
+
+#[tokio::test]
+async fn a_fresh_gated_host_is_accepted_from_the_product_and_its_admin_key_obtained() {
+    // A real fresh host: no admin key until an admin accepts (§12.1), so it
+    // is registered with the admin's email and password.
+    let host = fake(FakeHostConfig {
+        compliance_accepted: false,
+        ..Default::default()
+    })
+    .await;
+    let ctx = core().await;
+    let cfg = host.config().clone();
+    let input = HostInput {
+        auth_kind: "password".into(),
+        admin_api_key: String::new(),
+        admin_email: cfg.admin_email.clone(),
+        admin_password: cfg.admin_password.clone(),
+        ..input_for(&host, "fresh")
+    };
+    let h = ctx.core.create_host("root", &input).await.unwrap();
+    let r = ctx.core.probe_host("root", h.id).await.unwrap().report;
+    let ComplianceState::Required {
+        phrase,
+        document_url,
+        ..
+    } = &r.compliance
+    else {
+        panic!("expected the gate: {:?}", r.compliance);
+    };
+    assert_eq!(phrase.as_deref(), Some(fakehost::COMPLIANCE_PHRASE_EN));
+    assert!(document_url.is_some(), "the document is linked");
+    // A wrong phrase names the field and writes nothing.
+    let e = ctx
+        .core
+        .accept_compliance("root", h.id, "yes")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, OpError::Invalid(ref f) if f.field == "phrase"),
+        "{e:?}"
+    );
+    assert_eq!(host.calls("POST /api/v1/admin/compliance/accept"), 0);
+    // Typed with other spacing and case, it is the host's phrase.
+    let typed = fakehost::COMPLIANCE_PHRASE_EN
+        .to_uppercase()
+        .replace(' ', "  ");
+    let rec = ctx
+        .core
+        .accept_compliance("root", h.id, &typed)
+        .await
+        .unwrap();
+    assert_ne!(
+        rec.report.status,
+        ProbeStatus::Failing,
+        "{:?}",
+        rec.report.findings
+    );
+    assert!(matches!(
+        rec.report.compliance,
+        ComplianceState::Accepted { .. }
+    ));
+    let (audit, _) = ctx.core.store.audit_page(1, 20).await.unwrap();
+    let entry = audit
+        .iter()
+        .find(|e| e.action == "host.compliance.accept")
+        .expect("the acceptance is audited");
+    assert!(entry.detail.contains("v2026.06.10") && entry.detail.contains("I have read"));
+    // The admin key: only when confirmed, then the host uses it.
+    let e = ctx
+        .core
+        .obtain_admin_key("root", h.id, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, OpError::Invalid(ref f) if f.field == "confirm"));
+    let key = ctx.core.obtain_admin_key("root", h.id, true).await.unwrap();
+    assert_eq!(key.expose(), host.admin_api_key());
+    let view = ctx.core.host_view(h.id).await.unwrap();
+    assert_eq!(
+        view.auth_kind,
+        provisioning_core::model::AdminAuthKind::ApiKey
+    );
+    let (audit, _) = ctx.core.store.audit_page(1, 20).await.unwrap();
+    assert!(
+        audit.iter().all(|e| !e.detail.contains(key.expose())),
+        "the key is never in the audit log"
+    );
+    let r = ctx.core.probe_host("root", h.id).await.unwrap().report;
+    assert_ne!(r.status, ProbeStatus::Failing, "{:?}", r.findings);
 }

@@ -47,6 +47,13 @@ fn page_ctx(parts: &Parts) -> PageCtx {
         .unwrap_or_default()
 }
 
+/// What a successful submission answers: a redirect with a message, or the
+/// page itself (for what must not pass through the session).
+enum Answer {
+    Done(String, bool),
+    Page(Box<Flash>),
+}
+
 /// A failed submission: what to show and with which status.
 struct Failure {
     status: StatusCode,
@@ -106,20 +113,34 @@ async fn render_failure(
     form: &FormMap,
     f: Failure,
 ) -> Response {
-    let mut ctx = page_ctx(parts);
     let values: BTreeMap<String, String> = form
         .iter()
         .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.chars().take(1000).collect()))
         .collect();
-    ctx.path = path.to_string();
-    ctx.flash = Some(Flash {
+    let flash = Flash {
         ok: false,
         message: f.message,
         field: f.field,
         details: f.details,
         values,
-    });
+        shown_once: None,
+    };
+    render_page(state, parts, path, flash, f.status).await
+}
+
+/// Renders the page at `path` with `flash` shown, as the answer to a form
+/// (never cached; nothing of it is kept in the session).
+async fn render_page(
+    state: &AppState,
+    parts: &Parts,
+    path: &str,
+    flash: Flash,
+    status: StatusCode,
+) -> Response {
+    let mut ctx = page_ctx(parts);
+    ctx.path = path.to_string();
+    ctx.flash = Some(flash);
     let mut req = Request::builder()
         .method(Method::GET)
         .uri(path)
@@ -137,7 +158,7 @@ async fn render_failure(
         move || shell(opts.clone()),
     );
     let mut resp = render(req).await;
-    *resp.status_mut() = f.status;
+    *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -413,7 +434,46 @@ pub async fn host_action(
                 )
                 .await?;
                 let rec = state.core.probe_host(&actor, id).await?;
-                Ok(probe_message(rec.report.status, &rec.report.headline()))
+                let (msg, ok) = probe_message(rec.report.status, &rec.report.headline());
+                Ok(Answer::Done(msg, ok))
+            }
+            "accept_compliance" => {
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Admin,
+                    "host.compliance.accept",
+                    &format!("host:{id}"),
+                )
+                .await?;
+                let rec = state
+                    .core
+                    .accept_compliance(&actor, id, get(&form, "phrase"))
+                    .await?;
+                let (msg, ok) = probe_message(rec.report.status, &rec.report.headline());
+                Ok(Answer::Done(format!("Compliance text accepted. {msg}"), ok))
+            }
+            "obtain_admin_key" => {
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Admin,
+                    "host.admin_key.obtain",
+                    &format!("host:{id}"),
+                )
+                .await?;
+                let key = state
+                    .core
+                    .obtain_admin_key(&actor, id, get(&form, "confirm") == "yes")
+                    .await?;
+                // Shown in this answer only: not in the session, not logged.
+                let flash = Flash {
+                    ok: true,
+                    message: "The host's new admin API key is below, shown this once. The product now signs in with it (stored encrypted); copy it only if another tool needs it.".into(),
+                    shown_once: Some(key.expose().to_string()),
+                    ..Default::default()
+                };
+                Ok(Answer::Page(Box::new(flash)))
             }
             other => Err(Failure::field(
                 StatusCode::BAD_REQUEST,
@@ -423,7 +483,8 @@ pub async fn host_action(
     }
     .await;
     match result {
-        Ok((msg, ok)) => done(&session, &path, msg, ok).await,
+        Ok(Answer::Done(msg, ok)) => done(&session, &path, msg, ok).await,
+        Ok(Answer::Page(flash)) => render_page(&state, &parts, &path, *flash, StatusCode::OK).await,
         Err(f) => render_failure(&state, &parts, &path, &form, f).await,
     }
 }

@@ -8,7 +8,7 @@ use crate::page::page_ctx;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use provisioning_core::model::{
-    AccessStatus, Action, BatchStatus, BatchView, Role, RollbackPreview, StepState,
+    AccessStatus, Action, BatchStatus, BatchView, Role, RollbackPreview, StepKind, StepState,
 };
 
 pub fn batch_badge(l: Lang, s: BatchStatus) -> impl IntoView {
@@ -233,7 +233,9 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             b.status,
             BatchStatus::Succeeded | BatchStatus::PartiallySucceeded | BatchStatus::Failed
         );
+    let blocked = !p.blockers.is_empty();
     let can_apply = ctx.can(Role::Operator)
+        && !blocked
         && matches!(
             b.status,
             BatchStatus::Planned
@@ -242,6 +244,12 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 | BatchStatus::Succeeded
                 | BatchStatus::Running
         );
+    // Prices count as sent only once a channel took them.
+    let channel_state = b
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Channel)
+        .map(|s| s.state == StepState::Done);
     let done = b
         .steps
         .iter()
@@ -280,11 +288,31 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             <dt>{l.t("Access mode", "开通方式")}</dt><dd>{p.mode.as_str()}</dd>
             <dt>{l.t("Group / channel", "分组 / 渠道")}</dt><dd><code>{p.group_name.clone()}</code></dd>
             <dt>{l.t("Smoke model", "冒烟模型")}</dt><dd><code>{p.smoke_model.clone()}</code></dd>
-            <dt>{l.t("Prices sent (USD / token)", "写入价格（美元 / token）")}</dt>
+            <dt>{l.t("Group", "分组")}</dt><dd data-testid="group-shape">{format!("{}{}",
+                if p.shape.is_exclusive { l.t("exclusive (only users granted it)", "专属（仅限已授权用户）") } else { l.t("open to every user of the host", "对主机所有用户开放") },
+                p.shape.allowlist_field.as_ref().map(|f| format!(" · {f}: {}", p.models.join(", "))).unwrap_or_default())}</dd>
+            <dt>{match channel_state {
+                Some(true) => l.t("Prices sent (USD / token)", "已写入价格（美元 / token）"),
+                Some(false) => l.t("Prices to send (USD / token)", "待写入价格（美元 / token）"),
+                None => l.t("Prices (not sent: the host has no channels)", "价格（未写入：主机没有渠道）"),
+            }}</dt>
             <dd>{p.prices.iter().map(|(m, i, o)| format!("{m}: {i:.3e} in, {o:.3e} out")).collect::<Vec<_>>().join(" · ")}
                 {p.exchange_rate.map(|x| format!(" (1 USD = {x} CNY)"))}</dd>
             <dt>{l.t("Stamped", "记录")}</dt><dd class="muted">{format!("{} · {} · product v{}", when(b.created_at_ms), b.created_by, b.product_version)}</dd>
         </dl>
+        {blocked.then(|| view! {
+            <h2>{l.t("Blocked: this plan cannot work on this host", "受阻：此计划无法在该主机上运行")}</h2>
+            <ul class="findings" data-testid="blockers">
+                {p.blockers.iter().map(|b| view! {
+                    <li class="finding bad" data-capability=b.capability.clone()>
+                        <b>{b.message.clone()}</b>
+                        <p class="action">{l.t("What to do: ", "处理办法：")}{b.action.clone()}</p>
+                    </li>
+                }).collect_view()}
+            </ul>
+            <p class="muted">{l.t("Nothing was written to the host. Once the host is upgraded and probed again, plan a new batch.", "未向主机写入任何内容。主机升级并重新探测后，请重新规划批次。")}" "
+                <a href="/batches/new">{l.t("Plan a new batch", "重新规划批次")}</a></p>
+        })}
         {(!p.warnings.is_empty()).then(|| view! {
             <ul class="findings">{p.warnings.iter().map(|w| view! { <li class="finding warn">{w.clone()}</li> }).collect_view()}</ul>
         })}

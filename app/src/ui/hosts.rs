@@ -284,7 +284,18 @@ fn HostDetailView(detail: HostDetailData) -> impl IntoView {
             None => view! {
                 <div class="empty"><p>{l.t("Never probed. Probe the host to see its version, capabilities and anything that blocks provisioning.", "尚未探测。探测后可看到版本、能力矩阵以及妨碍开通的问题。")}</p></div>
             }.into_any(),
-            Some(rec) => view! { <ProbeView rec=rec/> }.into_any(),
+            Some(rec) => {
+                let gate = match &rec.report.compliance {
+                    ComplianceState::Required { version, document_url, phrase } => Some((version.clone(), document_url.clone(), phrase.clone())),
+                    _ => None,
+                };
+                let key_offer = gate.is_none() && h.auth_kind == AdminAuthKind::Password && rec.report.admin_auth == AdminAuthState::Ok;
+                view! {
+                    {gate.map(|(version, url, phrase)| view! { <ComplianceBox host_id=id version=version url=url phrase=phrase/> })}
+                    {(key_offer && ctx.can(Role::Admin)).then(|| view! { <AdminKeyBox host_id=id/> })}
+                    <ProbeView rec=rec/>
+                }.into_any()
+            }
         }}
         <section>
             <h2>{l.t("Probe history", "探测历史")}</h2>
@@ -314,6 +325,72 @@ fn HostDetailView(detail: HostDetailData) -> impl IntoView {
                     </table>
                 }.into_any()
             }}
+        </section>
+    }
+}
+
+/// The host's compliance text and, for an admin, accepting it by typing the
+/// host's phrase (the probe then runs again).
+#[component]
+fn ComplianceBox(
+    host_id: i64,
+    version: String,
+    url: Option<String>,
+    phrase: Option<String>,
+) -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let err = ctx.field_error("phrase");
+    view! {
+        <section class="panel" data-testid="compliance-box">
+            <h2>{l.t("Compliance text to accept", "待确认的合规承诺")}" "<span class="muted small">{version}</span></h2>
+            <p>{l.t("The host locks its admin API (HTTP 423) until an administrator accepts its deployment and operation compliance commitment. Read it first:", "在管理员确认其部署与运营合规承诺前，主机会锁定管理 API（HTTP 423）。请先阅读：")}" "
+                {match url {
+                    Some(u) => { let href = u.clone(); view! { <a href=href rel="external noopener" target="_blank" data-testid="compliance-doc">{u}</a> }.into_any() }
+                    None => view! { <span class="muted">{l.t("(the host gives no link; read it in its admin panel)", "（主机未提供链接，请在其管理后台阅读）")}</span> }.into_any(),
+                }}
+            </p>
+            {phrase.clone().map(|p| view! {
+                <p>{l.t("To accept, type the host's phrase:", "如确认，请输入主机给出的确认语：")}</p>
+                <pre class="evidence" data-testid="compliance-phrase">{p}</pre>
+            })}
+            {if ctx.can(Role::Admin) {
+                view! {
+                    <form method="post" action=format!("/hosts/{host_id}") class="stack">
+                        <Csrf/>
+                        <input type="hidden" name="action" value="accept_compliance"/>
+                        <label>{l.t("Phrase", "确认语")}
+                            <input type="text" name="phrase" autocomplete="off" required value=ctx.value("phrase") data-testid="compliance-input"/>
+                        </label>
+                        {err.map(|e| view! { <p class="field-error">{e}</p> })}
+                        <p class="muted small">{l.t("This is a commitment by your organisation. It is recorded in the audit log with your name, the text's version and the phrase.", "这是贵组织作出的承诺，将连同你的用户名、文本版本和确认语记入审计日志。")}</p>
+                        <button type="submit" class="primary" data-testid="compliance-accept">{l.t("Accept and probe again", "确认并重新探测")}</button>
+                    </form>
+                }.into_any()
+            } else {
+                view! { <p class="muted">{l.t("Only an administrator can accept it.", "仅管理员可以确认。")}</p> }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// For a host signed in with an admin password: obtain the installation's
+/// admin API key (replaces any existing one), shown once.
+#[component]
+fn AdminKeyBox(host_id: i64) -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    view! {
+        <section class="panel" data-testid="admin-key-box">
+            <h2>{l.t("Admin API key", "管理员 API 密钥")}</h2>
+            <p>{l.t("The product signs in to this host with an admin email and password. It can obtain the host's admin API key instead (recommended for server-to-server use). The host has one key per installation: a new one replaces any existing key, and tools using the old one stop working.", "本产品目前用管理员邮箱和密码登录该主机，也可以改为获取主机的管理员 API 密钥（推荐用于服务间调用）。每个主机只有一个密钥：新密钥会替换旧密钥，使用旧密钥的工具将失效。")}</p>
+            {ctx.field_error("confirm").map(|e| view! { <p class="field-error">{e}</p> })}
+            <form method="post" action=format!("/hosts/{host_id}") class="inline">
+                <Csrf/>
+                <input type="hidden" name="action" value="obtain_admin_key"/>
+                <label class="small"><input type="checkbox" name="confirm" value="yes" required data-testid="admin-key-confirm"/>{l.t(" replace any existing admin key", " 替换现有的管理员密钥")}</label>
+                " "<button type="submit" data-testid="admin-key-obtain">{l.t("Obtain the admin API key", "获取管理员 API 密钥")}</button>
+            </form>
         </section>
     }
 }
@@ -424,7 +501,19 @@ fn capability_label(l: Lang, key: &str) -> String {
         "subscriptions" => l.t("Subscriptions", "订阅"),
         "plans" => l.t("Subscription plans", "订阅套餐"),
         "credential_redaction" => l.t("Credential redaction", "凭据脱敏"),
-        "model_allowlist" => l.t("Group model allowlist", "分组模型白名单"),
+        "model_allowlist" => l.t(
+            "Group model allowlist, enforced (v0.2)",
+            "分组模型白名单（强制，v0.2）",
+        ),
+        "group_model_list" => l.t("Group model list", "分组模型列表"),
+        "group_model_pricing" => l.t(
+            "Group price cards (outrank channel)",
+            "分组定价（优先于渠道）",
+        ),
+        "chat_completions_passthrough" => l.t(
+            "Chat completions on the openai platform",
+            "openai 平台直通 Chat Completions",
+        ),
         "idempotency_keys" => l.t("Idempotency keys", "幂等键"),
         "batch_create" => l.t("Batch account create", "批量创建账号"),
         "admin_key_binding" => l.t("Admin key re-binding", "管理员改绑密钥"),

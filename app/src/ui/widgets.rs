@@ -56,9 +56,11 @@ pub fn FlashBanner() -> impl IntoView {
     page_ctx().flash.map(|f| {
         let class = if f.ok { "flash ok" } else { "flash error" };
         let details = f.details.clone();
+        let once = f.shown_once.clone();
         view! {
             <div class=class role="alert" data-testid="flash">
                 {f.message}
+                {once.map(|k| view! { <pre class="evidence" data-testid="shown-once">{k}</pre> })}
                 {(!details.is_empty()).then(|| view! {
                     <ul class="issues" data-testid="issues">
                         {details.into_iter().map(|d| view! { <li>{d}</li> }).collect_view()}

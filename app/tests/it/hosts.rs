@@ -100,25 +100,80 @@ async fn bad_host_input_gets_a_4xx_naming_the_field_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn the_compliance_gate_is_explained_on_the_host_page() {
+async fn a_fresh_gated_host_is_accepted_by_typing_its_phrase_and_its_admin_key_shown_once() {
     let app = TestApp::spawn_with(FakeHostConfig {
         compliance_accepted: false,
         ..Default::default()
     })
     .await;
     app.admin().await;
-    let p = app
-        .submit(&app.client, "/hosts/new", &pairs(&app.host_form("gated")))
-        .await;
+    let cfg = app.host.config().clone();
+    let mut form = app.host_form("gated");
+    for (k, v) in form.iter_mut() {
+        match k.as_str() {
+            "auth_kind" => *v = "password".into(),
+            "admin_api_key" => v.clear(),
+            _ => {}
+        }
+    }
+    form.push(("admin_email".into(), cfg.admin_email.clone()));
+    form.push(("admin_password".into(), cfg.admin_password.clone()));
+    let p = app.submit(&app.client, "/hosts/new", &pairs(&form)).await;
     assert_eq!(p.status, 303, "{}", p.body);
-    let p = app.get(&p.location.unwrap()).await;
-    assert!(p.body.contains("Probe found a blocker"), "{}", p.body);
+    let loc = p.location.unwrap();
+    let p = app.get(&loc).await;
     assert!(p.body.contains("data-code=\"compliance_required\""));
     assert!(p.body.contains("HTTP 423"));
+    assert!(p.body.contains("data-testid=\"compliance-box\""));
     assert!(
-        p.body.contains("accept it"),
-        "the next action is spelled out"
+        p.body.contains(fakehost::COMPLIANCE_PHRASE_EN),
+        "the phrase is shown"
     );
+    assert!(
+        p.body.contains("https://example.invalid/compliance.en"),
+        "the text is linked"
+    );
+    // A wrong phrase: 400, the field named, nothing accepted.
+    let p = app
+        .submit(
+            &app.client,
+            &loc,
+            &[("action", "accept_compliance"), ("phrase", "ok")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("does not match the host"), "{}", p.body);
+    assert_eq!(app.host.calls("POST /api/v1/admin/compliance/accept"), 0);
+    let p = app
+        .submit(
+            &app.client,
+            &loc,
+            &[
+                ("action", "accept_compliance"),
+                ("phrase", fakehost::COMPLIANCE_PHRASE_EN),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let p = app.get(&loc).await;
+    assert!(!p.body.contains("data-testid=\"compliance-box\""));
+    assert!(p.body.contains("Compliance text accepted"));
+    // Now the admin key can be obtained; it is shown in that answer only.
+    assert!(p.body.contains("data-testid=\"admin-key-box\""));
+    let p = app
+        .submit(
+            &app.client,
+            &loc,
+            &[("action", "obtain_admin_key"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let key = app.host.admin_api_key();
+    assert!(key.starts_with("admin-"));
+    assert!(p.body.contains(&key), "shown once");
+    let p = app.get(&loc).await;
+    assert!(!p.body.contains(&key), "and never again");
+    assert!(p.body.contains("(admin API key)"));
 }
 
 #[tokio::test]
