@@ -445,14 +445,10 @@ impl Core {
         })?;
         let mode = req.mode.unwrap_or(provider.access.mode);
         let (keys, mut skipped) = read_keys(&req.keys_text)?;
-        let probe = self.store.latest_probe(host.id).await?.map(|r| r.report);
-        let Some(probe) = probe else {
-            return Err(FieldError::new(
-                "host",
-                "has never been probed: probe it first so the plan knows what the host supports",
-            )
-            .into());
-        };
+        // Hosts upgrade (and regress) under us: every plan probes again, so
+        // the strategy, the field names and the version pinned in the
+        // evidence are today's.
+        let probe = self.probe_host(actor, host.id).await?.report;
         if probe.status == crate::model::ProbeStatus::Failing {
             return Err(FieldError::new(
                 "host",

@@ -26,6 +26,16 @@ providers:
         price: { currency: USD, input: 1.32, output: 3.96, source: test, verified: 2026-11-01 }
     access:
       mode: self_service
+  mm:
+    display_name: MiniMax-like (fake)
+    native_platform: minimax
+    base_url: UPSTREAM
+    smoke_model: deepseek-flash
+    models:
+      deepseek-flash:
+        price: { currency: USD, input: 0.3, output: 1.2, source: test, verified: 2026-11-01 }
+    access:
+      mode: self_service
   dsmap:
     display_name: DeepSeek under another name (fake)
     native_platform: deepseek
