@@ -307,10 +307,17 @@ async fn re_running_a_finished_batch_checks_readiness_again() {
 async fn minimax_is_native_where_the_host_has_it_and_the_openai_fallback_elsewhere() {
     for (profile, platform) in [(Profile::V0_1_179, "openai"), (Profile::V0_2_4, "minimax")] {
         let w = world(profile).await;
-        let id = w.plan_provider("mm", &keys(1), AccessMode::SelfService).await;
+        let id = w
+            .plan_provider("mm", &keys(1), AccessMode::SelfService)
+            .await;
         assert_eq!(w.view(id).await.plan.platform, platform, "{profile:?}");
         let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
-        assert_eq!(status, BatchStatus::Succeeded, "{profile:?}: {:#?}", w.view(id).await.steps);
+        assert_eq!(
+            status,
+            BatchStatus::Succeeded,
+            "{profile:?}: {:#?}",
+            w.view(id).await.steps
+        );
         let on_host = w.host.with_state(|s| s.accounts[0].platform.clone());
         assert_eq!(on_host, platform);
     }
@@ -321,6 +328,12 @@ async fn every_plan_probes_the_host_again_and_pins_its_version() {
     let w = world(Profile::V0_1_179).await;
     let probes = w.ctx.core.probe_history(w.host_id).await.unwrap().len();
     let id = w.plan(&keys(1), AccessMode::SelfService).await;
-    assert_eq!(w.ctx.core.probe_history(w.host_id).await.unwrap().len(), probes + 1);
-    assert_eq!(w.view(id).await.plan.host_version.as_deref(), Some("0.1.179"));
+    assert_eq!(
+        w.ctx.core.probe_history(w.host_id).await.unwrap().len(),
+        probes + 1
+    );
+    assert_eq!(
+        w.view(id).await.plan.host_version.as_deref(),
+        Some("0.1.179")
+    );
 }
