@@ -103,10 +103,7 @@ impl HostClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| HostError::network(method, path_only(path), &e))?;
+        let bytes = read_limited(resp, MAX_BODY, method, path_only(path)).await?;
         envelope::parse(method, path_only(path), status, retry_after, &bytes)
     }
 
@@ -275,10 +272,7 @@ impl HostClient {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| HostError::network("POST", &path, &e))?;
+        let bytes = read_limited(resp, MAX_BODY, "POST", &path).await?;
         if !is_sse {
             // Errors before the handler (auth, 423, 400) are JSON; "Account
             // not found" arrives as an SSE error event without the header.
@@ -290,6 +284,48 @@ impl HostClient {
         }
         Ok(parse_sse(&String::from_utf8_lossy(&bytes)).unwrap_or_default())
     }
+}
+
+/// The largest answer read from a host: a page of 1,000 accounts is about
+/// 0.9 MB, so this leaves room and still bounds what a hostile or broken
+/// host can make the server hold.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Reads a response body, refusing one over `max` bytes (by its declared
+/// length, or while reading).
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    max: usize,
+    method: &'static str,
+    path: &str,
+) -> Result<Vec<u8>, HostError> {
+    let too_large = || HostError {
+        kind: HostErrorKind::Protocol,
+        status: None,
+        code: "BODY_TOO_LARGE".into(),
+        message: format!(
+            "the answer is larger than {} MiB, more than the product reads from a host",
+            max / (1024 * 1024)
+        ),
+        method,
+        path: path.to_string(),
+        retry_after: None,
+    };
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| HostError::network(method, path, &e))?
+    {
+        if out.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// Parses `data: <json>` events separated by blank lines.

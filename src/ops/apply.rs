@@ -56,6 +56,9 @@ pub(crate) async fn accounts_on_host(
         if page >= v.get("pages").and_then(Value::as_i64).unwrap_or(1) {
             return Ok(out);
         }
+        if page >= super::drift::MAX_PAGES {
+            return Err(super::drift::too_many_pages("/api/v1/admin/accounts"));
+        }
         page += 1;
     }
 }

@@ -24,7 +24,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub const DRIFT_CONCURRENCY: usize = 6;
 /// A host never has more pages than this for one listing (a guard against
 /// a host that keeps saying there is more).
-const MAX_PAGES: i64 = 1000;
+/// The most pages of 1,000 any listing follows (a million objects): past
+/// that the host is answering nonsense, and the read stops with an error.
+pub(crate) const MAX_PAGES: i64 = 1000;
+
+pub(crate) fn too_many_pages(path: &str) -> HostError {
+    HostError {
+        kind: crate::host::HostErrorKind::Protocol,
+        status: None,
+        code: "TOO_MANY_PAGES".into(),
+        message: format!(
+            "the listing has more than {MAX_PAGES} pages of 1,000; the product stops there"
+        ),
+        method: "GET",
+        path: path.split('?').next().unwrap_or(path).to_string(),
+        retry_after: None,
+    }
+}
 
 /// Every item of a paginated listing (or a plain array answer). Page 1
 /// says how many pages there are; the rest are fetched concurrently.
@@ -50,11 +66,10 @@ async fn list_all(
             .unwrap_or_default()
     };
     let mut out = items(&first);
-    let pages = first
-        .get("pages")
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
-        .min(MAX_PAGES);
+    let pages = first.get("pages").and_then(Value::as_i64).unwrap_or(1);
+    if pages > MAX_PAGES {
+        return Err(too_many_pages(path));
+    }
     let mut rest = futures_util::stream::iter(2..=pages)
         .map(get)
         .buffered(DRIFT_CONCURRENCY);

@@ -21,6 +21,19 @@ fn aad_probe(uid: &str) -> String {
     format!("host/{uid}/probe_password")
 }
 
+/// `scheme://host:port` of a base URL (the port made explicit).
+pub(crate) fn origin(base_url: &str) -> String {
+    match url::Url::parse(base_url) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => base_url.to_ascii_lowercase(),
+    }
+}
+
 /// A typed secret field: trimmed for keys, length-checked, no inner spaces
 /// for keys.
 fn secret_field(field: &str, value: &str, is_key: bool) -> Result<Option<Secret>, FieldError> {
@@ -302,6 +315,26 @@ impl Core {
     ) -> Result<HostView, OpError> {
         let old = self.host_row(id).await?;
         let v = validate(input)?;
+        // Stored secrets are bound to the origin they were entered for:
+        // moving the host to another scheme, host or port needs them typed
+        // again, or anyone allowed to edit could send them anywhere.
+        let moved = origin(&old.base_url) != origin(&v.base_url);
+        if moved {
+            let again = "must be entered again: the base URL moves to another origin (scheme, host or port), and stored secrets are never sent to a new origin";
+            if v.admin_secret.is_none() {
+                return Err(FieldError::new(
+                    match v.kind {
+                        AdminAuthKind::ApiKey => "admin_api_key",
+                        AdminAuthKind::Password => "admin_password",
+                    },
+                    again,
+                )
+                .into());
+            }
+            if v.probe_email.is_some() && v.probe_password.is_none() {
+                return Err(FieldError::new("probe_user_password", again).into());
+            }
+        }
         let kind_changed = v.kind != old.auth_kind;
         let admin_secret = match (&v.admin_secret, kind_changed) {
             (Some(s), _) => s.clone(),
@@ -365,6 +398,21 @@ impl Core {
                 }
             })?
             .ok_or_else(|| OpError::NotFound(format!("host {id}")))?;
+        if moved {
+            self.store
+                .audit(
+                    actor,
+                    "host.move",
+                    &format!("host:{}", row.name),
+                    "moved",
+                    &format!(
+                        "{} → {} (secrets entered again)",
+                        origin(&old.base_url),
+                        origin(&row.base_url)
+                    ),
+                )
+                .await?;
+        }
         self.host_view(row.id).await
     }
 

@@ -101,7 +101,7 @@ impl Core {
     }
 
     /// Checks a sign-in. Throttles after [`THROTTLE_USER_LIMIT`] failures per
-    /// account or [`THROTTLE_ADDRESS_LIMIT`] per address in
+    /// account from one address or [`THROTTLE_ADDRESS_LIMIT`] per address in
     /// [`THROTTLE_WINDOW_MS`]; audits every attempt.
     #[tracing::instrument(skip(self, password), fields(username = %username, addr = %addr))]
     pub async fn sign_in(
@@ -114,7 +114,10 @@ impl Core {
         if username.is_empty() || password.is_empty() {
             return Err(SignInError::BadCredentials);
         }
-        let user_scope = format!("user:{}", username.to_lowercase());
+        // Per account *and* address: failures from one address cannot lock
+        // the account out for everyone else (an attacker who shares no
+        // address with the admin cannot lock the admin out).
+        let user_scope = format!("user:{}@{addr}", username.to_lowercase());
         let addr_scope = format!("addr:{addr}");
         let since = now_ms() - THROTTLE_WINDOW_MS;
         let store = &self.store;

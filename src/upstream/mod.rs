@@ -290,7 +290,11 @@ async fn call(
         },
         Ok(r) => {
             let status = r.status().as_u16();
-            let text = r.text().await.unwrap_or_default();
+            // Bounded: a provider's error or balance answer is small.
+            let text = match crate::host::read_limited(r, 1024 * 1024, "GET", &path).await {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => e.message,
+            };
             let body: String = text.chars().take(2000).collect();
             let mut signal = classify(family, status, &text);
             // A balance answer of 200 can still say "empty".
@@ -317,6 +321,8 @@ pub async fn probe(family: Family, base_url: &str, key: &Secret, model: &str) ->
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .connect_timeout(Duration::from_secs(5))
+        // A redirect would carry the provider key to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("static client configuration");
     let base = base_url.trim_end_matches('/');

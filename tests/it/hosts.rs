@@ -152,3 +152,118 @@ async fn editing_with_empty_secrets_keeps_the_stored_ones() {
         Err(OpError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn moving_a_host_to_another_origin_needs_its_secrets_again_and_sends_nothing_before() {
+    let real = fake(FakeHostConfig::default()).await;
+    // Another server that would receive whatever the product sends it.
+    let elsewhere = fake(FakeHostConfig::default()).await;
+    let ctx = core().await;
+    let h = ctx
+        .core
+        .create_host("op", &input_for(&real, "prod"))
+        .await
+        .unwrap();
+    let moved = |admin_key: &str, probe_password: &str| provisioning_core::model::HostInput {
+        admin_api_key: admin_key.into(),
+        probe_user_password: probe_password.into(),
+        base_url: elsewhere.url(),
+        ..input_for(&real, "prod")
+    };
+    let e = ctx
+        .core
+        .update_host("op", h.id, &moved("", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(field(&e), "admin_api_key");
+    assert!(e.to_string().contains("entered again"), "{e}");
+    let e = ctx
+        .core
+        .update_host("op", h.id, &moved(&elsewhere.admin_api_key(), ""))
+        .await
+        .unwrap_err();
+    assert_eq!(field(&e), "probe_user_password");
+    assert_eq!(
+        elsewhere.total_calls(),
+        0,
+        "nothing was sent to the new origin"
+    );
+    // The same origin with another path keeps the stored secrets.
+    let same = provisioning_core::model::HostInput {
+        admin_api_key: String::new(),
+        probe_user_password: String::new(),
+        base_url: format!("{}/", real.url()),
+        ..input_for(&real, "prod")
+    };
+    ctx.core.update_host("op", h.id, &same).await.unwrap();
+    // Typed again, the move goes through and is audited with both origins.
+    ctx.core
+        .update_host(
+            "op",
+            h.id,
+            &moved(&elsewhere.admin_api_key(), "probe-password-1"),
+        )
+        .await
+        .unwrap();
+    let (audit, _) = ctx.core.store.audit_page(1, 20).await.unwrap();
+    let m = audit.iter().find(|e| e.action == "host.move").unwrap();
+    assert!(m.detail.contains(&real.addr().port().to_string()));
+    assert!(m.detail.contains(&elsewhere.addr().port().to_string()));
+}
+
+#[tokio::test]
+async fn an_answer_over_the_size_limit_is_refused_with_a_clear_error() {
+    let host = fake(FakeHostConfig::default()).await;
+    host.add_fault(fakehost::Fault {
+        method: reqwest::Method::GET,
+        path_prefix: "/api/v1/admin/groups".into(),
+        kind: fakehost::FaultKind::Status(
+            200,
+            serde_json::json!({"code": 0, "data": {"items": [], "pad": "x".repeat(provisioning_core::host::MAX_BODY + 1)}}),
+        ),
+        times: 1,
+    });
+    let client = provisioning_core::host::HostClient::new(
+        &host.url(),
+        provisioning_core::host::AdminCredential::ApiKey(provisioning_core::secrets::Secret::new(
+            host.admin_api_key(),
+        )),
+    );
+    let e = client
+        .admin_get("/api/v1/admin/groups?page_size=1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "BODY_TOO_LARGE");
+    assert!(e.message.contains("larger than 32 MiB"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn failed_sign_ins_from_one_address_do_not_lock_the_account_elsewhere() {
+    use provisioning_core::model::Role;
+    use provisioning_core::ops::{SignInError, THROTTLE_USER_LIMIT};
+    use provisioning_core::secrets::Secret;
+    let ctx = core().await;
+    ctx.core
+        .create_operator("t", "root", Secret::new("a-long-password-1"), Role::Admin)
+        .await
+        .unwrap();
+    for _ in 0..THROTTLE_USER_LIMIT {
+        let _ = ctx
+            .core
+            .sign_in("root", Secret::new("wrong"), "10.0.0.66")
+            .await;
+    }
+    let e = ctx
+        .core
+        .sign_in("root", Secret::new("a-long-password-1"), "10.0.0.66")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, SignInError::Throttled { .. }),
+        "the guessing address is throttled"
+    );
+    ctx.core
+        .sign_in("root", Secret::new("a-long-password-1"), "10.0.0.7")
+        .await
+        .expect("the admin signs in from an address that has not failed");
+}

@@ -76,10 +76,15 @@ pub async fn require(needed: Role) -> Result<(AppState, OperatorView), AppError>
     let session: Session = leptos_axum::extract()
         .await
         .map_err(|e| AppError::new(ErrorKind::Internal, format!("session: {e}")))?;
-    let op = current_operator(&state, &session)
-        .await
-        .ok_or_else(|| AppError::new(ErrorKind::Unauthorized, "You are signed out."))?;
+    let Some(op) = current_operator(&state, &session).await else {
+        super::answer_status(401);
+        return Err(AppError::new(
+            ErrorKind::Unauthorized,
+            "You are signed out.",
+        ));
+    };
     if !op.role.allows(needed) {
+        super::answer_status(403);
         return Err(AppError::new(
             ErrorKind::Forbidden,
             format!("This needs the {needed} role; you are {}.", op.role),

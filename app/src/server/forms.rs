@@ -229,8 +229,10 @@ fn client_addr(state: &AppState, parts: &Parts) -> String {
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
         {
-            if let Some(first) = v.split(',').next() {
-                return first.trim().to_string();
+            // The right-most entry is the one the trusted proxy appended;
+            // everything left of it is whatever the client sent.
+            if let Some(last) = v.rsplit(',').map(str::trim).find(|s| !s.is_empty()) {
+                return last.to_string();
             }
         }
     }

@@ -13,8 +13,25 @@ pub mod state;
 use crate::api::{AppError, ErrorKind};
 use provisioning_core::ops::OpError;
 
+/// Sets the HTTP status of the answer a server function (or the page it
+/// renders in) gives, so a refusal is a 401/403 and not a 500.
+pub fn answer_status(status: u16) {
+    if let Some(r) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(s) = axum::http::StatusCode::from_u16(status) {
+            r.set_status(s);
+        }
+    }
+}
+
 /// Maps a core error to the wire error; internal details go to the log only.
 pub fn op_error(e: OpError) -> AppError {
+    answer_status(match &e {
+        OpError::Invalid(_) => 400,
+        OpError::Conflict(_) => 409,
+        OpError::NotFound(_) => 404,
+        OpError::Host(_) => 502,
+        _ => 500,
+    });
     match e {
         OpError::Invalid(f) => AppError::new(ErrorKind::Invalid, f.to_string()),
         OpError::Conflict(f) => AppError::new(ErrorKind::Invalid, f.to_string()),

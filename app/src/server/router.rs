@@ -8,7 +8,7 @@ use super::state::AppState;
 use crate::page::PageCtx;
 use crate::ui::App;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -68,6 +68,54 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Refuses a state-changing request another site's page sent: a browser
+/// says so in `Sec-Fetch-Site`, or in an `Origin` that is not this server.
+/// (The CSRF token already binds a form to a session; this stops a page
+/// elsewhere from using a token it obtained.) Requests without either
+/// header, such as command-line clients, pass to the other checks.
+async fn same_origin_guard(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !same_origin(&state, req.headers()) {
+        tracing::warn!(method = %req.method(), path = %req.uri().path(), "cross-origin request refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "Refused: this request came from another site. Use the dashboard's own pages.",
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn same_origin(state: &AppState, h: &axum::http::HeaderMap) -> bool {
+    let get = |k: header::HeaderName| h.get(k).and_then(|v| v.to_str().ok());
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return false;
+        }
+    }
+    let Some(origin) = get(header::ORIGIN) else {
+        return true;
+    };
+    let authority = |u: &str| {
+        u.split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or("").to_ascii_lowercase())
+    };
+    let Some(from) = authority(origin) else {
+        return false; // `null` and other opaque origins
+    };
+    let ours = state
+        .config
+        .public_url
+        .as_deref()
+        .and_then(authority)
+        .or_else(|| get(header::HOST).map(str::to_ascii_lowercase));
+    ours.is_some_and(|o| o == from)
+}
+
 /// Builds the full router. `session_store` must have been migrated.
 pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
     let routes = generate_route_list(App);
@@ -119,6 +167,10 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
             auth::page_ctx_layer,
         ))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            same_origin_guard,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(CompressionLayer::new())
         .layer(SetResponseHeaderLayer::overriding(

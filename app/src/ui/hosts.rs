@@ -109,7 +109,10 @@ fn HostForm(action: String, existing: Option<HostView>) -> impl IntoView {
                 .unwrap_or_else(|| "api_key".into())
         }
     };
-    let keep = l.t("Leave empty to keep the stored one", "留空则保留已保存的值");
+    let keep = l.t(
+        "Leave empty to keep the stored one, unless the base URL moves to another scheme, host or port: stored secrets are never sent to a new origin, so they must be entered again",
+        "留空则保留已保存的值；若基础地址换到其他协议、主机或端口，已保存的密钥不会发往新地址，须重新输入",
+    );
     view! {
         <form method="post" action=action class="card form wide" data-testid="host-form">
             <Csrf/>

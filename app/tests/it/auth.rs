@@ -294,8 +294,20 @@ async fn server_functions_refuse_a_caller_without_a_session() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "a refusal, not a server error");
     let body = r.text().await.unwrap();
     assert!(body.contains("unauthorized"), "{body}");
+    // Signed in, but without the role: 403.
+    app.add_operator("vic", Role::Viewer).await;
+    let viewer = app.new_client();
+    app.sign_in(&viewer, "vic").await;
+    let r = viewer
+        .post(format!("{}{}", app.url, app::api::ListOperators::PATH))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
 }
 
 #[tokio::test]
@@ -330,4 +342,59 @@ async fn health_answers_without_a_session() {
     let p = app.get("/healthz").await;
     assert_eq!(p.status, 200);
     assert!(p.body.contains("\"status\":\"ok\""));
+}
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused_even_with_a_valid_token() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let post = |headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let csrf = app.csrf(&app.client, "/operators").await;
+            let mut req = app.client.post(format!("{}/operators", app.url)).form(&[
+                ("_csrf", csrf.as_str()),
+                ("action", "create"),
+                ("username", "mallory"),
+                ("password", PASSWORD),
+                ("role", "admin"),
+            ]);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(
+        post(vec![("origin", "http://evil.example".into())]).await,
+        403
+    );
+    assert_eq!(post(vec![("origin", "null".into())]).await, 403);
+    assert_eq!(
+        post(vec![("sec-fetch-site", "cross-site".into())]).await,
+        403
+    );
+    assert!(
+        app.core
+            .store
+            .operator_by_name("mallory")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was created"
+    );
+    // The dashboard's own page posting to itself goes through.
+    let s = post(vec![
+        ("origin", app.url.clone()),
+        ("sec-fetch-site", "same-origin".into()),
+    ])
+    .await;
+    assert_eq!(s, 303);
+    assert!(app
+        .core
+        .store
+        .operator_by_name("mallory")
+        .await
+        .unwrap()
+        .is_some());
 }
