@@ -21,3 +21,6 @@ pub mod upstream;
 
 /// The product version stamped on probes and evidence.
 pub const PRODUCT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(all(test, feature = "runtime"))]
+mod fuzz;

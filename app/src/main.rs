@@ -32,6 +32,8 @@ fn init_tracing(config: &Config) {
 }
 
 async fn open_core(config: &Config) -> anyhow::Result<Core> {
+    // Every outbound call of this process goes through one policy.
+    provisioning_core::host::outbound::install(config.outbound.clone());
     let (key, source) =
         load_or_create_master_key(config.master_key_env.as_deref(), &config.master_key_file)
             .with_context(|| format!("master key ({})", config.master_key_file.display()))?;

@@ -4,6 +4,7 @@
 
 mod envelope;
 mod error;
+pub mod outbound;
 mod version;
 
 pub use envelope::parse as parse_envelope;
@@ -55,14 +56,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 impl HostClient {
     /// Builds a client for `base_url` (already validated and normalised).
     pub fn new(base_url: &str, admin: AdminCredential) -> HostClient {
-        let http = reqwest::Client::builder()
+        // The outbound guard's resolver (connections pinned to checked
+        // addresses) and no redirects.
+        let http = outbound::guarded_builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!(
                 "sub2api-cn-relay-manager/",
                 env!("CARGO_PKG_VERSION")
             ))
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("static client configuration is valid");
         HostClient {
@@ -77,6 +79,22 @@ impl HostClient {
         &self.base
     }
 
+    /// The outbound guard's check of the base URL (a literal address, the
+    /// deny list); names are checked again when they are resolved.
+    fn guard(&self, method: &'static str, path: &str) -> Result<(), HostError> {
+        outbound::policy()
+            .check_url(&self.base)
+            .map_err(|why| HostError {
+                kind: HostErrorKind::Network,
+                status: None,
+                code: "OUTBOUND_REFUSED".into(),
+                message: format!("refused by the outbound guard: {why}"),
+                method,
+                path: path_only(path).to_string(),
+                retry_after: None,
+            })
+    }
+
     async fn send(
         &self,
         method: &'static str,
@@ -84,6 +102,7 @@ impl HostClient {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<Value, HostError> {
+        self.guard(method, path)?;
         let url = format!("{}{}", self.base, path);
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("static method");
         let mut req = self.http.request(m, &url);
@@ -257,6 +276,7 @@ impl HostClient {
     /// `POST /api/v1/admin/accounts/:id/test`: the SSE events, parsed.
     pub async fn account_test(&self, id: i64, model: &str) -> Result<Vec<Value>, HostError> {
         let path = format!("/api/v1/admin/accounts/{id}/test");
+        self.guard("POST", &path)?;
         let (name, value) = self.admin_header().await?;
         let resp = self
             .http

@@ -129,36 +129,56 @@ fn credential(kind: AdminAuthKind, email: Option<&str>, secret: &Secret) -> Admi
 /// Checks, before anything is written, that the host answers and accepts the
 /// admin credential. A 423 (compliance) proves the credential was accepted:
 /// the host checks auth before the gate.
+/// Why a pre-flight check refused: what the form shows, and what only the
+/// audit log keeps.
+struct Refusal {
+    field: FieldError,
+    detail: Option<String>,
+}
+
+impl From<FieldError> for Refusal {
+    fn from(field: FieldError) -> Self {
+        Refusal {
+            field,
+            detail: None,
+        }
+    }
+}
+
 async fn preflight(
     base_url: &str,
     cred: AdminCredential,
     kind: AdminAuthKind,
-) -> Result<(), FieldError> {
+) -> Result<(), Refusal> {
     let client = HostClient::new(base_url, cred);
     let settings = client.public_settings().await;
+    // One message whatever went wrong, so the form cannot be used to map
+    // which internal addresses and ports answer; the detail goes to the
+    // audit log, which only admins read. A refusal by the outbound guard is
+    // policy, not a probe result, and is said as it is.
+    let unreachable = |detail: String| {
+        Refusal {
+        field: FieldError::new(
+            "base_url",
+            "could not be reached as a Sub2API host (no answer, refused, timed out, or another kind of server). Check the URL; an administrator finds the detail in the audit log",
+        ),
+        detail: Some(detail),
+    }
+    };
     match settings.result {
         Ok(v) if v.is_object() => {}
         Ok(_) => {
-            return Err(FieldError::new(
-                "base_url",
-                "answered, but not like a Sub2API host (no public settings)",
+            return Err(unreachable(
+                "GET /api/v1/settings/public answered without public settings".into(),
             ))
         }
-        Err(e) if e.kind == HostErrorKind::Network => {
-            return Err(FieldError::new(
-                "base_url",
-                format!("could not be reached: {}", e.message),
-            ))
+        Err(e) if e.code == "OUTBOUND_REFUSED" => {
+            return Err(Refusal {
+                field: FieldError::new("base_url", e.message),
+                detail: None,
+            })
         }
-        Err(e) => {
-            return Err(FieldError::new(
-                "base_url",
-                format!(
-                "does not look like a Sub2API host: GET /api/v1/settings/public answered HTTP {}",
-                e.status.unwrap_or(0)
-            ),
-            ))
-        }
+        Err(e) => return Err(unreachable(e.to_string())),
     }
     let secret_field = match kind {
         AdminAuthKind::ApiKey => "admin_api_key",
@@ -173,26 +193,52 @@ async fn preflight(
     match check {
         Ok(_) => Ok(()),
         Err(e) if e.is_compliance() => Ok(()),
-        Err(e) if e.code == "REQUIRES_2FA" => Err(FieldError::new(
+        Err(e) if e.kind == HostErrorKind::Network => Err(unreachable(e.to_string())),
+        Err(e) if e.code == "REQUIRES_2FA" => Err(Refusal::from(FieldError::new(
             "admin_email",
             "this admin account signs in with two-factor authentication; use the admin API key instead",
-        )),
-        Err(e) if e.is_auth() => Err(FieldError::new(
+        ))),
+        Err(e) if e.is_auth() => Err(Refusal::from(FieldError::new(
             secret_field,
             format!(
                 "was refused by the host ({}{})",
                 if e.code.is_empty() { "HTTP 401".to_string() } else { e.code.clone() },
                 if e.message.is_empty() { String::new() } else { format!(": {}", e.message) }
             ),
-        )),
-        Err(e) => Err(FieldError::new(
+        ))),
+        Err(e) => Err(Refusal::from(FieldError::new(
             "base_url",
             format!("the admin API did not answer as expected: {e}"),
-        )),
+        ))),
     }
 }
 
 impl Core {
+    /// A pre-flight outcome: a refusal's detail is audited, its field error
+    /// returned.
+    async fn checked(
+        &self,
+        actor: &str,
+        name: &str,
+        r: Result<(), Refusal>,
+    ) -> Result<(), OpError> {
+        let Err(refusal) = r else {
+            return Ok(());
+        };
+        if let Some(detail) = &refusal.detail {
+            self.store
+                .audit(
+                    actor,
+                    "host.preflight",
+                    &format!("host:{name}"),
+                    "failed",
+                    detail,
+                )
+                .await?;
+        }
+        Err(refusal.field.into())
+    }
+
     fn to_view(&self, r: &HostRow, last: Option<crate::model::ProbeSummary>) -> HostView {
         HostView {
             id: r.id,
@@ -266,10 +312,15 @@ impl Core {
                 format!("a host named `{}` already exists", v.name),
             )));
         }
-        preflight(
-            &v.base_url,
-            credential(v.kind, v.admin_email.as_deref(), &admin_secret),
-            v.kind,
+        self.checked(
+            actor,
+            &v.name,
+            preflight(
+                &v.base_url,
+                credential(v.kind, v.admin_email.as_deref(), &admin_secret),
+                v.kind,
+            )
+            .await,
         )
         .await?;
         let uid = random_hex(12);
@@ -362,10 +413,15 @@ impl Core {
             || v.base_url != old.base_url
             || v.admin_email != old.admin_email;
         if credential_changed {
-            preflight(
-                &v.base_url,
-                credential(v.kind, v.admin_email.as_deref(), &admin_secret),
-                v.kind,
+            self.checked(
+                actor,
+                &v.name,
+                preflight(
+                    &v.base_url,
+                    credential(v.kind, v.admin_email.as_deref(), &admin_secret),
+                    v.kind,
+                )
+                .await,
             )
             .await?;
         }

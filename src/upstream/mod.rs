@@ -277,6 +277,14 @@ async fn call(
         key.masked(),
         body.map(|b| format!(" {b}")).unwrap_or_default()
     );
+    if let Err(why) = crate::host::outbound::policy().check_url(url) {
+        return Call {
+            request,
+            status: None,
+            body: format!("refused by the outbound guard: {why}"),
+            signal: Signal::Unreachable,
+        };
+    }
     match req.send().await {
         Err(e) => Call {
             request,
@@ -318,11 +326,11 @@ async fn call(
 /// only call that spends anything: one token), and the balance endpoint
 /// where the provider has one.
 pub async fn probe(family: Family, base_url: &str, key: &Secret, model: &str) -> UpstreamReport {
-    let http = reqwest::Client::builder()
+    // The outbound guard (a pack's base URL is typed by an operator), and no
+    // redirects: one would carry the provider key wherever it points.
+    let http = crate::host::outbound::guarded_builder()
         .timeout(Duration::from_secs(20))
         .connect_timeout(Duration::from_secs(5))
-        // A redirect would carry the provider key to wherever it points.
-        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("static client configuration");
     let base = base_url.trim_end_matches('/');

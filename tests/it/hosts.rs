@@ -66,8 +66,11 @@ async fn bad_input_names_the_field_and_writes_nothing() {
             "nothing written after {want} error"
         );
     }
-    let (audit, total) = ctx.core.store.audit_page(1, 10).await.unwrap();
-    assert_eq!(total, 0, "{audit:?}");
+    let (audit, _) = ctx.core.store.audit_page(1, 10).await.unwrap();
+    assert!(
+        audit.iter().all(|e| e.action == "host.preflight"),
+        "only failed connection checks are recorded: {audit:?}"
+    );
 }
 
 #[tokio::test]
@@ -266,4 +269,52 @@ async fn failed_sign_ins_from_one_address_do_not_lock_the_account_elsewhere() {
         .sign_in("root", Secret::new("a-long-password-1"), "10.0.0.7")
         .await
         .expect("the admin signs in from an address that has not failed");
+}
+
+#[tokio::test]
+async fn the_connection_check_says_one_thing_and_audits_the_detail() {
+    let host = fake(FakeHostConfig::default()).await;
+    let ctx = core().await;
+    // A closed port and a server that is not Sub2API read the same.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{a}")
+    };
+    let not_sub2api = format!("{}/not-here", host.url());
+    let mut messages = Vec::new();
+    for url in [closed, not_sub2api] {
+        let input = provisioning_core::model::HostInput {
+            base_url: url,
+            ..input_for(&host, "h")
+        };
+        let e = ctx.core.create_host("op", &input).await.unwrap_err();
+        assert_eq!(field(&e), "base_url");
+        messages.push(e.to_string());
+    }
+    assert_eq!(messages[0], messages[1], "no port-scan oracle");
+    let (audit, _) = ctx.core.store.audit_page(1, 20).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "host.preflight")
+            .count(),
+        2,
+        "the detail is in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn a_metadata_address_is_refused_by_the_outbound_guard_before_any_request() {
+    let host = fake(FakeHostConfig::default()).await;
+    let ctx = core().await;
+    let input = provisioning_core::model::HostInput {
+        base_url: "http://169.254.169.254".into(),
+        ..input_for(&host, "meta")
+    };
+    let e = ctx.core.create_host("op", &input).await.unwrap_err();
+    assert_eq!(field(&e), "base_url");
+    assert!(e.to_string().contains("outbound guard"), "{e}");
+    assert!(e.to_string().contains("metadata"), "{e}");
 }

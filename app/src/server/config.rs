@@ -30,8 +30,25 @@ pub struct Config {
     pub trust_proxy: bool,
     pub session_idle_minutes: i64,
     pub log_json: bool,
-    /// Wait before the readiness gate for the host's `/v1/models` cache.
+    /// Longest the readiness gate polls the host's `/v1/models`.
     pub models_cache_wait_secs: u64,
+    /// What the server may connect to (hosts, providers).
+    pub outbound: provisioning_core::host::outbound::OutboundPolicy,
+}
+
+fn rules(name: &str) -> Result<Vec<provisioning_core::host::outbound::Rule>, String> {
+    var(name)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    provisioning_core::host::outbound::Rule::parse(r)
+                        .map_err(|e| format!("{name}: {e}"))
+                })
+                .collect()
+        })
+        .unwrap_or(Ok(Vec::new()))
 }
 
 fn var(name: &str) -> Option<String> {
@@ -86,7 +103,22 @@ impl Config {
                 )
             })?,
         };
+        let allow_private = match var("DASHBOARD_OUTBOUND_PRIVATE").as_deref() {
+            None | Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(format!(
+                    "DASHBOARD_OUTBOUND_PRIVATE=`{other}`: expected true or false"
+                ))
+            }
+        };
+        let outbound = provisioning_core::host::outbound::OutboundPolicy {
+            allow_private,
+            allow: rules("DASHBOARD_OUTBOUND_ALLOW")?,
+            deny: rules("DASHBOARD_OUTBOUND_DENY")?,
+        };
         Ok(Config {
+            outbound,
             models_cache_wait_secs,
             addr,
             data_dir,

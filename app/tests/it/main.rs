@@ -95,6 +95,7 @@ impl TestApp {
             session_idle_minutes: 60,
             log_json: false,
             models_cache_wait_secs: 0,
+            outbound: Default::default(),
         };
         let state = AppState {
             leptos_options: LeptosOptions::builder()
