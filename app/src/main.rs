@@ -2,7 +2,7 @@
 //! router → serve; or one of the CLI commands.
 
 use anyhow::{anyhow, Context};
-use app::server::cli::{BatchCommand, Cli, Command, UserCommand};
+use app::server::cli::{BatchCommand, Cli, Command, KeyCommand, UserCommand};
 use app::server::config::Config;
 use app::server::state::AppState;
 use clap::Parser;
@@ -59,10 +59,21 @@ async fn open_core(config: &Config) -> anyhow::Result<Core> {
         .map(|k| MasterKey::parse(k.expose()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow!("DASHBOARD_MASTER_KEY_PREVIOUS: {e}"))?;
-    Core {
-        store,
-        cipher: Cipher::new(&key, &previous),
-    }
+    // A rotation that stopped between writing the new key and replacing the
+    // old file: both open, the new one seals.
+    let next_file = next_key_file(&config.master_key_file);
+    let cipher = match (&source, std::fs::read_to_string(&next_file)) {
+        (MasterKeySource::File(_), Ok(text)) => {
+            let next =
+                MasterKey::parse(&text).map_err(|e| anyhow!("{}: {e}", next_file.display()))?;
+            tracing::warn!(file = %next_file.display(), "an interrupted master-key rotation: run `dashboard key rotate` again to finish it");
+            let mut all = vec![key];
+            all.extend(previous);
+            Cipher::new(&next, &all)
+        }
+        _ => Cipher::new(&key, &previous),
+    };
+    Core { store, cipher }
     .with_keyring()
     .await
     .map_err(|e| anyhow!("keyring: {e} (is DASHBOARD_MASTER_KEY_PREVIOUS missing the key this database was created with?)"))
@@ -232,6 +243,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Batch { command } => batch(&config, command).await,
+        Command::Key {
+            command: KeyCommand::Rotate,
+        } => rotate_key(&config).await,
         Command::FakeHost {
             profile,
             compliance_required,
@@ -239,6 +253,58 @@ async fn main() -> anyhow::Result<()> {
             models_cache_ttl_secs,
         } => fake_host(&profile, compliance_required, port, models_cache_ttl_secs).await,
     }
+}
+
+fn next_key_file(file: &std::path::Path) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".next");
+    name.into()
+}
+
+/// `dashboard key rotate`: see [`KeyCommand::Rotate`].
+async fn rotate_key(config: &Config) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if config.master_key_env.is_some() {
+        return Err(anyhow!("the master key comes from DASHBOARD_MASTER_KEY: this command rotates a key file. Move the key to DASHBOARD_MASTER_KEY_FILE first, or keep the environment key"));
+    }
+    let core = open_core(config).await?;
+    let next_file = next_key_file(&config.master_key_file);
+    let next = match std::fs::read_to_string(&next_file) {
+        Ok(text) => MasterKey::parse(&text).map_err(|e| anyhow!("{}: {e}", next_file.display()))?,
+        Err(_) => {
+            let key = MasterKey::generate();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts
+                .open(&next_file)
+                .with_context(|| format!("writing {}", next_file.display()))?;
+            f.write_all(key.to_hex().as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            key
+        }
+    };
+    let to = Cipher::new(&next, &[])
+        .with_fingerprint_key(&core.cipher.fingerprint_key())
+        .map_err(|e| anyhow!("{e}"))?;
+    let n = core.reseal_all(&to).await.map_err(|e| {
+        anyhow!("re-sealing: {e} (nothing was changed; the old key stays in force)")
+    })?;
+    std::fs::rename(&next_file, &config.master_key_file)
+        .with_context(|| format!("replacing {}", config.master_key_file.display()))?;
+    if let Some(dir) = config.master_key_file.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    let line = serde_json::json!({"rotated": n.total(), "hosts": n.host_secrets, "batch_keys": n.batch_keys, "access_keys": n.access_keys, "keyring": n.keyring, "key_id": next.id()});
+    writeln!(std::io::stdout(), "{line}")?;
+    Ok(())
 }
 
 async fn batch(config: &Config, command: BatchCommand) -> anyhow::Result<()> {

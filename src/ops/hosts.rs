@@ -276,7 +276,8 @@ impl Core {
         Ok(self.to_view(&r, last))
     }
 
-    pub(crate) async fn host_row(&self, id: i64) -> Result<HostRow, OpError> {
+    /// The stored row of a host (its secrets sealed).
+    pub async fn host_row(&self, id: i64) -> Result<HostRow, OpError> {
         self.store
             .host(id)
             .await?

@@ -12,6 +12,7 @@ mod kinds;
 pub mod lease;
 mod operators;
 mod probe;
+mod rekey;
 pub mod resource;
 mod rollback;
 
@@ -24,6 +25,7 @@ pub use hosts::HostSecrets;
 pub use import::BatchRequest;
 pub use operators::{SignInError, THROTTLE_ADDRESS_LIMIT, THROTTLE_USER_LIMIT, THROTTLE_WINDOW_MS};
 pub use probe::probe_host;
+pub use rekey::Resealed;
 
 use crate::model::FieldError;
 use crate::secrets::{Cipher, SecretError};

@@ -22,6 +22,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Master-key operations.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Apply or roll back a planned batch from the command line (cron, CI).
     /// Prints the outcome as JSON on one line; exits 0 when the batch ended
     /// as asked (`succeeded`, `rolled_back`), 3 when it ended otherwise.
@@ -83,4 +88,15 @@ pub enum UserCommand {
         #[arg(long, default_value = "operator")]
         role: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a new master key and re-seal every stored secret with it in
+    /// one transaction; fingerprints (and so markers and account names on
+    /// the hosts) do not change. The new key is written next to the old as
+    /// `<file>.next` first and replaces it only after the database commit;
+    /// an interrupted rotation is finished by running this again. Stop the
+    /// server first.
+    Rotate,
 }

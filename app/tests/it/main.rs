@@ -5,6 +5,7 @@ mod auth;
 mod crash;
 mod hosts;
 mod imports;
+mod rotate;
 mod secrets;
 
 use app::server::config::{Config, SecureCookies};
