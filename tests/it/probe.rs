@@ -123,7 +123,7 @@ async fn a_newer_host_reports_minimax_and_the_allowlist() {
 }
 
 #[tokio::test]
-async fn editing_the_url_rechecks_the_stored_key_and_keeps_the_host_on_refusal() {
+async fn editing_the_url_never_sends_the_stored_key_and_keeps_the_host_on_refusal() {
     let host = fake(FakeHostConfig::default()).await;
     let ctx = core().await;
     let mut input = input_for(&host, "h");
@@ -137,7 +137,13 @@ async fn editing_the_url_rechecks_the_stored_key_and_keeps_the_host_on_refusal()
     .await;
     input.base_url = other.url();
     input.admin_api_key.clear();
-    // Editing the URL re-checks the stored key against the new host: refused.
+    // Another origin: the stored key is never sent there; it must be typed.
+    let e = ctx.core.update_host("a", h.id, &input).await.unwrap_err();
+    assert!(e.to_string().contains("entered again"), "{e}");
+    assert_eq!(other.total_calls(), 0);
+    // Typed (the old, now wrong key), it is checked against the new host.
+    input.admin_api_key = format!("admin-{}", "0123456789abcdef".repeat(4));
+    input.probe_user_password = "probe-password-1".into();
     let e = ctx.core.update_host("a", h.id, &input).await.unwrap_err();
     assert!(e.to_string().contains("INVALID_ADMIN_KEY"), "{e}");
     // The stored host is untouched, and its probe now says unreachable.
