@@ -1,7 +1,9 @@
 //! Evidence bundles: a batch exported as JSON (machine-readable, with a
 //! schema version) and as an HTML report a reviewer can read offline, both
-//! carrying a SHA-256 digest over the canonical JSON content, so a reviewer
-//! can tell that it was not edited. Secrets never appear: the journal and
+//! carrying a SHA-256 digest over the RFC 8785 canonical JSON content, which
+//! a reviewer recomputes with standard tools (see the README). A digest
+//! shows the content is as it was when the digest was made; on its own it
+//! does not prove who made it. Secrets never appear: the journal and
 //! the diagnosis store redacted evidence only.
 
 use super::{Core, OpError};
@@ -20,18 +22,100 @@ pub struct Bundle {
     pub digest: String,
 }
 
-/// SHA-256 over the compact JSON of `doc` (object keys sorted) without its
+/// RFC 8785 (JCS) canonical JSON: object members sorted by the UTF-16
+/// code units of their names, no whitespace, strings escaped as
+/// `JSON.stringify` does, numbers as ECMAScript writes them. Any JCS
+/// implementation (or `JSON.stringify` with sorted keys) gives the same
+/// bytes.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Null | Value::Bool(_) | Value::String(_) => {
+            out.push_str(&serde_json::to_string(v).expect("a scalar serialises"))
+        }
+        Value::Number(n) => out.push_str(&ecma_number(n)),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            let mut members: Vec<(&String, &Value)> = o.iter().collect();
+            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            out.push('{');
+            for (i, (k, x)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).expect("a string serialises"));
+                out.push(':');
+                write_canonical(x, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// A number as ECMAScript's `Number.prototype.toString` writes it (the
+/// shortest digits that round-trip, in plain or exponent form by its rules).
+fn ecma_number(n: &serde_json::Number) -> String {
+    if let Some(i) = n.as_i64() {
+        return i.to_string();
+    }
+    if let Some(u) = n.as_u64() {
+        return u.to_string();
+    }
+    let x = n.as_f64().unwrap_or(0.0);
+    if x == 0.0 {
+        return "0".into();
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    // `{:e}` gives the shortest round-trip digits: `1.2345e-7`.
+    let e = format!("{:e}", x.abs());
+    let (mantissa, exp) = e.split_once('e').expect("exponent form");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let k = digits.len() as i32;
+    let n = exp.parse::<i32>().expect("an exponent") + 1;
+    let body = if k <= n && n <= 21 {
+        format!("{digits}{}", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 21 {
+        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
+    } else if -6 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let e = n - 1;
+        let exp = if e >= 0 {
+            format!("+{e}")
+        } else {
+            e.to_string()
+        };
+        if k == 1 {
+            format!("{digits}e{exp}")
+        } else {
+            format!("{}.{}e{exp}", &digits[..1], &digits[1..])
+        }
+    };
+    format!("{sign}{body}")
+}
+
+/// SHA-256 over the JCS canonical form (RFC 8785) of `doc` without its
 /// `digest` member.
 pub fn digest_of(doc: &Value) -> String {
     let mut d = doc.clone();
     if let Some(o) = d.as_object_mut() {
         o.remove("digest");
     }
-    hex::encode(Sha256::digest(
-        serde_json::to_string(&d)
-            .expect("values serialise")
-            .as_bytes(),
-    ))
+    hex::encode(Sha256::digest(canonical_json(&d).as_bytes()))
 }
 
 /// Checks a bundle's digest: `Ok(true)` when the content is as exported.
@@ -80,7 +164,7 @@ impl Core {
         let digest = digest_of(&doc);
         doc["digest"] = json!({
             "algorithm": "sha256",
-            "over": "the compact JSON of this document without `digest`, object keys in sorted order",
+            "over": "the RFC 8785 (JCS) canonical JSON of this document without `digest`",
             "value": digest,
         });
         let json_text = serde_json::to_string_pretty(&doc).expect("values serialise");
@@ -294,5 +378,38 @@ mod tests {
         let edited = text.replace("\"b\": 1", "\"b\": 2");
         assert_eq!(verify_bundle(&edited), Ok(false));
         assert!(verify_bundle("{}").is_err());
+    }
+}
+
+#[cfg(test)]
+mod jcs_tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_ecmascript_writes_them() {
+        for (x, want) in [
+            (json!(0.3), "0.3"),
+            (json!(1e-6), "0.000001"),
+            (json!(3e-7), "3e-7"),
+            (json!(1.32e-6), "0.00000132"),
+            (json!(1.2345e-7), "1.2345e-7"),
+            (json!(1e21), "1e+21"),
+            (json!(123456789012345680000.0), "123456789012345680000"),
+            (json!(-2.5), "-2.5"),
+            (json!(5.0), "5"),
+            (json!(42), "42"),
+            (json!(0.0), "0"),
+        ] {
+            assert_eq!(canonical_json(&x), want, "{x}");
+        }
+    }
+
+    #[test]
+    fn members_are_sorted_and_nothing_is_spaced() {
+        let v = json!({"b": [1, {"z": null, "a": true}], "a": "é\n\"", "A": 1});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"A":1,"a":"é\n\"","b":[1,{"a":true,"z":null}]}"#
+        );
     }
 }

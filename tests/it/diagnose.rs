@@ -319,3 +319,57 @@ async fn an_evidence_bundle_is_complete_verifiable_and_free_of_secrets() {
     assert_eq!(audit[0].action, "batch.export");
     assert_eq!(audit[0].actor, "vera");
 }
+
+/// The README's verification line, run as written against an exported
+/// bundle, then against the same bundle with one price edited.
+#[tokio::test]
+async fn the_readmes_one_liner_verifies_a_bundle_and_catches_an_edit() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("node -e ") && l.ends_with(" evidence.json"))
+        .expect("the README has the verification line")
+        .to_string();
+    let w = crate::import::world(Profile::V0_1_179).await;
+    let id = w
+        .plan(&crate::import::keys(2), AccessMode::SelfService)
+        .await;
+    w.ctx
+        .core
+        .apply_batch("alice", id, crate::import::fast())
+        .await
+        .unwrap();
+    let b = w.ctx.core.export_bundle("vera", id).await.unwrap();
+    assert!(
+        b.json.contains("e-7") || b.json.contains("e-6"),
+        "prices are small floats"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        std::fs::write(dir.path().join("evidence.json"), text).unwrap();
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(dir.path())
+            .output()
+            .expect("sh and node run")
+    };
+    let ok = run(&b.json);
+    assert!(
+        ok.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "digest ok");
+    let mut edited: serde_json::Value = serde_json::from_str(&b.json).unwrap();
+    edited["batch"]["plan"]["prices"][0][1] = serde_json::json!(1e-9);
+    let bad = run(&serde_json::to_string_pretty(&edited).unwrap());
+    assert!(!bad.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stdout).trim(),
+        "DIGEST MISMATCH"
+    );
+}
