@@ -148,11 +148,17 @@ pub async fn audit_log(page: u32) -> Result<AuditPage, AppError> {
         .audit_page(page, per_page)
         .await
         .map_err(|e| crate::server::op_error(e.into()))?;
+    let signing_key = state
+        .core
+        .signing_public_key()
+        .await
+        .map_err(crate::server::op_error)?;
     Ok(AuditPage {
         entries,
         page,
         pages: ((total as u32).div_ceil(per_page)).max(1),
         total,
+        signing_key,
     })
 }
 

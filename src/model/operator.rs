@@ -82,4 +82,8 @@ pub struct AuditPage {
     pub page: u32,
     pub pages: u32,
     pub total: i64,
+    /// The installation's evidence-signing public key (PEM), which a
+    /// reviewer compares with the key a bundle names.
+    #[serde(default)]
+    pub signing_key: String,
 }

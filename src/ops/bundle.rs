@@ -1,9 +1,9 @@
 //! Evidence bundles: a batch exported as JSON (machine-readable, with a
 //! schema version) and as an HTML report a reviewer can read offline, both
-//! carrying a SHA-256 digest over the RFC 8785 canonical JSON content, which
-//! a reviewer recomputes with standard tools (see the README). A digest
-//! shows the content is as it was when the digest was made; on its own it
-//! does not prove who made it. Secrets never appear: the journal and
+//! carrying a SHA-256 digest over the RFC 8785 canonical JSON content and
+//! an Ed25519 signature of the same bytes by the installation's key, which a
+//! reviewer checks with standard tools (see the README) against the public
+//! key the installation shows. Secrets never appear: the journal and
 //! the diagnosis store redacted evidence only.
 
 use super::{Core, OpError};
@@ -108,24 +108,121 @@ fn ecma_number(n: &serde_json::Number) -> String {
     format!("{sign}{body}")
 }
 
-/// SHA-256 over the JCS canonical form (RFC 8785) of `doc` without its
-/// `digest` member.
-pub fn digest_of(doc: &Value) -> String {
+/// What the digest and the signature cover: the JCS canonical form of the
+/// document without its `digest` and `signature` members.
+pub fn signed_bytes(doc: &Value) -> String {
     let mut d = doc.clone();
     if let Some(o) = d.as_object_mut() {
         o.remove("digest");
+        o.remove("signature");
     }
-    hex::encode(Sha256::digest(canonical_json(&d).as_bytes()))
+    canonical_json(&d)
 }
 
-/// Checks a bundle's digest: `Ok(true)` when the content is as exported.
+/// SHA-256 over [`signed_bytes`].
+pub fn digest_of(doc: &Value) -> String {
+    hex::encode(Sha256::digest(signed_bytes(doc).as_bytes()))
+}
+
+/// An Ed25519 public key as PEM (SubjectPublicKeyInfo), the form OpenSSL
+/// and Node read.
+pub fn public_key_pem(key: &ed25519_dalek::VerifyingKey) -> String {
+    use base64::Engine as _;
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    der.extend_from_slice(key.as_bytes());
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    )
+}
+
+impl Core {
+    /// The installation's evidence-signing key, kept sealed in the keyring
+    /// (made on first use; re-sealed by a master-key rotation).
+    pub async fn signing_key(&self) -> Result<ed25519_dalek::SigningKey, OpError> {
+        const AAD: &str = "keyring/signing";
+        let sealed = match self.store.keyring("signing").await? {
+            Some(s) => s,
+            None => {
+                let seed = crate::secrets::Secret::new(crate::secrets::random_hex(32));
+                self.store
+                    .put_keyring("signing", &self.cipher.seal(&seed, AAD), true)
+                    .await?;
+                // Another process may have stored its own first: read back.
+                self.store.keyring("signing").await?.ok_or_else(|| {
+                    OpError::Store(crate::store::StoreError::Corrupt(
+                        "keyring: no signing key".into(),
+                    ))
+                })?
+            }
+        };
+        let seed = self.cipher.open(&sealed, AAD)?;
+        let raw: [u8; 32] = hex::decode(seed.expose())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                OpError::Store(crate::store::StoreError::Corrupt(
+                    "keyring: bad signing key".into(),
+                ))
+            })?;
+        Ok(ed25519_dalek::SigningKey::from_bytes(&raw))
+    }
+
+    /// The public half, as PEM, for reviewers to compare with a bundle's.
+    pub async fn signing_public_key(&self) -> Result<String, OpError> {
+        Ok(public_key_pem(&self.signing_key().await?.verifying_key()))
+    }
+}
+
+/// Checks a bundle's digest and, when it carries one, its signature:
+/// `Ok(true)` when the content is as exported and signed by the key it
+/// names (whether that key is the installation's is for the reviewer to
+/// compare).
 pub fn verify_bundle(text: &str) -> Result<bool, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let claimed = v
         .pointer("/digest/value")
         .and_then(Value::as_str)
         .ok_or("no digest.value")?;
-    Ok(digest_of(&v) == claimed)
+    if digest_of(&v) != claimed {
+        return Ok(false);
+    }
+    let Some(sig) = v.get("signature") else {
+        return Ok(true);
+    };
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pem = sig
+        .get("public_key_pem")
+        .and_then(Value::as_str)
+        .ok_or("no signature.public_key_pem")?;
+    let der = b64
+        .decode(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .map_err(|e| format!("public key: {e}"))?;
+    let raw: [u8; 32] = der
+        .get(12..)
+        .and_then(|k| k.try_into().ok())
+        .ok_or("public key: not an Ed25519 key")?;
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| format!("public key: {e}"))?;
+    let value = b64
+        .decode(
+            sig.get("value")
+                .and_then(Value::as_str)
+                .ok_or("no signature.value")?,
+        )
+        .map_err(|e| format!("signature: {e}"))?;
+    let signature =
+        ed25519_dalek::Signature::from_slice(&value).map_err(|e| format!("signature: {e}"))?;
+    Ok(key
+        .verify_strict(signed_bytes(&v).as_bytes(), &signature)
+        .is_ok())
 }
 
 fn esc(s: &str) -> String {
@@ -162,10 +259,23 @@ impl Core {
             "audit": audit,
         });
         let digest = digest_of(&doc);
+        let key = self.signing_key().await?;
+        let signature = {
+            use base64::Engine as _;
+            use ed25519_dalek::Signer as _;
+            base64::engine::general_purpose::STANDARD
+                .encode(key.sign(signed_bytes(&doc).as_bytes()).to_bytes())
+        };
         doc["digest"] = json!({
             "algorithm": "sha256",
-            "over": "the RFC 8785 (JCS) canonical JSON of this document without `digest`",
+            "over": "the RFC 8785 (JCS) canonical JSON of this document without `digest` and `signature`",
             "value": digest,
+        });
+        doc["signature"] = json!({
+            "algorithm": "Ed25519",
+            "over": "the same bytes as the digest",
+            "public_key_pem": public_key_pem(&key.verifying_key()),
+            "value": signature,
         });
         let json_text = serde_json::to_string_pretty(&doc).expect("values serialise");
         let html = render_html(

@@ -321,7 +321,8 @@ async fn an_evidence_bundle_is_complete_verifiable_and_free_of_secrets() {
 }
 
 /// The README's verification line, run as written against an exported
-/// bundle, then against the same bundle with one price edited.
+/// bundle, then against the same bundle with one price edited (and then
+/// re-digested).
 #[tokio::test]
 async fn the_readmes_one_liner_verifies_a_bundle_and_catches_an_edit() {
     let readme =
@@ -363,13 +364,29 @@ async fn the_readmes_one_liner_verifies_a_bundle_and_catches_an_edit() {
         String::from_utf8_lossy(&ok.stdout),
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "digest ok");
+    let key = w.ctx.core.signing_public_key().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        format!("ok, signed by {}", key.lines().nth(1).unwrap())
+    );
     let mut edited: serde_json::Value = serde_json::from_str(&b.json).unwrap();
     edited["batch"]["plan"]["prices"][0][1] = serde_json::json!(1e-9);
     let bad = run(&serde_json::to_string_pretty(&edited).unwrap());
     assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).starts_with("MISMATCH"));
     assert_eq!(
-        String::from_utf8_lossy(&bad.stdout).trim(),
-        "DIGEST MISMATCH"
+        provisioning_core::ops::verify_bundle(&serde_json::to_string(&edited).unwrap()),
+        Ok(false)
+    );
+    // Re-digested after the edit, the signature still gives it away.
+    let d = provisioning_core::ops::digest_of(&edited);
+    edited["digest"]["value"] = serde_json::json!(d);
+    let text = serde_json::to_string(&edited).unwrap();
+    assert_eq!(provisioning_core::ops::verify_bundle(&text), Ok(false));
+    let out = run(&text);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "MISMATCH (digest true, signature false)"
     );
 }

@@ -27,6 +27,11 @@ pub fn AuditPage() -> impl IntoView {
                         Err(e) => view! { <ErrorBox err=e/> }.into_any(),
                         Ok(p) if p.entries.is_empty() => view! { <p class="empty">{l.t("No entries yet.", "暂无记录。")}</p> }.into_any(),
                         Ok(p) => view! {
+                            <details class="panel" data-testid="signing-key">
+                                <summary>{l.t("Evidence signing key (Ed25519)", "证据签名公钥（Ed25519）")}</summary>
+                                <p class="muted small">{l.t("Every evidence bundle is signed with this installation's key. A reviewer compares this key with the one the bundle names (the README's one-line check prints it).", "每个证据包都用本安装的密钥签名。审阅者将此公钥与证据包中注明的公钥比对（README 中的一行命令会打印它）。")}</p>
+                                <pre class="evidence">{p.signing_key.clone()}</pre>
+                            </details>
                             <p class="muted">{format!("{} {}", p.total, l.t("entries", "条记录"))}</p>
                             <table class="grid" data-testid="audit">
                                 <thead><tr>
