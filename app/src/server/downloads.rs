@@ -31,6 +31,10 @@ async fn bundle(state: &AppState, session: &Session, id: i64, html: bool) -> Res
                 h.insert("x-evidence-sha256", v);
             }
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(super::router::REPORT_CSP),
+            );
             r
         }
         Err(OpError::NotFound(w)) => {

@@ -24,6 +24,20 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 /// The HTML document around the app. The page context is embedded as JSON
 /// for the hydrate entry to read back.
+/// The pages' policy: scripts only with the response's nonce (WebAssembly
+/// compiled from our own `/pkg`), everything else from this origin, never
+/// framed.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// The evidence report's policy: it runs no script and loads nothing, so
+/// it still opens offline.
+pub const REPORT_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let ctx = use_context::<axum::http::request::Parts>()
         .and_then(|p| p.extensions.get::<PageCtx>().cloned())
@@ -32,6 +46,16 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             ..Default::default()
         });
     provide_context(ctx.clone());
+    // A Content-Security-Policy with this response's nonce, which Leptos
+    // puts on its hydration and streaming scripts: no other script runs.
+    if let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        if let Ok(v) = HeaderValue::from_str(&page_csp(&nonce)) {
+            res.insert_header(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
     let json = ctx.to_script_json();
     view! {
         <!DOCTYPE html>

@@ -398,3 +398,47 @@ async fn a_form_posted_from_another_site_is_refused_even_with_a_valid_token() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn pages_carry_a_csp_whose_nonce_is_on_the_hydration_script() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let r = app
+        .client
+        .get(format!("{}/hosts", app.url))
+        .send()
+        .await
+        .unwrap();
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .expect("a CSP header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a nonce")
+        .to_string();
+    assert!(nonce.len() >= 16, "{nonce}");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries the header's nonce"
+    );
+    // Another response, another nonce.
+    let again = app
+        .client
+        .get(format!("{}/hosts", app.url))
+        .send()
+        .await
+        .unwrap();
+    let csp2 = again.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(csp, csp2);
+}
