@@ -121,6 +121,23 @@ async fn rotating_the_master_key_reseals_everything_and_a_reimport_creates_nothi
         old_key.to_hex(),
         "the key file was replaced"
     );
+    // Canary: the command's output names counts and a key id, no secret.
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin_key = host.admin_api_key();
+    let old_hex = old_key.to_hex();
+    let secrets = keys.iter().map(String::as_str).chain([
+        admin_key.as_str(),
+        "probe-password-1",
+        new_key.trim(),
+        old_hex.as_str(),
+    ]);
+    for secret in secrets {
+        assert!(!printed.contains(secret), "a secret in the rotate output");
+    }
     assert!(!dir.path().join("master.key.next").exists());
     // The new key alone opens everything; the old one opens nothing.
     let core = open(dir.path()).await;
