@@ -62,6 +62,26 @@ impl HostError {
         self.kind == HostErrorKind::RouteMissing
     }
 
+    /// An error the product raises itself before or while reading an
+    /// answer (the outbound guard, a size limit): no HTTP status.
+    pub(crate) fn local(
+        kind: HostErrorKind,
+        code: &str,
+        message: String,
+        method: &'static str,
+        path: &str,
+    ) -> HostError {
+        HostError {
+            kind,
+            status: None,
+            code: code.into(),
+            message,
+            method,
+            path: path.split('?').next().unwrap_or(path).to_string(),
+            retry_after: None,
+        }
+    }
+
     pub(crate) fn network(method: &'static str, path: &str, e: &reqwest::Error) -> HostError {
         let what = if e.is_timeout() {
             "timed out".to_string()

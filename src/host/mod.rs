@@ -82,17 +82,15 @@ impl HostClient {
     /// The outbound guard's check of the base URL (a literal address, the
     /// deny list); names are checked again when they are resolved.
     fn guard(&self, method: &'static str, path: &str) -> Result<(), HostError> {
-        outbound::policy()
-            .check_url(&self.base)
-            .map_err(|why| HostError {
-                kind: HostErrorKind::Network,
-                status: None,
-                code: "OUTBOUND_REFUSED".into(),
-                message: format!("refused by the outbound guard: {why}"),
+        outbound::policy().check_url(&self.base).map_err(|why| {
+            HostError::local(
+                HostErrorKind::Network,
+                "OUTBOUND_REFUSED",
+                format!("refused by the outbound guard: {why}"),
                 method,
-                path: path_only(path).to_string(),
-                retry_after: None,
-            })
+                path_only(path),
+            )
+        })
     }
 
     async fn send(
@@ -319,17 +317,17 @@ pub(crate) async fn read_limited(
     method: &'static str,
     path: &str,
 ) -> Result<Vec<u8>, HostError> {
-    let too_large = || HostError {
-        kind: HostErrorKind::Protocol,
-        status: None,
-        code: "BODY_TOO_LARGE".into(),
-        message: format!(
-            "the answer is larger than {} MiB, more than the product reads from a host",
-            max / (1024 * 1024)
-        ),
-        method,
-        path: path.to_string(),
-        retry_after: None,
+    let too_large = || {
+        HostError::local(
+            HostErrorKind::Protocol,
+            "BODY_TOO_LARGE",
+            format!(
+                "the answer is larger than {} MiB, more than the product reads from a host",
+                max / (1024 * 1024)
+            ),
+            method,
+            path,
+        )
     };
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_large());

@@ -479,7 +479,7 @@ impl Core {
             keys.insert(
                 fp.clone(),
                 self.cipher
-                    .open(&sealed, &format!("batch/{}/key/{fp}", batch.uid))
+                    .open(&sealed, &super::aad::batch_key(&batch.uid, &fp))
                     .map_err(OpError::from)?,
             );
         }
@@ -1505,7 +1505,7 @@ impl Core {
                     .cipher
                     .open(
                         &sealed,
-                        &format!("access/{}/{}", ctx.batch.host_id, plan.group_name),
+                        &super::aad::access_key(ctx.batch.host_id, &plan.group_name),
                     )
                     .map_err(|err| StepFail::from(err.to_string()))?;
                 // The host caches /v1/models per group (15 s by default,

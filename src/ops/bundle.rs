@@ -142,23 +142,11 @@ impl Core {
     /// The installation's evidence-signing key, kept sealed in the keyring
     /// (made on first use; re-sealed by a master-key rotation).
     pub async fn signing_key(&self) -> Result<ed25519_dalek::SigningKey, OpError> {
-        const AAD: &str = "keyring/signing";
-        let sealed = match self.store.keyring("signing").await? {
-            Some(s) => s,
-            None => {
-                let seed = crate::secrets::Secret::new(crate::secrets::random_hex(32));
-                self.store
-                    .put_keyring("signing", &self.cipher.seal(&seed, AAD), true)
-                    .await?;
-                // Another process may have stored its own first: read back.
-                self.store.keyring("signing").await?.ok_or_else(|| {
-                    OpError::Store(crate::store::StoreError::Corrupt(
-                        "keyring: no signing key".into(),
-                    ))
-                })?
-            }
-        };
-        let seed = self.cipher.open(&sealed, AAD)?;
+        let seed = self
+            .keyring_secret("signing", || {
+                crate::secrets::Secret::new(crate::secrets::random_hex(32))
+            })
+            .await?;
         let raw: [u8; 32] = hex::decode(seed.expose())
             .ok()
             .and_then(|b| b.try_into().ok())

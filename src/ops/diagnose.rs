@@ -109,7 +109,7 @@ impl Core {
             keys.insert(
                 fp.clone(),
                 self.cipher
-                    .open(&sealed, &format!("batch/{}/key/{fp}", batch.uid))?,
+                    .open(&sealed, &super::aad::batch_key(&batch.uid, &fp))?,
             );
         }
         let steps = self.store.steps(batch_id).await?;

@@ -29,17 +29,13 @@ pub const DRIFT_CONCURRENCY: usize = 6;
 pub(crate) const MAX_PAGES: i64 = 1000;
 
 pub(crate) fn too_many_pages(path: &str) -> HostError {
-    HostError {
-        kind: crate::host::HostErrorKind::Protocol,
-        status: None,
-        code: "TOO_MANY_PAGES".into(),
-        message: format!(
-            "the listing has more than {MAX_PAGES} pages of 1,000; the product stops there"
-        ),
-        method: "GET",
-        path: path.split('?').next().unwrap_or(path).to_string(),
-        retry_after: None,
-    }
+    HostError::local(
+        crate::host::HostErrorKind::Protocol,
+        "TOO_MANY_PAGES",
+        format!("the listing has more than {MAX_PAGES} pages of 1,000; the product stops there"),
+        "GET",
+        path,
+    )
 }
 
 /// Every item of a paginated listing (or a plain array answer). Page 1

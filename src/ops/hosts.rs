@@ -13,13 +13,7 @@ pub struct HostSecrets {
     pub probe_user: Option<(String, Secret)>,
 }
 
-fn aad_admin(uid: &str) -> String {
-    format!("host/{uid}/admin_secret")
-}
-
-fn aad_probe(uid: &str) -> String {
-    format!("host/{uid}/probe_password")
-}
+use super::aad::{host_admin as aad_admin, host_probe as aad_probe};
 
 /// `scheme://host:port` of a base URL (the port made explicit).
 pub(crate) fn origin(base_url: &str) -> String {

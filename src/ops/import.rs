@@ -682,7 +682,7 @@ impl Core {
                     (
                         *pos,
                         fp.clone(),
-                        self.cipher.seal(secret, &format!("batch/{uid}/key/{fp}")),
+                        self.cipher.seal(secret, &super::aad::batch_key(&uid, fp)),
                         masked.clone(),
                     )
                 })

@@ -553,7 +553,7 @@ impl Managed for UserKey {
 }
 
 fn key_written(core: &Core, ctx: &Ctx, id: i64, key: &Secret, seen: Value, gid: i64) -> Written {
-    let aad = format!("access/{}/{}", ctx.batch.host_id, ctx.plan.group_name);
+    let aad = super::aad::access_key(ctx.batch.host_id, &ctx.plan.group_name);
     Written {
         id,
         observed: Some(seen),

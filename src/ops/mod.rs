@@ -1,6 +1,7 @@
 //! Operations: what the pages, the JSON API and the CLI call. Each takes the
 //! acting operator's name for the audit log and returns a typed error.
 
+mod aad;
 mod apply;
 mod bundle;
 mod compliance;
@@ -67,26 +68,40 @@ impl Core {
     /// master key then, so existing fingerprints stay valid), and re-sealed
     /// under the current master key after a rotation. Call once at start.
     pub async fn with_keyring(self) -> Result<Core, OpError> {
-        const AAD: &str = "keyring/fingerprint";
-        let sealed = match self.store.keyring("fingerprint").await? {
-            Some(s) => s,
-            None => {
-                let s = self.cipher.seal(&self.cipher.fingerprint_key(), AAD);
-                self.store.put_keyring("fingerprint", &s, true).await?;
-                // Another process may have stored its own first: read back.
-                self.store.keyring("fingerprint").await?.unwrap_or(s)
-            }
-        };
-        let key = self.cipher.open(&sealed, AAD)?;
-        if self.cipher.sealed_with_previous(&sealed) {
-            self.store
-                .put_keyring("fingerprint", &self.cipher.seal(&key, AAD), false)
-                .await?;
-        }
+        let key = self
+            .keyring_secret("fingerprint", || self.cipher.fingerprint_key())
+            .await?;
         Ok(Core {
             cipher: self.cipher.with_fingerprint_key(&key)?,
             store: self.store,
         })
+    }
+
+    /// A key the product keeps itself, from the keyring: made by `make` and
+    /// stored sealed on first use (the first of two racing processes wins,
+    /// both read it back), re-sealed under the current master key when an
+    /// earlier one sealed it.
+    pub(crate) async fn keyring_secret(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> crate::secrets::Secret,
+    ) -> Result<crate::secrets::Secret, OpError> {
+        let aad = aad::keyring(name);
+        let sealed = match self.store.keyring(name).await? {
+            Some(s) => s,
+            None => {
+                let s = self.cipher.seal(&make(), &aad);
+                self.store.put_keyring(name, &s, true).await?;
+                self.store.keyring(name).await?.unwrap_or(s)
+            }
+        };
+        let secret = self.cipher.open(&sealed, &aad)?;
+        if self.cipher.sealed_with_previous(&sealed) {
+            self.store
+                .put_keyring(name, &self.cipher.seal(&secret, &aad), false)
+                .await?;
+        }
+        Ok(secret)
     }
 }
 

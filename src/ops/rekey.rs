@@ -3,7 +3,7 @@
 //! database is either all old or all new. Fingerprints do not change: the
 //! fingerprint key lives in the keyring and is only re-sealed.
 
-use super::{Core, OpError};
+use super::{aad, Core, OpError};
 use crate::secrets::Cipher;
 use crate::store::StoreError;
 use sqlx::Row;
@@ -44,9 +44,9 @@ impl Core {
                 .map_err(db)?
         {
             let (id, uid): (i64, String) = (r.get(0), r.get(1));
-            let admin = again(&r.get::<String, _>(2), &format!("host/{uid}/admin_secret"))?;
+            let admin = again(&r.get::<String, _>(2), &aad::host_admin(&uid))?;
             let probe = match r.get::<Option<String>, _>(3) {
-                Some(p) => Some(again(&p, &format!("host/{uid}/probe_password"))?),
+                Some(p) => Some(again(&p, &aad::host_probe(&uid))?),
                 None => None,
             };
             sqlx::query(
@@ -68,7 +68,7 @@ impl Core {
         .map_err(db)?
         {
             let (id, uid, fp): (i64, String, String) = (r.get(0), r.get(1), r.get(2));
-            let s = again(&r.get::<String, _>(3), &format!("batch/{uid}/key/{fp}"))?;
+            let s = again(&r.get::<String, _>(3), &aad::batch_key(&uid, &fp))?;
             sqlx::query("UPDATE batch_keys SET sealed = ? WHERE id = ?")
                 .bind(s)
                 .bind(id)
@@ -83,7 +83,7 @@ impl Core {
             .map_err(db)?
         {
             let (id, host, group): (i64, i64, String) = (r.get(0), r.get(1), r.get(2));
-            let s = again(&r.get::<String, _>(3), &format!("access/{host}/{group}"))?;
+            let s = again(&r.get::<String, _>(3), &aad::access_key(host, &group))?;
             sqlx::query("UPDATE access_keys SET sealed = ? WHERE id = ?")
                 .bind(s)
                 .bind(id)
@@ -98,7 +98,7 @@ impl Core {
             .map_err(db)?
         {
             let name: String = r.get(0);
-            let s = again(&r.get::<String, _>(1), &format!("keyring/{name}"))?;
+            let s = again(&r.get::<String, _>(1), &aad::keyring(&name))?;
             sqlx::query("UPDATE keyring SET sealed = ?, updated_at_ms = ? WHERE name = ?")
                 .bind(s)
                 .bind(crate::store::now_ms())

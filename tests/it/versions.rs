@@ -16,6 +16,16 @@ async fn pack_price(w: &World, id: i64, model: &str) -> (f64, f64) {
     (p.1, p.2)
 }
 
+/// The batch's readiness gate step (its evidence is the response).
+async fn readiness_step(w: &World, id: i64) -> provisioning_core::model::StepView {
+    w.view(id)
+        .await
+        .steps
+        .into_iter()
+        .find(|s| s.kind == StepKind::Readiness)
+        .unwrap()
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-15 + b.abs() * 1e-9
 }
@@ -201,13 +211,7 @@ async fn readiness_lists_once_when_the_group_is_new_instead_of_waiting_out_the_c
         1,
         "a new group is listed fresh"
     );
-    let gate = w
-        .view(id)
-        .await
-        .steps
-        .into_iter()
-        .find(|s| s.kind == StepKind::Readiness)
-        .unwrap();
+    let gate = readiness_step(&w, id).await;
     let evidence: Value = serde_json::from_str(&gate.response).unwrap();
     assert_eq!(evidence["listings"], 1);
     assert_eq!(evidence["smoke_model_listed"], true);
@@ -238,13 +242,7 @@ async fn readiness_polls_while_a_stale_listing_lacks_the_smoke_model() {
         "{:#?}",
         w.view(id).await.steps
     );
-    let gate = w
-        .view(id)
-        .await
-        .steps
-        .into_iter()
-        .find(|s| s.kind == StepKind::Readiness)
-        .unwrap();
+    let gate = readiness_step(&w, id).await;
     let evidence: Value = serde_json::from_str(&gate.response).unwrap();
     assert_eq!(evidence["listings"], 3, "{evidence}");
     assert_eq!(evidence["smoke_model_listed"], true);
@@ -266,13 +264,7 @@ async fn readiness_gives_up_after_the_cache_lifetime_and_says_how_long_it_looked
     };
     let status = w.ctx.core.apply_batch("alice", id, opts).await.unwrap();
     assert_eq!(status, BatchStatus::Failed);
-    let gate = w
-        .view(id)
-        .await
-        .steps
-        .into_iter()
-        .find(|s| s.kind == StepKind::Readiness)
-        .unwrap();
+    let gate = readiness_step(&w, id).await;
     assert!(gate.error.contains("listing(s) over"), "{}", gate.error);
     assert_eq!(
         w.host.calls("POST /v1/chat/completions"),
