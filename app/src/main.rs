@@ -111,7 +111,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if let Some(token) = core.issue_setup_token_if_needed().await? {
         tracing::warn!(
             "no operator exists yet: open http://{}/setup and enter the one-time setup token {token} \
-             (or run `dashboard user create --role admin`)",
+             (or run `dashboard user create --username NAME --role admin`)",
             config.addr
         );
     }

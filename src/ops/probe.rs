@@ -300,7 +300,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
                 "The host's admin API is locked (HTTP 423) until an administrator accepts the deployment compliance commitment{}",
                 if version.is_empty() { String::new() } else { format!(" {version}") }
             ),
-            "An administrator reads the compliance text (linked below) and accepts it by typing the host's phrase here, or in the host's admin panel as the admin this credential acts as (for an admin API key: the first admin user); the probe then runs again. It is a commitment by the operator, so the product never accepts it on its own.",
+            "An administrator reads the compliance text (linked on this page) and accepts it by typing the host's phrase here, or in the host's admin panel as the admin this credential acts as (for an admin API key: the first admin user); the probe then runs again. It is a commitment by the operator, so the product never accepts it on its own.",
         ));
     }
 

@@ -827,13 +827,20 @@ pub async fn new_batch(
     .await;
     match result {
         Ok(id) => {
-            done(
-                &session,
-                &format!("/batches/{id}"),
-                "Plan ready: review it, then apply.".into(),
-                true,
-            )
-            .await
+            // A plan the host cannot run is stored (the page says why), but
+            // it is not "ready".
+            let blocked = state
+                .core
+                .batch_view(id)
+                .await
+                .map(|b| !b.plan.blockers.is_empty())
+                .unwrap_or(false);
+            let (msg, ok) = if blocked {
+                ("Plan blocked: this host lacks what the provider needs (see below). Nothing was written to the host.", false)
+            } else {
+                ("Plan ready: review it, then apply.", true)
+            };
+            done(&session, &format!("/batches/{id}"), msg.into(), ok).await
         }
         Err(f) => {
             let mut form = form;

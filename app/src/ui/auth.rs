@@ -42,8 +42,8 @@ pub fn SetupPage() -> impl IntoView {
             <h1>{l.t("Create the first admin", "创建首个管理员")}</h1>
             <p class="muted">
                 {l.t(
-                    "No operator exists yet. Enter the one-time setup token printed in the server log at start, then choose the admin's username and password. (Or run `dashboard user create --role admin` on the server.)",
-                    "尚无操作员。请输入服务启动时日志中打印的一次性设置令牌，然后设置管理员的用户名和密码。（也可在服务器上运行 `dashboard user create --role admin`。）",
+                    "No operator exists yet. Enter the one-time setup token printed in the server log at start, then choose the admin's username and password. (Or run `dashboard user create --username NAME --role admin` on the server.)",
+                    "尚无操作员。请输入服务启动时日志中打印的一次性设置令牌，然后设置管理员的用户名和密码。（也可在服务器上运行 `dashboard user create --username NAME --role admin`。）",
                 )}
             </p>
             <FlashBanner/>
