@@ -6,6 +6,14 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 mkdir -p "$RELAY_TOOLS/bin"
 
+# One setup at a time per cache: a second copy (another clone, CI next to a
+# running server build) waits here instead of installing the same tools at
+# once and failing half-way.
+exec 9>"$RELAY_TOOLS/.setup.lock"
+if command -v flock >/dev/null; then
+  flock -n 9 || { log "another setup is running on this cache; waiting for it"; flock 9; }
+fi
+
 want_e2e=0
 [[ "${1:-}" == "--e2e" ]] && want_e2e=1
 

@@ -253,24 +253,73 @@ pub async fn new_batch_options() -> Result<BatchFormData, AppError> {
     Ok(BatchFormData { hosts, providers })
 }
 
+/// One page of the batch list (newest first; `before` is the cursor).
 #[server]
-pub async fn list_batches() -> Result<Vec<provisioning_core::model::BatchView>, AppError> {
+pub async fn list_batches(
+    before: Option<i64>,
+) -> Result<provisioning_core::model::BatchList, AppError> {
     use provisioning_core::model::Role;
     let (state, _) = crate::server::auth::require(Role::Viewer).await?;
     state
         .core
-        .list_batches(200)
+        .list_batches(before, 50)
         .await
         .map_err(crate::server::op_error)
 }
 
+/// A batch's page: one page of its journal (`after` is the cursor, `state`
+/// a filter by journal state).
 #[server]
-pub async fn batch_detail(id: i64) -> Result<provisioning_core::model::BatchView, AppError> {
+pub async fn batch_detail(
+    id: i64,
+    after: i64,
+    state: Option<String>,
+) -> Result<provisioning_core::model::BatchView, AppError> {
+    use provisioning_core::model::{Role, StepState};
+    let (app, _) = crate::server::auth::require(Role::Viewer).await?;
+    let state = match state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            ["pending", "sent", "done", "failed", "unknown", "skipped"]
+                .contains(&s)
+                .then(|| StepState::parse(s))
+                .ok_or_else(|| {
+                    AppError::new(
+                        ErrorKind::Invalid,
+                        format!("state: unknown journal state {s:?}"),
+                    )
+                })?,
+        ),
+    };
+    app.core
+        .batch_page(id, after, state)
+        .await
+        .map_err(crate::server::op_error)
+}
+
+/// One journal step with its (redacted) request and response.
+#[server]
+pub async fn batch_step(id: i64, seq: i64) -> Result<provisioning_core::model::StepView, AppError> {
     use provisioning_core::model::Role;
     let (state, _) = crate::server::auth::require(Role::Viewer).await?;
     state
         .core
-        .batch_view(id)
+        .batch_step(id, seq)
+        .await
+        .map_err(crate::server::op_error)
+}
+
+/// What changed in a batch since `since_ms` (live progress of a running batch).
+#[server]
+pub async fn batch_progress(
+    id: i64,
+    since_ms: i64,
+) -> Result<provisioning_core::model::BatchProgress, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .batch_progress(id, since_ms)
         .await
         .map_err(crate::server::op_error)
 }

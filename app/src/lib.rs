@@ -1,5 +1,9 @@
 //! The Sub2API CN Relay Manager dashboard: Leptos pages (SSR + hydration),
 //! the server functions that feed them, and (feature `ssr`) the axum server.
+//!
+//! Pages are rendered on the server and work without JavaScript; only
+//! islands (`#[island]`, e.g. a running batch's live progress) hydrate, so
+//! the browser downloads and runs the code of those alone.
 
 #![recursion_limit = "256"]
 
@@ -11,15 +15,10 @@ pub mod ui;
 #[cfg(feature = "ssr")]
 pub mod server;
 
-/// The hydrate entry: reads the page context the server embedded in the
-/// head, then hydrates the body with it.
+/// The hydrate entry: makes the page's islands interactive.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    let ctx = page::PageCtx::from_document();
-    leptos::mount::hydrate_body(move || {
-        leptos::prelude::provide_context(ctx.clone());
-        ui::App()
-    });
+    leptos::mount::hydrate_islands();
 }

@@ -115,8 +115,13 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             config.addr
         );
     }
+    // The build names the front end's files after their content hash.
+    let output_name =
+        std::fs::read_to_string(std::path::Path::new(&config.site_root).join("pkg/output-name"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "dashboard".to_string());
     let leptos_options = LeptosOptions::builder()
-        .output_name("dashboard")
+        .output_name(output_name)
         .site_root(config.site_root.clone())
         .site_pkg_dir("pkg")
         .site_addr(config.addr)

@@ -1,8 +1,7 @@
 //! What every page knows about the request: who is signed in, the language,
 //! the CSRF token for forms, and a one-shot message (flash) from the last
-//! form submission. The server computes it once per request and embeds it in
-//! the page head as JSON; the browser reads it back before hydrating, so
-//! both render the same markup.
+//! form submission. The server computes it once per request; pages are
+//! rendered on the server only (islands get what they need as props).
 
 use crate::i18n::Lang;
 use provisioning_core::model::{OperatorView, Role};
@@ -62,25 +61,6 @@ impl PageCtx {
             .as_ref()
             .filter(|f| !f.ok && f.field.as_deref() == Some(field))
             .map(|f| f.message.clone())
-    }
-
-    /// JSON safe to put inside `<script>`: `<`, `>` and `&` escaped.
-    pub fn to_script_json(&self) -> String {
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| "{}".into())
-            .replace('<', "\\u003c")
-            .replace('>', "\\u003e")
-            .replace('&', "\\u0026")
-    }
-
-    /// Reads the context the server embedded (`#page-ctx`).
-    #[cfg(feature = "hydrate")]
-    pub fn from_document() -> PageCtx {
-        leptos::prelude::document()
-            .get_element_by_id("page-ctx")
-            .and_then(|e| e.text_content())
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
     }
 }
 

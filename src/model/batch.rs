@@ -100,6 +100,19 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// Kinds whose steps grow with a batch's keys: a page of the timeline
+    /// carries their evidence only on request, one step at a time.
+    pub const PER_KEY: [StepKind; 4] = [
+        StepKind::Account,
+        StepKind::AccountTest,
+        StepKind::Remove,
+        StepKind::Pause,
+    ];
+
+    pub fn per_key(self) -> bool {
+        Self::PER_KEY.contains(&self)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Group => "group",
@@ -380,6 +393,121 @@ pub struct StepView {
     pub finished_at_ms: Option<i64>,
 }
 
+/// Steps counted by journal state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    pub pending: i64,
+    pub sent: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub unknown: i64,
+    pub skipped: i64,
+}
+
+impl StateCounts {
+    pub fn add(&mut self, state: StepState, n: i64) {
+        *match state {
+            StepState::Pending => &mut self.pending,
+            StepState::Sent => &mut self.sent,
+            StepState::Done => &mut self.done,
+            StepState::Failed => &mut self.failed,
+            StepState::Unknown => &mut self.unknown,
+            StepState::Skipped => &mut self.skipped,
+        } += n;
+    }
+
+    pub fn merge(&mut self, o: &StateCounts) {
+        self.pending += o.pending;
+        self.sent += o.sent;
+        self.done += o.done;
+        self.failed += o.failed;
+        self.unknown += o.unknown;
+        self.skipped += o.skipped;
+    }
+
+    pub fn total(&self) -> i64 {
+        self.pending + self.sent + self.done + self.failed + self.unknown + self.skipped
+    }
+
+    /// Done or skipped: nothing left to do for these.
+    pub fn finished(&self) -> i64 {
+        self.done + self.skipped
+    }
+
+    /// Failed, or sent without a known outcome.
+    pub fn troubled(&self) -> i64 {
+        self.failed + self.unknown
+    }
+}
+
+/// A run's steps of one kind, counted by state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCount {
+    pub run_id: i64,
+    pub kind: StepKind,
+    pub counts: StateCounts,
+}
+
+/// A batch as the batch list shows it: counts, never its plan or journal,
+/// so a row's size does not grow with the batch's keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSummary {
+    pub id: i64,
+    pub uid: String,
+    pub host_id: i64,
+    pub host_name: String,
+    pub pack_id: String,
+    pub provider_key: String,
+    pub mode: AccessMode,
+    pub status: BatchStatus,
+    pub access_status: AccessStatus,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub key_count: i64,
+    /// Every step of every run.
+    pub steps: StateCounts,
+    /// Account creations and account tests, every run.
+    pub accounts: StateCounts,
+    pub tests: StateCounts,
+    /// Open drift findings about the batch in its host's newest check
+    /// (`None`: the host was never checked).
+    pub drift_open: Option<i64>,
+}
+
+/// One page of the batch list, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchList {
+    pub items: Vec<BatchSummary>,
+    /// The cursor of the next (older) page, when there is one.
+    pub next_before: Option<i64>,
+    /// The cursor this page was read with.
+    pub before: Option<i64>,
+}
+
+/// The part of a batch's journal a page shows: `limit` steps after seq
+/// `after`, of one state when `state` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepWindow {
+    pub after: i64,
+    pub state: Option<StepState>,
+    pub limit: u32,
+    /// The cursor of the next page, when there is one.
+    pub next_after: Option<i64>,
+}
+
+/// What changed in a running batch since a refresh (live progress).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchProgress {
+    pub status: BatchStatus,
+    pub access_status: AccessStatus,
+    pub steps: StateCounts,
+    /// Steps whose state changed after `since`, newest first (at most 20),
+    /// without their evidence.
+    pub changed: Vec<StepView>,
+    /// Pass this as `since` next time.
+    pub at_ms: i64,
+}
+
 /// A batch as lists and its page show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchView {
@@ -407,9 +535,39 @@ pub struct BatchView {
     /// Open drift findings about this batch's objects in its host's newest
     /// check (`None`: the host was never checked). Lists only.
     pub drift_open: Option<i64>,
+    /// Every step, or (on pages, see `window`) one page of them.
     pub steps: Vec<StepView>,
     /// The newest diagnosis, when the batch was diagnosed.
     pub diagnosis: Option<DiagnosisReport>,
+    /// Steps counted per run and kind (every step, whatever `window` shows).
+    #[serde(default)]
+    pub counts: Vec<KindCount>,
+    /// Set when `steps` is one page of the journal.
+    #[serde(default)]
+    pub window: Option<StepWindow>,
+    /// How many keys the plan skipped (a page lists only the first ones).
+    #[serde(default)]
+    pub skipped_total: usize,
+}
+
+impl BatchView {
+    /// Every step's counts, all runs and kinds together.
+    pub fn step_totals(&self) -> StateCounts {
+        let mut t = StateCounts::default();
+        for k in &self.counts {
+            t.merge(&k.counts);
+        }
+        t
+    }
+
+    /// Counts of one kind, all runs together.
+    pub fn kind_totals(&self, kind: StepKind) -> StateCounts {
+        let mut t = StateCounts::default();
+        for k in self.counts.iter().filter(|k| k.kind == kind) {
+            t.merge(&k.counts);
+        }
+        t
+    }
 }
 
 /// Why a check failed, in the product's words (PRODUCT.md item 7).

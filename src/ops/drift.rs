@@ -331,12 +331,19 @@ impl Core {
             .iter()
             .filter(|f| f.ignored.is_none())
             .count() as i64;
+        let mut by_batch = std::collections::BTreeMap::new();
+        for f in report.findings.iter().filter(|f| f.ignored.is_none()) {
+            if let Some(b) = f.batch_id {
+                *by_batch.entry(b).or_insert(0) += 1;
+            }
+        }
         report.id = self
             .store
             .insert_drift_report(
                 host_id,
                 actor,
                 open,
+                &by_batch,
                 &serde_json::to_string(&report).expect("reports serialise"),
             )
             .await?;

@@ -5,7 +5,7 @@ use super::{Core, OpError};
 use crate::host::HostClient;
 use crate::model::{
     AccessMode, Action, FieldError, Pack, PackProvider, Plan, PlannedStep, ProbeReport, SkippedKey,
-    StepKind, StepState, Support,
+    StepKind, StepState, StepWindow, Support,
 };
 use crate::secrets::{mask, random_hex, Secret};
 use crate::store::{NewBatch, StepRow};
@@ -723,102 +723,247 @@ impl Core {
     }
 }
 
+/// Which steps a batch view carries.
+enum Steps {
+    /// Every step with its evidence (evidence bundles, rollback, tests).
+    All,
+    /// One page of the journal for the batch page.
+    Window(StepWindow),
+}
+
+/// Steps on one page of a batch's timeline.
+pub const STEP_PAGE: u32 = 100;
+
+/// Skipped keys a batch page lists (the evidence bundle has all of them).
+pub const SKIPPED_SHOWN: usize = 200;
+
 impl Core {
-    /// A batch with its plan and journal, for pages and evidence.
+    /// A batch with its plan and its whole journal with evidence, for
+    /// evidence bundles and operations. Pages use [`Core::batch_page`].
     pub async fn batch_view(&self, id: i64) -> Result<crate::model::BatchView, OpError> {
-        let b = self
-            .store
-            .batch(id)
-            .await?
-            .ok_or_else(|| OpError::NotFound(format!("batch {id}")))?;
-        self.to_batch_view(b, true).await
+        let b = self.batch_row(id).await?;
+        let mut v = self.to_batch_view(b, Steps::All).await?;
+        v.skipped_total = v.plan.skipped.len();
+        Ok(v)
     }
 
-    /// The newest batches (without their journals).
-    pub async fn list_batches(&self, limit: u32) -> Result<Vec<crate::model::BatchView>, OpError> {
-        let mut out = Vec::new();
-        // Each host's newest drift check, read once.
-        let mut drift: std::collections::HashMap<i64, Option<crate::model::DriftReport>> =
-            Default::default();
-        for b in self.store.batches(limit).await? {
-            let host_id = b.host_id;
-            let mut v = self.to_batch_view(b, false).await?;
-            if let std::collections::hash_map::Entry::Vacant(e) = drift.entry(host_id) {
-                e.insert(self.latest_drift(host_id).await?);
-            }
-            v.drift_open = drift[&host_id].as_ref().map(|r| {
-                r.findings
-                    .iter()
-                    .filter(|f| f.ignored.is_none() && f.batch_id == Some(v.id))
-                    .count() as i64
-            });
-            out.push(v);
+    /// A batch as its page shows it: the plan without its per-key steps,
+    /// the counts of every step, and one page of the journal (`STEP_PAGE`
+    /// steps after seq `after`, of one state when given) whose per-key
+    /// steps come without evidence ([`Core::batch_step`] has it).
+    pub async fn batch_page(
+        &self,
+        id: i64,
+        after: i64,
+        state: Option<StepState>,
+    ) -> Result<crate::model::BatchView, OpError> {
+        let b = self.batch_row(id).await?;
+        let window = StepWindow {
+            after: after.max(0),
+            state,
+            limit: STEP_PAGE,
+            next_after: None,
+        };
+        let mut v = self.to_batch_view(b, Steps::Window(window)).await?;
+        v.plan.steps.clear();
+        v.skipped_total = v.plan.skipped.len();
+        v.plan.skipped.truncate(SKIPPED_SHOWN);
+        if let Some(d) = v.diagnosis.as_mut() {
+            d.items.truncate(SKIPPED_SHOWN);
         }
-        Ok(out)
+        Ok(v)
+    }
+
+    /// One step of a batch's journal with its evidence.
+    pub async fn batch_step(&self, id: i64, seq: i64) -> Result<crate::model::StepView, OpError> {
+        self.store
+            .step(id, seq)
+            .await?
+            .map(step_view)
+            .ok_or_else(|| OpError::NotFound(format!("step {seq} of batch {id}")))
+    }
+
+    /// What changed in a batch since `since_ms`: its status, its counts and
+    /// the steps that moved (a running batch's page polls this).
+    pub async fn batch_progress(
+        &self,
+        id: i64,
+        since_ms: i64,
+    ) -> Result<crate::model::BatchProgress, OpError> {
+        use crate::model::{AccessStatus, BatchStatus, StateCounts};
+        let at_ms = crate::store::now_ms();
+        let b = self.batch_row(id).await?;
+        let mut steps = StateCounts::default();
+        for (_, _, state, n) in self.store.step_counts(id).await? {
+            steps.add(StepState::parse(&state), n);
+        }
+        let changed = self
+            .store
+            .steps_changed(id, since_ms, 20)
+            .await?
+            .into_iter()
+            .map(step_view)
+            .collect();
+        Ok(crate::model::BatchProgress {
+            status: BatchStatus::parse(&b.status),
+            access_status: AccessStatus::parse(&b.access_status),
+            steps,
+            changed,
+            at_ms,
+        })
+    }
+
+    async fn batch_row(&self, id: i64) -> Result<crate::store::BatchRow, OpError> {
+        self.store
+            .batch(id)
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("batch {id}")))
+    }
+
+    /// A page of the batch list, newest first: summaries only (counts, not
+    /// plans or journals), `limit` rows older than `before`.
+    pub async fn list_batches(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<crate::model::BatchList, OpError> {
+        use crate::model::{AccessStatus, BatchStatus, BatchSummary, StateCounts};
+        let limit = limit.clamp(1, 200);
+        let mut rows = self.store.batch_summaries(before, limit + 1).await?;
+        let next_before = (rows.len() > limit as usize).then(|| {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id).unwrap_or(0)
+        });
+        let drift = self.store.drift_open_by_batch().await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            let counts: std::collections::BTreeMap<
+                String,
+                std::collections::BTreeMap<String, i64>,
+            > = serde_json::from_str(&r.step_counts).map_err(|e| {
+                OpError::Store(crate::store::StoreError::Corrupt(format!(
+                    "step counts of batch {}: {e}",
+                    r.id
+                )))
+            })?;
+            let (mut steps, mut accounts, mut tests) = (
+                StateCounts::default(),
+                StateCounts::default(),
+                StateCounts::default(),
+            );
+            for (kind, by_state) in &counts {
+                let mut c = StateCounts::default();
+                for (state, n) in by_state {
+                    c.add(StepState::parse(state), *n);
+                }
+                steps.merge(&c);
+                match StepKind::parse(kind) {
+                    Some(StepKind::Account) => accounts = c,
+                    Some(StepKind::AccountTest) => tests = c,
+                    _ => {}
+                }
+            }
+            items.push(BatchSummary {
+                drift_open: drift
+                    .get(&r.host_id)
+                    .map(|m| m.get(&r.id).copied().unwrap_or(0)),
+                id: r.id,
+                uid: r.uid,
+                host_id: r.host_id,
+                host_name: r.host_name,
+                pack_id: r.pack_id,
+                provider_key: r.provider_key,
+                mode: AccessMode::parse(&r.access_mode).unwrap_or(AccessMode::SelfService),
+                status: BatchStatus::parse(&r.status),
+                access_status: AccessStatus::parse(&r.access_status),
+                created_by: r.created_by,
+                created_at_ms: r.created_at_ms,
+                key_count: r.key_count,
+                steps,
+                accounts,
+                tests,
+            });
+        }
+        Ok(crate::model::BatchList {
+            items,
+            next_before,
+            before,
+        })
     }
 
     async fn to_batch_view(
         &self,
         b: crate::store::BatchRow,
-        with_steps: bool,
+        wanted: Steps,
     ) -> Result<crate::model::BatchView, OpError> {
-        use crate::model::{AccessStatus, BatchStatus, BatchView, StepView};
+        use crate::model::{AccessStatus, BatchStatus, BatchView, KindCount, StateCounts};
         let plan: Plan = serde_json::from_str(&b.plan_json)
             .map_err(|e| OpError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
-        let steps = if with_steps {
-            self.store
-                .steps(b.id)
-                .await?
-                .into_iter()
-                .map(|s| StepView {
-                    seq: s.seq,
-                    run_id: s.run_id,
-                    error_kind: crate::model::StepErrorKind::parse(&s.error_kind),
-                    kind: s.kind,
-                    action: s.action,
-                    target: s.target,
-                    state: s.state,
-                    idempotency_key: s.idempotency_key,
-                    marker: s.marker,
-                    request: s.request_json,
-                    response: s.response_json,
-                    remote_id: s.remote_id,
-                    error: s.error,
-                    started_at_ms: s.started_at_ms,
-                    finished_at_ms: s.finished_at_ms,
+        let (steps, window) = match wanted {
+            Steps::All => (
+                self.store
+                    .steps(b.id)
+                    .await?
+                    .into_iter()
+                    .map(step_view)
+                    .collect(),
+                None,
+            ),
+            Steps::Window(mut w) => {
+                let mut rows = self
+                    .store
+                    .step_window(b.id, w.after, w.state.map(StepState::as_str), w.limit + 1)
+                    .await?;
+                if rows.len() > w.limit as usize {
+                    rows.truncate(w.limit as usize);
+                    w.next_after = rows.last().map(|s| s.seq);
+                }
+                (rows.into_iter().map(step_view).collect(), Some(w))
+            }
+        };
+        let mut counts: Vec<KindCount> = Vec::new();
+        {
+            for (run_id, kind, state, n) in self.store.step_counts(b.id).await? {
+                let Some(kind) = StepKind::parse(&kind) else {
+                    continue;
+                };
+                let i = match counts
+                    .iter()
+                    .position(|c| c.run_id == run_id && c.kind == kind)
+                {
+                    Some(i) => i,
+                    None => {
+                        counts.push(KindCount {
+                            run_id,
+                            kind,
+                            counts: StateCounts::default(),
+                        });
+                        counts.len() - 1
+                    }
+                };
+                counts[i].counts.add(StepState::parse(&state), n);
+            }
+        }
+        let runs = self
+            .store
+            .runs(b.id)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                Some(crate::model::RunView {
+                    id: r.id,
+                    kind: crate::model::RunKind::parse(&r.kind)?,
+                    status: r.status,
+                    actor: r.actor,
+                    created_at_ms: r.created_at_ms,
+                    finished_at_ms: r.finished_at_ms,
                 })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let runs = if with_steps {
-            self.store
-                .runs(b.id)
-                .await?
-                .into_iter()
-                .filter_map(|r| {
-                    Some(crate::model::RunView {
-                        id: r.id,
-                        kind: crate::model::RunKind::parse(&r.kind)?,
-                        status: r.status,
-                        actor: r.actor,
-                        created_at_ms: r.created_at_ms,
-                        finished_at_ms: r.finished_at_ms,
-                    })
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let failed_live_accounts = if with_steps {
-            self.store.failed_live_accounts(b.id).await?
-        } else {
-            0
-        };
-        let key_count = self.store.batch_keys(b.id).await?.len() as i64;
+            })
+            .collect();
+        let failed_live_accounts = self.store.failed_live_accounts(b.id).await?;
         let diagnosis = match self.store.latest_diagnosis(b.id).await? {
-            Some(j) if with_steps => serde_json::from_str(&j).ok(),
-            _ => None,
+            Some(j) => serde_json::from_str(&j).ok(),
+            None => None,
         };
         Ok(BatchView {
             id: b.id,
@@ -835,14 +980,37 @@ impl Core {
             created_by: b.created_by,
             created_at_ms: b.created_at_ms,
             updated_at_ms: b.updated_at_ms,
-            key_count,
+            key_count: b.key_count,
             plan,
             runs,
             failed_live_accounts,
             drift_open: None,
             steps,
             diagnosis,
+            skipped_total: 0,
+            counts,
+            window,
         })
+    }
+}
+
+fn step_view(s: crate::store::StepRow) -> crate::model::StepView {
+    crate::model::StepView {
+        seq: s.seq,
+        run_id: s.run_id,
+        error_kind: crate::model::StepErrorKind::parse(&s.error_kind),
+        kind: s.kind,
+        action: s.action,
+        target: s.target,
+        state: s.state,
+        idempotency_key: s.idempotency_key,
+        marker: s.marker,
+        request: s.request_json,
+        response: s.response_json,
+        remote_id: s.remote_id,
+        error: s.error,
+        started_at_ms: s.started_at_ms,
+        finished_at_ms: s.finished_at_ms,
     }
 }
 

@@ -67,6 +67,7 @@ pub struct BatchRow {
     pub created_by: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    pub key_count: i64,
 }
 
 type BRow = (
@@ -82,6 +83,7 @@ type BRow = (
     String,
     String,
     String,
+    i64,
     i64,
     i64,
 );
@@ -102,12 +104,13 @@ fn batch_row(r: BRow) -> BatchRow {
         created_by: r.11,
         created_at_ms: r.12,
         updated_at_ms: r.13,
+        key_count: r.14,
     }
 }
 
 const BATCH_COLS: &str =
     "id, uid, host_id, pack_version_id, provider_key, access_mode, status, access_status,
-    host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms";
+    host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms, key_count";
 
 /// A journal step.
 #[derive(Debug, Clone)]
@@ -209,6 +212,44 @@ pub(super) fn step_row(r: StepRecord) -> Result<StepRow, StoreError> {
         started_at_ms: r.started_at_ms,
         finished_at_ms: r.finished_at_ms,
     })
+}
+
+/// A batch's journal counted by kind and state, as JSON
+/// (`{"account": {"done": 3, "failed": 1}}`), correlated on `batches.id`.
+pub(super) const STEP_COUNTS_SQL: &str = "COALESCE((SELECT json_group_object(kind, json(c)) FROM (
+    SELECT kind, json_group_object(state, n) AS c FROM (
+        SELECT kind, state, COUNT(*) AS n FROM steps s WHERE s.batch_id = batches.id GROUP BY kind, state
+    ) GROUP BY kind)), '{}')";
+
+/// `('account', …)`: the kinds of [`StepKind::PER_KEY`], whose evidence is
+/// read one step at a time, never with a page of the timeline.
+fn per_key_kinds() -> String {
+    let kinds: Vec<String> = StepKind::PER_KEY
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect();
+    format!("({})", kinds.join(", "))
+}
+
+/// A batch as a list shows it: its summary columns, never its plan, keys
+/// or journal.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BatchSummaryRow {
+    pub id: i64,
+    pub uid: String,
+    pub host_id: i64,
+    pub host_name: String,
+    pub pack_id: String,
+    pub provider_key: String,
+    pub access_mode: String,
+    pub status: String,
+    pub access_status: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub key_count: i64,
+    /// See [`STEP_COUNTS_SQL`]; read live while the batch runs.
+    pub step_counts: String,
 }
 
 pub(super) const STEP_COLS: &str =
@@ -378,6 +419,13 @@ impl Store {
         for s in &b.steps {
             insert_step_in(&mut tx, id, run_id, s.seq, s).await?;
         }
+        sqlx::query(&format!(
+            "UPDATE batches SET key_count = ?, step_counts = {STEP_COUNTS_SQL} WHERE id = ?"
+        ))
+        .bind(b.keys.len() as i64)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         audit_in(
             &mut tx,
             actor,
@@ -413,6 +461,118 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(batch_row).collect())
+    }
+
+    /// The newest batches older than `before` (all when `None`), as
+    /// summaries: one indexed read, whatever the size of the batches.
+    pub async fn batch_summaries(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<BatchSummaryRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT batches.id, batches.uid, batches.host_id, h.name AS host_name, p.pack_id,
+                    batches.provider_key, batches.access_mode, batches.status, batches.access_status,
+                    batches.created_by, batches.created_at_ms, batches.updated_at_ms, batches.key_count,
+                    CASE WHEN batches.status IN ('running', 'rolling_back') THEN {STEP_COUNTS_SQL}
+                         ELSE batches.step_counts END AS step_counts
+             FROM batches JOIN hosts h ON h.id = batches.host_id
+                          JOIN pack_versions p ON p.id = batches.pack_version_id
+             WHERE batches.id < ? ORDER BY batches.id DESC LIMIT ?"
+        ))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Recounts a batch's journal into its summary (keys are counted at
+    /// plan time, steps whenever its status is written); for tools that
+    /// write steps directly, such as benchmarks seeding a database.
+    pub async fn refresh_batch_summary(&self, batch_id: i64) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "UPDATE batches SET step_counts = {STEP_COUNTS_SQL} WHERE id = ?"
+        ))
+        .bind(batch_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A batch's steps counted per run, kind and state (from an index).
+    pub async fn step_counts(
+        &self,
+        batch_id: i64,
+    ) -> Result<Vec<(i64, String, String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(run_id, 0), kind, state, COUNT(*) FROM steps WHERE batch_id = ?
+             GROUP BY run_id, kind, state ORDER BY run_id, MIN(seq)",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A page of a batch's journal: up to `limit` steps after `after` (by
+    /// seq), of one state when given. Per-key steps come without their
+    /// request and response (see [`Store::step`]); the page's size does not
+    /// grow with the batch.
+    pub async fn step_window(
+        &self,
+        batch_id: i64,
+        after: i64,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StepRow>, StoreError> {
+        let kinds = per_key_kinds();
+        let cols = STEP_COLS
+            .replace(
+                "request_json,",
+                &format!(
+                    "CASE WHEN kind IN {kinds} THEN '' ELSE request_json END AS request_json,"
+                ),
+            )
+            .replace(
+                "response_json,",
+                &format!(
+                    "CASE WHEN kind IN {kinds} THEN '' ELSE response_json END AS response_json,"
+                ),
+            );
+        let rows: Vec<StepRecord> = sqlx::query_as(&format!(
+            "SELECT {cols} FROM steps WHERE batch_id = ? AND seq > ? AND (? IS NULL OR state = ?)
+             ORDER BY seq LIMIT ?"
+        ))
+        .bind(batch_id)
+        .bind(after)
+        .bind(state)
+        .bind(state)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(step_row).collect()
+    }
+
+    /// Steps of a batch whose state changed after `since_ms` (a running
+    /// batch's refresh), newest first, at most `limit`.
+    pub async fn steps_changed(
+        &self,
+        batch_id: i64,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<StepRow>, StoreError> {
+        let cols = STEP_COLS
+            .replace("request_json,", "'' AS request_json,")
+            .replace("response_json,", "'' AS response_json,");
+        let rows: Vec<StepRecord> = sqlx::query_as(&format!(
+            "SELECT {cols} FROM steps WHERE batch_id = ? AND COALESCE(finished_at_ms, started_at_ms, 0) > ?
+             ORDER BY COALESCE(finished_at_ms, started_at_ms) DESC, seq DESC LIMIT ?"
+        ))
+        .bind(batch_id)
+        .bind(since_ms)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(step_row).collect()
     }
 
     /// The batch's keys: (fingerprint, sealed, masked), in upload order.
@@ -455,7 +615,8 @@ impl Store {
         status: &str,
         access_status: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE batches SET status = ?, access_status = COALESCE(?, access_status), updated_at_ms = ? WHERE id = ?")
+        sqlx::query(&format!("UPDATE batches SET status = ?, access_status = COALESCE(?, access_status), updated_at_ms = ?,
+                step_counts = {STEP_COUNTS_SQL} WHERE id = ?"))
             .bind(status)
             .bind(access_status)
             .bind(now_ms())

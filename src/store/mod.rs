@@ -12,7 +12,9 @@ mod operators;
 mod runs;
 
 pub use hosts::{HostRow, NewHost};
-pub use imports::{BatchRow, LedgerEntry, NewBatch, PackVersionRow, StepRow, StepUpdate};
+pub use imports::{
+    BatchRow, BatchSummaryRow, LedgerEntry, NewBatch, PackVersionRow, StepRow, StepUpdate,
+};
 pub use operators::OperatorRow;
 pub use runs::{AccessWrite, Claim, LedgerRow, LedgerWrite, RunRow};
 

@@ -175,6 +175,13 @@ impl Store {
         for (i, s) in steps.iter().enumerate() {
             insert_step_in(&mut tx, batch_id, run_id, last + 1 + i as i64, s).await?;
         }
+        sqlx::query(&format!(
+            "UPDATE batches SET step_counts = {} WHERE id = ?",
+            super::imports::STEP_COUNTS_SQL
+        ))
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
         audit_in(
             &mut tx,
             actor,
@@ -294,7 +301,7 @@ impl Store {
             } else {
                 "failed"
             };
-            sqlx::query("UPDATE batches SET status = ?, updated_at_ms = ? WHERE id = ? AND status IN ('running', 'rolling_back')")
+            sqlx::query(&format!("UPDATE batches SET status = ?, updated_at_ms = ?, step_counts = {} WHERE id = ? AND status IN ('running', 'rolling_back')", super::imports::STEP_COUNTS_SQL))
                 .bind(status)
                 .bind(now)
                 .bind(batch_id)
@@ -649,16 +656,18 @@ impl Store {
         host_id: i64,
         actor: &str,
         open_count: i64,
+        batch_open: &std::collections::BTreeMap<i64, i64>,
         report_json: &str,
     ) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO drift_reports (host_id, at_ms, actor, open_count, report_json) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO drift_reports (host_id, at_ms, actor, open_count, batch_open, report_json) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(host_id)
         .bind(now_ms())
         .bind(actor)
         .bind(open_count)
+        .bind(serde_json::to_string(batch_open).expect("a map of numbers serialises"))
         .bind(report_json)
         .fetch_one(&mut *tx)
         .await?;
@@ -696,6 +705,32 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Open findings per batch in each host's newest check:
+    /// host id → (batch id → count). A host never checked is absent.
+    pub async fn drift_open_by_batch(
+        &self,
+    ) -> Result<std::collections::HashMap<i64, std::collections::HashMap<i64, i64>>, StoreError>
+    {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT d.host_id, d.batch_open FROM drift_reports d
+             WHERE d.id IN (SELECT MAX(id) FROM drift_reports GROUP BY host_id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(h, j)| {
+                let m: std::collections::HashMap<String, i64> = serde_json::from_str(&j)
+                    .map_err(|e| StoreError::Corrupt(format!("drift batch counts: {e}")))?;
+                Ok((
+                    h,
+                    m.into_iter()
+                        .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+                        .collect(),
+                ))
+            })
+            .collect()
     }
 
     /// Ignored findings of a host still in force: key → (reason, until, by).

@@ -48,7 +48,7 @@ async fn a_check_right_after_apply_is_clean_in_both_modes() {
         let (w, id) = applied(mode).await;
         let listed = |w: &World| {
             let core = w.ctx.core.clone();
-            async move { core.list_batches(10).await.unwrap()[0].drift_open }
+            async move { core.list_batches(None, 10).await.unwrap().items[0].drift_open }
         };
         assert_eq!(listed(&w).await, None, "never checked");
         // The fake host wrote its own keys into the accounts' `extra`.
@@ -175,7 +175,7 @@ async fn each_out_of_band_edit_gives_its_finding_and_its_action_fixes_it() {
         let r = check(&w).await;
         assert_eq!(open(&r), vec![expected.to_string()], "{what}");
         assert_eq!(
-            w.ctx.core.list_batches(10).await.unwrap()[0].drift_open,
+            w.ctx.core.list_batches(None, 10).await.unwrap().items[0].drift_open,
             Some(1),
             "{what}: the batch row counts it"
         );

@@ -558,7 +558,7 @@ async fn access_prerequisites_are_checked_before_planning() {
         .unwrap_err();
     assert!(e.to_string().contains("backend mode"), "{e}");
     assert_eq!(
-        w.ctx.core.list_batches(10).await.unwrap().len(),
+        w.ctx.core.list_batches(None, 10).await.unwrap().items.len(),
         0,
         "nothing planned"
     );

@@ -56,7 +56,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             res.insert_header(header::CONTENT_SECURITY_POLICY, v);
         }
     }
-    let json = ctx.to_script_json();
     view! {
         <!DOCTYPE html>
         <html lang=ctx.lang.code()>
@@ -64,8 +63,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <script type="application/json" id="page-ctx" inner_html=json></script>
-                <HydrationScripts options/>
+                <link rel="stylesheet" href=format!("/{}/{}.css", options.site_pkg_dir, options.output_name)/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -140,6 +139,25 @@ fn same_origin(state: &AppState, h: &axum::http::HeaderMap) -> bool {
     ours.is_some_and(|o| o == from)
 }
 
+/// The front end's files: content-hashed names, so cached for a year
+/// (`immutable`), served from the gzip/brotli files the build wrote.
+fn assets(
+    state: &AppState,
+) -> tower_http::set_header::SetResponseHeader<tower_http::services::ServeDir, HeaderValue> {
+    let dir = std::path::Path::new(state.leptos_options.site_root.as_ref())
+        .join(state.leptos_options.site_pkg_dir.as_ref());
+    tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        ))
+        .service(
+            tower_http::services::ServeDir::new(dir)
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
+}
+
 /// Builds the full router. `session_store` must have been migrated.
 pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
     let routes = generate_route_list(App);
@@ -180,6 +198,7 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
             get(super::downloads::evidence_html),
         )
         .leptos_routes_with_context(&state, routes, ctx, move || shell(shell_opts.clone()))
+        .nest_service("/pkg", assets(&state))
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,

@@ -2,13 +2,14 @@
 //! plan, progress and timeline of evidence.
 
 use super::widgets::*;
-use crate::api::{batch_detail, list_batches, new_batch_options, rollback_preview};
+use crate::api::{batch_detail, batch_step, list_batches, new_batch_options, rollback_preview};
 use crate::i18n::Lang;
 use crate::page::page_ctx;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use provisioning_core::model::{
-    AccessStatus, Action, BatchStatus, BatchView, Role, RollbackPreview, StepKind, StepState,
+    AccessStatus, Action, BatchStatus, BatchView, KindCount, Role, RollbackPreview, StateCounts,
+    StepKind, StepState, StepView,
 };
 
 pub fn batch_badge(l: Lang, s: BatchStatus) -> impl IntoView {
@@ -46,11 +47,37 @@ fn step_badge(s: StepState) -> impl IntoView {
     view! { <span class=class data-state=s.as_str()>{s.as_str()}</span> }
 }
 
+/// "3 ok · 1 failed" for a kind's counts; "—" when it has none.
+fn outcome(l: Lang, c: &StateCounts) -> String {
+    if c.total() == 0 {
+        return "—".to_string();
+    }
+    let mut parts = vec![format!("{} {}", c.finished(), l.t("ok", "成功"))];
+    if c.failed > 0 {
+        parts.push(format!("{} {}", c.failed, l.t("failed", "失败")));
+    }
+    if c.unknown > 0 {
+        parts.push(format!("{} {}", c.unknown, l.t("unknown", "未知")));
+    }
+    let open = c.pending + c.sent;
+    if open > 0 {
+        parts.push(format!("{open} {}", l.t("to do", "待处理")));
+    }
+    parts.join(" · ")
+}
+
 #[component]
 pub fn BatchesPage() -> impl IntoView {
     let ctx = page_ctx();
     let l = ctx.lang;
-    let batches = Resource::new(|| (), |_| list_batches());
+    let query = leptos_router::hooks::use_query_map();
+    let before = move || {
+        query
+            .read()
+            .get("before")
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    let batches = Resource::new(before, list_batches);
     view! {
         <Layout>
             <div class="title-row">
@@ -61,7 +88,7 @@ pub fn BatchesPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match batches.await {
                         Err(e) => view! { <ErrorBox err=e/> }.into_any(),
-                        Ok(list) if list.is_empty() => view! {
+                        Ok(list) if list.items.is_empty() && list.before.is_none() => view! {
                             <div class="empty"><p>{l.t("No batch yet. A batch puts upstream keys of one provider onto one host, then proves the route ready.", "还没有批次。批次把某个供应商的上游密钥导入一台主机，并验证线路就绪。")}</p></div>
                         }.into_any(),
                         Ok(list) => view! {
@@ -72,19 +99,21 @@ pub fn BatchesPage() -> impl IntoView {
                                     <th>{l.t("Provider", "供应商")}</th>
                                     <th>{l.t("Mode", "方式")}</th>
                                     <th>{l.t("Keys", "密钥")}</th>
+                                    <th>{l.t("Account tests", "账号测试")}</th>
                                     <th>{l.t("Status", "状态")}</th>
                                     <th>{l.t("Access", "访问")}</th>
                                     <th>{l.t("Drift", "漂移")}</th>
                                     <th>{l.t("Created", "创建")}</th>
                                 </tr></thead>
                                 <tbody>
-                                    {list.into_iter().map(|b| view! {
-                                        <tr>
+                                    {list.items.into_iter().map(|b| view! {
+                                        <tr data-batch=b.id.to_string()>
                                             <td><a href=format!("/batches/{}", b.id)>{format!("#{}", b.id)}</a></td>
                                             <td>{b.host_name.clone()}</td>
                                             <td><code>{format!("{}/{}", b.pack_id, b.provider_key)}</code></td>
                                             <td>{b.mode.as_str()}</td>
                                             <td>{b.key_count}</td>
+                                            <td data-testid="batch-tests">{outcome(l, &b.tests)}</td>
                                             <td>{batch_badge(l, b.status)}</td>
                                             <td>{access_badge(b.access_status)}</td>
                                             <td data-testid="batch-drift"><a href=format!("/hosts/{}/drift?batch={}", b.host_id, b.id)>{match b.drift_open {
@@ -97,6 +126,10 @@ pub fn BatchesPage() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            <p class="pager">
+                                {list.before.is_some().then(|| view! { <a href="/batches" data-testid="newest">{l.t("← Newest", "← 最新")}</a> })}
+                                {list.next_before.map(|n| view! { " " <a href=format!("/batches?before={n}") data-testid="older">{l.t("Older →", "更早 →")}</a> })}
+                            </p>
                         }.into_any(),
                     }
                 })}
@@ -196,7 +229,19 @@ pub fn BatchPage() -> impl IntoView {
             .and_then(|s| s.parse::<i64>().ok())
             .unwrap_or(0)
     };
-    let data = Resource::new(id, batch_detail);
+    let query = leptos_router::hooks::use_query_map();
+    let after = move || {
+        query
+            .read()
+            .get("after")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let state = move || query.read().get("state").filter(|s| !s.is_empty());
+    let data = Resource::new(
+        move || (id(), after(), state()),
+        |(id, after, state)| batch_detail(id, after, state),
+    );
     view! {
         <Layout>
             <Suspense fallback=move || loading(l)>
@@ -245,20 +290,14 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 | BatchStatus::Running
         );
     // Prices count as sent only once a channel took them.
-    let channel_state = b
-        .steps
-        .iter()
-        .find(|s| s.kind == StepKind::Channel)
-        .map(|s| s.state == StepState::Done);
-    let done = b
-        .steps
-        .iter()
-        .filter(|s| matches!(s.state, StepState::Done | StepState::Skipped))
-        .count();
-    let total = b.steps.len();
+    let channel = b.kind_totals(StepKind::Channel);
+    let channel_state = (channel.total() > 0).then_some(channel.done > 0);
+    let totals = b.step_totals();
+    let (done, total) = (totals.finished(), totals.total());
     view! {
-        // A plain element (not leptos_meta): it must hydrate where it stands.
-        {running.then(|| view! { <meta http-equiv="refresh" content="2"/> })}
+        // Without JavaScript a running batch's page reloads itself; with it,
+        // the progress island fetches only what changed (no reload).
+        {running.then(|| view! { <noscript><meta http-equiv="refresh" content="2"/></noscript> })}
         <div class="title-row">
             <h1>{format!("{} #{}", l.t("Batch", "批次"), b.id)}" "{batch_badge(l, b.status)}" "{access_badge(b.access_status)}</h1>
             <div class="actions">
@@ -280,7 +319,11 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             })}
             </div>
         </div>
-        <p class="progress" data-testid="progress">{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}{running.then(|| l.t(" · applying, this page refreshes", " · 执行中，页面自动刷新"))}</p>
+        {if running {
+            view! { <LiveProgress batch=b.id lang=l since_ms=b.updated_at_ms done=done total=total/> }.into_any()
+        } else {
+            view! { <p class="progress" data-testid="progress">{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}</p> }.into_any()
+        }}
         <dl class="facts">
             <dt>{l.t("Host", "主机")}</dt><dd><a href=format!("/hosts/{}", b.host_id)>{b.host_name.clone()}</a>" "<span class="muted">{b.host_version.clone().map(|v| format!("v{v}")).unwrap_or_default()}</span></dd>
             <dt>{l.t("Provider", "供应商")}</dt><dd><code>{format!("{}/{}", p.pack_id, p.provider_key)}</code>" "<span class="muted">{format!("pack {}", &p.pack_hash[..12])}</span></dd>
@@ -322,6 +365,9 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 <thead><tr><th>{l.t("Key", "密钥")}</th><th>{l.t("Line", "行")}</th><th>{l.t("Why", "原因")}</th></tr></thead>
                 <tbody>{p.skipped.iter().map(|s| view! { <tr><td><code>{s.masked.clone()}</code></td><td>{s.line}</td><td>{s.reason.clone()}</td></tr> }).collect_view()}</tbody>
             </table>
+            {(b.skipped_total > p.skipped.len()).then(|| view! {
+                <p class="muted small">{format!("{} {} {} {}", l.t("Showing the first", "仅显示前"), p.skipped.len(), l.t("of", "条，共"), b.skipped_total)}" · "{l.t("the evidence bundle lists them all.", "证据包中列出全部。")}</p>
+            })}
         })}
         {b.diagnosis.clone().map(|d| view! {
             <h2>{l.t("What failed, and what to do", "失败原因与处理办法")}</h2>
@@ -344,7 +390,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         <div class="actions">
             <a class="button" href=format!("/batches/{}/evidence.html", b.id) rel="external" data-testid="export-html">{l.t("Evidence report (HTML)", "证据报告（HTML）")}</a>
             <a class="button" href=format!("/batches/{}/evidence.json", b.id) rel="external" data-testid="export-json">{l.t("Evidence bundle (JSON)", "证据包（JSON）")}</a>
-            {(ctx.can(Role::Operator) && b.steps.iter().any(|s| matches!(s.state, StepState::Failed | StepState::Unknown))).then(|| view! {
+            {(ctx.can(Role::Operator) && totals.troubled() > 0).then(|| view! {
                 <form method="post" action=format!("/batches/{}", b.id) class="inline">
                     <Csrf/>
                     <input type="hidden" name="action" value="diagnose"/>
@@ -373,8 +419,10 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             })}
         </div>
         <h2>{l.t("Timeline", "时间线")}</h2>
+        <TimelineFilter batch=b.id window=b.window.clone() totals=totals/>
         {b.runs.iter().map(|r| {
             let steps: Vec<_> = b.steps.iter().filter(|s| s.run_id == r.id).cloned().collect();
+            let counts: Vec<_> = b.counts.iter().filter(|c| c.run_id == r.id).cloned().collect();
             let kind = match r.kind {
                 provisioning_core::model::RunKind::Apply => l.t("Apply", "执行"),
                 provisioning_core::model::RunKind::Rollback => l.t("Rollback", "回滚"),
@@ -386,14 +434,131 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                     {format!("{kind} · run {} · ", r.id)}<span class="badge muted">{r.status.clone()}</span>
                     <span class="muted small">{format!(" {} · {}", r.actor, when(r.created_at_ms))}</span>
                 </h3>
-                <Timeline steps=steps/>
+                <RunCounts counts=counts/>
+                {(!steps.is_empty()).then(|| view! { <Timeline batch=b.id steps=steps/> })}
             }
         }).collect_view()}
+        {b.window.as_ref().and_then(|w| w.next_after.map(|n| (n, w.state))).map(|(n, st)| view! {
+            <p class="pager"><a data-testid="next-steps" href=format!("/batches/{}?after={n}{}#timeline", b.id, st.map(|s| format!("&state={}", s.as_str())).unwrap_or_default())>
+                {l.t("Next steps →", "后续步骤 →")}
+            </a></p>
+        })}
+    }
+}
+
+/// A running batch's progress, live: every 2 s it asks what changed since
+/// the last answer (counts and the steps that moved, never the journal),
+/// and reloads the page once the run has ended. The only code the browser
+/// runs on this page.
+#[island]
+fn LiveProgress(batch: i64, lang: Lang, since_ms: i64, done: i64, total: i64) -> impl IntoView {
+    let l = lang;
+    let progress = RwSignal::new(None::<provisioning_core::model::BatchProgress>);
+    #[cfg(feature = "hydrate")]
+    {
+        let since = StoredValue::new(since_ms);
+        let busy = StoredValue::new(false);
+        let poll = move || {
+            if busy.get_value() {
+                return;
+            }
+            busy.set_value(true);
+            leptos::task::spawn_local(async move {
+                if let Ok(p) = crate::api::batch_progress(batch, since.get_value()).await {
+                    since.set_value(p.at_ms);
+                    if !matches!(p.status, BatchStatus::Running | BatchStatus::RollingBack) {
+                        let _ = window().location().reload();
+                    }
+                    progress.set(Some(p));
+                }
+                busy.set_value(false);
+            });
+        };
+        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(2)) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (batch, since_ms);
+    view! {
+        <div class="progress" data-testid="progress" data-live="true">
+            {move || {
+                let (done, total, changed) = match progress.get() {
+                    Some(p) => (p.steps.finished(), p.steps.total(), p.changed),
+                    None => (done, total, Vec::new()),
+                };
+                view! {
+                    <p>{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}{l.t(" · applying, updated live", " · 执行中，实时更新")}</p>
+                    {(!changed.is_empty()).then(|| view! {
+                        <ul class="small muted" data-testid="progress-changed">
+                            {changed.into_iter().take(5).map(|s| view! {
+                                <li>{format!("#{} {} · {}", s.seq, s.target, s.state.as_str())}</li>
+                            }).collect_view()}
+                        </ul>
+                    })}
+                }
+            }}
+        </div>
+    }
+}
+
+/// Which steps the timeline shows: all, or one journal state; with counts.
+#[component]
+fn TimelineFilter(
+    batch: i64,
+    window: Option<provisioning_core::model::StepWindow>,
+    totals: StateCounts,
+) -> impl IntoView {
+    let l = page_ctx().lang;
+    let current = window.as_ref().and_then(|w| w.state);
+    let from = window.as_ref().map(|w| w.after).unwrap_or(0);
+    let link = move |state: Option<StepState>, label: String, n: i64| {
+        let href = match state {
+            None => format!("/batches/{batch}#timeline"),
+            Some(s) => format!("/batches/{batch}?state={}#timeline", s.as_str()),
+        };
+        let class = if state == current { "chip on" } else { "chip" };
+        view! { <a class=class href=href data-filter=state.map(StepState::as_str).unwrap_or("all")>{format!("{label} ({n})")}</a> }
+    };
+    view! {
+        <p class="filters" id="timeline" data-testid="timeline-filter">
+            {link(None, l.t("All", "全部").to_string(), totals.total())}" "
+            {(totals.failed > 0).then(|| link(Some(StepState::Failed), l.t("Failed", "失败").to_string(), totals.failed))}" "
+            {(totals.unknown > 0).then(|| link(Some(StepState::Unknown), l.t("Unknown", "未知").to_string(), totals.unknown))}" "
+            {(totals.sent > 0).then(|| link(Some(StepState::Sent), l.t("Sent", "已发送").to_string(), totals.sent))}" "
+            {(totals.pending > 0).then(|| link(Some(StepState::Pending), l.t("Pending", "待执行").to_string(), totals.pending))}
+            {(from > 0).then(|| view! { " · " <span class="muted small">{format!("{} #{from}", l.t("after step", "自步骤"))}</span> })}
+        </p>
+    }
+}
+
+/// A run's steps counted by kind and state.
+#[component]
+fn RunCounts(counts: Vec<KindCount>) -> impl IntoView {
+    let l = page_ctx().lang;
+    view! {
+        <table class="grid compact" data-testid="run-counts">
+            <thead><tr>
+                <th>{l.t("Step", "步骤")}</th><th>{l.t("done", "完成")}</th><th>{l.t("skipped", "跳过")}</th><th>{l.t("failed", "失败")}</th>
+                <th>{l.t("unknown", "未知")}</th><th>{l.t("sent", "已发送")}</th><th>{l.t("pending", "待执行")}</th>
+            </tr></thead>
+            <tbody>
+                {counts.into_iter().map(|c| {
+                    let failed_class = if c.counts.failed > 0 { "field-error" } else { "" };
+                    view! {
+                    <tr data-kind=c.kind.as_str()>
+                        <td>{c.kind.as_str()}</td><td>{c.counts.done}</td><td>{c.counts.skipped}</td>
+                        <td class=failed_class>{c.counts.failed}</td>
+                        <td>{c.counts.unknown}</td><td>{c.counts.sent}</td><td>{c.counts.pending}</td>
+                    </tr>
+                }}).collect_view()}
+            </tbody>
+        </table>
     }
 }
 
 #[component]
-fn Timeline(steps: Vec<provisioning_core::model::StepView>) -> impl IntoView {
+fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
     let l = page_ctx().lang;
     view! {
         <table class="grid" data-testid="timeline">
@@ -403,9 +568,11 @@ fn Timeline(steps: Vec<provisioning_core::model::StepView>) -> impl IntoView {
             </tr></thead>
             <tbody>
                 {steps.into_iter().map(|s| {
-                    let action = match s.action { Action::Create => "create", Action::Reuse => "reuse", Action::Update => "update", Action::Skip => "skip", Action::Check => "check", Action::Delete => "delete", Action::Keep => "keep" };
+                    let action = action_word(s.action);
                     let took = match (s.started_at_ms, s.finished_at_ms) { (Some(a), Some(z)) => format!("{} ms", z - a), _ => String::new() };
-                    let evidence = !(s.request.is_empty() && s.response.is_empty());
+                    let inline = !(s.request.is_empty() && s.response.is_empty());
+                    // Per-key steps come without evidence; it is one click away.
+                    let on_demand = !inline && s.kind.per_key() && s.state != StepState::Pending;
                     let unknown = s.state == StepState::Unknown;
                     view! {
                         <tr data-kind=s.kind.as_str() data-seq=s.seq.to_string() data-state=s.state.as_str()>
@@ -413,12 +580,12 @@ fn Timeline(steps: Vec<provisioning_core::model::StepView>) -> impl IntoView {
                             <td>{s.target.clone()}</td>
                             <td>{action}</td>
                             <td>{step_badge(s.state)}{(s.state == StepState::Sent).then(|| view! { <span class="muted small">{l.t(" outcome not yet known", " 结果未知")}</span> })}</td>
-                            <td><code>{s.remote_id.clone().unwrap_or_default()}</code></td>
+                            <td>{s.remote_id.clone().map(|r| view! { <code>{r}</code> })}</td>
                             <td class="nowrap">{took}</td>
                             <td>
                                 {(!s.error.is_empty()).then(|| view! { <p class=if unknown || s.state == StepState::Skipped { "muted" } else { "field-error" }>{s.error.clone()}</p> })}
                                 {unknown.then(|| view! { <p class="small">{l.t("Not resent: the host cannot say whether the first attempt created it. Look for it on the host; if it is there, re-plan (the new plan adopts it); if not, re-plan to create it.", "未重发：主机无法判断第一次请求是否已创建。请在主机上查找：若已存在，重新规划即可接管；若不存在，重新规划以创建。")}</p> })}
-                                {evidence.then(|| view! {
+                                {inline.then(|| view! {
                                     <details>
                                         <summary>{l.t("request / response", "请求 / 响应")}</summary>
                                         <pre class="evidence">{s.request.clone()}</pre>
@@ -426,12 +593,68 @@ fn Timeline(steps: Vec<provisioning_core::model::StepView>) -> impl IntoView {
                                         <p class="muted small">{format!("Idempotency-Key {} · marker {}", s.idempotency_key, s.marker)}</p>
                                     </details>
                                 })}
+                                {on_demand.then(|| view! {
+                                    <a class="small" href=format!("/batches/{batch}/steps/{}", s.seq) data-testid="step-evidence">{l.t("request / response", "请求 / 响应")}</a>
+                                })}
                             </td>
                         </tr>
                     }
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Reuse => "reuse",
+        Action::Update => "update",
+        Action::Skip => "skip",
+        Action::Check => "check",
+        Action::Delete => "delete",
+        Action::Keep => "keep",
+    }
+}
+
+/// One journal step with its evidence (per-key steps are read here, one at
+/// a time, rather than with every page of the timeline).
+#[component]
+pub fn StepPage() -> impl IntoView {
+    let l = page_ctx().lang;
+    let params = use_params_map();
+    let key = move || {
+        let p = params.read();
+        let n = |k: &str| p.get(k).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+        (n("id"), n("seq"))
+    };
+    let step = Resource::new(key, |(id, seq)| batch_step(id, seq));
+    view! {
+        <Layout>
+            <p><a href=move || format!("/batches/{}#timeline", key().0)>{l.t("← Back to the batch", "← 返回批次")}</a></p>
+            <Suspense fallback=move || loading(l)>
+                {move || Suspend::new(async move {
+                    match step.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(s) => view! {
+                            <h1>{format!("{} #{} · {}", l.t("Step", "步骤"), s.seq, s.target)}" "{step_badge(s.state)}</h1>
+                            <dl class="facts">
+                                <dt>{l.t("Kind", "类型")}</dt><dd><code>{s.kind.as_str()}</code>" · "{action_word(s.action)}" · run "{s.run_id}</dd>
+                                <dt>{l.t("Remote id", "远端 ID")}</dt><dd><code>{s.remote_id.clone().unwrap_or_else(|| "—".into())}</code></dd>
+                                <dt>"Idempotency-Key"</dt><dd><code>{s.idempotency_key.clone()}</code></dd>
+                                <dt>{l.t("Marker", "标记")}</dt><dd><code>{s.marker.clone()}</code></dd>
+                                <dt>{l.t("When", "时间")}</dt><dd class="muted">{s.started_at_ms.map(when).unwrap_or_default()}{match (s.started_at_ms, s.finished_at_ms) { (Some(a), Some(z)) => format!(" · {} ms", z - a), _ => String::new() }}</dd>
+                            </dl>
+                            {(!s.error.is_empty()).then(|| view! { <p class="field-error" data-testid="step-error">{s.error.clone()}</p> })}
+                            <h2>{l.t("Request (redacted)", "请求（已脱敏）")}</h2>
+                            <pre class="evidence" data-testid="step-request">{if s.request.is_empty() { l.t("(none recorded)", "（未记录）").to_string() } else { s.request.clone() }}</pre>
+                            <h2>{l.t("Response (redacted)", "响应（已脱敏）")}</h2>
+                            <pre class="evidence" data-testid="step-response">{if s.response.is_empty() { l.t("(none recorded)", "（未记录）").to_string() } else { s.response.clone() }}</pre>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
     }
 }
 

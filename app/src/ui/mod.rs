@@ -17,7 +17,7 @@ pub use widgets::*;
 
 use crate::page::page_ctx;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -29,7 +29,6 @@ pub fn App() -> impl IntoView {
         .unwrap_or_default()
         .lang;
     view! {
-        <Stylesheet id="leptos" href="/pkg/dashboard.css"/>
         <Title text=l.t("Sub2API CN Relay Manager", "Sub2API 国产模型中转管家")/>
         <Router>
             <Routes fallback=|| view! { <NotFound/> }>
@@ -48,6 +47,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/batches/new") view=batches::NewBatchPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id") view=batches::BatchPage ssr=SsrMode::Async/>
                 <Route path=path!("/hosts/:id/drift") view=drift::DriftPage ssr=SsrMode::Async/>
+                <Route path=path!("/batches/:id/steps/:seq") view=batches::StepPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/rollback") view=batches::RollbackPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
             </Routes>

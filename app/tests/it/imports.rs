@@ -171,7 +171,13 @@ async fn bad_batch_input_names_the_field_and_plans_nothing() {
         assert!(p.body.contains(want), "{want}: {}", p.body);
         assert!(!p.body.contains("sk-aaaaaaaaaaaa"), "keys are never echoed");
     }
-    assert!(app.core.list_batches(10).await.unwrap().is_empty());
+    assert!(app
+        .core
+        .list_batches(None, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
 }
 
 #[tokio::test]
@@ -218,7 +224,7 @@ async fn a_viewer_reads_and_exports_evidence_but_cannot_import_apply_or_diagnose
         "nothing applied"
     );
     assert_eq!(
-        app.core.list_batches(10).await.unwrap().len(),
+        app.core.list_batches(None, 10).await.unwrap().items.len(),
         1,
         "nothing planned"
     );
@@ -275,4 +281,87 @@ async fn an_exhausted_key_is_diagnosed_on_the_batch_page_with_the_next_action() 
         .unwrap();
     assert!(html.contains("upstream_quota_exhausted"));
     assert!(html.contains("readiness gate"));
+}
+
+/// The batch list's row of a batch of 300 keys is the size of a row of a
+/// batch of two (digits aside): lists carry counts, never plans or
+/// journals. The batch page shows one page of 100 steps, with a link on.
+#[tokio::test]
+async fn pages_are_sized_by_what_they_show_not_by_the_keys() {
+    let app = TestApp::spawn().await;
+    let (_up, small) = planned(&app).await;
+    let small_view = app.core.batch_view(small).await.unwrap();
+    let pv = sqlx::query_scalar::<_, i64>("SELECT pack_version_id FROM batches WHERE id = ?")
+        .bind(small)
+        .fetch_one(app.core.store.pool())
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..300)
+        .map(|i| format!("sk-size-test-{i:06}-abcdefghijklmnop"))
+        .collect();
+    let big = app
+        .core
+        .plan_batch(
+            "test",
+            &provisioning_core::ops::BatchRequest {
+                host_id: small_view.host_id,
+                pack_version_id: pv,
+                provider_key: "ds".into(),
+                mode: None,
+                keys_text: keys.join("\n"),
+            },
+        )
+        .await
+        .unwrap();
+    let list = app.get("/batches").await;
+    assert_eq!(list.status, 200);
+    let row = |id: i64| {
+        let start = list
+            .body
+            .find(&format!("<tr data-batch=\"{id}\""))
+            .unwrap_or_else(|| panic!("no row for batch {id}"));
+        let end = start + list.body[start..].find("</tr>").unwrap();
+        list.body[start..end].to_string()
+    };
+    let (small_row, big_row) = (row(small), row(big));
+    assert!(
+        big_row.len() <= small_row.len() + 8,
+        "a batch's row grew with its keys: {} vs {} bytes\n{big_row}\n{small_row}",
+        big_row.len(),
+        small_row.len()
+    );
+    assert!(
+        big_row.contains(">300<"),
+        "the key count is shown: {big_row}"
+    );
+    assert!(
+        !list.body.contains("sk-size-test"),
+        "no key material in the list"
+    );
+    assert!(
+        !list.body.contains("__RESOLVED_RESOURCES["),
+        "the list's data is not sent twice (markup, then hydration data)"
+    );
+
+    let page = app.get(&format!("/batches/{big}")).await;
+    assert_eq!(page.status, 200);
+    let rows = page
+        .body
+        .matches("<tr data-kind=\"account\" data-seq")
+        .count();
+    assert!(
+        (90..=100).contains(&rows),
+        "one page of 100 steps, not 300 accounts: {rows}"
+    );
+    assert!(!page.body.contains("data-seq=\"101\""));
+    assert!(page.body.contains("data-testid=\"next-steps\""));
+    let next = app.get(&format!("/batches/{big}?after=100")).await;
+    assert_eq!(next.status, 200);
+    assert!(
+        next.body.contains("data-seq=\"101\""),
+        "the next page starts after the cursor"
+    );
+    assert!(!next.body.contains("data-seq=\"100\""));
+    let bad = app.get(&format!("/batches/{big}?state=bogus")).await;
+    assert!(bad.body.contains("unknown journal state"), "{}", bad.body);
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real router served on 127.0.0.1:0 with a fresh
 //! SQLite file, talking to a fake Sub2API host over HTTP.
 
+mod assets;
 mod auth;
 mod crash;
 mod hosts;
@@ -56,7 +57,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub core: Core,
     pub host: FakeHost,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 pub struct Page {
@@ -127,7 +128,7 @@ impl TestApp {
             client,
             core,
             host,
-            _dir: dir,
+            dir,
         }
     }
 
