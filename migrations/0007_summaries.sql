@@ -14,6 +14,11 @@ UPDATE batches SET step_counts = COALESCE((
         ) GROUP BY kind
     )), '{}');
 
+-- The plan without its per-key steps (what a batch page shows): parsing a
+-- 5,000-key plan on every page view cost more than the rest of the page.
+ALTER TABLE batches ADD COLUMN plan_head TEXT NOT NULL DEFAULT '{}';
+UPDATE batches SET plan_head = json_remove(plan_json, '$.steps');
+
 -- Open findings per batch in a drift check ({"12": 3, ...}), so the batch
 -- list never parses a report.
 ALTER TABLE drift_reports ADD COLUMN batch_open TEXT NOT NULL DEFAULT '{}';
@@ -27,7 +32,7 @@ UPDATE drift_reports SET batch_open = COALESCE((
     )), '{}');
 
 -- Counts per run and kind from the index alone; a page of one state's steps.
-CREATE INDEX steps_counts ON steps (batch_id, run_id, kind, state);
+CREATE INDEX steps_counts ON steps (batch_id, run_id, kind, state, seq);
 CREATE INDEX steps_state ON steps (batch_id, state, seq);
 CREATE INDEX batches_host ON batches (host_id, id);
 CREATE INDEX host_probes_host_id ON host_probes (host_id, id);

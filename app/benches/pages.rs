@@ -2,7 +2,9 @@
 //! and 100,000 journal steps (one batch of 5,000 keys, applied for real
 //! against the fake host), then the overview, the batch list and the big
 //! batch's page fetched by a signed-in client, at a fixed 50 requests/s and
-//! at saturation, with the server's resident memory before and after.
+//! at saturation, with the server's resident memory before and after. The
+//! server runs in a child process (this binary again) on the seeded
+//! database, so its memory is its own.
 //!
 //! Run: `cargo bench -p app --features ssr --bench pages`
 //! (env: BENCH_KEYS (5000), BENCH_BATCHES (200), BENCH_STEPS (100000),
@@ -28,6 +30,9 @@ const PASSWORD: &str = "bench password 1234";
 
 #[tokio::main]
 async fn main() {
+    if let Ok(db) = std::env::var("BENCH_SERVE_DB") {
+        return serve_child(std::path::Path::new(&db)).await;
+    }
     let keys = env("BENCH_KEYS", 5000) as usize;
     let batches = env("BENCH_BATCHES", 200) as i64;
     let steps = env("BENCH_STEPS", 100_000) as i64;
@@ -77,17 +82,18 @@ async fn main() {
     )
     .unwrap();
 
-    let url = serve(core.clone(), w._dir.path()).await;
     core.create_operator("bench", "bench", Secret::new(PASSWORD), Role::Admin)
         .await
         .unwrap();
+    let (mut child, url) = spawn_server(&w._dir.path().join("bench.db"));
+    let pid = child.id();
     let client = signed_in(&url).await;
     let pages = [
         ("overview", "/".to_string()),
         ("batch list", "/batches".to_string()),
         ("batch page", format!("/batches/{big}")),
     ];
-    writeln!(out, "rss before              {:.1} MB", rss_mb()).unwrap();
+    writeln!(out, "server rss at start     {:.1} MB", rss_mb(pid)).unwrap();
     for (name, path) in &pages {
         let body = client
             .get(format!("{url}{path}"))
@@ -127,7 +133,36 @@ async fn main() {
         )
         .unwrap();
     }
-    writeln!(out, "rss after               {:.1} MB", rss_mb()).unwrap();
+    writeln!(out, "server rss after        {:.1} MB", rss_mb(pid)).unwrap();
+    let _ = child.kill();
+}
+
+/// Starts this binary as the server on `db`; returns it and its URL.
+fn spawn_server(db: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_SERVE_DB", db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_string())
+}
+
+/// The child: serves the seeded database until killed.
+async fn serve_child(db: &std::path::Path) {
+    let core = provisioning_core::ops::Core {
+        store: provisioning_core::store::Store::open(db).await.unwrap(),
+        cipher: provisioning_core::secrets::Cipher::new(&support::master_key(), &[]),
+    };
+    let url = serve(core, db.parent().unwrap()).await;
+    let mut out = std::io::stdout();
+    writeln!(out, "{url}").unwrap();
+    out.flush().unwrap();
+    std::future::pending::<()>().await;
 }
 
 /// Fills the database up to `batches` more batches and `steps` steps in
@@ -327,9 +362,9 @@ async fn saturate(
     Latencies(v)
 }
 
-/// The process's resident memory (Linux), in MB.
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A process's resident memory (Linux), in MB.
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

@@ -16,6 +16,12 @@ pub fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The benchmarks' master key: fixed, so a second process (the pages
+/// benchmark's server) opens what the first one sealed.
+pub fn master_key() -> MasterKey {
+    MasterKey::from_bytes([7; 32])
+}
+
 pub struct World {
     pub core: Core,
     pub host: FakeHost,
@@ -43,7 +49,7 @@ pub async fn world(n: usize, latency: Duration) -> World {
     let dir = tempfile::tempdir().unwrap();
     let core = Core {
         store: Store::open(&dir.path().join("bench.db")).await.unwrap(),
-        cipher: Cipher::new(&MasterKey::generate(), &[]),
+        cipher: Cipher::new(&master_key(), &[]),
     };
     let h = core
         .create_host(

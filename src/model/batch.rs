@@ -202,6 +202,8 @@ pub struct Plan {
     /// Prices as sent to the host: (model, input USD/token, output USD/token).
     pub prices: Vec<(String, f64, f64)>,
     pub exchange_rate: Option<f64>,
+    /// Every planned step (absent where only the plan's head was read).
+    #[serde(default)]
     pub steps: Vec<PlannedStep>,
     pub skipped: Vec<SkippedKey>,
     pub warnings: Vec<String>,

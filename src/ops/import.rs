@@ -757,7 +757,11 @@ impl Core {
         after: i64,
         state: Option<StepState>,
     ) -> Result<crate::model::BatchView, OpError> {
-        let b = self.batch_row(id).await?;
+        let b = self
+            .store
+            .batch_head(id)
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("batch {id}")))?;
         let window = StepWindow {
             after: after.max(0),
             state,

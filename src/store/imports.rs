@@ -420,7 +420,8 @@ impl Store {
             insert_step_in(&mut tx, id, run_id, s.seq, s).await?;
         }
         sqlx::query(&format!(
-            "UPDATE batches SET key_count = ?, step_counts = {STEP_COUNTS_SQL} WHERE id = ?"
+            "UPDATE batches SET key_count = ?, plan_head = json_remove(plan_json, '$.steps'),
+                step_counts = {STEP_COUNTS_SQL} WHERE id = ?"
         ))
         .bind(b.keys.len() as i64)
         .bind(id)
@@ -453,14 +454,15 @@ impl Store {
         Ok(r.map(batch_row))
     }
 
-    pub async fn batches(&self, limit: u32) -> Result<Vec<BatchRow>, StoreError> {
-        let rows: Vec<BRow> = sqlx::query_as(&format!(
-            "SELECT {BATCH_COLS} FROM batches ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(batch_row).collect())
+    /// A batch whose `plan_json` is the plan without its per-key steps
+    /// (pages; the steps are in the journal).
+    pub async fn batch_head(&self, id: i64) -> Result<Option<BatchRow>, StoreError> {
+        let cols = BATCH_COLS.replace("plan_json", "plan_head AS plan_json");
+        let r: Option<BRow> = sqlx::query_as(&format!("SELECT {cols} FROM batches WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(batch_row))
     }
 
     /// The newest batches older than `before` (all when `None`), as
@@ -603,10 +605,9 @@ impl Store {
         seq: i64,
         u: StepUpdate,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        update_step_in(&mut tx, batch_id, seq, &u).await?;
-        tx.commit().await?;
-        Ok(())
+        self.group
+            .write(move |tx| Box::pin(async move { update_step_in(tx, batch_id, seq, &u).await }))
+            .await
     }
 
     pub async fn set_batch_status(

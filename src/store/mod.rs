@@ -6,6 +6,7 @@
 //! `BEGIN IMMEDIATE` so two writers queue on the lock instead of failing
 //! later with `SQLITE_BUSY` on upgrade.
 
+mod group;
 mod hosts;
 mod imports;
 mod operators;
@@ -68,6 +69,8 @@ pub fn now_ms() -> i64 {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Journal writes, committed in groups (see `group`).
+    group: group::GroupCommit,
 }
 
 impl Store {
@@ -88,7 +91,8 @@ impl Store {
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        let group = group::GroupCommit::start(pool.clone());
+        Ok(Store { pool, group })
     }
 
     /// Checks that the database answers (health checks).

@@ -332,8 +332,8 @@ impl Store {
         access: Option<AccessWrite>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        update_step_in(&mut tx, batch_id, seq, &u).await?;
+        self.group.write(move |tx| Box::pin(async move {
+        update_step_in(tx, batch_id, seq, &u).await?;
         match ledger {
             Some(LedgerWrite::Record(e)) => {
                 let id: i64 = sqlx::query_scalar(
@@ -357,7 +357,7 @@ impl Store {
                 .bind(&e.observed_digest)
                 .bind(now)
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await
                 .map_err(|err| super::conflict(err, "a live account for this key"))?;
                 sqlx::query(
@@ -366,7 +366,7 @@ impl Store {
                 .bind(id)
                 .bind(e.batch_id)
                 .bind(&e.role)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             Some(LedgerWrite::Status { ledger_id, status }) => {
@@ -374,7 +374,7 @@ impl Store {
                     .bind(status)
                     .bind(now)
                     .bind(ledger_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             None => {}
@@ -396,20 +396,21 @@ impl Store {
                 .bind(remote_id)
                 .bind(sealed)
                 .bind(masked)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             Some(AccessWrite::Delete { host_id, group }) => {
                 sqlx::query("DELETE FROM access_keys WHERE host_id = ? AND group_name = ?")
                     .bind(host_id)
                     .bind(group)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             None => {}
         }
-        tx.commit().await?;
-        Ok(())
+            Ok(())
+        }))
+        .await
     }
 
     /// Marks steps `sent` in one transaction, stamping the batch create's
@@ -425,9 +426,11 @@ impl Store {
         chunk_key: Option<&str>,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let now = now_ms();
-        let mut tx = self.begin_write().await?;
+        let seqs = seqs.to_vec();
+        let chunk_key = chunk_key.map(str::to_string);
+        self.group.write(move |tx| Box::pin(async move {
         let mut taken = Vec::new();
-        for seq in seqs {
+        for seq in &seqs {
             let other: Option<i64> = sqlx::query_scalar(
                 "SELECT COALESCE(
                     (SELECT l.batch_id FROM ledger l, batches b
@@ -443,7 +446,7 @@ impl Store {
             )
             .bind(batch_id)
             .bind(seq)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .flatten();
             if let Some(other) = other {
@@ -455,15 +458,16 @@ impl Store {
                     started_at_ms = COALESCE(started_at_ms, ?)
                  WHERE batch_id = ? AND seq = ?",
             )
-            .bind(chunk_key)
+            .bind(chunk_key.as_deref())
             .bind(now)
             .bind(batch_id)
             .bind(seq)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(taken)
+            Ok(taken)
+        }))
+        .await
     }
 
     /// The steps of a batch that were sent in one batch create.
