@@ -13,15 +13,13 @@
 #[path = "../../benches/support/mod.rs"]
 mod support;
 
-use app::server::config::{Config, SecureCookies};
+use app::server::config::Config;
 use app::server::state::AppState;
-use leptos::config::LeptosOptions;
 use provisioning_core::model::{AccessMode, BatchStatus, Role};
 use provisioning_core::ops::{ApplyOptions, BatchRequest};
 use provisioning_core::secrets::Secret;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::env;
 use tower_sessions_sqlx_store::SqliteStore;
@@ -229,30 +227,10 @@ async fn serve(core: provisioning_core::ops::Core, dir: &std::path::Path) -> Str
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = Config {
-        addr,
-        data_dir: dir.into(),
         database: dir.join("bench.db"),
-        master_key_file: dir.join("master.key"),
-        master_key_env: None,
-        previous_master_keys: Vec::new(),
-        site_root: dir.display().to_string(),
-        public_url: None,
-        secure_cookies: SecureCookies::Never,
-        trust_proxy: false,
-        session_idle_minutes: 60,
-        log_json: false,
-        models_cache_wait_secs: 0,
-        outbound: Default::default(),
+        ..Config::local(dir, addr)
     };
-    let state = AppState {
-        leptos_options: LeptosOptions::builder()
-            .output_name("dashboard")
-            .site_root(dir.display().to_string())
-            .site_addr(addr)
-            .build(),
-        core,
-        config: Arc::new(config),
-    };
+    let state = AppState::new(core, config);
     let router = app::server::router::build_router(state, sessions);
     tokio::spawn(async move {
         axum::serve(

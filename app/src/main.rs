@@ -6,7 +6,6 @@ use app::server::cli::{BatchCommand, Cli, Command, KeyCommand, UserCommand};
 use app::server::config::Config;
 use app::server::state::AppState;
 use clap::Parser;
-use leptos::config::LeptosOptions;
 use provisioning_core::model::Role;
 use provisioning_core::ops::Core;
 use provisioning_core::secrets::{
@@ -15,7 +14,6 @@ use provisioning_core::secrets::{
 use provisioning_core::store::Store;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::SqliteStore;
 
@@ -115,23 +113,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             config.addr
         );
     }
-    // The build names the front end's files after their content hash.
-    let output_name =
-        std::fs::read_to_string(std::path::Path::new(&config.site_root).join("pkg/output-name"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "dashboard".to_string());
-    let leptos_options = LeptosOptions::builder()
-        .output_name(output_name)
-        .site_root(config.site_root.clone())
-        .site_pkg_dir("pkg")
-        .site_addr(config.addr)
-        .build();
     let addr = config.addr;
-    let state = AppState {
-        leptos_options,
-        core,
-        config: Arc::new(config),
-    };
+    let state = AppState::new(core, config);
     let router = app::server::router::build_router(state, sessions);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

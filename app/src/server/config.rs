@@ -56,6 +56,27 @@ fn var(name: &str) -> Option<String> {
 }
 
 impl Config {
+    /// A loopback instance keeping everything in `dir` (its database, key
+    /// file and site), with plain-HTTP cookies: tests and benchmarks.
+    pub fn local(dir: &std::path::Path, addr: std::net::SocketAddr) -> Config {
+        Config {
+            addr,
+            data_dir: dir.into(),
+            database: dir.join("app.db"),
+            master_key_file: dir.join("master.key"),
+            master_key_env: None,
+            previous_master_keys: Vec::new(),
+            site_root: dir.display().to_string(),
+            public_url: None,
+            secure_cookies: SecureCookies::Never,
+            trust_proxy: false,
+            session_idle_minutes: 60,
+            log_json: false,
+            models_cache_wait_secs: 0,
+            outbound: Default::default(),
+        }
+    }
+
     /// Reads the environment. Errors name the variable and what it expects.
     pub fn from_env() -> Result<Config, String> {
         let addr = var("DASHBOARD_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());

@@ -9,10 +9,9 @@ mod imports;
 mod rotate;
 mod secrets;
 
-use app::server::config::{Config, SecureCookies};
+use app::server::config::Config;
 use app::server::state::AppState;
 use fakehost::{FakeHost, FakeHostConfig};
-use leptos::config::LeptosOptions;
 use provisioning_core::model::Role;
 use provisioning_core::ops::Core;
 use provisioning_core::secrets::{Cipher, MasterKey, Secret};
@@ -83,31 +82,7 @@ impl TestApp {
         sessions.migrate().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = Config {
-            addr,
-            data_dir: dir.path().into(),
-            database: dir.path().join("app.db"),
-            master_key_file: dir.path().join("master.key"),
-            master_key_env: None,
-            previous_master_keys: Vec::new(),
-            site_root: dir.path().display().to_string(),
-            public_url: None,
-            secure_cookies: SecureCookies::Never,
-            trust_proxy: false,
-            session_idle_minutes: 60,
-            log_json: false,
-            models_cache_wait_secs: 0,
-            outbound: Default::default(),
-        };
-        let state = AppState {
-            leptos_options: LeptosOptions::builder()
-                .output_name("dashboard")
-                .site_root(dir.path().display().to_string())
-                .site_addr(addr)
-                .build(),
-            core: core.clone(),
-            config: Arc::new(config),
-        };
+        let state = AppState::new(core.clone(), Config::local(dir.path(), addr));
         let router = app::server::router::build_router(state, sessions);
         tokio::spawn(async move {
             axum::serve(
