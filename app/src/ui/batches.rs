@@ -571,7 +571,8 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
                     let action = action_word(s.action);
                     let took = match (s.started_at_ms, s.finished_at_ms) { (Some(a), Some(z)) => format!("{} ms", z - a), _ => String::new() };
                     let inline = !(s.request.is_empty() && s.response.is_empty());
-                    // Per-key steps come without evidence; it is one click away.
+                    // Per-key steps come without evidence: their page has it
+                    // when it was recorded (a failed test may have none).
                     let on_demand = !inline && s.kind.per_key() && s.state != StepState::Pending;
                     let unknown = s.state == StepState::Unknown;
                     view! {
@@ -594,7 +595,7 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
                                     </details>
                                 })}
                                 {on_demand.then(|| view! {
-                                    <a class="small" href=format!("/batches/{batch}/steps/{}", s.seq) data-testid="step-evidence">{l.t("request / response", "请求 / 响应")}</a>
+                                    <a class="small" href=format!("/batches/{batch}/steps/{}", s.seq) data-testid="step-evidence">{l.t("step details", "步骤详情")}</a>
                                 })}
                             </td>
                         </tr>
