@@ -113,6 +113,12 @@ impl StepKind {
         Self::PER_KEY.contains(&self)
     }
 
+    /// Checks read the host and write nothing on it (the account test may
+    /// clear an account's error, as the host does for any test).
+    pub fn is_check(self) -> bool {
+        matches!(self, StepKind::AccountTest | StepKind::Readiness)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Group => "group",

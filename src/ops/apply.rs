@@ -63,6 +63,13 @@ pub(crate) async fn accounts_on_host(
     }
 }
 
+/// A batch create that was sent and answered, waiting to be settled.
+struct SentChunk {
+    steps: Vec<StepRow>,
+    bodies: Vec<Value>,
+    answer: Result<Value, HostError>,
+}
+
 /// Where a simulated crash stops the process (tests only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
@@ -157,6 +164,9 @@ pub(super) struct Ctx {
     /// Steps this run marked `sent`: their outcome is settled by a later
     /// run (lookup first), never by a second send in this one.
     pub(super) sent_now: Mutex<HashSet<i64>>,
+    /// The batch's account ids by key fingerprint, read once when the
+    /// account tests start (each test would otherwise look its own up).
+    pub(super) account_ids: std::sync::OnceLock<HashMap<String, String>>,
 }
 
 impl Ctx {
@@ -495,6 +505,7 @@ impl Core {
             opts,
             run_id,
             sent_now: Mutex::new(HashSet::new()),
+            account_ids: std::sync::OnceLock::new(),
         };
         let result = self.run(&ctx).await;
         let (status, access) = match &result {
@@ -570,30 +581,49 @@ impl Core {
             for chunk in accounts.chunks(BATCH_CHUNK) {
                 chunks.push(self.account_chunk_limited(&permits, ctx, chunk, group_id));
             }
+            let mut sent = Vec::new();
             for r in futures_util::future::join_all(chunks).await {
-                r?;
+                sent.extend(r?);
+            }
+            // One read-back for every chunk sent (a listing per chunk would
+            // read the whole batch's accounts each time).
+            if !sent.is_empty() {
+                let prefix = format!("rm-{}-", ctx.plan.provider_key);
+                let back = accounts_on_host(&ctx.client, &prefix).await;
+                let mut settles = Vec::with_capacity(sent.len());
+                for c in &sent {
+                    settles.push(self.settle_chunk(ctx, &c.steps, &c.bodies, &c.answer, &back));
+                }
+                for r in futures_util::future::join_all(settles).await {
+                    r?;
+                }
             }
         }
         // A later pass for batch creates this run could not settle: the same
         // batch under the same key (idempotent hosts), else a lookup only.
         if ctx.batch_create {
             let mut keys = BTreeSet::new();
-            for s in &accounts {
-                if let Some(cur) = self
-                    .store
-                    .step(ctx.batch.id, s.seq)
-                    .await
-                    .map_err(OpError::from)?
-                {
-                    if let (StepState::Sent, Some(k)) = (cur.state, cur.chunk_key) {
-                        keys.insert(k);
-                    }
+            for cur in self
+                .store
+                .run_steps_of(ctx.run_id, StepKind::Account)
+                .await
+                .map_err(OpError::from)?
+            {
+                if let (StepState::Sent, Some(k)) = (cur.state, cur.chunk_key) {
+                    keys.insert(k);
                 }
             }
             for key in keys {
                 self.resume_chunk(ctx, &key, group_id, true).await?;
             }
         }
+        // Where the passes above left each account, read once: the lease
+        // keeps other runs out, and nothing else in this run moves them.
+        let accounts = self
+            .store
+            .run_steps_of(ctx.run_id, StepKind::Account)
+            .await
+            .map_err(OpError::from)?;
         // (A loop of calls to one async fn, not a closure: the future must
         // stay `Send` for every lifetime when the server spawns it.)
         let mut pending = Vec::with_capacity(accounts.len());
@@ -617,7 +647,19 @@ impl Core {
         if !access_ok {
             return Ok((BatchStatus::Failed, AccessStatus::Broken));
         }
-        let tests = by_kind(StepKind::AccountTest);
+        let tests = self
+            .store
+            .run_steps_of(ctx.run_id, StepKind::AccountTest)
+            .await
+            .map_err(OpError::from)?;
+        if !tests.is_empty() {
+            let ids = self
+                .store
+                .account_remote_ids(ctx.batch.id)
+                .await
+                .map_err(OpError::from)?;
+            let _ = ctx.account_ids.set(ids);
+        }
         let mut pending = Vec::with_capacity(tests.len());
         for s in &tests {
             pending.push(self.step_limited(&permits, ctx, s, group_id));
@@ -676,11 +718,11 @@ impl Core {
         s: &StepRow,
         group_id: i64,
     ) -> Result<Option<String>, ApplyError> {
-        let _permit = permits
+        let permit = permits
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        self.step(ctx, s, Some(group_id)).await
+        self.step_from(ctx, s, Some(group_id), Some(permit)).await
     }
 
     async fn account_chunk_limited(
@@ -689,7 +731,7 @@ impl Core {
         ctx: &Ctx,
         chunk: &[StepRow],
         group_id: i64,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Option<SentChunk>, ApplyError> {
         let _permit = permits
             .acquire()
             .await
@@ -699,25 +741,22 @@ impl Core {
 
     /// Creates a chunk of accounts with one `POST /accounts/batch`, through
     /// the same journal: every step of the chunk is `sent` (stamped with the
-    /// call's `Idempotency-Key`) before the call and gets its own result
-    /// after it. Chunks an earlier run left unsettled are resumed first.
-    /// Steps it does not settle stay `sent` and are never re-sent one by
-    /// one: a later run resumes them as the same batch under the same key.
+    /// call's `Idempotency-Key`) before the call; the caller settles each
+    /// step from the answer (`settle_chunk`). Chunks an earlier run left
+    /// unsettled are resumed first. Steps it does not settle stay `sent`
+    /// and are never re-sent one by one: a later run resumes them as the
+    /// same batch under the same key. `chunk` is as the journal holds it
+    /// now (the lease keeps other runs out).
     async fn account_chunk(
         &self,
         ctx: &Ctx,
         chunk: &[StepRow],
         gid: i64,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Option<SentChunk>, ApplyError> {
         let store = &self.store;
         let mut todo = Vec::new();
         let mut resume = BTreeSet::new();
-        for s in chunk {
-            let cur = store
-                .step(ctx.batch.id, s.seq)
-                .await
-                .map_err(OpError::from)?
-                .unwrap_or_else(|| s.clone());
+        for cur in chunk.iter().cloned() {
             match cur.state {
                 StepState::Pending => todo.push(cur),
                 StepState::Failed if resendable(&cur) => todo.push(cur),
@@ -733,7 +772,7 @@ impl Core {
             self.resume_chunk(ctx, &key, gid, false).await?;
         }
         if todo.len() < 2 {
-            return Ok(());
+            return Ok(None);
         }
         let mut bodies = Vec::new();
         let mut sendable = Vec::new();
@@ -776,7 +815,7 @@ impl Core {
             }
         }
         if steps.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(seq) = crash_in(ctx, &steps, CrashPoint::AfterSent) {
             return Err(ApplyError::Crashed(seq));
@@ -793,7 +832,11 @@ impl Core {
         if let Some(seq) = crash_in(ctx, &steps, CrashPoint::AfterCall) {
             return Err(ApplyError::Crashed(seq));
         }
-        self.settle_chunk(ctx, &steps, &sent_bodies, answer).await
+        Ok(Some(SentChunk {
+            steps,
+            bodies: sent_bodies,
+            answer,
+        }))
     }
 
     /// Resumes a batch create an earlier run sent: accounts found by their
@@ -897,103 +940,127 @@ impl Core {
             .filter_map(|r| members.iter().position(|m| m.seq == r.seq))
             .collect();
         let bodies: Vec<Value> = pos.iter().map(|i| bodies[*i].clone()).collect();
-        self.settle_chunk(ctx, &remaining, &bodies, answer).await
+        let back = match &answer {
+            Ok(_) => accounts_on_host(&ctx.client, &prefix).await,
+            Err(e) => Err(e.clone()),
+        };
+        self.settle_chunk(ctx, &remaining, &bodies, &answer, &back)
+            .await
     }
 
     /// Records the outcome of a batch create for `steps` (sent with
-    /// `bodies`), reading our accounts back once.
+    /// `bodies`) against `back`, our accounts read back after the call.
+    /// The steps settle concurrently, so their journal writes share commits.
     async fn settle_chunk(
         &self,
         ctx: &Ctx,
         steps: &[StepRow],
         bodies: &[Value],
-        answer: Result<Value, HostError>,
+        answer: &Result<Value, HostError>,
+        back: &Result<HashMap<String, Value>, HostError>,
     ) -> Result<(), ApplyError> {
-        let answer = match answer {
-            Ok(v) => v,
+        let results = match answer {
+            Ok(v) => v
+                .get("results")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
             Err(e) => {
+                let mut pending = Vec::with_capacity(steps.len());
                 for s in steps {
                     let mut f = StepFail::host(e.clone());
                     f.message = format!("batch create: {}", f.message);
-                    self.fail(ctx, s, f).await?;
+                    pending.push(self.fail(ctx, s, f));
+                }
+                for r in futures_util::future::join_all(pending).await {
+                    r?;
                 }
                 return Ok(());
             }
         };
-        let results = answer
-            .get("results")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let prefix = format!("rm-{}-", ctx.plan.provider_key);
-        let back = accounts_on_host(&ctx.client, &prefix).await;
+        let mut pending = Vec::with_capacity(steps.len());
         for (s, body) in steps.iter().zip(bodies) {
-            let name = body["name"].as_str().unwrap_or_default();
-            let result = results
-                .iter()
-                .find(|r| r.get("name").and_then(Value::as_str) == Some(name));
-            let ok =
-                result.is_some_and(|r| r.get("success").and_then(Value::as_bool) == Some(true));
-            if !ok {
-                let why = result
-                    .and_then(|r| r.get("error"))
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "the host's batch answer does not list this account".into());
-                self.fail(
-                    ctx,
-                    s,
-                    StepFail::new(StepErrorKind::Rejected, format!("batch create: {why}")),
-                )
-                .await?;
-                continue;
-            }
-            // The host said it created it: if it cannot be read back yet, it
-            // stays `sent` and the next run finds it by its marker.
-            let item = match &back {
-                Ok(b) => b.get(&s.marker),
-                Err(_) => None,
-            };
-            let Some(item) = item else {
-                let why = match &back {
-                    Ok(_) => "read-back: created, but not listed on the host yet".to_string(),
-                    Err(e) => format!("read-back: created, but the listing failed: {e}"),
-                };
-                self.fail(ctx, s, StepFail::new(StepErrorKind::MaybeSent, why))
-                    .await?;
-                continue;
-            };
-            let Some(id) = item.get("id").and_then(Value::as_i64) else {
-                self.fail(
-                    ctx,
-                    s,
-                    StepFail::new(
-                        StepErrorKind::MaybeSent,
-                        "read-back: the listing shows the account without an id",
-                    ),
-                )
-                .await?;
-                continue;
-            };
-            if let Err(f) = super::kinds::check_account(ctx, id, body, item) {
-                self.fail(ctx, s, f).await?;
-                continue;
-            }
-            self.finish(
-                ctx,
-                s,
-                Outcome {
-                    remote_id: id.to_string(),
-                    request: ev(body),
-                    response: ev(item),
-                    desired: Some(body.clone()),
-                    observed: Some(item.clone()),
-                    role: "created",
-                    ..Default::default()
-                },
-            )
-            .await?;
+            pending.push(self.settle_one(ctx, s, body, results, back));
+        }
+        for r in futures_util::future::join_all(pending).await {
+            r?;
         }
         Ok(())
+    }
+
+    /// One account of a batch create: the host's result for it, then its
+    /// read-back.
+    async fn settle_one(
+        &self,
+        ctx: &Ctx,
+        s: &StepRow,
+        body: &Value,
+        results: &[Value],
+        back: &Result<HashMap<String, Value>, HostError>,
+    ) -> Result<(), ApplyError> {
+        let name = body["name"].as_str().unwrap_or_default();
+        let result = results
+            .iter()
+            .find(|r| r.get("name").and_then(Value::as_str) == Some(name));
+        let ok = result.is_some_and(|r| r.get("success").and_then(Value::as_bool) == Some(true));
+        if !ok {
+            let why = result
+                .and_then(|r| r.get("error"))
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "the host's batch answer does not list this account".into());
+            self.fail(
+                ctx,
+                s,
+                StepFail::new(StepErrorKind::Rejected, format!("batch create: {why}")),
+            )
+            .await?;
+            return Ok(());
+        }
+        // The host said it created it: if it cannot be read back yet, it
+        // stays `sent` and the next run finds it by its marker.
+        let item = match back {
+            Ok(b) => b.get(&s.marker),
+            Err(_) => None,
+        };
+        let Some(item) = item else {
+            let why = match back {
+                Ok(_) => "read-back: created, but not listed on the host yet".to_string(),
+                Err(e) => format!("read-back: created, but the listing failed: {e}"),
+            };
+            self.fail(ctx, s, StepFail::new(StepErrorKind::MaybeSent, why))
+                .await?;
+            return Ok(());
+        };
+        let Some(id) = item.get("id").and_then(Value::as_i64) else {
+            self.fail(
+                ctx,
+                s,
+                StepFail::new(
+                    StepErrorKind::MaybeSent,
+                    "read-back: the listing shows the account without an id",
+                ),
+            )
+            .await?;
+            return Ok(());
+        };
+        if let Err(f) = super::kinds::check_account(ctx, id, body, item) {
+            self.fail(ctx, s, f).await?;
+            return Ok(());
+        }
+        self.finish(
+            ctx,
+            s,
+            Outcome {
+                remote_id: id.to_string(),
+                request: ev(body),
+                response: ev(item),
+                desired: Some(body.clone()),
+                observed: Some(item.clone()),
+                role: "created",
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     /// Adopts an account found on the host by its marker.
@@ -1072,14 +1139,29 @@ impl Core {
         s: &StepRow,
         group_id: Option<i64>,
     ) -> Result<Option<String>, ApplyError> {
-        let (batch_id, seq) = (ctx.batch.id, s.seq);
-        let store = &self.store;
         // Re-read: a concurrent or earlier run may have moved it on.
-        let current = store
-            .step(batch_id, seq)
+        let current = self
+            .store
+            .step(ctx.batch.id, s.seq)
             .await
             .map_err(OpError::from)?
             .unwrap_or_else(|| s.clone());
+        self.step_from(ctx, &current, group_id, None).await
+    }
+
+    /// Takes one step on from `current`, its row as the journal holds it
+    /// now (read by the caller). `permit`, a share of the run's host-call
+    /// concurrency, is held until the host has answered, not while the
+    /// answer is recorded.
+    async fn step_from(
+        &self,
+        ctx: &Ctx,
+        current: &StepRow,
+        group_id: Option<i64>,
+        permit: Option<tokio::sync::SemaphorePermit<'_>>,
+    ) -> Result<Option<String>, ApplyError> {
+        let (batch_id, seq) = (ctx.batch.id, current.seq);
+        let store = &self.store;
         match current.state {
             StepState::Done => return Ok(current.remote_id.clone().or(Some(String::new()))),
             StepState::Skipped => {
@@ -1095,10 +1177,10 @@ impl Core {
             StepState::Sent if ctx.was_sent_now(seq) => return Ok(None),
             StepState::Sent => {
                 // The last run may have died after the host acted: look first.
-                match self.lookup(ctx, &current, group_id).await {
+                match self.lookup(ctx, current, group_id).await {
                     Ok(Some(found)) => {
                         let id = found.0.clone();
-                        self.finish(ctx, &current, found.1).await?;
+                        self.finish(ctx, current, found.1).await?;
                         return Ok(Some(id));
                     }
                     // Sent in a batch create: only the same batch under the
@@ -1106,7 +1188,7 @@ impl Core {
                     Ok(None) if current.chunk_key.is_some() => return Ok(None),
                     Ok(None) if self.resend_safe(ctx, current.kind) => {}
                     Ok(None) => {
-                        self.mark_unknown(ctx, &current, "the previous run sent this write and stopped before recording the answer; the host shows no such object and cannot de-duplicate a resend").await?;
+                        self.mark_unknown(ctx, current, "the previous run sent this write and stopped before recording the answer; the host shows no such object and cannot de-duplicate a resend").await?;
                         return Ok(None);
                     }
                     Err(e) => {
@@ -1122,37 +1204,44 @@ impl Core {
                     }
                 }
             }
-            StepState::Failed if !resendable(&current) => return Ok(None),
+            StepState::Failed if !resendable(current) => return Ok(None),
             StepState::Pending | StepState::Failed => {}
         }
-        let taken = store
-            .mark_sent(batch_id, &[seq], None)
-            .await
-            .map_err(OpError::from)?;
-        if let Some((_, other)) = taken.first() {
-            self.skip_taken(ctx, &current, *other).await?;
-            return Ok(None);
+        if current.kind.is_check() {
+            // A check writes nothing on the host: its `sent` mark guards no
+            // write, so the call does not wait for it to be durable.
+            store.mark_check_sent(batch_id, seq);
+        } else {
+            let taken = store
+                .mark_sent(batch_id, &[seq], None)
+                .await
+                .map_err(OpError::from)?;
+            if let Some((_, other)) = taken.first() {
+                self.skip_taken(ctx, current, *other).await?;
+                return Ok(None);
+            }
         }
         ctx.sent_now(&[seq]);
         if ctx.opts.crash_at == Some((seq, CrashPoint::AfterSent)) {
             return Err(ApplyError::Crashed(seq));
         }
-        let outcome = self.execute(ctx, &current, group_id).await;
+        let outcome = self.execute(ctx, current, group_id).await;
+        drop(permit);
         if ctx.opts.crash_at == Some((seq, CrashPoint::AfterCall)) {
             return Err(ApplyError::Crashed(seq));
         }
         match outcome {
             Ok(o) => {
                 let id = o.remote_id.clone();
-                self.finish(ctx, &current, o).await?;
+                self.finish(ctx, current, o).await?;
                 Ok(Some(id))
             }
             Err(mut f) => {
                 // A check that errs is a failed check: it writes nothing.
-                if matches!(current.kind, StepKind::AccountTest | StepKind::Readiness) {
+                if current.kind.is_check() {
                     f.kind = StepErrorKind::Check;
                 }
-                self.fail(ctx, &current, f).await
+                self.fail(ctx, current, f).await
             }
         }
     }
@@ -1442,13 +1531,17 @@ impl Core {
             }
             StepKind::AccountTest => {
                 let fp = s.fingerprint.clone().unwrap_or_default();
-                let account = self
-                    .store
-                    .account_remote_id(ctx.batch.id, &fp)
-                    .await
-                    .map_err(|err| StepFail::from(err.to_string()))?
-                    .and_then(|id| id.parse::<i64>().ok())
-                    .ok_or("the account was not created, so it cannot be tested")?;
+                let known = ctx.account_ids.get().and_then(|ids| ids.get(&fp).cloned());
+                let account = match known {
+                    Some(id) => Some(id),
+                    None => self
+                        .store
+                        .account_remote_id(ctx.batch.id, &fp)
+                        .await
+                        .map_err(|err| StepFail::from(err.to_string()))?,
+                }
+                .and_then(|id| id.parse::<i64>().ok())
+                .ok_or("the account was not created, so it cannot be tested")?;
                 let events = c
                     .account_test(account, &plan.smoke_model)
                     .await

@@ -406,19 +406,20 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        for (pos, fp, sealed, masked) in &b.keys {
-            sqlx::query("INSERT INTO batch_keys (batch_id, position, fingerprint, sealed, masked) VALUES (?, ?, ?, ?, ?)")
-                .bind(id)
-                .bind(pos)
-                .bind(fp)
-                .bind(sealed)
-                .bind(masked)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in b.keys.chunks(INSERT_ROWS) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO batch_keys (batch_id, position, fingerprint, sealed, masked) ",
+            );
+            q.push_values(chunk, |mut r, (pos, fp, sealed, masked)| {
+                r.push_bind(id)
+                    .push_bind(*pos)
+                    .push_bind(fp.clone())
+                    .push_bind(sealed.clone())
+                    .push_bind(masked.clone());
+            });
+            q.build().execute(&mut *tx).await?;
         }
-        for s in &b.steps {
-            insert_step_in(&mut tx, id, run_id, s.seq, s).await?;
-        }
+        insert_steps_in(&mut tx, id, run_id, None, &b.steps).await?;
         sqlx::query(&format!(
             "UPDATE batches SET key_count = ?, plan_head = json_remove(plan_json, '$.steps'),
                 step_counts = {STEP_COUNTS_SQL} WHERE id = ?"
@@ -769,6 +770,21 @@ impl Store {
         r.map(step_row).transpose()
     }
 
+    /// The remote ids of a batch's account steps, by key fingerprint.
+    pub async fn account_remote_ids(
+        &self,
+        batch_id: i64,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT fingerprint, remote_id FROM steps
+             WHERE batch_id = ? AND kind = 'account' AND fingerprint IS NOT NULL AND remote_id IS NOT NULL",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The remote id of the account step for a key fingerprint.
     pub async fn account_remote_id(
         &self,
@@ -826,35 +842,43 @@ pub(super) async fn update_step_in(
     Ok(())
 }
 
-/// Adds one step of a run (numbered `seq`) inside a caller's transaction.
-pub(super) async fn insert_step_in(
+/// Rows per multi-row `INSERT` (12 columns each, well inside SQLite's
+/// limit on bound parameters).
+const INSERT_ROWS: usize = 200;
+
+/// Journal steps inside a caller's transaction, numbered from `first_seq`
+/// (or by their own `seq` when `None`), a few hundred rows per statement.
+pub(super) async fn insert_steps_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     batch_id: i64,
     run_id: i64,
-    seq: i64,
-    s: &StepRow,
+    first_seq: Option<i64>,
+    steps: &[StepRow],
 ) -> Result<(), StoreError> {
-    let action = serde_json::to_value(s.action)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO steps (batch_id, run_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id, error)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(batch_id)
-    .bind(run_id)
-    .bind(seq)
-    .bind(s.kind.as_str())
-    .bind(action)
-    .bind(&s.target)
-    .bind(&s.fingerprint)
-    .bind(&s.idempotency_key)
-    .bind(&s.marker)
-    .bind(s.state.as_str())
-    .bind(&s.remote_id)
-    .bind(&s.error)
-    .execute(&mut **tx)
-    .await?;
+    for (c, chunk) in steps.chunks(INSERT_ROWS).enumerate() {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO steps (batch_id, run_id, seq, kind, action, target, fingerprint, idempotency_key, marker, state, remote_id, error) ",
+        );
+        q.push_values(chunk.iter().enumerate(), |mut b, (i, s)| {
+            let action = serde_json::to_value(s.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let seq = first_seq.map_or(s.seq, |f| f + (c * INSERT_ROWS + i) as i64);
+            b.push_bind(batch_id)
+                .push_bind(run_id)
+                .push_bind(seq)
+                .push_bind(s.kind.as_str())
+                .push_bind(action)
+                .push_bind(s.target.clone())
+                .push_bind(s.fingerprint.clone())
+                .push_bind(s.idempotency_key.clone())
+                .push_bind(s.marker.clone())
+                .push_bind(s.state.as_str())
+                .push_bind(s.remote_id.clone())
+                .push_bind(s.error.clone());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }

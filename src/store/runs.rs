@@ -1,7 +1,7 @@
 //! Runs (apply, rollback, pause) with their leases, the one-transaction
 //! step result, and the ledger of host objects with the batches using them.
 
-use super::imports::{insert_step_in, update_step_in, StepRecord, STEP_COLS};
+use super::imports::{insert_steps_in, update_step_in, StepRecord, STEP_COLS};
 use super::{audit_in, now_ms, Store, StoreError};
 use crate::store::{LedgerEntry, StepRow, StepUpdate};
 
@@ -21,6 +21,20 @@ pub struct RunRow {
     pub created_at_ms: i64,
     pub finished_at_ms: Option<i64>,
 }
+
+/// The batch that holds the key of account step `s` elsewhere on its
+/// host and provider: a live ledger account, or an account step in
+/// flight (`sent`) in another batch. `NULL` when none does.
+const TAKEN_BY: &str = "COALESCE(
+    (SELECT l.batch_id FROM ledger l, batches b
+      WHERE b.id = s.batch_id AND l.host_id = b.host_id AND l.kind = 'account'
+        AND l.provider_key = b.provider_key AND l.fingerprint = s.fingerprint
+        AND l.status = 'active' AND l.batch_id <> s.batch_id LIMIT 1),
+    (SELECT o.batch_id FROM steps o, batches ob, batches b
+      WHERE b.id = s.batch_id AND o.batch_id = ob.id AND ob.host_id = b.host_id
+        AND ob.provider_key = b.provider_key AND o.kind = 'account'
+        AND o.fingerprint = s.fingerprint AND o.batch_id <> s.batch_id
+        AND o.state = 'sent' LIMIT 1))";
 
 const RUN_COLS: &str = "id, batch_id, kind, status, actor, options_json, lease_owner, lease_until_ms, created_at_ms, finished_at_ms";
 
@@ -145,6 +159,22 @@ impl Store {
         rows.into_iter().map(super::imports::step_row).collect()
     }
 
+    /// The steps of one kind in a run, in order, as the journal holds them.
+    pub async fn run_steps_of(
+        &self,
+        run_id: i64,
+        kind: crate::model::StepKind,
+    ) -> Result<Vec<StepRow>, StoreError> {
+        let rows: Vec<StepRecord> = sqlx::query_as(&format!(
+            "SELECT {STEP_COLS} FROM steps WHERE run_id = ? AND kind = ? ORDER BY seq"
+        ))
+        .bind(run_id)
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(super::imports::step_row).collect()
+    }
+
     /// Adds a run with its steps (numbered after the batch's last step),
     /// all `pending`, and audits it. Returns the run id.
     pub async fn insert_run(
@@ -172,9 +202,7 @@ impl Store {
                 .bind(batch_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        for (i, s) in steps.iter().enumerate() {
-            insert_step_in(&mut tx, batch_id, run_id, last + 1 + i as i64, s).await?;
-        }
+        insert_steps_in(&mut tx, batch_id, run_id, Some(last + 1), steps).await?;
         sqlx::query(&format!(
             "UPDATE batches SET step_counts = {} WHERE id = ?",
             super::imports::STEP_COUNTS_SQL
@@ -419,6 +447,29 @@ impl Store {
     /// marked: they are returned with the batch that has them, for the
     /// caller to skip. (The write lock makes this check-and-mark atomic
     /// across processes.)
+    /// Marks a check step `sent` without waiting for the commit: a check
+    /// writes nothing on the host, so a mark lost in a crash costs nothing
+    /// (the check runs again), and the step's outcome, written after it,
+    /// commits after it (the queue keeps order).
+    pub fn mark_check_sent(&self, batch_id: i64, seq: i64) {
+        let now = now_ms();
+        self.group.enqueue(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE steps SET state = 'sent', error = '', error_kind = '',
+                        started_at_ms = COALESCE(started_at_ms, ?)
+                     WHERE batch_id = ? AND seq = ? AND kind IN ('account_test', 'readiness')",
+                )
+                .bind(now)
+                .bind(batch_id)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        });
+    }
+
     pub async fn mark_sent(
         &self,
         batch_id: i64,
@@ -431,19 +482,27 @@ impl Store {
         self.group.write(move |tx| Box::pin(async move {
         let mut taken = Vec::new();
         for seq in &seqs {
-            let other: Option<i64> = sqlx::query_scalar(
-                "SELECT COALESCE(
-                    (SELECT l.batch_id FROM ledger l, batches b
-                      WHERE b.id = s.batch_id AND l.host_id = b.host_id AND l.kind = 'account'
-                        AND l.provider_key = b.provider_key AND l.fingerprint = s.fingerprint
-                        AND l.status = 'active' AND l.batch_id <> s.batch_id LIMIT 1),
-                    (SELECT o.batch_id FROM steps o, batches ob, batches b
-                      WHERE b.id = s.batch_id AND o.batch_id = ob.id AND ob.host_id = b.host_id
-                        AND ob.provider_key = b.provider_key AND o.kind = 'account'
-                        AND o.fingerprint = s.fingerprint AND o.batch_id <> s.batch_id
-                        AND o.state = 'sent' LIMIT 1))
-                 FROM steps s WHERE s.batch_id = ? AND s.seq = ? AND s.kind = 'account'",
-            )
+            // One statement in the common case: the step is marked unless
+            // it is an account whose key is live or in flight elsewhere.
+            let marked: Option<i64> = sqlx::query_scalar(&format!(
+                "UPDATE steps AS s SET state = 'sent', error = '', error_kind = '', chunk_key = COALESCE(?, chunk_key),
+                    started_at_ms = COALESCE(started_at_ms, ?)
+                 WHERE s.batch_id = ? AND s.seq = ?
+                   AND (s.kind <> 'account' OR ({TAKEN_BY}) IS NULL)
+                 RETURNING seq"
+            ))
+            .bind(chunk_key.as_deref())
+            .bind(now)
+            .bind(batch_id)
+            .bind(seq)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if marked.is_some() {
+                continue;
+            }
+            let other: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT ({TAKEN_BY}) FROM steps s WHERE s.batch_id = ? AND s.seq = ? AND s.kind = 'account'"
+            ))
             .bind(batch_id)
             .bind(seq)
             .fetch_optional(&mut **tx)
@@ -451,19 +510,7 @@ impl Store {
             .flatten();
             if let Some(other) = other {
                 taken.push((*seq, other));
-                continue;
             }
-            sqlx::query(
-                "UPDATE steps SET state = 'sent', error = '', error_kind = '', chunk_key = COALESCE(?, chunk_key),
-                    started_at_ms = COALESCE(started_at_ms, ?)
-                 WHERE batch_id = ? AND seq = ?",
-            )
-            .bind(chunk_key.as_deref())
-            .bind(now)
-            .bind(batch_id)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?;
         }
             Ok(taken)
         }))
