@@ -49,7 +49,11 @@ async function importBatch(page: Page, e: Env, mode: string, keys: string[], rea
   await page.getByTestId('apply').click();
   // Progress refreshes the page until the batch ends.
   await expect(page.locator('h1 [data-status=succeeded]')).toBeVisible({ timeout: 45_000 });
-  await expect(page.locator(`h1 [data-access=${ready}]`)).toBeVisible();
+  await expect(page.locator(`[data-testid=group-access] [data-access=${ready}]`)).toBeVisible();
+  await expect(page.getByTestId('key-outcomes')).toHaveText(`${keys.length} / ${keys.length} passed`);
+  // Prices per million tokens, not in exponent notation.
+  await expect(page.getByTestId('prices')).toContainText('$');
+  await expect(page.getByTestId('prices')).not.toContainText('e-');
   await expect(page.getByTestId('progress')).toContainText(`${keys.length * 2 + 5} / ${keys.length * 2 + 5}`);
   // The readiness evidence: the request and the answer, key masked.
   const row = timeline.locator('tr[data-kind=readiness]');

@@ -47,7 +47,7 @@ test.describe.serial('rollback', () => {
     await signIn(page, e, ADMIN);
     const accountsBefore = (await hostItems(page.request, e, 'accounts?page_size=1000')).length;
     await page.goto(`${e.url}/batches/2`);
-    await expect(page.locator('h1 [data-access=subscription_ready]')).toBeVisible();
+    await expect(page.locator('[data-testid=group-access] [data-access=subscription_ready]')).toBeVisible();
     await page.getByTestId('rollback').click();
     await expect(page).toHaveURL(/\/batches\/2\/rollback$/);
     const preview = page.getByTestId('rollback-preview');

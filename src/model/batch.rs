@@ -58,6 +58,16 @@ pub enum AccessStatus {
 }
 
 impl AccessStatus {
+    /// Proven usable in some mode.
+    pub fn is_ready(self) -> bool {
+        matches!(
+            self,
+            AccessStatus::SelfServiceReady
+                | AccessStatus::SubscriptionReady
+                | AccessStatus::FullyReady
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AccessStatus::None => "none",
@@ -401,6 +411,45 @@ pub struct StepView {
     pub finished_at_ms: Option<i64>,
 }
 
+/// What became of a batch's own keys (each key once, whatever its steps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyOutcomes {
+    /// Its account is on the host and passed its account test.
+    pub passed: i64,
+    /// Its account could not be created, or its test failed.
+    pub failed: i64,
+    /// Another batch holds the key; this one created nothing for it.
+    pub skipped: i64,
+    /// Not tested (yet): the batch has not run, or stopped before.
+    pub untested: i64,
+}
+
+impl KeyOutcomes {
+    /// Reads the summary column; an unreadable or empty one counts nothing.
+    pub fn parse(json: &str) -> KeyOutcomes {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
+    pub fn total(&self) -> i64 {
+        self.passed + self.failed + self.skipped + self.untested
+    }
+
+    /// A finished apply's status, from its own keys: the group being
+    /// ready (which other batches' accounts may have proven) does not make
+    /// a batch whose keys all failed a success.
+    pub fn apply_status(&self, ready: bool) -> BatchStatus {
+        let own = self.passed + self.failed + self.untested;
+        if !ready || (own > 0 && self.passed == 0) {
+            BatchStatus::Failed
+        } else if self.passed == own {
+            BatchStatus::Succeeded
+        } else {
+            BatchStatus::PartiallySucceeded
+        }
+    }
+}
+
 /// Steps counted by journal state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateCounts {
@@ -472,6 +521,8 @@ pub struct BatchSummary {
     pub created_by: String,
     pub created_at_ms: i64,
     pub key_count: i64,
+    /// What became of its keys.
+    pub keys: KeyOutcomes,
     /// Every step of every run.
     pub steps: StateCounts,
     /// Account creations and account tests, every run.
@@ -534,6 +585,9 @@ pub struct BatchView {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub key_count: i64,
+    /// What became of its keys.
+    #[serde(default)]
+    pub keys: KeyOutcomes,
     pub plan: Plan,
     /// Every run, oldest first; the steps say which run they belong to.
     pub runs: Vec<RunView>,

@@ -11,8 +11,8 @@ use super::resource::Resource;
 use super::{Core, OpError};
 use crate::host::{HostClient, HostError};
 use crate::model::{
-    AccessMode, AccessStatus, Action, BatchStatus, Pack, Plan, StepErrorKind, StepKind, StepState,
-    Support,
+    AccessMode, AccessStatus, Action, BatchStatus, KeyOutcomes, Pack, Plan, StepErrorKind,
+    StepKind, StepState, Support,
 };
 use crate::secrets::{mask, Secret};
 use crate::store::{AccessWrite, BatchRow, LedgerEntry, LedgerWrite, StepRow, StepUpdate};
@@ -630,12 +630,8 @@ impl Core {
         for s in &accounts {
             pending.push(self.step_limited(&permits, ctx, s, group_id));
         }
-        let results = futures_util::future::join_all(pending).await;
-        let mut failed_accounts = 0;
-        for r in results {
-            if r?.is_none() {
-                failed_accounts += 1;
-            }
+        for r in futures_util::future::join_all(pending).await {
+            r?;
         }
         // Access, then the checks.
         let mut access_ok = true;
@@ -660,14 +656,46 @@ impl Core {
                 .map_err(OpError::from)?;
             let _ = ctx.account_ids.set(ids);
         }
+        // A key another batch holds has no account of this batch to test:
+        // its test is skipped with the account, not failed.
+        let skipped: HashMap<String, String> = self
+            .store
+            .run_steps_of(ctx.run_id, StepKind::Account)
+            .await
+            .map_err(OpError::from)?
+            .into_iter()
+            .filter(|a| a.state == StepState::Skipped && a.action != Action::Reuse)
+            .filter_map(|a| a.fingerprint.map(|fp| (fp, a.response_json)))
+            .collect();
+        let mut skips = Vec::new();
         let mut pending = Vec::with_capacity(tests.len());
         for s in &tests {
-            pending.push(self.step_limited(&permits, ctx, s, group_id));
+            let why = s.fingerprint.as_ref().and_then(|fp| skipped.get(fp));
+            match why {
+                Some(why) if matches!(s.state, StepState::Pending | StepState::Failed) => {
+                    skips.push(self.store.update_step(
+                        ctx.batch.id,
+                        s.seq,
+                        StepUpdate {
+                            state: Some(StepState::Skipped),
+                            response_json: Some(format!(
+                                "skipped with its account ({})",
+                                why.trim_start_matches("skipped: ")
+                            )),
+                            error: Some(String::new()),
+                            error_kind: Some(String::new()),
+                            ..Default::default()
+                        },
+                    ));
+                }
+                _ => pending.push(self.step_limited(&permits, ctx, s, group_id)),
+            }
+        }
+        for r in futures_util::future::join_all(skips).await {
+            r.map_err(OpError::from)?;
         }
         for r in futures_util::future::join_all(pending).await {
-            if r?.is_none() {
-                failed_accounts += 1;
-            }
+            r?;
         }
         let mut ready = false;
         for s in by_kind(StepKind::Readiness) {
@@ -694,21 +722,21 @@ impl Core {
             }
             ready = self.step(ctx, &s, Some(group_id)).await?.is_some();
         }
-        let total = accounts.len();
-        Ok(match (ready, ctx.plan.mode) {
-            (false, _) => (BatchStatus::Failed, AccessStatus::Broken),
-            (true, mode) => (
-                if failed_accounts == 0 || total == 0 {
-                    BatchStatus::Succeeded
-                } else {
-                    BatchStatus::PartiallySucceeded
-                },
-                match mode {
-                    AccessMode::SelfService => AccessStatus::SelfServiceReady,
-                    AccessMode::Subscription => AccessStatus::SubscriptionReady,
-                },
-            ),
-        })
+        // The batch's status comes from its own keys; the access status is
+        // the group's (another batch's accounts may have served the check).
+        let keys = KeyOutcomes::parse(
+            &self
+                .store
+                .key_outcomes(ctx.batch.id)
+                .await
+                .map_err(OpError::from)?,
+        );
+        let access = match (ready, ctx.plan.mode) {
+            (false, _) => AccessStatus::Broken,
+            (true, AccessMode::SelfService) => AccessStatus::SelfServiceReady,
+            (true, AccessMode::Subscription) => AccessStatus::SubscriptionReady,
+        };
+        Ok((keys.apply_status(ready), access))
     }
 
     async fn step_limited(

@@ -68,6 +68,8 @@ pub struct BatchRow {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub key_count: i64,
+    /// See [`SUMMARY_SET`]: what became of the batch's own keys.
+    pub key_outcomes: String,
 }
 
 type BRow = (
@@ -86,6 +88,7 @@ type BRow = (
     i64,
     i64,
     i64,
+    String,
 );
 
 fn batch_row(r: BRow) -> BatchRow {
@@ -105,12 +108,13 @@ fn batch_row(r: BRow) -> BatchRow {
         created_at_ms: r.12,
         updated_at_ms: r.13,
         key_count: r.14,
+        key_outcomes: r.15,
     }
 }
 
 const BATCH_COLS: &str =
     "id, uid, host_id, pack_version_id, provider_key, access_mode, status, access_status,
-    host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms, key_count";
+    host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms, key_count, key_outcomes";
 
 /// A journal step.
 #[derive(Debug, Clone)]
@@ -216,10 +220,47 @@ pub(super) fn step_row(r: StepRecord) -> Result<StepRow, StoreError> {
 
 /// A batch's journal counted by kind and state, as JSON
 /// (`{"account": {"done": 3, "failed": 1}}`), correlated on `batches.id`.
-pub(super) const STEP_COUNTS_SQL: &str = "COALESCE((SELECT json_group_object(kind, json(c)) FROM (
+macro_rules! step_counts_sql {
+    () => {
+        "COALESCE((SELECT json_group_object(kind, json(c)) FROM (
     SELECT kind, json_group_object(state, n) AS c FROM (
         SELECT kind, state, COUNT(*) AS n FROM steps s WHERE s.batch_id = batches.id GROUP BY kind, state
-    ) GROUP BY kind)), '{}')";
+    ) GROUP BY kind)), '{}')"
+    };
+}
+
+/// A batch's steps counted by kind and state, as JSON (kind → state → n),
+/// for `UPDATE batches` (correlated on `batches.id`).
+pub(super) const STEP_COUNTS_SQL: &str = step_counts_sql!();
+
+/// What became of each of a batch's own keys, as JSON
+/// ([`crate::model::KeyOutcomes`]): a key is `skipped` when its account
+/// step was (another batch holds it), `passed` when its account test
+/// passed, `failed` when its account or its test failed, else `untested`.
+/// A reused account counts by its test.
+macro_rules! key_outcomes_sql {
+    () => {
+        "(SELECT json_object('passed', COALESCE(SUM(o = 'passed'), 0), 'failed', COALESCE(SUM(o = 'failed'), 0),
+                'skipped', COALESCE(SUM(o = 'skipped'), 0), 'untested', COALESCE(SUM(o = 'untested'), 0))
+          FROM (SELECT CASE
+                    WHEN a.state = 'skipped' AND a.action <> 'reuse' THEN 'skipped'
+                    WHEN t.state = 'done' THEN 'passed'
+                    WHEN a.state IN ('failed', 'unknown') OR t.state IN ('failed', 'unknown') THEN 'failed'
+                    ELSE 'untested' END AS o
+                FROM steps a LEFT JOIN steps t
+                  ON t.batch_id = a.batch_id AND t.kind = 'account_test' AND t.fingerprint = a.fingerprint
+                WHERE a.batch_id = batches.id AND a.kind = 'account'))"
+    };
+}
+
+/// The summary columns of `batches`, recounted from the journal: for the
+/// `SET` of an `UPDATE batches` whenever its steps or status change.
+pub(super) const SUMMARY_SET: &str = concat!(
+    "step_counts = ",
+    step_counts_sql!(),
+    ", key_outcomes = ",
+    key_outcomes_sql!()
+);
 
 /// `('account', …)`: the kinds of [`StepKind::PER_KEY`], whose evidence is
 /// read one step at a time, never with a page of the timeline.
@@ -250,6 +291,8 @@ pub struct BatchSummaryRow {
     pub key_count: i64,
     /// See [`STEP_COUNTS_SQL`]; read live while the batch runs.
     pub step_counts: String,
+    /// See [`SUMMARY_SET`].
+    pub key_outcomes: String,
 }
 
 pub(super) const STEP_COLS: &str =
@@ -422,7 +465,7 @@ impl Store {
         insert_steps_in(&mut tx, id, run_id, None, &b.steps).await?;
         sqlx::query(&format!(
             "UPDATE batches SET key_count = ?, plan_head = json_remove(plan_json, '$.steps'),
-                step_counts = {STEP_COUNTS_SQL} WHERE id = ?"
+                {SUMMARY_SET} WHERE id = ?"
         ))
         .bind(b.keys.len() as i64)
         .bind(id)
@@ -478,7 +521,8 @@ impl Store {
                     batches.provider_key, batches.access_mode, batches.status, batches.access_status,
                     batches.created_by, batches.created_at_ms, batches.updated_at_ms, batches.key_count,
                     CASE WHEN batches.status IN ('running', 'rolling_back') THEN {STEP_COUNTS_SQL}
-                         ELSE batches.step_counts END AS step_counts
+                         ELSE batches.step_counts END AS step_counts,
+                    batches.key_outcomes
              FROM batches JOIN hosts h ON h.id = batches.host_id
                           JOIN pack_versions p ON p.id = batches.pack_version_id
              WHERE batches.id < ? ORDER BY batches.id DESC LIMIT ?"
@@ -493,12 +537,10 @@ impl Store {
     /// plan time, steps whenever its status is written); for tools that
     /// write steps directly, such as benchmarks seeding a database.
     pub async fn refresh_batch_summary(&self, batch_id: i64) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "UPDATE batches SET step_counts = {STEP_COUNTS_SQL} WHERE id = ?"
-        ))
-        .bind(batch_id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(&format!("UPDATE batches SET {SUMMARY_SET} WHERE id = ?"))
+            .bind(batch_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -618,7 +660,7 @@ impl Store {
         access_status: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(&format!("UPDATE batches SET status = ?, access_status = COALESCE(?, access_status), updated_at_ms = ?,
-                step_counts = {STEP_COUNTS_SQL} WHERE id = ?"))
+                {SUMMARY_SET} WHERE id = ?"))
             .bind(status)
             .bind(access_status)
             .bind(now_ms())
@@ -768,6 +810,18 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         r.map(step_row).transpose()
+    }
+
+    /// What became of a batch's keys, counted from its journal now.
+    pub async fn key_outcomes(&self, batch_id: i64) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT ",
+            key_outcomes_sql!(),
+            " FROM batches WHERE id = ?"
+        ))
+        .bind(batch_id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// The remote ids of a batch's account steps, by key fingerprint.

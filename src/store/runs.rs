@@ -204,8 +204,8 @@ impl Store {
                 .await?;
         insert_steps_in(&mut tx, batch_id, run_id, Some(last + 1), steps).await?;
         sqlx::query(&format!(
-            "UPDATE batches SET step_counts = {} WHERE id = ?",
-            super::imports::STEP_COUNTS_SQL
+            "UPDATE batches SET {} WHERE id = ?",
+            super::imports::SUMMARY_SET
         ))
         .bind(batch_id)
         .execute(&mut *tx)
@@ -329,7 +329,7 @@ impl Store {
             } else {
                 "failed"
             };
-            sqlx::query(&format!("UPDATE batches SET status = ?, updated_at_ms = ?, step_counts = {} WHERE id = ? AND status IN ('running', 'rolling_back')", super::imports::STEP_COUNTS_SQL))
+            sqlx::query(&format!("UPDATE batches SET status = ?, updated_at_ms = ?, {} WHERE id = ? AND status IN ('running', 'rolling_back')", super::imports::SUMMARY_SET))
                 .bind(status)
                 .bind(now)
                 .bind(batch_id)

@@ -270,6 +270,46 @@ async fn re_running_creates_nothing_new_and_a_new_batch_skips_imported_keys() {
 }
 
 #[tokio::test]
+async fn a_batch_whose_keys_all_fail_is_failed_even_when_another_batch_keeps_the_group_ready() {
+    let w = world(Profile::V0_1_179).await;
+    let healthy = w.plan(&keys(2), AccessMode::SelfService).await;
+    assert_eq!(
+        w.ctx
+            .core
+            .apply_batch("alice", healthy, fast())
+            .await
+            .unwrap(),
+        BatchStatus::Succeeded
+    );
+    // Three keys of the same provider (the same group), none with money.
+    let broke: Vec<String> = (0..3)
+        .map(|i| format!("sk-exhausted-key-00000000000000{i:02}"))
+        .collect();
+    for k in &broke {
+        w.upstream.add_key(k, UpstreamBehaviour::QuotaExhausted);
+    }
+    let id = w.plan(&broke, AccessMode::SelfService).await;
+    let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    let v = w.view(id).await;
+    assert_eq!(status, BatchStatus::Failed, "{:#?}", v.steps);
+    assert_eq!(v.status, BatchStatus::Failed);
+    // The group is still proven ready, by the first batch's accounts.
+    assert_eq!(v.access_status, AccessStatus::SelfServiceReady);
+    assert_eq!((v.keys.passed, v.keys.failed, v.keys.skipped), (0, 3, 0));
+    let list = w.ctx.core.list_batches(None, 50).await.unwrap();
+    let row = list.items.iter().find(|b| b.id == id).unwrap();
+    assert_eq!(
+        (row.status, row.keys.passed, row.keys.failed),
+        (BatchStatus::Failed, 0, 3)
+    );
+    let first = list.items.iter().find(|b| b.id == healthy).unwrap();
+    assert_eq!(
+        (first.status, first.keys.passed, first.keys.failed),
+        (BatchStatus::Succeeded, 2, 0)
+    );
+}
+
+#[tokio::test]
 async fn a_key_already_on_the_host_is_detected_by_our_marker() {
     let w = world(Profile::V0_1_179).await;
     let id = w.plan(&keys(2), AccessMode::SelfService).await;
@@ -516,10 +556,16 @@ async fn an_answer_lost_after_the_host_committed_is_replayed_not_duplicated() {
         times: 1,
     });
     let id = w.plan(&keys(1), AccessMode::SelfService).await;
-    // (The account exists on the host, so the route is ready; the step is not.)
+    // (The account exists on the host, so the group is ready; but the
+    // batch's only key has no recorded account and failed its test, so the
+    // batch failed.)
     assert_eq!(
         w.ctx.core.apply_batch("alice", id, fast()).await.unwrap(),
-        BatchStatus::PartiallySucceeded
+        BatchStatus::Failed
+    );
+    assert_eq!(
+        w.view(id).await.access_status,
+        AccessStatus::SelfServiceReady
     );
     assert_eq!(
         w.ctx.core.apply_batch("alice", id, fast()).await.unwrap(),

@@ -8,8 +8,8 @@ use crate::page::page_ctx;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use provisioning_core::model::{
-    AccessStatus, Action, BatchStatus, BatchView, KindCount, Role, RollbackPreview, StateCounts,
-    StepKind, StepState, StepView,
+    AccessStatus, Action, BatchStatus, BatchView, KeyOutcomes, KindCount, Role, RollbackPreview,
+    StateCounts, StepKind, StepState, StepView,
 };
 
 pub fn batch_badge(l: Lang, s: BatchStatus) -> impl IntoView {
@@ -47,23 +47,55 @@ fn step_badge(s: StepState) -> impl IntoView {
     view! { <span class=class data-state=s.as_str()>{s.as_str()}</span> }
 }
 
-/// "3 ok · 1 failed" for a kind's counts; "—" when it has none.
-fn outcome(l: Lang, c: &StateCounts) -> String {
-    if c.total() == 0 {
+/// "18 / 20 passed · 2 failed · 1 skipped": what became of a batch's own
+/// keys; "20 not tested yet" before its tests ran.
+fn key_outcomes(l: Lang, k: &KeyOutcomes) -> String {
+    if k.total() == 0 {
         return "—".to_string();
     }
-    let mut parts = vec![format!("{} {}", c.finished(), l.t("ok", "成功"))];
-    if c.failed > 0 {
-        parts.push(format!("{} {}", c.failed, l.t("failed", "失败")));
+    let own = k.passed + k.failed + k.untested;
+    let mut parts = Vec::new();
+    if k.passed + k.failed > 0 || k.untested == 0 {
+        parts.push(format!("{} / {own} {}", k.passed, l.t("passed", "通过")));
     }
-    if c.unknown > 0 {
-        parts.push(format!("{} {}", c.unknown, l.t("unknown", "未知")));
+    if k.failed > 0 {
+        parts.push(format!("{} {}", k.failed, l.t("failed", "失败")));
     }
-    let open = c.pending + c.sent;
-    if open > 0 {
-        parts.push(format!("{open} {}", l.t("to do", "待处理")));
+    if k.untested > 0 {
+        parts.push(format!(
+            "{} {}",
+            k.untested,
+            l.t("not tested yet", "尚未测试")
+        ));
+    }
+    if k.skipped > 0 {
+        parts.push(format!(
+            "{} {}",
+            k.skipped,
+            l.t(
+                "skipped (held by another batch)",
+                "已跳过（由其他批次持有）"
+            )
+        ));
     }
     parts.join(" · ")
+}
+
+/// A price per million tokens, from USD per token: `$0.27`, `$0.0700`.
+fn per_million(usd_per_token: f64, rate: f64, symbol: &str) -> String {
+    let v = usd_per_token * 1e6 * rate;
+    let s = if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        let s = format!("{v:.4}");
+        let t = s.trim_end_matches('0');
+        // Keep two decimals at least: 0.1 → 0.10.
+        match t.split_once('.') {
+            Some((_, d)) if d.len() < 2 => format!("{v:.2}"),
+            _ => t.to_string(),
+        }
+    };
+    format!("{symbol}{s}")
 }
 
 #[component]
@@ -99,9 +131,9 @@ pub fn BatchesPage() -> impl IntoView {
                                     <th>{l.t("Provider", "供应商")}</th>
                                     <th>{l.t("Mode", "方式")}</th>
                                     <th>{l.t("Keys", "密钥")}</th>
-                                    <th>{l.t("Account tests", "账号测试")}</th>
-                                    <th>{l.t("Status", "状态")}</th>
-                                    <th>{l.t("Access", "访问")}</th>
+                                    <th>{l.t("Key outcomes", "密钥结果")}</th>
+                                    <th>{l.t("Batch status", "批次状态")}</th>
+                                    <th>{l.t("Group access", "分组访问")}</th>
                                     <th>{l.t("Drift", "漂移")}</th>
                                     <th>{l.t("Created", "创建")}</th>
                                 </tr></thead>
@@ -113,7 +145,7 @@ pub fn BatchesPage() -> impl IntoView {
                                             <td><code>{format!("{}/{}", b.pack_id, b.provider_key)}</code></td>
                                             <td>{b.mode.as_str()}</td>
                                             <td>{b.key_count}</td>
-                                            <td data-testid="batch-tests">{outcome(l, &b.tests)}</td>
+                                            <td data-testid="batch-keys">{key_outcomes(l, &b.keys)}</td>
                                             <td>{batch_badge(l, b.status)}</td>
                                             <td>{access_badge(b.access_status)}</td>
                                             <td data-testid="batch-drift"><a href=format!("/hosts/{}/drift?batch={}", b.host_id, b.id)>{match b.drift_open {
@@ -299,7 +331,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         // the progress island fetches only what changed (no reload).
         {running.then(|| view! { <noscript><meta http-equiv="refresh" content="2"/></noscript> })}
         <div class="title-row">
-            <h1>{format!("{} #{}", l.t("Batch", "批次"), b.id)}" "{batch_badge(l, b.status)}" "{access_badge(b.access_status)}</h1>
+            <h1>{format!("{} #{}", l.t("Batch", "批次"), b.id)}" "{batch_badge(l, b.status)}</h1>
             <div class="actions">
             {can_apply.then(|| view! {
                 <form method="post" action=format!("/batches/{}", b.id) class="inline">
@@ -325,6 +357,17 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             view! { <p class="progress" data-testid="progress">{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}</p> }.into_any()
         }}
         <dl class="facts">
+            <dt>{l.t("Its keys", "本批次密钥")}</dt><dd data-testid="key-outcomes">{key_outcomes(l, &b.keys)}</dd>
+            <dt>{l.t("Group access", "分组访问")}</dt><dd data-testid="group-access">{access_badge(b.access_status)}
+                {(b.access_status.is_ready() && b.keys.total() > b.keys.skipped && b.keys.passed == 0).then(|| view! {
+                    " " <span class="muted" data-testid="proven-elsewhere">{format!("{} {}", l.t(
+                        "proven by accounts of other batches in group", "由分组中其他批次的账号证明："), p.group_name)}{l.t(
+                        ": none of this batch's own keys passed", "；本批次自己的密钥无一通过")}</span>
+                })}
+                {(b.access_status.is_ready() && b.keys.passed > 0).then(|| view! {
+                    " " <span class="muted">{l.t("the group's status: other batches' accounts in the group may have served the check", "这是分组的状态：分组中其他批次的账号也可能参与了检查")}</span>
+                })}
+            </dd>
             <dt>{l.t("Host", "主机")}</dt><dd><a href=format!("/hosts/{}", b.host_id)>{b.host_name.clone()}</a>" "<span class="muted">{b.host_version.clone().map(|v| format!("v{v}")).unwrap_or_default()}</span></dd>
             <dt>{l.t("Provider", "供应商")}</dt><dd><code>{format!("{}/{}", p.pack_id, p.provider_key)}</code>" "<span class="muted">{format!("pack {}", &p.pack_hash[..12])}</span></dd>
             <dt>{l.t("Platform", "平台")}</dt><dd><code>{p.platform.clone()}</code>" — "{p.strategy_reason.clone()}</dd>
@@ -335,12 +378,15 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 if p.shape.is_exclusive { l.t("exclusive (only users granted it)", "专属（仅限已授权用户）") } else { l.t("open to every user of the host", "对主机所有用户开放") },
                 p.shape.allowlist_field.as_ref().map(|f| format!(" · {f}: {}", p.models.join(", "))).unwrap_or_default())}</dd>
             <dt>{match channel_state {
-                Some(true) => l.t("Prices sent (USD / token)", "已写入价格（美元 / token）"),
-                Some(false) => l.t("Prices to send (USD / token)", "待写入价格（美元 / token）"),
+                Some(true) => l.t("Prices sent (per million tokens)", "已写入价格（每百万 token）"),
+                Some(false) => l.t("Prices to send (per million tokens)", "待写入价格（每百万 token）"),
                 None => l.t("Prices (not sent: the host has no channels)", "价格（未写入：主机没有渠道）"),
             }}</dt>
-            <dd>{p.prices.iter().map(|(m, i, o)| format!("{m}: {i:.3e} in, {o:.3e} out")).collect::<Vec<_>>().join(" · ")}
-                {p.exchange_rate.map(|x| format!(" (1 USD = {x} CNY)"))}</dd>
+            <dd data-testid="prices">{p.prices.iter().map(|(m, i, o)| {
+                let cny = p.exchange_rate.map(|x| format!(" ({} / {})", per_million(*i, x, "¥"), per_million(*o, x, "¥"))).unwrap_or_default();
+                format!("{m}: {} {} / {} {}{cny}", per_million(*i, 1.0, "$"), l.t("in", "输入"), per_million(*o, 1.0, "$"), l.t("out", "输出"))
+            }).collect::<Vec<_>>().join(" · ")}
+                {p.exchange_rate.map(|x| format!(" · 1 USD = {x} CNY"))}</dd>
             <dt>{l.t("Stamped", "记录")}</dt><dd class="muted">{format!("{} · {} · product v{}", when(b.created_at_ms), b.created_by, b.product_version)}</dd>
         </dl>
         {blocked.then(|| view! {
@@ -734,5 +780,40 @@ fn RollbackPlan(preview: RollbackPreview, force: bool) -> impl IntoView {
                 <button type="submit" class="danger" data-testid="confirm-rollback">{format!("{} ({removing})", l.t("Roll back now", "立即回滚"))}</button>
             </form>
         })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_read_per_million_tokens_without_exponents() {
+        assert_eq!(per_million(3.0e-7, 1.0, "$"), "$0.30");
+        assert_eq!(per_million(1.32e-6, 1.0, "$"), "$1.32");
+        assert_eq!(per_million(7.0e-8, 1.0, "$"), "$0.07");
+        assert_eq!(per_million(1.234e-8, 1.0, "$"), "$0.0123");
+        assert_eq!(per_million(2.8e-7, 7.2, "¥"), "¥2.02");
+    }
+
+    #[test]
+    fn key_outcomes_name_passed_failed_and_skipped_keys() {
+        let l = Lang::En;
+        let k = |passed, failed, skipped, untested| KeyOutcomes {
+            passed,
+            failed,
+            skipped,
+            untested,
+        };
+        assert_eq!(key_outcomes(l, &k(0, 0, 0, 0)), "—");
+        assert_eq!(
+            key_outcomes(l, &k(0, 20, 0, 0)),
+            "0 / 20 passed · 20 failed"
+        );
+        assert_eq!(key_outcomes(l, &k(0, 0, 0, 5)), "5 not tested yet");
+        assert_eq!(
+            key_outcomes(l, &k(18, 1, 1, 0)),
+            "18 / 19 passed · 1 failed · 1 skipped (held by another batch)"
+        );
     }
 }
