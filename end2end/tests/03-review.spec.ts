@@ -21,7 +21,12 @@ test.describe.serial('review', () => {
     await form.locator('button[type=submit]').click();
     await expect(page.getByTestId('flash')).toContainText('Plan ready');
     await page.getByTestId('apply').click();
-    await expect(page.locator('h1 [data-status=partially_succeeded]')).toBeVisible({ timeout: 45_000 });
+    // Its only key failed: the batch failed, although the group stays ready
+    // through the accounts of the earlier batches, and the page says so.
+    await expect(page.locator('h1 [data-status=failed]')).toBeVisible({ timeout: 45_000 });
+    await expect(page.getByTestId('key-outcomes')).toHaveText('0 / 1 passed · 1 failed');
+    await expect(page.locator('[data-testid=group-access] [data-access=self_service_ready]')).toBeVisible();
+    await expect(page.getByTestId('proven-elsewhere')).toContainText('proven by accounts of other batches');
     const d = page.locator('[data-testid=diagnosis] li[data-class=upstream_quota_exhausted]');
     await expect(d).toBeVisible();
     await expect(d).toContainText('Recharge the provider account');

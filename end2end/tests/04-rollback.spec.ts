@@ -19,7 +19,7 @@ test.describe.serial('rollback', () => {
     const errors = watchErrors(page);
     await signIn(page, e, ADMIN);
     await page.goto(`${e.url}/batches/3`);
-    await expect(page.locator('h1 [data-status=partially_succeeded]')).toBeVisible();
+    await expect(page.locator('h1 [data-status=failed]')).toBeVisible();
     await page.getByTestId('pause-failed').click();
     await expect(page.getByTestId('flash')).toContainText('Paused 1 account(s)');
     const paused = (await hostItems(page.request, e, 'accounts?page_size=1000')).filter(a => !a.schedulable);
@@ -37,7 +37,7 @@ test.describe.serial('rollback', () => {
     await expect(page.locator('h3[data-run-kind=repair]')).toHaveCount(1);
     // Nothing is left to pause or remove, so the actions are gone.
     await expect(page.getByTestId('pause-failed')).toHaveCount(0);
-    await expect(page.locator('h1 [data-status=partially_succeeded]')).toBeVisible();
+    await expect(page.locator('h1 [data-status=failed]')).toBeVisible();
     expect(errors).toEqual([]);
   });
 
