@@ -452,21 +452,14 @@ impl Store {
     /// (the check runs again), and the step's outcome, written after it,
     /// commits after it (the queue keeps order).
     pub fn mark_check_sent(&self, batch_id: i64, seq: i64) {
-        let now = now_ms();
+        let u = StepUpdate {
+            state: Some(crate::model::StepState::Sent),
+            error: Some(String::new()),
+            error_kind: Some(String::new()),
+            ..Default::default()
+        };
         self.group.enqueue(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "UPDATE steps SET state = 'sent', error = '', error_kind = '',
-                        started_at_ms = COALESCE(started_at_ms, ?)
-                     WHERE batch_id = ? AND seq = ? AND kind IN ('account_test', 'readiness')",
-                )
-                .bind(now)
-                .bind(batch_id)
-                .bind(seq)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            })
+            Box::pin(async move { update_step_in(tx, batch_id, seq, &u).await })
         });
     }
 
