@@ -48,13 +48,13 @@ function waitFor(child: ChildProcess, pattern: RegExp, what: string): Promise<Re
   });
 }
 
-interface Fake { child: ChildProcess; url: string; key: string; upstream: string; keys: string[]; exhausted: string }
+interface Fake { child: ChildProcess; url: string; key: string; upstream: string; keys: string[]; exhausted: string; recharge: string }
 
 async function fakeHost(extra: string[]): Promise<Fake> {
   const child = spawn(bin!, ['fake-host', '--models-cache-ttl-secs', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const line = (await waitFor(child, /^\{.*\}$/m, 'fake host'))[0];
   const v = JSON.parse(line);
-  return { child, key: v.admin_api_key, email: v.admin_email, password: v.admin_password, url: v.url, upstream: v.upstream_url, keys: v.keys, exhausted: v.exhausted_key };
+  return { child, key: v.admin_api_key, email: v.admin_email, password: v.admin_password, url: v.url, upstream: v.upstream_url, keys: v.keys, exhausted: v.exhausted_key, recharge: v.recharge_key };
 }
 
 export default async function globalSetup() {
@@ -76,7 +76,7 @@ export default async function globalSetup() {
     pids.push(open.child.pid!, gated.child.pid!, dash.pid!);
     env[project] = {
       url, token, data,
-      host: { url: open.url, key: open.key, upstream: open.upstream, keys: open.keys, exhausted: open.exhausted },
+      host: { url: open.url, key: open.key, upstream: open.upstream, keys: open.keys, exhausted: open.exhausted, recharge: open.recharge },
       gated: { url: gated.url, email: gated.email, password: gated.password },
     };
   }

@@ -123,6 +123,23 @@ pub async fn host_detail(id: i64) -> Result<HostDetailData, AppError> {
     })
 }
 
+/// One page of a host's accounts (`before` is the cursor, `q` a key mask or
+/// fingerprint to find).
+#[server]
+pub async fn host_accounts(
+    id: i64,
+    q: String,
+    before: Option<i64>,
+) -> Result<provisioning_core::model::HostAccounts, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .host_accounts(id, &q, before)
+        .await
+        .map_err(crate::server::op_error)
+}
+
 #[server]
 pub async fn list_operators() -> Result<Vec<OperatorView>, AppError> {
     use provisioning_core::model::Role;
@@ -137,17 +154,38 @@ pub async fn list_operators() -> Result<Vec<OperatorView>, AppError> {
 }
 
 #[server]
-pub async fn audit_log(page: u32) -> Result<AuditPage, AppError> {
+pub async fn audit_log(
+    filter: provisioning_core::model::AuditFilter,
+    before: Option<i64>,
+) -> Result<AuditPage, AppError> {
     use provisioning_core::model::Role;
+    use provisioning_core::store::AuditColumn;
     let (state, _) = crate::server::auth::require(Role::Viewer).await?;
-    let page = page.max(1);
-    let per_page = 50;
-    let (entries, total) = state
-        .core
-        .store
-        .audit_page(page, per_page)
+    const PER_PAGE: usize = 50;
+    for (field, v) in [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("outcome", &filter.outcome),
+        ("target", &filter.target),
+    ] {
+        if v.chars().count() > 200 {
+            return Err(AppError::new(
+                ErrorKind::Invalid,
+                format!("{field}: longer than any value in the log (200 characters at most)"),
+            ));
+        }
+    }
+    let store = &state.core.store;
+    let db = |e: provisioning_core::store::StoreError| crate::server::op_error(e.into());
+    let (mut entries, total) = store
+        .audit_entries(&filter, before, PER_PAGE as i64 + 1)
         .await
-        .map_err(|e| crate::server::op_error(e.into()))?;
+        .map_err(db)?;
+    let next_before = (entries.len() > PER_PAGE).then(|| entries[PER_PAGE - 1].id);
+    entries.truncate(PER_PAGE);
+    let actors = store.audit_values(AuditColumn::Actor).await.map_err(db)?;
+    let actions = store.audit_values(AuditColumn::Action).await.map_err(db)?;
+    let outcomes = store.audit_values(AuditColumn::Outcome).await.map_err(db)?;
     let signing_key = state
         .core
         .signing_public_key()
@@ -155,9 +193,12 @@ pub async fn audit_log(page: u32) -> Result<AuditPage, AppError> {
         .map_err(crate::server::op_error)?;
     Ok(AuditPage {
         entries,
-        page,
-        pages: ((total as u32).div_ceil(per_page)).max(1),
+        filter,
+        next_before,
         total,
+        actors,
+        actions,
+        outcomes,
         signing_key,
     })
 }
@@ -177,8 +218,12 @@ pub struct PackDetailData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchFormData {
     pub hosts: Vec<HostView>,
-    /// (pack version id, pack id, provider key, display name, default mode)
-    pub providers: Vec<(i64, String, String, String, String)>,
+    /// (pack version id, pack id, provider key, display name, default mode,
+    /// the version's number within its pack)
+    pub providers: Vec<(i64, String, String, String, String, u32)>,
+    /// Demo mode: the fake upstream's keys and what each does.
+    #[serde(default)]
+    pub demo_keys: Vec<(String, String)>,
 }
 
 #[server]
@@ -247,10 +292,15 @@ pub async fn new_batch_options() -> Result<BatchFormData, AppError> {
                 k.clone(),
                 p.display_name.clone(),
                 p.access.mode.as_str().to_string(),
+                v.number,
             ));
         }
     }
-    Ok(BatchFormData { hosts, providers })
+    Ok(BatchFormData {
+        hosts,
+        providers,
+        demo_keys: state.config.demo_keys.clone(),
+    })
 }
 
 /// One page of the batch list (newest first; `before` is the cursor).

@@ -77,7 +77,7 @@ async fn open_core(config: &Config) -> anyhow::Result<Core> {
     .map_err(|e| anyhow!("keyring: {e} (is DASHBOARD_MASTER_KEY_PREVIOUS missing the key this database was created with?)"))
 }
 
-async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let core = open_core(&config).await?;
     // Runs whose holder is gone (this machine's earlier process, or an
     // expired lease) end `failed`; another live process's runs are left alone.
@@ -102,6 +102,10 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             .continuously_delete_expired(tokio::time::Duration::from_secs(300)),
     );
     let _demo = if demo {
+        config.demo_keys = app::server::demo::KEYS
+            .iter()
+            .map(|(k, what)| (k.to_string(), what.to_string()))
+            .collect();
         Some(app::server::demo::start(&core).await?)
     } else {
         None
@@ -109,7 +113,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if let Some(token) = core.issue_setup_token_if_needed().await? {
         tracing::warn!(
             "no operator exists yet: open http://{}/setup and enter the one-time setup token {token} \
-             (or run `dashboard user create --username NAME --role admin`)",
+             (or, from the clone, `bash scripts/run.sh user create --username NAME --role admin`)",
             config.addr
         );
     }
@@ -185,10 +189,9 @@ async fn fake_host(
     for k in &good {
         upstream.add_key(k, UpstreamBehaviour::Ok);
     }
-    upstream.add_key(
-        "sk-e2e-exhausted-key-0001",
-        UpstreamBehaviour::QuotaExhausted,
-    );
+    for k in ["sk-e2e-exhausted-key-0001", "sk-e2e-recharge-key-0001"] {
+        upstream.add_key(k, UpstreamBehaviour::QuotaExhausted);
+    }
     let line = serde_json::json!({
         "url": host.url(),
         "admin_api_key": host.admin_api_key(),
@@ -197,6 +200,8 @@ async fn fake_host(
         "upstream_url": upstream.url(),
         "keys": good,
         "exhausted_key": "sk-e2e-exhausted-key-0001",
+        // Exhausted until `POST {upstream_url}/_fake/recharge {"key": …}`.
+        "recharge_key": "sk-e2e-recharge-key-0001",
     });
     writeln!(std::io::stdout(), "{line}")?;
     std::io::stdout().flush()?;

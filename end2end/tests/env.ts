@@ -4,7 +4,7 @@ import { Page, TestInfo, expect } from '@playwright/test';
 export interface Env {
   url: string;
   token: string;
-  host: { url: string; key: string; upstream: string; keys: string[]; exhausted: string };
+  host: { url: string; key: string; upstream: string; keys: string[]; exhausted: string; recharge: string };
   gated: { url: string; key: string };
 }
 

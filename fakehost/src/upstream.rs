@@ -108,6 +108,9 @@ impl FakeUpstream {
             .route("/users/me/balance", get(balance))
             .route("/v1/user/info", get(balance))
             .route("/user/info", get(balance))
+            // The double's own control: end-to-end tests in a browser
+            // recharge a key the way an operator tops up a provider account.
+            .route("/_fake/recharge", post(recharge))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -461,6 +464,21 @@ async fn no_responses(AxState(inner): AxState<Arc<Inner>>, uri: axum::http::Uri)
         404,
         json!({"error": {"message": "not found: /responses", "type": "invalid_request_error"}}),
     )
+}
+
+/// `POST /_fake/recharge` `{"key": …}`: a registered key works from now on.
+async fn recharge(AxState(inner): AxState<Arc<Inner>>, body: Bytes) -> Response {
+    let key = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("key").and_then(Value::as_str).map(str::to_string));
+    let mut st = inner.st.lock().unwrap();
+    match key.and_then(|k| st.keys.get_mut(&k)) {
+        Some(b) => {
+            *b = UpstreamBehaviour::Ok;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such key").into_response(),
+    }
 }
 
 /// DeepSeek's `/user/balance`, Kimi's `/users/me/balance`, SiliconFlow's `/user/info`.

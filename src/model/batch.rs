@@ -15,6 +15,9 @@ pub enum BatchStatus {
     RollingBack,
     RolledBack,
     RollbackFailed,
+    /// A plan thrown away before it was applied: nothing was written to the
+    /// host and its sealed keys are deleted.
+    Discarded,
 }
 
 impl BatchStatus {
@@ -28,6 +31,7 @@ impl BatchStatus {
             BatchStatus::RollingBack => "rolling_back",
             BatchStatus::RolledBack => "rolled_back",
             BatchStatus::RollbackFailed => "rollback_failed",
+            BatchStatus::Discarded => "discarded",
         }
     }
 
@@ -40,9 +44,16 @@ impl BatchStatus {
             "rolling_back" => BatchStatus::RollingBack,
             "rolled_back" => BatchStatus::RolledBack,
             "rollback_failed" => BatchStatus::RollbackFailed,
+            "discarded" => BatchStatus::Discarded,
             _ => BatchStatus::Failed,
         }
     }
+}
+
+/// The audit log's name for a batch: `batch:3`, its number on every page
+/// (older entries may name it by its uid or as `batch-id:3`).
+pub fn batch_target(id: i64) -> String {
+    format!("batch:{id}")
 }
 
 /// Access status of a batch's route.
@@ -386,6 +397,10 @@ pub struct RunView {
     pub actor: String,
     pub created_at_ms: i64,
     pub finished_at_ms: Option<i64>,
+    /// Until when a process holds the run (`None`: nobody does). A running
+    /// run whose lease has passed was left by a process that stopped.
+    #[serde(default)]
+    pub lease_until_ms: Option<i64>,
 }
 
 /// A step as recorded in the journal, with its evidence.
@@ -713,4 +728,43 @@ pub struct RollbackPreview {
     pub irreversible: Vec<String>,
     /// Observed at (ms).
     pub observed_at_ms: i64,
+}
+
+/// An account the product created or adopted on a host, as its ledger and
+/// journal know it (never read from the host: the drift check does that).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostAccount {
+    pub ledger_id: i64,
+    /// The account's id on the host.
+    pub remote_id: String,
+    pub batch_id: Option<i64>,
+    pub provider_key: String,
+    pub fingerprint: Option<String>,
+    /// The key, masked (`sk-d…0001`).
+    pub masked: Option<String>,
+    pub platform: Option<String>,
+    /// `active`, `rolled_back` or `gone`.
+    pub status: String,
+    pub created_at_ms: i64,
+    /// The newest account test of its batch for this key: (state, when,
+    /// error).
+    pub last_test: Option<(StepState, Option<i64>, String)>,
+    /// As this product last set it (`None`: never changed since created).
+    pub schedulable: Option<(bool, i64)>,
+}
+
+/// One page of a host's accounts, newest first; `q` filters by key mask
+/// or fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostAccounts {
+    pub host_id: i64,
+    pub host_name: String,
+    pub q: String,
+    pub items: Vec<HostAccount>,
+    /// The cursor of the next page, when there is one.
+    pub next_before: Option<i64>,
+    /// Accounts matching `q` on this host (every page).
+    pub matched: i64,
+    /// Accounts on this host in the ledger.
+    pub total: i64,
 }

@@ -75,13 +75,30 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// A page of audit entries.
+/// What the audit log is filtered by (empty: anything).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub actor: String,
+    /// An action (`batch.apply`) or a family of them (`batch.`).
+    pub action: String,
+    pub outcome: String,
+    /// What it was done to (`batch:3`, `host:1`).
+    pub target: String,
+}
+
+/// A page of audit entries, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
-    pub page: u32,
-    pub pages: u32,
+    pub filter: AuditFilter,
+    /// The cursor of the next (older) page, when there is one.
+    pub next_before: Option<i64>,
+    /// Entries matching the filter.
     pub total: i64,
+    /// Values to filter by: every actor, action and outcome in the log.
+    pub actors: Vec<String>,
+    pub actions: Vec<String>,
+    pub outcomes: Vec<String>,
     /// The installation's evidence-signing public key (PEM), which a
     /// reviewer compares with the key a bundle names.
     #[serde(default)]

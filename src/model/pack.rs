@@ -273,6 +273,20 @@ pub struct PackVersionView {
     pub created_at_ms: i64,
     pub created_by: String,
     pub providers: Vec<String>,
+    /// Its number among the versions of *its* pack: 1 for the first stored.
+    #[serde(default)]
+    pub number: u32,
+}
+
+impl PackVersionView {
+    /// `v2 · 3f9a1c0b2d4e`: the pack's own version number and the hash.
+    pub fn label(&self) -> String {
+        format!(
+            "v{} · {}",
+            self.number,
+            &self.hash[..12.min(self.hash.len())]
+        )
+    }
 }
 
 /// One difference between two pack versions.

@@ -299,6 +299,44 @@ impl Core {
         }))
     }
 
+    /// Throws a planned batch away before anything of it reached the host:
+    /// its steps are marked skipped, its sealed keys deleted, and it can
+    /// never be applied. Refused (409) once an apply has started.
+    pub async fn discard_batch(&self, actor: &str, batch_id: i64) -> Result<(), OpError> {
+        let batch = self
+            .store
+            .batch_head(batch_id)
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
+        let status = BatchStatus::parse(&batch.status);
+        let target = crate::model::batch_target(batch.id);
+        let refuse = |why: String| OpError::Conflict(crate::model::FieldError::new("batch", why));
+        if status != BatchStatus::Planned {
+            return Err(refuse(format!(
+                "is {}: only a planned batch that was never applied can be discarded{}",
+                status.as_str(),
+                if status == BatchStatus::Discarded {
+                    ""
+                } else {
+                    "; roll it back instead to remove what it created"
+                }
+            )));
+        }
+        let reason = format!("discarded by {actor}; nothing was sent to the host");
+        if !self
+            .store
+            .discard_batch(batch_id, actor, &target, &reason)
+            .await?
+        {
+            return Err(refuse(
+                "has started applying: it can no longer be discarded; roll it back once it ends"
+                    .into(),
+            ));
+        }
+        tracing::info!(batch_id, "batch discarded");
+        Ok(())
+    }
+
     /// Takes the lease of the batch's apply run and marks the batch running.
     async fn claim_apply(&self, actor: &str, batch_id: i64) -> Result<i64, OpError> {
         let batch = self
@@ -306,6 +344,12 @@ impl Core {
             .batch(batch_id)
             .await?
             .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
+        if BatchStatus::parse(&batch.status) == BatchStatus::Discarded {
+            return Err(OpError::Conflict(crate::model::FieldError::new(
+                "batch",
+                "was discarded: nothing of it runs; plan a new batch instead",
+            )));
+        }
         if matches!(
             BatchStatus::parse(&batch.status),
             BatchStatus::RolledBack | BatchStatus::RollingBack | BatchStatus::RollbackFailed
@@ -353,7 +397,7 @@ impl Core {
             .audit(
                 actor,
                 "batch.apply",
-                &format!("batch:{}", batch.uid),
+                &crate::model::batch_target(batch.id),
                 "started",
                 &format!("run {}", run.id),
             )
@@ -369,6 +413,10 @@ impl Core {
             .await?
         {
             crate::store::Claim::Held => Ok(()),
+            crate::store::Claim::Discarded => Err(OpError::Conflict(crate::model::FieldError::new(
+                "batch",
+                "was discarded: nothing of it runs; plan a new batch instead",
+            ))),
             crate::store::Claim::Busy { owner, until_ms } => Err(OpError::Conflict(crate::model::FieldError::new(
                 "batch",
                 format!(
@@ -521,7 +569,7 @@ impl Core {
             .audit(
                 actor,
                 "batch.apply",
-                &format!("batch:{}", ctx.batch.uid),
+                &crate::model::batch_target(ctx.batch.id),
                 status.as_str(),
                 access.as_str(),
             )

@@ -225,10 +225,7 @@ impl Core {
     pub async fn export_bundle(&self, actor: &str, batch_id: i64) -> Result<Bundle, OpError> {
         let b = self.batch_view(batch_id).await?;
         let host = self.host_view(b.host_id).await?;
-        let audit = self
-            .store
-            .audit_for_target(&format!("batch:{}", b.uid))
-            .await?;
+        let audit = self.store.audit_for_batch(b.id, &b.uid).await?;
         let exported_at = crate::store::now_ms();
         let mut doc = json!({
             "kind": "sub2api-cn-relay-manager/evidence-bundle",
@@ -279,7 +276,7 @@ impl Core {
             .audit(
                 actor,
                 "batch.export",
-                &format!("batch:{}", b.uid),
+                &crate::model::batch_target(b.id),
                 "ok",
                 &format!("sha256={}", &digest[..16]),
             )

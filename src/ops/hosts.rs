@@ -270,6 +270,63 @@ impl Core {
         Ok(self.to_view(&r, last))
     }
 
+    /// A page of the accounts this product created or adopted on a host,
+    /// newest first, found by key mask (`sk-d…0001`, or any part of it) or
+    /// fingerprint prefix (`fp1:3a9c`).
+    pub async fn host_accounts(
+        &self,
+        id: i64,
+        q: &str,
+        before: Option<i64>,
+    ) -> Result<crate::model::HostAccounts, OpError> {
+        const PAGE: i64 = 50;
+        let host = self.host_row(id).await?;
+        let q = q.trim();
+        if q.chars().count() > 100 {
+            return Err(crate::model::FieldError::new(
+                "q",
+                "is longer than any key mask or fingerprint (100 characters at most)",
+            )
+            .into());
+        }
+        let (rows, matched, total) = self.store.host_accounts(id, q, before, PAGE + 1).await?;
+        let next_before = (rows.len() as i64 > PAGE).then(|| rows[PAGE as usize - 1].id);
+        let items = rows
+            .into_iter()
+            .take(PAGE as usize)
+            .map(|r| crate::model::HostAccount {
+                ledger_id: r.id,
+                remote_id: r.remote_id,
+                batch_id: r.batch_id,
+                provider_key: r.provider_key,
+                fingerprint: r.fingerprint,
+                masked: r.masked,
+                platform: r.platform,
+                status: r.status,
+                created_at_ms: r.created_at_ms,
+                last_test: r.test_state.map(|s| {
+                    (
+                        crate::model::StepState::parse(&s),
+                        r.test_at_ms,
+                        r.test_error.unwrap_or_default(),
+                    )
+                }),
+                schedulable: r
+                    .schedulable
+                    .map(|s| (s, r.schedulable_at_ms.unwrap_or_default())),
+            })
+            .collect();
+        Ok(crate::model::HostAccounts {
+            host_id: id,
+            host_name: host.name,
+            q: q.to_string(),
+            items,
+            next_before,
+            matched,
+            total,
+        })
+    }
+
     /// The stored row of a host (its secrets sealed).
     pub async fn host_row(&self, id: i64) -> Result<HostRow, OpError> {
         self.store

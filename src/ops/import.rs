@@ -10,6 +10,7 @@ use crate::model::{
 use crate::secrets::{mask, random_hex, Secret};
 use crate::store::{NewBatch, StepRow};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Most keys one batch takes.
 pub const MAX_KEYS: usize = 5000;
@@ -962,6 +963,7 @@ impl Core {
                     actor: r.actor,
                     created_at_ms: r.created_at_ms,
                     finished_at_ms: r.finished_at_ms,
+                    lease_until_ms: r.lease_until_ms,
                 })
             })
             .collect();
@@ -1023,8 +1025,18 @@ fn step_view(s: crate::store::StepRow) -> crate::model::StepView {
 impl Core {
     /// Every stored pack version, newest first within each pack.
     pub async fn pack_versions(&self) -> Result<Vec<crate::model::PackVersionView>, OpError> {
+        let rows = self.store.pack_versions().await?;
+        // Rows come per pack, newest first: a version's number is how many
+        // of its pack's versions are as old as it or older.
+        let mut per_pack: HashMap<String, u32> = HashMap::new();
+        for r in &rows {
+            *per_pack.entry(r.pack_id.clone()).or_default() += 1;
+        }
         let mut out = Vec::new();
-        for r in self.store.pack_versions().await? {
+        for r in rows {
+            let left = per_pack.get_mut(&r.pack_id).expect("counted above");
+            let number = *left;
+            *left -= 1;
             let pack: Pack = serde_json::from_str(&r.pack_json)
                 .map_err(|e| OpError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
             out.push(crate::model::PackVersionView {
@@ -1037,6 +1049,7 @@ impl Core {
                 created_at_ms: r.created_at_ms,
                 created_by: r.created_by,
                 providers: pack.providers.keys().cloned().collect(),
+                number,
             });
         }
         Ok(out)

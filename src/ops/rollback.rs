@@ -40,7 +40,7 @@ impl Core {
     ) -> Result<RollbackPreview, OpError> {
         let batch = self.batch_view(batch_id).await?;
         match batch.status {
-            BatchStatus::Planned => {
+            BatchStatus::Planned | BatchStatus::Discarded => {
                 return Err(FieldError::new(
                     "batch",
                     "was never applied: there is nothing on the host to roll back",
@@ -307,17 +307,11 @@ impl Core {
                 }),
             )
             .await?;
-        let uid = self
-            .store
-            .batch(batch_id)
-            .await?
-            .map(|b| b.uid)
-            .unwrap_or_default();
         self.store
             .audit(
                 actor,
                 "batch.rollback",
-                &format!("batch:{uid}"),
+                &crate::model::batch_target(batch_id),
                 status.as_str(),
                 &format!("run {run_id}"),
             )
@@ -544,7 +538,7 @@ impl Core {
                 } else {
                     "batch.pause_failed"
                 },
-                &format!("batch:{}", batch.uid),
+                &crate::model::batch_target(batch.id),
                 "ok",
                 &format!("{n} of {} accounts", live.len()),
             )
@@ -563,6 +557,7 @@ impl Core {
         if matches!(
             batch.status,
             BatchStatus::Planned
+                | BatchStatus::Discarded
                 | BatchStatus::Running
                 | BatchStatus::RollingBack
                 | BatchStatus::RolledBack
@@ -650,7 +645,7 @@ impl Core {
             .audit(
                 actor,
                 "batch.remove_failed",
-                &format!("batch:{}", batch.uid),
+                &crate::model::batch_target(batch.id),
                 "ok",
                 &format!("{removed} of {} accounts", live.len()),
             )

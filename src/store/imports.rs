@@ -475,7 +475,7 @@ impl Store {
             &mut tx,
             actor,
             "batch.plan",
-            &format!("batch:{}", b.uid),
+            &crate::model::batch_target(id),
             "ok",
             &format!(
                 "provider={} mode={} keys={}",
@@ -753,7 +753,7 @@ impl Store {
             &mut tx,
             actor,
             "batch.diagnose",
-            &format!("batch:{batch_id}"),
+            &crate::model::batch_target(batch_id),
             "ok",
             "",
         )
@@ -772,14 +772,18 @@ impl Store {
     }
 
     /// Audit entries about one batch, oldest first (for evidence bundles).
-    pub async fn audit_for_target(
+    pub async fn audit_for_batch(
         &self,
-        target: &str,
+        id: i64,
+        uid: &str,
     ) -> Result<Vec<crate::model::AuditEntry>, StoreError> {
+        // Entries written before batches had one name carry the uid form.
         let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
-            "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log WHERE target = ? ORDER BY id",
+            "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log WHERE target IN (?, ?, ?) ORDER BY id",
         )
-        .bind(target)
+        .bind(crate::model::batch_target(id))
+        .bind(format!("batch:{uid}"))
+        .bind(format!("batch-id:{id}"))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -17,7 +17,7 @@ pub use imports::{
     BatchRow, BatchSummaryRow, LedgerEntry, NewBatch, PackVersionRow, StepRow, StepUpdate,
 };
 pub use operators::OperatorRow;
-pub use runs::{AccessWrite, Claim, LedgerRow, LedgerWrite, RunRow};
+pub use runs::{AccessWrite, Claim, HostAccountRow, LedgerRow, LedgerWrite, RunRow};
 
 use crate::model::AuditEntry;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -128,6 +128,70 @@ impl Store {
         Ok(())
     }
 
+    /// Audit entries matching `f`, newest first, older than `before` (an id
+    /// cursor), at most `limit`; with how many match in all.
+    pub async fn audit_entries(
+        &self,
+        f: &crate::model::AuditFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<(Vec<AuditEntry>, i64), StoreError> {
+        const WHERE: &str = "(?1 = '' OR actor = ?1)
+             AND (?2 = '' OR action = ?2 OR (substr(?2, -1) = '.' AND substr(action, 1, length(?2)) = ?2))
+             AND (?3 = '' OR outcome = ?3) AND (?4 = '' OR target = ?4)";
+        let rows: Vec<(i64, i64, String, String, String, String, String)> =
+            sqlx::query_as(&format!(
+                "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log
+             WHERE {WHERE} AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6"
+            ))
+            .bind(&f.actor)
+            .bind(&f.action)
+            .bind(&f.outcome)
+            .bind(&f.target)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_log WHERE {WHERE}"))
+                .bind(&f.actor)
+                .bind(&f.action)
+                .bind(&f.outcome)
+                .bind(&f.target)
+                .fetch_one(&self.pool)
+                .await?;
+        let entries = rows
+            .into_iter()
+            .map(
+                |(id, at_ms, actor, action, target, outcome, detail)| AuditEntry {
+                    id,
+                    at_ms,
+                    actor,
+                    action,
+                    target,
+                    outcome,
+                    detail,
+                },
+            )
+            .collect();
+        Ok((entries, total))
+    }
+
+    /// The distinct values of an audit column (`actor`, `action`, `outcome`),
+    /// read from its index.
+    pub async fn audit_values(&self, column: AuditColumn) -> Result<Vec<String>, StoreError> {
+        let col = match column {
+            AuditColumn::Actor => "actor",
+            AuditColumn::Action => "action",
+            AuditColumn::Outcome => "outcome",
+        };
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT DISTINCT {col} FROM audit_log ORDER BY {col}"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The newest audit entries first, `per_page` a page.
     pub async fn audit_page(
         &self,
@@ -205,6 +269,14 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// An audit column one can filter by.
+#[derive(Debug, Clone, Copy)]
+pub enum AuditColumn {
+    Actor,
+    Action,
+    Outcome,
 }
 
 /// Appends an audit entry inside a caller's transaction, so the action and

@@ -38,6 +38,25 @@ const TAKEN_BY: &str = "COALESCE(
 
 const RUN_COLS: &str = "id, batch_id, kind, status, actor, options_json, lease_owner, lease_until_ms, created_at_ms, finished_at_ms";
 
+/// A ledger account with its key mask, newest test and last pause/resume.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HostAccountRow {
+    pub id: i64,
+    pub remote_id: String,
+    pub batch_id: Option<i64>,
+    pub provider_key: String,
+    pub fingerprint: Option<String>,
+    pub masked: Option<String>,
+    pub platform: Option<String>,
+    pub status: String,
+    pub created_at_ms: i64,
+    pub test_state: Option<String>,
+    pub test_at_ms: Option<i64>,
+    pub test_error: Option<String>,
+    pub schedulable: Option<bool>,
+    pub schedulable_at_ms: Option<i64>,
+}
+
 /// What claiming a run's lease found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -45,6 +64,8 @@ pub enum Claim {
     Held,
     /// Another live process holds it until the given time.
     Busy { owner: String, until_ms: i64 },
+    /// Its batch was discarded: the run never starts.
+    Discarded,
 }
 
 /// A ledger object with the batches that use it.
@@ -214,7 +235,7 @@ impl Store {
             &mut tx,
             actor,
             &format!("batch.{kind}"),
-            &format!("batch-id:{batch_id}"),
+            &crate::model::batch_target(batch_id),
             "planned",
             &format!("run {run_id}, {} steps", steps.len()),
         )
@@ -234,14 +255,20 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let cur: Option<(Option<String>, Option<i64>)> =
-            sqlx::query_as("SELECT lease_owner, lease_until_ms FROM runs WHERE id = ?")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((holder, until)) = cur else {
+        let cur: Option<(Option<String>, Option<i64>, String)> = sqlx::query_as(
+            "SELECT r.lease_owner, r.lease_until_ms, b.status FROM runs r JOIN batches b ON b.id = r.batch_id WHERE r.id = ?",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((holder, until, batch_status)) = cur else {
             return Err(StoreError::Corrupt(format!("run {run_id} does not exist")));
         };
+        // Checked in the claim's own transaction: a discard and a claim
+        // cannot both win.
+        if batch_status == "discarded" {
+            return Ok(Claim::Discarded);
+        }
         if let (Some(h), Some(u)) = (&holder, until) {
             if h != owner && u > now && !is_dead(h) {
                 return Ok(Claim::Busy {
@@ -260,6 +287,60 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Claim::Held)
+    }
+
+    /// Discards a planned batch in one transaction: only while no run of it
+    /// has started or is held, its pending steps become `skipped`, its apply
+    /// run ends, its sealed keys are deleted, and the audit entry is written
+    /// with it. `false`: the batch was not (or no longer) discardable.
+    pub async fn discard_batch(
+        &self,
+        batch_id: i64,
+        actor: &str,
+        target: &str,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query(
+            "UPDATE batches SET status = 'discarded', updated_at_ms = ? WHERE id = ? AND status = 'planned'
+             AND NOT EXISTS (SELECT 1 FROM runs WHERE batch_id = ? AND (status <> 'planned' OR lease_owner IS NOT NULL))",
+        )
+        .bind(now)
+        .bind(batch_id)
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE steps SET state = 'skipped', response_json = ?, finished_at_ms = ? WHERE batch_id = ? AND state = 'pending'",
+        )
+        .bind(format!("discarded before apply: {reason}"))
+        .bind(now)
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE runs SET status = 'done', finished_at_ms = ? WHERE batch_id = ? AND status = 'planned'")
+            .bind(now)
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM batch_keys WHERE batch_id = ?")
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "UPDATE batches SET {} WHERE id = ?",
+            super::imports::SUMMARY_SET
+        ))
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+        audit_in(&mut tx, actor, "batch.discard", target, "ok", reason).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Extends a held lease; `false` when another owner took it.
@@ -306,14 +387,14 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        type Running = (i64, i64, String, Option<String>, Option<i64>, String);
+        type Running = (i64, i64, String, Option<String>, Option<i64>);
         let rows: Vec<Running> = sqlx::query_as(
-            "SELECT r.id, r.batch_id, r.kind, r.lease_owner, r.lease_until_ms, b.uid FROM runs r JOIN batches b ON b.id = r.batch_id WHERE r.status = 'running'",
+            "SELECT r.id, r.batch_id, r.kind, r.lease_owner, r.lease_until_ms FROM runs r WHERE r.status = 'running'",
         )
         .fetch_all(&mut *tx)
         .await?;
         let mut n = 0;
-        for (run_id, batch_id, kind, owner, until, uid) in rows {
+        for (run_id, batch_id, kind, owner, until) in rows {
             let gone = until.is_none_or(|u| u <= now) || owner.as_deref().is_none_or(&is_dead);
             if !gone {
                 continue;
@@ -339,7 +420,7 @@ impl Store {
                 &mut tx,
                 "system",
                 &format!("batch.{kind}"),
-                &format!("batch:{uid}"),
+                &crate::model::batch_target(batch_id),
                 "interrupted",
                 "the process running it stopped; run it again to resume from the journal",
             )
@@ -588,6 +669,52 @@ impl Store {
         .bind(host_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// A page of a host's ledger accounts, newest first (`before`: a ledger
+    /// id cursor), those whose key mask contains `q` or whose fingerprint
+    /// starts with it; with how many match and how many there are.
+    pub async fn host_accounts(
+        &self,
+        host_id: i64,
+        q: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<(Vec<HostAccountRow>, i64, i64), StoreError> {
+        const MATCH: &str = "(?2 = '' OR instr(lower(COALESCE(k.masked, '')), lower(?2)) > 0 OR l.fingerprint LIKE ?2 || '%')";
+        let rows: Vec<HostAccountRow> = sqlx::query_as(&format!(
+            "SELECT l.id, l.remote_id, l.batch_id, l.provider_key, l.fingerprint, k.masked,
+                    COALESCE(json_extract(l.desired_json, '$.platform'), json_extract(b.plan_head, '$.platform')) AS platform,
+                    l.status, l.created_at_ms,
+                    t.state AS test_state, t.finished_at_ms AS test_at_ms, t.error AS test_error,
+                    json_extract(pr.options_json, '$.schedulable') AS schedulable, p.finished_at_ms AS schedulable_at_ms
+             FROM ledger l
+             LEFT JOIN batches b ON b.id = l.batch_id
+             LEFT JOIN batch_keys k ON k.batch_id = l.batch_id AND k.fingerprint = l.fingerprint
+             LEFT JOIN steps t ON t.id = (SELECT s.id FROM steps s WHERE s.fingerprint = l.fingerprint AND s.batch_id = l.batch_id
+                                           AND s.kind = 'account_test' ORDER BY s.seq DESC LIMIT 1)
+             LEFT JOIN steps p ON p.id = (SELECT s.id FROM steps s WHERE s.fingerprint = l.fingerprint AND s.batch_id = l.batch_id
+                                           AND s.kind = 'pause' AND s.state = 'done' ORDER BY s.seq DESC LIMIT 1)
+             LEFT JOIN runs pr ON pr.id = p.run_id
+             WHERE l.host_id = ?1 AND l.kind = 'account' AND (?3 IS NULL OR l.id < ?3) AND {MATCH}
+             ORDER BY l.id DESC LIMIT ?4"
+        ))
+        .bind(host_id)
+        .bind(q)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let (matched, total): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT COALESCE(SUM({MATCH}), 0), COUNT(*) FROM ledger l
+             LEFT JOIN batch_keys k ON k.batch_id = l.batch_id AND k.fingerprint = l.fingerprint
+             WHERE l.host_id = ?1 AND l.kind = 'account'"
+        ))
+        .bind(host_id)
+        .bind(q)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((rows, matched, total))
     }
 
     /// Records that a batch uses an existing ledger object (a reused group).

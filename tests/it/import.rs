@@ -743,3 +743,26 @@ async fn after_a_master_key_rotation_imported_keys_are_still_recognised() {
         before.cipher.fingerprint(&probe)
     );
 }
+
+#[tokio::test]
+async fn pack_versions_are_numbered_within_their_own_pack() {
+    let ctx = core().await;
+    let c = &ctx.core;
+    let (first, _) = c
+        .upload_pack("t", &PACK.replace("UPSTREAM", "https://a.example"))
+        .await
+        .unwrap();
+    let (second, _) = c
+        .upload_pack("t", &PACK.replace("UPSTREAM", "https://b.example"))
+        .await
+        .unwrap();
+    let other = PACK
+        .replace("UPSTREAM", "https://a.example")
+        .replace("id: test-pack", "id: other-pack");
+    let (other, _) = c.upload_pack("t", &other).await.unwrap();
+    let versions = c.pack_versions().await.unwrap();
+    let number = |id: i64| versions.iter().find(|v| v.id == id).unwrap().number;
+    assert_eq!((number(first), number(second), number(other)), (1, 2, 1));
+    let v2 = versions.iter().find(|v| v.id == second).unwrap();
+    assert!(v2.label().starts_with("v2 · "), "{}", v2.label());
+}

@@ -34,6 +34,9 @@ pub struct Config {
     pub models_cache_wait_secs: u64,
     /// What the server may connect to (hosts, providers).
     pub outbound: provisioning_core::host::outbound::OutboundPolicy,
+    /// Demo mode only: the fake upstream's keys, offered on the new-batch
+    /// page (they open nothing real).
+    pub demo_keys: Vec<(String, String)>,
 }
 
 fn rules(name: &str) -> Result<Vec<provisioning_core::host::outbound::Rule>, String> {
@@ -73,6 +76,7 @@ impl Config {
             session_idle_minutes: 60,
             log_json: false,
             models_cache_wait_secs: 0,
+            demo_keys: Vec::new(),
             outbound: Default::default(),
         }
     }
@@ -141,6 +145,7 @@ impl Config {
         Ok(Config {
             outbound,
             models_cache_wait_secs,
+            demo_keys: Vec::new(),
             addr,
             data_dir,
             database,

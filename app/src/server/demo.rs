@@ -6,6 +6,15 @@ use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBe
 use provisioning_core::model::HostInput;
 use provisioning_core::ops::Core;
 
+/// The fake upstream's keys and what each does.
+pub const KEYS: [(&str, &str); 2] = [
+    ("sk-demo-healthy-0000000000000001", "works"),
+    (
+        "sk-demo-exhausted-00000000000002",
+        "no balance: its account test fails",
+    ),
+];
+
 /// The running fakes; dropping them stops them.
 pub struct Demo {
     pub host: FakeHost,
@@ -19,11 +28,8 @@ pub async fn start(core: &Core) -> anyhow::Result<Demo> {
         &["deepseek-flash", "deepseek-v4-pro"],
     )
     .await;
-    upstream.add_key("sk-demo-healthy-0000000000000001", UpstreamBehaviour::Ok);
-    upstream.add_key(
-        "sk-demo-exhausted-00000000000002",
-        UpstreamBehaviour::QuotaExhausted,
-    );
+    upstream.add_key(KEYS[0].0, UpstreamBehaviour::Ok);
+    upstream.add_key(KEYS[1].0, UpstreamBehaviour::QuotaExhausted);
     let host = FakeHost::start(FakeHostConfig::default()).await;
     let hosts = core.list_hosts().await?;
     // The fake's port changes at every start: point the demo host at it.

@@ -106,6 +106,36 @@ impl From<OpError> for Failure {
 }
 
 /// Renders the page at `path` with the failure shown and the form refilled.
+/// The audit name of the form a refusal answers: (action, target), as the
+/// form's handler names them when it succeeds. Sign-in and setup audit
+/// their own failures.
+fn form_audit_name(path: &str, form: &FormMap) -> Option<(String, String)> {
+    let act = get(form, "action");
+    let act = if !act.is_empty()
+        && act.len() <= 32
+        && act.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    {
+        act
+    } else {
+        "unknown"
+    };
+    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (action, target) = match seg.as_slice() {
+        ["hosts", "new"] => ("host.create".to_string(), "host:new".to_string()),
+        ["hosts", id] => (format!("host.{act}"), format!("host:{id}")),
+        ["hosts", id, "edit"] => ("host.update".into(), format!("host:{id}")),
+        ["hosts", id, "delete"] => ("host.delete".into(), format!("host:{id}")),
+        ["hosts", id, "drift"] => (format!("host.drift_{act}"), format!("host:{id}")),
+        ["operators"] => (format!("operator.{act}"), "operator".into()),
+        ["packs"] => ("pack.upload".into(), "pack:new".into()),
+        ["batches", "new"] => ("batch.plan".into(), "batch:new".into()),
+        ["batches", id] => (format!("batch.{act}"), format!("batch:{id}")),
+        ["batches", id, "rollback"] => ("batch.rollback".into(), format!("batch:{id}")),
+        _ => return None,
+    };
+    Some((action, target))
+}
+
 async fn render_failure(
     state: &AppState,
     parts: &Parts,
@@ -113,6 +143,40 @@ async fn render_failure(
     form: &FormMap,
     f: Failure,
 ) -> Response {
+    // A refused form is audited too (refusals by role already were, as
+    // `denied`): who tried what, and why it was refused. The message names
+    // the field and the problem, never a secret value.
+    let outcome = match f.status {
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::PAYLOAD_TOO_LARGE => Some("invalid"),
+        StatusCode::CONFLICT => Some("conflict"),
+        StatusCode::NOT_FOUND => Some("not_found"),
+        _ => None,
+    };
+    if let (Some(outcome), Some(op), Some((action, target))) = (
+        outcome,
+        page_ctx(parts).operator,
+        form_audit_name(path, form),
+    ) {
+        let detail: String = match &f.field {
+            Some(field) if !f.message.starts_with(field.as_str()) => {
+                format!("{field}: {}", f.message)
+            }
+            _ => f.message.clone(),
+        }
+        .chars()
+        .take(300)
+        .collect();
+        if let Err(e) = state
+            .core
+            .store
+            .audit(&op.username, &action, &target, outcome, &detail)
+            .await
+        {
+            tracing::warn!(error = %e, "could not audit a refused form");
+        }
+    }
     let values: BTreeMap<String, String> = form
         .iter()
         .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
@@ -864,7 +928,7 @@ pub async fn batch_action(
         csrf_ok(&ctx, &form)?;
         match get(&form, "action") {
             "apply" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "batch.apply", &format!("batch:{id}")).await?;
+                let actor = allowed(&state, &ctx, Role::Operator, "batch.apply", &provisioning_core::model::batch_target(id)).await?;
                 let opts = provisioning_core::ops::ApplyOptions {
                     models_cache_wait: std::time::Duration::from_secs(state.config.models_cache_wait_secs),
                     ..Default::default()
@@ -874,8 +938,32 @@ pub async fn batch_action(
                 state.core.start_apply(&actor, id, opts).await?;
                 Ok("Applying: every step appears below as it completes.".to_string())
             }
+            "retry_failed" => {
+                let actor = allowed(&state, &ctx, Role::Operator, "batch.retry_failed", &provisioning_core::model::batch_target(id)).await?;
+                let failed = state.core.batch_view(id).await?.keys.failed;
+                if failed == 0 {
+                    return Err(Failure::field(StatusCode::CONFLICT, FieldError::new("batch", "has no failed keys to retry")));
+                }
+                let opts = provisioning_core::ops::ApplyOptions {
+                    models_cache_wait: std::time::Duration::from_secs(state.config.models_cache_wait_secs),
+                    ..Default::default()
+                };
+                // A re-run of the same journal: steps that succeeded return
+                // at once, so only the failed keys' accounts and tests are
+                // sent again (then readiness is checked once more).
+                state.core.start_apply(&actor, id, opts).await?;
+                Ok(format!("Retrying {failed} failed key(s): their accounts are created or tested again; keys that passed are not touched."))
+            }
+            "discard" => {
+                let actor = allowed(&state, &ctx, Role::Operator, "batch.discard", &provisioning_core::model::batch_target(id)).await?;
+                if get(&form, "confirm") != "yes" {
+                    return Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("confirm", "tick the box to confirm: a discarded plan can never be applied")));
+                }
+                state.core.discard_batch(&actor, id).await?;
+                Ok("Discarded: nothing was sent to the host, the plan's keys are deleted, and the plan stays here for the record.".to_string())
+            }
             "remove_failed" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "batch.remove_failed", &format!("batch:{id}")).await?;
+                let actor = allowed(&state, &ctx, Role::Operator, "batch.remove_failed", &provisioning_core::model::batch_target(id)).await?;
                 if get(&form, "confirm") != "yes" {
                     return Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("confirm", "tick the box to confirm: the failed accounts are deleted from the host")));
                 }
@@ -885,7 +973,7 @@ pub async fn batch_action(
             "pause_failed" | "resume_failed" => {
                 let pause = get(&form, "action") == "pause_failed";
                 let what = if pause { "batch.pause_failed" } else { "batch.resume_failed" };
-                let actor = allowed(&state, &ctx, Role::Operator, what, &format!("batch:{id}")).await?;
+                let actor = allowed(&state, &ctx, Role::Operator, what, &provisioning_core::model::batch_target(id)).await?;
                 let n = state.core.set_failed_accounts_schedulable(&actor, id, !pause).await?;
                 Ok(if pause {
                     format!("Paused {n} account(s) whose key failed: the host no longer schedules them.")
@@ -894,7 +982,7 @@ pub async fn batch_action(
                 })
             }
             "diagnose" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "batch.diagnose", &format!("batch:{id}")).await?;
+                let actor = allowed(&state, &ctx, Role::Operator, "batch.diagnose", &provisioning_core::model::batch_target(id)).await?;
                 let r = state.core.diagnose_batch(&actor, id).await?;
                 Ok(if r.items.is_empty() {
                     "Nothing failed: there is nothing to diagnose.".to_string()
@@ -972,7 +1060,7 @@ pub async fn rollback_batch(
             &ctx,
             Role::Operator,
             "batch.rollback",
-            &format!("batch:{id}"),
+            &provisioning_core::model::batch_target(id),
         )
         .await?;
         if get(&form, "confirm").trim() != id.to_string() {

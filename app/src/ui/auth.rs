@@ -42,8 +42,8 @@ pub fn SetupPage() -> impl IntoView {
             <h1>{l.t("Create the first admin", "创建首个管理员")}</h1>
             <p class="muted">
                 {l.t(
-                    "No operator exists yet. Enter the one-time setup token printed in the server log at start, then choose the admin's username and password. (Or run `dashboard user create --username NAME --role admin` on the server.)",
-                    "尚无操作员。请输入服务启动时日志中打印的一次性设置令牌，然后设置管理员的用户名和密码。（也可在服务器上运行 `dashboard user create --username NAME --role admin`。）",
+                    "No operator exists yet. Enter the one-time setup token printed in the server log at start, then choose the admin's username and password. (Or, on the server, run `bash scripts/run.sh user create --username NAME --role admin` from the clone, or `dashboard user create …` where the binary is installed, as in the container image.)",
+                    "尚无操作员。请输入服务启动时日志中打印的一次性设置令牌，然后设置管理员的用户名和密码。（也可在服务器的代码目录中运行 `bash scripts/run.sh user create --username NAME --role admin`，或在已安装二进制的环境（如容器镜像）中运行 `dashboard user create …`。）",
                 )}
             </p>
             <FlashBanner/>

@@ -12,13 +12,21 @@ use provisioning_core::model::{
     StateCounts, StepKind, StepState, StepView,
 };
 
+/// The time now (pages render on the server).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub fn batch_badge(l: Lang, s: BatchStatus) -> impl IntoView {
     let class = match s {
         BatchStatus::Succeeded | BatchStatus::RolledBack => "badge ok",
         BatchStatus::PartiallySucceeded | BatchStatus::Running | BatchStatus::RollingBack => {
             "badge warn"
         }
-        BatchStatus::Planned => "badge muted",
+        BatchStatus::Planned | BatchStatus::Discarded => "badge muted",
         BatchStatus::Failed | BatchStatus::RollbackFailed => "badge bad",
     };
     let _ = l;
@@ -196,7 +204,28 @@ pub fn NewBatchPage() -> impl IntoView {
                                     match opts.await {
                                         Err(e) => view! { <ErrorBox err=e/> }.into_any(),
                                         Ok(o) if o.hosts.is_empty() => view! { <div class="empty"><p>{l.t("Register a host first.", "请先登记主机。")}</p><a class="button" href="/hosts/new">{l.t("Add a host", "添加主机")}</a></div> }.into_any(),
-                                        Ok(o) => view! {
+                                        Ok(o) => {
+                                        // Demo mode: its provider chosen and its keys typed in,
+                                        // unless the person chose or typed something.
+                                        let demo = !o.demo_keys.is_empty();
+                                        let prov_sel = if prov_sel.is_empty() && demo {
+                                            o.providers.iter().find(|p| p.1 == "demo").map(|p| format!("{}:{}", p.0, p.2)).unwrap_or_default()
+                                        } else {
+                                            prov_sel
+                                        };
+                                        let typed = page_ctx().value("keys");
+                                        let keys_text = if typed.is_empty() && demo {
+                                            o.demo_keys.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>().join("\n")
+                                        } else {
+                                            typed
+                                        };
+                                        view! {
+                                            {demo.then(|| view! {
+                                                <div class="flash ok" data-testid="demo-keys">
+                                                    {l.t("Demo mode: the demo provider and the fake upstream's keys are filled in.", "演示模式：已填入演示供应商和模拟上游的密钥。")}
+                                                    <ul>{o.demo_keys.iter().map(|(k, what)| view! { <li><code>{k.clone()}</code>" — "{what.clone()}</li> }).collect_view()}</ul>
+                                                </div>
+                                            })}
                                             <form method="post" action="/batches/new" enctype="multipart/form-data" class="card form wide" data-testid="batch-form">
                                                 <Csrf/>
                                                 <label class="field">
@@ -211,9 +240,9 @@ pub fn NewBatchPage() -> impl IntoView {
                                                 <label class="field">
                                                     <span>{l.t("Provider (pack / provider)", "供应商（模板包 / 供应商）")}</span>
                                                     <select name="provider">
-                                                        {o.providers.iter().map(|(pv, pack, key, name, _)| {
+                                                        {o.providers.iter().map(|(pv, pack, key, name, _, number)| {
                                                             let v = format!("{pv}:{key}");
-                                                            view! { <option value=v.clone() selected=prov_sel == v>{format!("{name} — {pack}/{key} (v{pv})")}</option> }
+                                                            view! { <option value=v.clone() selected=prov_sel == v>{format!("{name} — {pack}/{key} (v{number})")}</option> }
                                                         }).collect_view()}
                                                     </select>
                                                 </label>
@@ -228,7 +257,7 @@ pub fn NewBatchPage() -> impl IntoView {
                                                 <label class="field">
                                                     <span>{l.t("Upstream keys", "上游密钥")}</span>
                                                     <textarea name="keys" rows="8" spellcheck="false" autocomplete="off" class="mono"
-                                                        placeholder=l.t("one key per line, or CSV (key/api_key column), or a JSON array", "每行一个密钥，或 CSV（key/api_key 列），或 JSON 数组")></textarea>
+                                                        placeholder=l.t("one key per line, or CSV (key/api_key column), or a JSON array", "每行一个密钥，或 CSV（key/api_key 列），或 JSON 数组")>{keys_text}</textarea>
                                                     <small class="hint">{l.t("Keys are encrypted at rest, fingerprinted, and never shown again in full.", "密钥加密存储并计算指纹，之后不再完整显示。")}</small>
                                                     {page_ctx().field_error("keys").map(|e| view! { <small class="field-error" data-testid="error-keys">{e}</small> })}
                                                 </label>
@@ -238,7 +267,8 @@ pub fn NewBatchPage() -> impl IntoView {
                                                 </label>
                                                 <button type="submit" class="primary">{l.t("Plan (nothing is written yet)", "生成计划（暂不写入）")}</button>
                                             </form>
-                                        }.into_any(),
+                                        }.into_any()
+                                        }
                                     }
                                 })
                             }
@@ -311,16 +341,55 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             BatchStatus::Succeeded | BatchStatus::PartiallySucceeded | BatchStatus::Failed
         );
     let blocked = !p.blockers.is_empty();
-    let can_apply = ctx.can(Role::Operator)
-        && !blocked
-        && matches!(
-            b.status,
-            BatchStatus::Planned
-                | BatchStatus::Failed
-                | BatchStatus::PartiallySucceeded
-                | BatchStatus::Succeeded
-                | BatchStatus::Running
-        );
+    // A run marked running whose lease has passed was left by a process
+    // that stopped: resuming it is the only thing an apply button can do.
+    let now = now_ms();
+    let stalled = running
+        && !b
+            .runs
+            .iter()
+            .any(|r| r.status == "running" && r.lease_until_ms.is_some_and(|u| u > now));
+    // What the apply button does, in words, or no button when it would do
+    // nothing (a live run, a rolled-back or discarded batch).
+    let apply = match b.status {
+        _ if blocked || !ctx.can(Role::Operator) => None,
+        BatchStatus::Planned => Some(("apply", l.t("Apply", "执行").to_string())),
+        BatchStatus::Running if stalled => Some((
+            "apply",
+            l.t(
+                "Resume (the last run stopped)",
+                "继续执行（上次运行已中断）",
+            )
+            .to_string(),
+        )),
+        BatchStatus::Failed | BatchStatus::PartiallySucceeded if b.keys.failed > 0 => Some((
+            "retry_failed",
+            format!(
+                "{} {} {}",
+                l.t("Retry the", "重试"),
+                b.keys.failed,
+                l.t("failed key(s)", "个失败的密钥")
+            ),
+        )),
+        BatchStatus::Failed | BatchStatus::PartiallySucceeded => Some((
+            "apply",
+            l.t(
+                "Re-run (converges, no duplicates)",
+                "重新执行（收敛，不重复）",
+            )
+            .to_string(),
+        )),
+        BatchStatus::Succeeded => Some((
+            "apply",
+            l.t(
+                "Re-check readiness (writes nothing new)",
+                "重新检查就绪（不写入新内容）",
+            )
+            .to_string(),
+        )),
+        _ => None,
+    };
+    let can_discard = ctx.can(Role::Operator) && b.status == BatchStatus::Planned;
     // Prices count as sent only once a channel took them.
     let channel = b.kind_totals(StepKind::Channel);
     let channel_state = (channel.total() > 0).then_some(channel.done > 0);
@@ -333,14 +402,19 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         <div class="title-row">
             <h1>{format!("{} #{}", l.t("Batch", "批次"), b.id)}" "{batch_badge(l, b.status)}</h1>
             <div class="actions">
-            {can_apply.then(|| view! {
+            {apply.map(|(action, label)| view! {
                 <form method="post" action=format!("/batches/{}", b.id) class="inline">
                     <Csrf/>
-                    <input type="hidden" name="action" value="apply"/>
-                    <button type="submit" class="primary" data-testid="apply">{match b.status {
-                        BatchStatus::Planned => l.t("Apply", "执行"),
-                        _ => l.t("Re-run (converges, no duplicates)", "重新执行（收敛，不重复）"),
-                    }}</button>
+                    <input type="hidden" name="action" value=action/>
+                    <button type="submit" class="primary" data-testid="apply" data-action=action>{label}</button>
+                </form>
+            })}
+            {can_discard.then(|| view! {
+                <form method="post" action=format!("/batches/{}", b.id) class="inline">
+                    <Csrf/>
+                    <input type="hidden" name="action" value="discard"/>
+                    <label class="small"><input type="checkbox" name="confirm" value="yes" required data-testid="discard-confirm"/>{l.t(" throw this plan away", " 放弃此计划")}</label>
+                    <button type="submit" class="danger" data-testid="discard" title=l.t("Nothing has been sent to the host: the plan is kept for the record, its keys are deleted, and it can never be applied.", "尚未向主机发送任何内容：计划保留备查，其密钥被删除，且永远不能再执行。")>{l.t("Discard plan", "放弃计划")}</button>
                 </form>
             })}
             {can_roll_back.then(|| view! {
@@ -440,7 +514,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 <form method="post" action=format!("/batches/{}", b.id) class="inline">
                     <Csrf/>
                     <input type="hidden" name="action" value="diagnose"/>
-                    <button type="submit" data-testid="diagnose">{l.t("Diagnose again", "重新诊断")}</button>
+                    <button type="submit" data-testid="diagnose">{if b.diagnosis.is_some() { l.t("Diagnose again", "重新诊断") } else { l.t("Diagnose", "诊断") }}</button>
                 </form>
             })}
             {can_pause.then(|| view! {

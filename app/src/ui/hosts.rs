@@ -3,11 +3,11 @@
 //! confirmation page.
 
 use super::widgets::*;
-use crate::api::{host_detail, list_hosts, HostDetailData};
+use crate::api::{host_accounts, host_detail, list_hosts, HostDetailData};
 use crate::i18n::Lang;
 use crate::page::page_ctx;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 use provisioning_core::model::{
     AdminAuthKind, AdminAuthState, ComplianceState, HostView, ProbeRecord, ProbeUserState, Role,
     Severity,
@@ -267,6 +267,7 @@ fn HostDetailView(detail: HostDetailData) -> impl IntoView {
                     </form>
                     <a class="button" href=format!("/hosts/{id}/edit")>{l.t("Edit", "编辑")}</a>
                 })}
+                <a class="button" href=format!("/hosts/{id}/accounts") data-testid="accounts-link">{l.t("Accounts", "账号")}</a>
                 <a class="button" href=format!("/hosts/{id}/drift") data-testid="drift">{l.t("Drift", "漂移")}</a>
                 {ctx.can(Role::Admin).then(|| view! {
                     <a class="button danger" href=format!("/hosts/{id}/delete")>{l.t("Remove", "移除")}</a>
@@ -525,4 +526,143 @@ fn capability_label(l: Lang, key: &str) -> String {
         _ => return key.to_string(),
     }
     .to_string()
+}
+
+/// Every account the product created or adopted on a host, newest first,
+/// found by key mask or fingerprint, 50 to a page.
+#[component]
+pub fn HostAccountsPage() -> impl IntoView {
+    let l = page_ctx().lang;
+    let id = host_id();
+    let query = use_query_map();
+    let key = move || {
+        let q = query.read();
+        (
+            id(),
+            q.get("q").unwrap_or_default(),
+            q.get("before").and_then(|b| b.parse::<i64>().ok()),
+        )
+    };
+    let data = Resource::new(key, |(id, q, before)| host_accounts(id, q, before));
+    view! {
+        <Layout>
+            <Suspense fallback=move || loading(l)>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(a) => view! { <AccountsTable accounts=a/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
+    }
+}
+
+#[component]
+fn AccountsTable(accounts: provisioning_core::model::HostAccounts) -> impl IntoView {
+    use provisioning_core::model::StepState;
+    let l = page_ctx().lang;
+    let a = accounts;
+    let base = format!("/hosts/{}/accounts", a.host_id);
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let next = a
+        .next_before
+        .map(|n| format!("{base}?q={}&before={n}", enc(&a.q)));
+    view! {
+        <div class="title-row">
+            <h1>{l.t("Accounts on ", "账号：")}<a href=format!("/hosts/{}", a.host_id)>{a.host_name.clone()}</a></h1>
+        </div>
+        <p class="muted">{l.t(
+            "Every upstream account this product created or adopted on the host, from its ledger and journal (the drift check compares them with the host).",
+            "本产品在该主机上创建或接管的每个上游账号，来自其台账和日志（漂移检查会与主机比对）。",
+        )}</p>
+        <form method="get" action=base.clone() class="inline search" data-testid="account-search">
+            <label class="field">
+                <span>{l.t("Key mask or fingerprint", "密钥掩码或指纹")}</span>
+                <input type="search" name="q" value=a.q.clone() maxlength="100" placeholder="sk-d…0001 / fp1:3a9c"/>
+                <small class="hint">{l.t("Any part of the mask, or the start of the fingerprint. Never paste a full key here: it would end up in the address bar.", "掩码的任意部分，或指纹的开头。请勿在此粘贴完整密钥：它会出现在地址栏中。")}</small>
+            </label>
+            <button type="submit">{l.t("Find", "查找")}</button>
+            {(!a.q.is_empty()).then(|| view! { " " <a href=base.clone()>{l.t("Show all", "显示全部")}</a> })}
+        </form>
+        <p class="small" data-testid="account-count">{if a.q.is_empty() {
+            format!("{} {}", a.total, l.t("account(s)", "个账号"))
+        } else {
+            format!("{} / {} {}", a.matched, a.total, l.t("account(s) match", "个账号匹配"))
+        }}</p>
+        {if a.items.is_empty() {
+            view! { <p class="empty">{if a.total == 0 {
+                l.t("No account yet: import a batch of keys to create some.", "还没有账号：导入一批密钥即可创建。")
+            } else {
+                l.t("No account matches.", "没有匹配的账号。")
+            }}</p> }.into_any()
+        } else {
+            view! {
+                <div class="table-wrap">
+                <table class="grid" data-testid="accounts">
+                    <thead><tr>
+                        <th>{l.t("Key", "密钥")}</th>
+                        <th>{l.t("Account on host", "主机上的账号")}</th>
+                        <th>{l.t("Batch", "批次")}</th>
+                        <th>{l.t("Provider · platform", "供应商 · 平台")}</th>
+                        <th>{l.t("In the ledger", "台账状态")}</th>
+                        <th>{l.t("Schedulable (as last set here)", "可调度（本产品最后设置）")}</th>
+                        <th>{l.t("Last account test", "最近一次账号测试")}</th>
+                    </tr></thead>
+                    <tbody>
+                        {a.items.into_iter().map(|r| {
+                            let test = match &r.last_test {
+                                None => view! { <span class="muted">{l.t("never tested", "从未测试")}</span> }.into_any(),
+                                Some((st, at, err)) => {
+                                    let (class, text) = match st {
+                                        StepState::Done => ("badge ok", l.t("passed", "通过")),
+                                        StepState::Failed => ("badge bad", l.t("failed", "失败")),
+                                        StepState::Skipped => ("badge muted", l.t("skipped", "跳过")),
+                                        StepState::Pending | StepState::Sent => ("badge warn", l.t("not finished", "未完成")),
+                                        StepState::Unknown => ("badge warn", l.t("unknown", "未知")),
+                                    };
+                                    view! {
+                                        <span class=class data-test-state=st.as_str()>{text}</span>
+                                        <span class="muted small">{at.map(|t| format!(" {}", when(t))).unwrap_or_default()}</span>
+                                        {(!err.is_empty()).then(|| view! { <div class="small">{err.clone()}</div> })}
+                                    }.into_any()
+                                }
+                            };
+                            view! {
+                                <tr data-testid="account-row">
+                                    <td class="nowrap"><code>{r.masked.clone().unwrap_or_else(|| "—".into())}</code>
+                                        {r.fingerprint.clone().map(|f| view! { <div class="muted small mono">{f}</div> })}</td>
+                                    <td><code>{format!("#{}", r.remote_id)}</code></td>
+                                    <td>{r.batch_id.map(|b| view! { <a href=format!("/batches/{b}")>{format!("#{b}")}</a> })}</td>
+                                    <td>{format!("{} · {}", r.provider_key, r.platform.clone().unwrap_or_else(|| "—".into()))}</td>
+                                    <td><span class=if r.status == "active" { "badge ok" } else { "badge muted" } data-ledger=r.status.clone()>{match r.status.as_str() {
+                                        "active" => l.t("on the host", "在主机上"),
+                                        "rolled_back" => l.t("rolled back", "已回滚"),
+                                        _ => l.t("gone from the host", "已从主机消失"),
+                                    }}</span></td>
+                                    <td>{match r.schedulable {
+                                        None => l.t("yes (as created)", "是（创建时）").to_string(),
+                                        Some((true, at)) => format!("{} {}", l.t("yes, resumed", "是，已恢复"), when(at)),
+                                        Some((false, at)) => format!("{} {}", l.t("no, paused", "否，已暂停"), when(at)),
+                                    }}</td>
+                                    <td>{test}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                </div>
+                {next.map(|n| view! { <p class="pager"><a href=n data-testid="next-accounts">{l.t("Older accounts →", "更早的账号 →")}</a></p> })}
+            }.into_any()
+        }}
+    }
 }

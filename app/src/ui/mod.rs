@@ -47,6 +47,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/batches/new") view=batches::NewBatchPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id") view=batches::BatchPage ssr=SsrMode::Async/>
                 <Route path=path!("/hosts/:id/drift") view=drift::DriftPage ssr=SsrMode::Async/>
+                <Route path=path!("/hosts/:id/accounts") view=hosts::HostAccountsPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/steps/:seq") view=batches::StepPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/rollback") view=batches::RollbackPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
@@ -58,6 +59,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn NotFound() -> impl IntoView {
     let l = page_ctx().lang;
+    set_status(404);
     view! {
         <Layout>
             <h1>{l.t("Page not found", "页面不存在")}</h1>

@@ -31,7 +31,7 @@ pub fn PacksPage() -> impl IntoView {
                             <table class="grid" data-testid="packs">
                                 <thead><tr>
                                     <th>{l.t("Pack", "模板包")}</th>
-                                    <th>{l.t("Version (hash)", "版本（哈希）")}</th>
+                                    <th>{l.t("Version · hash", "版本 · 哈希")}</th>
                                     <th>{l.t("Providers", "供应商")}</th>
                                     <th>{l.t("Stored", "保存")}</th>
                                 </tr></thead>
@@ -40,7 +40,7 @@ pub fn PacksPage() -> impl IntoView {
                                         <tr>
                                             <td><a href=format!("/packs/{}", v.id)>{v.name.clone()}</a>" "<code>{v.pack_id.clone()}</code>
                                                 {v.builtin.then(|| view! { " " <span class="badge muted">{l.t("built-in", "内置")}</span> })}</td>
-                                            <td><code>{v.hash[..12].to_string()}</code></td>
+                                            <td><code data-testid="pack-version">{v.label()}</code></td>
                                             <td>{v.providers.join(", ")}</td>
                                             <td class="muted">{format!("{} · {}", when(v.created_at_ms), v.created_by)}</td>
                                         </tr>
@@ -95,8 +95,32 @@ pub fn PackPage() -> impl IntoView {
                         Ok(d) => {
                             let id = d.version.id;
                             view! {
-                                <h1>{d.pack.name.clone()}" "<code>{d.version.hash[..12].to_string()}</code></h1>
+                                <h1>{d.pack.name.clone()}" "<code data-testid="pack-version">{d.version.label()}</code></h1>
                                 <p class="muted">{d.pack.description.clone()}</p>
+                                {d.diff_against.and_then(|a| d.others.iter().find(|o| o.id == a)).map(|old| view! {
+                                    <h2>{format!("{} v{} → v{}", l.t("Changes from", "变更："), old.number, d.version.number)}</h2>
+                                    {if d.diff.is_empty() {
+                                        view! { <p class="muted" data-testid="diff">{l.t("No differences.", "没有差异。")}</p> }.into_any()
+                                    } else {
+                                        view! {
+                                            <table class="grid" data-testid="diff">
+                                                <thead><tr><th>{l.t("Path", "路径")}</th><th>{format!("v{}", old.number)}</th><th>{format!("v{}", d.version.number)}</th></tr></thead>
+                                                <tbody>
+                                                    {d.diff.iter().map(|c| view! {
+                                                        <tr><td><code>{c.path.clone()}</code></td><td>{c.old.clone().unwrap_or_else(|| "—".into())}</td><td>{c.new.clone().unwrap_or_else(|| "—".into())}</td></tr>
+                                                    }).collect_view()}
+                                                </tbody>
+                                            </table>
+                                        }.into_any()
+                                    }}
+                                })}
+                                {(!d.others.is_empty()).then(|| view! {
+                                    <p class="small">{l.t("Compare with: ", "与其他版本比较：")}
+                                        {d.others.iter().map(|o| view! {
+                                            <a href=format!("/packs/{id}?diff={}", o.id) class="compare"><code>{o.label()}</code></a>" "<span class="muted">{when(o.created_at_ms)}</span>" "
+                                        }).collect_view()}
+                                    </p>
+                                })}
                                 {d.pack.exchange_rate.clone().map(|x| view! {
                                     <p>{l.t("Exchange rate", "汇率")}": 1 USD = "{x.cny_per_usd}" CNY · "{x.source}" · "{x.date}</p>
                                 })}
@@ -134,24 +158,6 @@ pub fn PackPage() -> impl IntoView {
                                         </table>
                                     </section>
                                 }).collect_view()}
-                                {(!d.others.is_empty()).then(|| view! {
-                                    <h2>{l.t("Compare with another version", "与其他版本比较")}</h2>
-                                    <ul>
-                                        {d.others.iter().map(|o| view! {
-                                            <li><a href=format!("/packs/{id}?diff={}", o.id)><code>{o.hash[..12].to_string()}</code></a>" "<span class="muted">{when(o.created_at_ms)}</span></li>
-                                        }).collect_view()}
-                                    </ul>
-                                })}
-                                {d.diff_against.map(|_| view! {
-                                    <table class="grid" data-testid="diff">
-                                        <thead><tr><th>{l.t("Path", "路径")}</th><th>{l.t("Before", "之前")}</th><th>{l.t("Now", "现在")}</th></tr></thead>
-                                        <tbody>
-                                            {d.diff.iter().map(|c| view! {
-                                                <tr><td><code>{c.path.clone()}</code></td><td>{c.old.clone().unwrap_or_default()}</td><td>{c.new.clone().unwrap_or_default()}</td></tr>
-                                            }).collect_view()}
-                                        </tbody>
-                                    </table>
-                                })}
                                 <details>
                                     <summary>{format!("{} ({})", l.t("Source text", "原文"), d.version.format)}</summary>
                                     <pre class="source">{d.source.clone()}</pre>

@@ -149,6 +149,13 @@ pub fn SupportBadge(support: Support) -> impl IntoView {
 #[component]
 pub fn ErrorBox(err: AppError) -> impl IntoView {
     let l = page_ctx().lang;
+    set_status(match err.kind {
+        ErrorKind::Unauthorized => 401,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Invalid => 400,
+        ErrorKind::Internal => 500,
+    });
     let hint = match err.kind {
         ErrorKind::Unauthorized => Some(view! { <a href="/login">{l.t("Sign in again", "重新登录")}</a> }.into_any()),
         ErrorKind::Forbidden => Some(
@@ -162,6 +169,19 @@ pub fn ErrorBox(err: AppError) -> impl IntoView {
             " "
             {hint}
         </div>
+    }
+}
+
+/// The HTTP status of the page being rendered on the server: a page whose
+/// data is missing answers 404, not 200 with an error box. (Pages render
+/// completely before the response starts, so the status still applies.)
+pub fn set_status(_code: u16) {
+    #[cfg(feature = "ssr")]
+    if let (Some(res), Ok(code)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        axum::http::StatusCode::from_u16(_code),
+    ) {
+        res.set_status(code);
     }
 }
 

@@ -228,3 +228,32 @@ async fn an_edit_with_empty_secrets_keeps_them() {
         p.body
     );
 }
+
+#[tokio::test]
+async fn a_missing_host_batch_pack_or_page_answers_404_with_its_message() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    for (path, says) in [
+        ("/hosts/999", "host 999 not found"),
+        ("/hosts/999/edit", "host 999 not found"),
+        ("/hosts/999/drift", "host 999 not found"),
+        ("/batches/999", "batch 999 not found"),
+        ("/batches/abc", "not found"),
+        ("/batches/999/rollback", "batch 999 not found"),
+        ("/packs/999", "pack version 999 not found"),
+        ("/no/such/page", "Page not found"),
+    ] {
+        let p = app.get(path).await;
+        assert_eq!(p.status, 404, "{path}: {}", p.body);
+        assert!(p.body.contains(says), "{path} should say {says:?}");
+    }
+    // What exists still answers 200.
+    assert_eq!(app.get("/hosts").await.status, 200);
+    assert_eq!(app.get("/batches").await.status, 200);
+    // A viewer on an admin page is refused with 403, not shown a 200.
+    app.add_operator("vera", provisioning_core::model::Role::Viewer)
+        .await;
+    let viewer = app.new_client();
+    app.sign_in(&viewer, "vera").await;
+    assert_eq!(app.get_with(&viewer, "/operators").await.status, 403);
+}

@@ -365,3 +365,303 @@ async fn pages_are_sized_by_what_they_show_not_by_the_keys() {
     let bad = app.get(&format!("/batches/{big}?state=bogus")).await;
     assert!(bad.body.contains("unknown journal state"), "{}", bad.body);
 }
+
+/// Waits for a batch started from a form to end (the apply runs in the
+/// background) and returns its status.
+async fn settled(app: &TestApp, id: i64) -> BatchStatus {
+    for _ in 0..400 {
+        let s = app.core.batch_view(id).await.unwrap().status;
+        if s != BatchStatus::Running {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("batch {id} still running after 20 s");
+}
+
+#[tokio::test]
+async fn a_discarded_plan_writes_nothing_on_the_host_and_can_never_be_applied() {
+    let app = TestApp::spawn().await;
+    let (_up, id) = planned(&app).await;
+    let writes = app.host.write_calls();
+    let path = format!("/batches/{id}");
+    let page = app.get(&path).await;
+    assert!(
+        page.body.contains("data-testid=\"discard\""),
+        "a planned batch offers discard"
+    );
+    // Unconfirmed: refused, naming the box, and nothing changes.
+    let p = app
+        .submit(&app.client, &path, &[("action", "discard")])
+        .await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(p.body.contains("tick the box"));
+    assert_eq!(
+        app.core.batch_view(id).await.unwrap().status,
+        BatchStatus::Planned
+    );
+    let p = app
+        .submit(
+            &app.client,
+            &path,
+            &[("action", "discard"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let b = app.core.batch_view(id).await.unwrap();
+    assert_eq!(b.status, BatchStatus::Discarded);
+    assert_eq!(
+        app.host.write_calls(),
+        writes,
+        "nothing was written to the host"
+    );
+    assert!(
+        app.core.store.batch_keys(id).await.unwrap().is_empty(),
+        "its sealed keys are deleted"
+    );
+    assert!(
+        b.steps
+            .iter()
+            .all(|s| s.state == provisioning_core::model::StepState::Skipped),
+        "every step is marked skipped"
+    );
+    let page = app.get(&path).await;
+    assert!(page
+        .body
+        .contains("Discarded: nothing was sent to the host"));
+    assert!(page.body.contains("data-status=\"discarded\""));
+    for button in [
+        "data-testid=\"apply\"",
+        "data-testid=\"discard\"",
+        "data-testid=\"rollback\"",
+    ] {
+        assert!(
+            !page.body.contains(button),
+            "a discarded batch offers no {button}"
+        );
+    }
+    // Applying it now, from the form or the core, is refused; so is a
+    // second discard.
+    let p = app.submit(&app.client, &path, &[("action", "apply")]).await;
+    assert_eq!(p.status, 409, "{}", p.body);
+    assert!(p.body.contains("was discarded"));
+    assert!(app
+        .core
+        .apply_batch("root", id, Default::default())
+        .await
+        .is_err());
+    let p = app
+        .submit(
+            &app.client,
+            &path,
+            &[("action", "discard"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 409, "{}", p.body);
+    assert_eq!(app.host.write_calls(), writes, "still nothing written");
+    let audit = app.core.store.audit_page(1, 50).await.unwrap().0;
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "batch.discard" && e.outcome == "ok"));
+}
+
+#[tokio::test]
+async fn an_applied_batch_cannot_be_discarded() {
+    let app = TestApp::spawn().await;
+    let (_up, id) = planned(&app).await;
+    app.core
+        .apply_batch(
+            "root",
+            id,
+            provisioning_core::ops::ApplyOptions {
+                models_cache_wait: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let p = app
+        .submit(
+            &app.client,
+            &format!("/batches/{id}"),
+            &[("action", "discard"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 409, "{}", p.body);
+    assert!(p.body.contains("roll it back instead"), "{}", p.body);
+    assert_eq!(
+        app.core.batch_view(id).await.unwrap().status,
+        BatchStatus::PartiallySucceeded
+    );
+}
+
+#[tokio::test]
+async fn retrying_the_failed_keys_after_a_top_up_brings_the_batch_to_succeeded() {
+    let app = TestApp::spawn().await;
+    let (up, id) = planned(&app).await;
+    let path = format!("/batches/{id}");
+    let p = app.submit(&app.client, &path, &[("action", "apply")]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(settled(&app, id).await, BatchStatus::PartiallySucceeded);
+    let page = app.get(&path).await;
+    assert!(
+        page.body.contains("data-action=\"retry_failed\"")
+            && page.body.contains("Retry the 1 failed key(s)"),
+        "the button says what it retries"
+    );
+    let accounts = app.host.with_state(|s| s.accounts.len());
+    let creates = || {
+        app.host.calls("POST /api/v1/admin/accounts")
+            + app.host.calls("POST /api/v1/admin/accounts/batch")
+    };
+    let created = creates();
+    // The provider account is recharged; the failed key is retried alone.
+    up.add_key(crate::imports::CANARY_PROVIDER_KEY, UpstreamBehaviour::Ok);
+    let p = app
+        .submit(&app.client, &path, &[("action", "retry_failed")])
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(settled(&app, id).await, BatchStatus::Succeeded);
+    let b = app.core.batch_view(id).await.unwrap();
+    assert_eq!((b.keys.passed, b.keys.failed), (2, 0));
+    assert_eq!(
+        app.host.with_state(|s| s.accounts.len()),
+        accounts,
+        "no account added"
+    );
+    assert_eq!(creates(), created, "no account created again");
+    // Nothing failed now: the button no longer offers a retry.
+    let page = app.get(&path).await;
+    assert!(page.body.contains("Retrying 1 failed key(s)"));
+    assert!(!page.body.contains("data-action=\"retry_failed\""));
+    let p = app
+        .submit(&app.client, &path, &[("action", "retry_failed")])
+        .await;
+    assert_eq!(p.status, 409, "{}", p.body);
+    assert!(p.body.contains("has no failed keys to retry"));
+}
+
+#[tokio::test]
+async fn the_accounts_page_finds_an_account_by_key_mask_or_fingerprint() {
+    let app = TestApp::spawn().await;
+    let (_up, id) = planned(&app).await;
+    app.core
+        .apply_batch(
+            "root",
+            id,
+            provisioning_core::ops::ApplyOptions {
+                models_cache_wait: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let host = app.core.list_hosts().await.unwrap()[0].id;
+    let path = format!("/hosts/{host}/accounts");
+    let rows = |body: &str| body.matches("data-testid=\"account-row\"").count();
+    let all = app.get(&path).await;
+    assert_eq!(all.status, 200);
+    assert_eq!(rows(&all.body), 2, "both keys' accounts are listed");
+    assert!(all.body.contains("2 account(s)"));
+    let keys = app.core.store.batch_keys(id).await.unwrap();
+    let (fp, _, masked) = keys
+        .iter()
+        .find(|(_, _, m)| m.ends_with(&CANARY_PROVIDER_KEY[CANARY_PROVIDER_KEY.len() - 4..]))
+        .expect("the canary's mask")
+        .clone();
+    assert!(
+        !all.body.contains(CANARY_PROVIDER_KEY),
+        "never the full key"
+    );
+    // By the whole mask, as the batch page shows it.
+    let enc = |s: &str| s.replace('…', "%E2%80%A6");
+    let found = app.get(&format!("{path}?q={}", enc(&masked))).await;
+    assert_eq!(found.status, 200);
+    assert_eq!(rows(&found.body), 1, "{}", found.body);
+    assert!(found.body.contains(&masked));
+    assert!(found.body.contains("1 / 2 account(s) match"));
+    assert!(
+        found.body.contains("data-test-state=\"failed\""),
+        "its account test failed (no balance)"
+    );
+    assert!(found.body.contains(&format!("href=\"/batches/{id}\"")));
+    // By the start of its fingerprint.
+    let found = app.get(&format!("{path}?q={}", &fp[..12])).await;
+    assert_eq!(rows(&found.body), 1);
+    assert!(found.body.contains(&fp));
+    // Nothing matches; a query no mask is that long is refused (400).
+    let none = app.get(&format!("{path}?q=no-such-mask")).await;
+    assert_eq!(rows(&none.body), 0);
+    assert!(none.body.contains("No account matches."));
+    let long = app.get(&format!("{path}?q={}", "x".repeat(101))).await;
+    assert_eq!(long.status, 400, "{}", long.body);
+    assert!(
+        long.body.contains("q: is longer than any key mask"),
+        "{}",
+        long.body
+    );
+    assert_eq!(app.get("/hosts/999/accounts").await.status, 404);
+}
+
+#[tokio::test]
+async fn the_audit_log_names_each_batch_one_way_records_refused_forms_and_filters() {
+    let app = TestApp::spawn().await;
+    let (_up, id) = planned(&app).await;
+    let path = format!("/batches/{id}");
+    // A refused form (no confirmation) and a successful apply.
+    let p = app
+        .submit(&app.client, &path, &[("action", "discard")])
+        .await;
+    assert_eq!(p.status, 400);
+    app.core
+        .apply_batch(
+            "root",
+            id,
+            provisioning_core::ops::ApplyOptions {
+                models_cache_wait: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (all, _) = app.core.store.audit_page(1, 200).await.unwrap();
+    let about: Vec<_> = all
+        .iter()
+        .filter(|e| e.action.starts_with("batch."))
+        .collect();
+    assert!(about.len() >= 4, "{about:?}");
+    let target = format!("batch:{id}");
+    for e in &about {
+        if e.target != "batch:new" {
+            assert_eq!(e.target, target, "one name per batch: {e:?}");
+        }
+    }
+    let refused = about
+        .iter()
+        .find(|e| e.action == "batch.discard")
+        .expect("the refused discard is audited");
+    assert_eq!(refused.outcome, "invalid");
+    assert!(
+        refused.detail.contains("confirm: tick the box"),
+        "{}",
+        refused.detail
+    );
+    // The page filters by outcome and by target, and links the batch.
+    let p = app.get("/audit?outcome=invalid").await;
+    assert_eq!(p.status, 200);
+    let rows = p.body.matches("data-testid=\"audit-row\"").count();
+    assert_eq!(rows, 1, "{}", p.body);
+    assert!(p.body.contains(&format!("href=\"/batches/{id}\"")));
+    let p = app
+        .get(&format!("/audit?target=batch:{id}&action=batch."))
+        .await;
+    assert_eq!(
+        p.body.matches("data-testid=\"audit-row\"").count(),
+        about.iter().filter(|e| e.target == target).count()
+    );
+    let p = app.get("/audit?actor=nobody").await;
+    assert!(p.body.contains("No entry matches."));
+    // The evidence bundle still carries the batch's entries.
+    let bundle = app.core.export_bundle("root", id).await.unwrap();
+    assert!(bundle.json.contains("batch.plan") && bundle.json.contains("batch.apply"));
+}
