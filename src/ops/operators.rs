@@ -92,12 +92,101 @@ impl Core {
                 if e.is_conflict() {
                     OpError::Conflict(FieldError::new(
                         "username",
-                        format!("an operator named `{username}` already exists"),
+                        format!("an operator named `{username}` already exists (or existed and was removed: the audit log keeps that name)"),
                     ))
                 } else {
                     e.into()
                 }
             })
+    }
+
+    /// An admin sets another operator's password (they forgot it, or it
+    /// leaked): every session of theirs ends. Their own password an admin
+    /// changes like everyone else, with the current one.
+    #[tracing::instrument(skip(self, password))]
+    pub async fn reset_password(
+        &self,
+        actor: &str,
+        actor_id: i64,
+        id: i64,
+        password: Secret,
+    ) -> Result<String, OpError> {
+        if id == actor_id {
+            return Err(FieldError::new(
+                "id",
+                "is you: change your own password on your account page (it asks for the current one)",
+            )
+            .into());
+        }
+        model::new_password(password.expose())?;
+        let hash = hash_password(password).await;
+        self.store
+            .set_password(actor, id, &hash, "operator.password_reset")
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("operator {id}")))?;
+        let name = self
+            .store
+            .operator_by_id(id)
+            .await?
+            .map(|r| r.username)
+            .unwrap_or_default();
+        Ok(name)
+    }
+
+    /// Changes the signed-in operator's own password after checking the
+    /// current one; their other sessions end. Returns the new session
+    /// epoch, for the session that made the change to keep.
+    #[tracing::instrument(skip(self, current, new))]
+    pub async fn change_password(
+        &self,
+        id: i64,
+        current: Secret,
+        new: Secret,
+    ) -> Result<i64, OpError> {
+        let row = self
+            .store
+            .operator_by_id(id)
+            .await?
+            .filter(OperatorRow::active)
+            .ok_or_else(|| OpError::NotFound(format!("operator {id}")))?;
+        if current.is_empty() {
+            return Err(FieldError::new("current_password", "is required").into());
+        }
+        if !verify_password(current.clone(), row.password_hash.clone()).await {
+            return Err(FieldError::new("current_password", "is not your current password").into());
+        }
+        model::new_password(new.expose())
+            .map_err(|e| FieldError::new("new_password", e.message))?;
+        if new.expose() == current.expose() {
+            return Err(FieldError::new("new_password", "is the same as the current one").into());
+        }
+        let hash = hash_password(new).await;
+        self.store
+            .set_password(&row.username, id, &hash, "operator.password_change")
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("operator {id}")))
+    }
+
+    /// Removes another operator (admin): they are signed out at once and
+    /// can never sign in again; the last enabled admin stays.
+    pub async fn remove_operator(
+        &self,
+        actor: &str,
+        actor_id: i64,
+        id: i64,
+    ) -> Result<String, OpError> {
+        if id == actor_id {
+            return Err(FieldError::new("id", "is you: another admin must remove you").into());
+        }
+        match self.store.remove_operator(actor, id).await {
+            Ok(Some(name)) => Ok(name),
+            Ok(None) => Err(OpError::NotFound(format!("operator {id}"))),
+            Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::new(
+                "id",
+                "is the last enabled admin: make another admin first",
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Checks a sign-in. Throttles after [`THROTTLE_USER_LIMIT`] failures per
@@ -154,7 +243,7 @@ impl Core {
             .unwrap_or_else(|| dummy_hash().to_string());
         let ok = verify_password(password, hash).await;
         match row {
-            Some(r) if ok && !r.disabled => {
+            Some(r) if ok && r.active() => {
                 store
                     .clear_sign_in_failures(&user_scope)
                     .await

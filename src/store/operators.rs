@@ -13,6 +13,16 @@ pub struct OperatorRow {
     pub disabled: bool,
     pub created_at_ms: i64,
     pub last_sign_in_ms: Option<i64>,
+    /// Moves on when the password changes: sessions of an older epoch end.
+    pub session_epoch: i64,
+    pub removed_at_ms: Option<i64>,
+}
+
+impl OperatorRow {
+    /// May sign in and use a session.
+    pub fn active(&self) -> bool {
+        !self.disabled && self.removed_at_ms.is_none()
+    }
 }
 
 impl std::fmt::Debug for OperatorRow {
@@ -39,7 +49,17 @@ impl OperatorRow {
     }
 }
 
-type Row = (i64, String, String, String, bool, i64, Option<i64>);
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    bool,
+    i64,
+    Option<i64>,
+    i64,
+    Option<i64>,
+);
 
 fn from_row(r: Row) -> Result<OperatorRow, StoreError> {
     Ok(OperatorRow {
@@ -50,10 +70,16 @@ fn from_row(r: Row) -> Result<OperatorRow, StoreError> {
         disabled: r.4,
         created_at_ms: r.5,
         last_sign_in_ms: r.6,
+        session_epoch: r.7,
+        removed_at_ms: r.8,
     })
 }
 
-const COLS: &str = "id, username, password_hash, role, disabled, created_at_ms, last_sign_in_ms";
+const COLS: &str = "id, username, password_hash, role, disabled, created_at_ms, last_sign_in_ms, session_epoch, removed_at_ms";
+
+/// Enabled admins that are not removed: there must always be one.
+const ADMINS_LEFT: &str =
+    "SELECT COUNT(*) FROM operators WHERE role = 'admin' AND disabled = 0 AND removed_at_ms IS NULL";
 
 impl Store {
     /// Number of operators (zero means the first admin is still to be made).
@@ -182,10 +208,11 @@ impl Store {
     }
 
     pub async fn list_operators(&self) -> Result<Vec<OperatorRow>, StoreError> {
-        let rows: Vec<Row> =
-            sqlx::query_as(&format!("SELECT {COLS} FROM operators ORDER BY username"))
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLS} FROM operators WHERE removed_at_ms IS NULL ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter().map(from_row).collect()
     }
 
@@ -208,11 +235,12 @@ impl Store {
         disabled: bool,
     ) -> Result<Option<OperatorRow>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let name: Option<String> =
-            sqlx::query_scalar("SELECT username FROM operators WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let name: Option<String> = sqlx::query_scalar(
+            "SELECT username FROM operators WHERE id = ? AND removed_at_ms IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(name) = name else { return Ok(None) };
         sqlx::query("UPDATE operators SET role = ?, disabled = ? WHERE id = ?")
             .bind(role.as_str())
@@ -220,11 +248,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let admins: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM operators WHERE role = 'admin' AND disabled = 0",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let admins: i64 = sqlx::query_scalar(ADMINS_LEFT).fetch_one(&mut *tx).await?;
         if admins == 0 {
             return Err(StoreError::Conflict(
                 "the last enabled admin cannot be demoted or disabled; an admin".into(),
@@ -241,6 +265,80 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.operator_by_id(id).await
+    }
+}
+
+impl Store {
+    /// Sets an operator's password hash and moves their session epoch on
+    /// (ending their other sessions), audited as `action` in the same
+    /// transaction. Returns the new epoch, `None` for no such operator.
+    pub async fn set_password(
+        &self,
+        actor: &str,
+        id: i64,
+        password_hash: &str,
+        action: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE operators SET password_hash = ?, session_epoch = session_epoch + 1
+             WHERE id = ? AND removed_at_ms IS NULL RETURNING username, session_epoch",
+        )
+        .bind(password_hash)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((name, epoch)) = row else {
+            return Ok(None);
+        };
+        audit_in(
+            &mut tx,
+            actor,
+            action,
+            &format!("operator:{name}"),
+            "ok",
+            "password set; the operator's other sessions ended",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(epoch))
+    }
+
+    /// Removes an operator: they can never sign in again and leave the
+    /// list, and their name stays taken (the audit log refers to it).
+    /// Refused for the last enabled admin. `None`: no such operator.
+    pub async fn remove_operator(
+        &self,
+        actor: &str,
+        id: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let name: Option<String> = sqlx::query_scalar(
+            "UPDATE operators SET removed_at_ms = ?, session_epoch = session_epoch + 1
+             WHERE id = ? AND removed_at_ms IS NULL RETURNING username",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(name) = name else { return Ok(None) };
+        let admins: i64 = sqlx::query_scalar(ADMINS_LEFT).fetch_one(&mut *tx).await?;
+        if admins == 0 {
+            return Err(StoreError::Conflict(
+                "the last enabled admin cannot be removed".into(),
+            ));
+        }
+        audit_in(
+            &mut tx,
+            actor,
+            "operator.remove",
+            &format!("operator:{name}"),
+            "ok",
+            "",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(name))
     }
 }
 
@@ -309,5 +407,51 @@ mod tests {
             store.operator_by_id(a.id).await.unwrap().unwrap().role,
             Role::Admin
         );
+        // Nor removed; a second admin can be, and stays out of the list.
+        assert!(store
+            .remove_operator("root", a.id)
+            .await
+            .unwrap_err()
+            .is_conflict());
+        let b = store
+            .create_operator("root", "second", "h", Role::Admin)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .remove_operator("root", b.id)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("second")
+        );
+        let gone = store.operator_by_id(b.id).await.unwrap().unwrap();
+        assert!(!gone.active());
+        assert_eq!(store.list_operators().await.unwrap().len(), 1);
+        assert!(store.remove_operator("root", b.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_new_password_moves_the_session_epoch_on() {
+        let (store, _d) = test_store().await;
+        let a = store
+            .create_operator("cli", "ann", "h1", Role::Operator)
+            .await
+            .unwrap();
+        assert_eq!(a.session_epoch, 0);
+        assert_eq!(
+            store
+                .set_password("root", a.id, "h2", "operator.password_reset")
+                .await
+                .unwrap(),
+            Some(1)
+        );
+        let a = store.operator_by_id(a.id).await.unwrap().unwrap();
+        assert_eq!((a.password_hash.as_str(), a.session_epoch), ("h2", 1));
+        assert!(store
+            .set_password("root", 999, "h", "x")
+            .await
+            .unwrap()
+            .is_none());
     }
 }

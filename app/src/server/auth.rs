@@ -16,14 +16,23 @@ use provisioning_core::secrets::random_hex;
 use tower_sessions::Session;
 
 pub const OPERATOR_ID: &str = "operator_id";
+/// The operator's session epoch when the session began (see
+/// `OperatorRow::session_epoch`): a new password ends older sessions.
+pub const OPERATOR_EPOCH: &str = "operator_epoch";
 pub const CSRF: &str = "csrf";
 pub const FLASH: &str = "flash";
 
 /// The signed-in, enabled operator, if any.
 pub async fn current_operator(state: &AppState, session: &Session) -> Option<OperatorView> {
     let id = session.get::<i64>(OPERATOR_ID).await.ok().flatten()?;
+    let epoch = session
+        .get::<i64>(OPERATOR_EPOCH)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     match state.core.store.operator_by_id(id).await {
-        Ok(Some(op)) if !op.disabled => Some(op.view()),
+        Ok(Some(op)) if op.active() && op.session_epoch == epoch => Some(op.view()),
         Ok(_) => None,
         Err(e) => {
             tracing::error!(error = %e, "loading the session's operator failed");

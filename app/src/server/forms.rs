@@ -29,6 +29,9 @@ const SECRET_FIELDS: &[&str] = &[
     "keys",
     "keys_file",
     "password",
+    "current_password",
+    "new_password",
+    "confirm_password",
     "token",
     "admin_api_key",
     "admin_password",
@@ -127,6 +130,7 @@ fn form_audit_name(path: &str, form: &FormMap) -> Option<(String, String)> {
         ["hosts", id, "delete"] => ("host.delete".into(), format!("host:{id}")),
         ["hosts", id, "drift"] => (format!("host.drift_{act}"), format!("host:{id}")),
         ["operators"] => (format!("operator.{act}"), "operator".into()),
+        ["account"] => ("operator.password_change".into(), "operator".into()),
         ["packs"] => ("pack.upload".into(), "pack:new".into()),
         ["batches", "new"] => ("batch.plan".into(), "batch:new".into()),
         ["batches", id] => (format!("batch.{act}"), format!("batch:{id}")),
@@ -309,7 +313,10 @@ fn client_addr(state: &AppState, parts: &Parts) -> String {
 
 /// Starts a fresh session for a signed-in operator: new id (no fixation),
 /// new CSRF token.
-async fn start_session(session: &Session, operator_id: i64) -> Result<(), Failure> {
+async fn start_session(
+    session: &Session,
+    op: &provisioning_core::store::OperatorRow,
+) -> Result<(), Failure> {
     let fail = |e: tower_sessions::session::Error| {
         tracing::error!(error = %e, "session write failed");
         Failure::new(
@@ -318,8 +325,9 @@ async fn start_session(session: &Session, operator_id: i64) -> Result<(), Failur
         )
     };
     session.cycle_id().await.map_err(fail)?;
+    session.insert(OPERATOR_ID, op.id).await.map_err(fail)?;
     session
-        .insert(OPERATOR_ID, operator_id)
+        .insert(auth::OPERATOR_EPOCH, op.session_epoch)
         .await
         .map_err(fail)?;
     session
@@ -354,7 +362,7 @@ pub async fn sign_in(
                 ),
                 SignInError::Op(e) => e.into(),
             })?;
-        start_session(&session, op.id).await?;
+        start_session(&session, &op).await?;
         Ok::<_, Failure>(())
     }
     .await;
@@ -381,7 +389,7 @@ pub async fn setup(
                 Secret::new(get(&form, "password")),
             )
             .await?;
-        start_session(&session, op.id).await?;
+        start_session(&session, &op).await?;
         Ok::<_, Failure>(op.username)
     }
     .await;
@@ -690,6 +698,28 @@ pub async fn operators(
                     Err(e) => Err(OpError::from(e).into()),
                 }
             }
+            "reset_password" | "remove" => {
+                let reset = get(&form, "action") == "reset_password";
+                let what = if reset { "operator.password_reset" } else { "operator.remove" };
+                let actor = allowed(&state, &ctx, Role::Admin, what, "operator").await?;
+                let me = ctx.operator.as_ref().map(|o| o.id).unwrap_or_default();
+                let id: i64 = get(&form, "id").parse().map_err(|_| {
+                    Failure::field(StatusCode::BAD_REQUEST, FieldError::new("id", "is not a number"))
+                })?;
+                if reset {
+                    let name = state
+                        .core
+                        .reset_password(&actor, me, id, Secret::new(get(&form, "password")))
+                        .await?;
+                    Ok(format!("Password of {name} reset: their sessions have ended; tell them the new one out of band."))
+                } else {
+                    if get(&form, "confirm") != "yes" {
+                        return Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("confirm", "tick the box to confirm: a removed operator can never sign in again")));
+                    }
+                    let name = state.core.remove_operator(&actor, me, id).await?;
+                    Ok(format!("Operator {name} removed: signed out everywhere, and the name stays in the audit log."))
+                }
+            }
             other => Err(Failure::field(
                 StatusCode::BAD_REQUEST,
                 FieldError::new("action", format!("unknown action `{other}`")),
@@ -700,6 +730,69 @@ pub async fn operators(
     match result {
         Ok(msg) => done(&session, "/operators", msg, true).await,
         Err(f) => render_failure(&state, &parts, "/operators", &form, f).await,
+    }
+}
+
+/// `POST /account`: the signed-in operator changes their own password with
+/// the current one; other sessions end, this one carries on.
+pub async fn change_password(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let Some(op) = &ctx.operator else {
+            return Err(Failure::new(
+                StatusCode::UNAUTHORIZED,
+                "You are signed out; sign in again.",
+            ));
+        };
+        if get(&form, "new_password") != get(&form, "confirm_password") {
+            return Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new("confirm_password", "does not match the new password"),
+            ));
+        }
+        let epoch = state
+            .core
+            .change_password(
+                op.id,
+                Secret::new(get(&form, "current_password")),
+                Secret::new(get(&form, "new_password")),
+            )
+            .await?;
+        // This session goes on under a new id and the new epoch.
+        let row = state
+            .core
+            .store
+            .operator_by_id(op.id)
+            .await
+            .map_err(OpError::from)?
+            .filter(|r| r.session_epoch == epoch)
+            .ok_or_else(|| {
+                Failure::new(
+                    StatusCode::CONFLICT,
+                    "Your account changed meanwhile; sign in again.",
+                )
+            })?;
+        start_session(&session, &row).await?;
+        Ok::<_, Failure>(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            done(
+                &session,
+                "/account",
+                "Password changed: your other sessions have ended.".into(),
+                true,
+            )
+            .await
+        }
+        Err(f) => render_failure(&state, &parts, "/account", &form, f).await,
     }
 }
 

@@ -185,6 +185,7 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/hosts/{id}/drift", post(forms::drift_action))
         .route("/hosts/{id}/delete", post(forms::delete_host))
         .route("/operators", post(forms::operators))
+        .route("/account", post(forms::change_password))
         .route("/packs", post(forms::upload_pack))
         .route("/batches/new", post(forms::new_batch))
         .route("/batches/{id}", post(forms::batch_action))

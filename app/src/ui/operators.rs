@@ -32,8 +32,10 @@ pub fn OperatorsPage() -> impl IntoView {
                                     <th>{l.t("Change", "修改")}</th>
                                 </tr></thead>
                                 <tbody>
-                                    {list.into_iter().map(|o| view! {
-                                        <tr>
+                                    {list.into_iter().map(|o| {
+                                        let me = page_ctx().operator.as_ref().is_some_and(|m| m.id == o.id);
+                                        view! {
+                                        <tr data-testid="operator-row" data-username=o.username.clone()>
                                             <td>{o.username.clone()}{o.disabled.then(|| view! { " " <span class="badge muted">{l.t("disabled", "已停用")}</span> })}</td>
                                             <td>{o.role.as_str()}</td>
                                             <td class="muted">{o.last_sign_in_ms.map(when).unwrap_or_else(|| "—".into())}</td>
@@ -50,9 +52,30 @@ pub fn OperatorsPage() -> impl IntoView {
                                                     <label class="check"><input type="checkbox" name="disabled" value="1" checked=o.disabled/>{l.t("disabled", "停用")}</label>
                                                     <button type="submit">{l.t("Apply", "应用")}</button>
                                                 </form>
+                                                {if me {
+                                                    view! { <p class="small muted"><a href="/account">{l.t("Change your own password on your account page.", "在“我的账号”页修改自己的密码。")}</a></p> }.into_any()
+                                                } else {
+                                                    view! {
+                                                        <form method="post" action="/operators" class="inline">
+                                                            <Csrf/>
+                                                            <input type="hidden" name="action" value="reset_password"/>
+                                                            <input type="hidden" name="id" value=o.id.to_string()/>
+                                                            <input type="password" name="password" required minlength="12" maxlength="256" autocomplete="new-password"
+                                                                aria-label=l.t("New password", "新密码") placeholder=l.t("new password (12+ characters)", "新密码（至少 12 个字符）")/>
+                                                            <button type="submit" data-testid="reset-password">{l.t("Reset password", "重置密码")}</button>
+                                                        </form>
+                                                        <form method="post" action="/operators" class="inline">
+                                                            <Csrf/>
+                                                            <input type="hidden" name="action" value="remove"/>
+                                                            <input type="hidden" name="id" value=o.id.to_string()/>
+                                                            <label class="small"><input type="checkbox" name="confirm" value="yes" required data-testid="remove-confirm"/>{l.t(" sign them out for good", " 永久注销其登录")}</label>
+                                                            <button type="submit" class="danger" data-testid="remove-operator">{l.t("Remove", "移除")}</button>
+                                                        </form>
+                                                    }.into_any()
+                                                }}
                                             </td>
                                         </tr>
-                                    }).collect_view()}
+                                    }}).collect_view()}
                                 </tbody>
                             </table>
                         }.into_any(),
@@ -75,6 +98,36 @@ pub fn OperatorsPage() -> impl IntoView {
                     </select>
                 </label>
                 <button type="submit" class="primary">{l.t("Add operator", "添加操作员")}</button>
+            </form>
+        </Layout>
+    }
+}
+
+/// The signed-in operator's own account: who they are, and a new password
+/// (with the current one). Every role has it.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let who = ctx.operator.clone();
+    view! {
+        <Layout>
+            <h1>{l.t("Your account", "我的账号")}</h1>
+            {who.map(|o| view! {
+                <dl class="facts">
+                    <dt>{l.t("Username", "用户名")}</dt><dd>{o.username.clone()}</dd>
+                    <dt>{l.t("Role", "角色")}</dt><dd>{o.role.as_str()}</dd>
+                    <dt>{l.t("Last sign-in", "最近登录")}</dt><dd class="muted">{o.last_sign_in_ms.map(when).unwrap_or_else(|| "—".into())}</dd>
+                </dl>
+            })}
+            <h2>{l.t("Change your password", "修改密码")}</h2>
+            <form method="post" action="/account" class="card form" data-testid="password-form">
+                <Csrf/>
+                <Field name="current_password" kind="password" label=l.t("Current password", "当前密码") required=true maxlength=256/>
+                <Field name="new_password" kind="password" label=l.t("New password", "新密码") required=true maxlength=256
+                    hint=l.t("At least 12 characters. Your other sessions end; this one stays signed in.", "至少 12 个字符。你的其他会话将结束，当前会话保持登录。")/>
+                <Field name="confirm_password" kind="password" label=l.t("New password again", "再次输入新密码") required=true maxlength=256/>
+                <button type="submit" class="primary">{l.t("Change password", "修改密码")}</button>
             </form>
         </Layout>
     }

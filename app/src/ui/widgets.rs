@@ -33,7 +33,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a class="lang" rel="external" href=format!("/lang?to={}", other.0)>{other.1}</a>
                 {who.map(|o| {
                     view! {
-                        <span class="user" data-testid="who">{o.username.clone()}" · "<span class="role">{o.role.as_str()}</span></span>
+                        <a class="user" href="/account" data-testid="who" title=l.t("Your account", "我的账号")>{o.username.clone()}" · "<span class="role">{o.role.as_str()}</span></a>
                         <form method="post" action="/logout" class="inline">
                             <input type="hidden" name="_csrf" value=ctx.csrf.clone()/>
                             <button type="submit" class="link">{l.t("Sign out", "退出")}</button>

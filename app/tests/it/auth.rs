@@ -442,3 +442,250 @@ async fn pages_carry_a_csp_whose_nonce_is_on_the_hydration_script() {
         .to_string();
     assert_ne!(csp, csp2);
 }
+
+/// Signs `name` in with `password` on a fresh client; `None` when refused.
+async fn signed_in(app: &TestApp, name: &str, password: &str) -> Option<reqwest::Client> {
+    let c = app.new_client();
+    let p = app
+        .submit(&c, "/login", &[("username", name), ("password", password)])
+        .await;
+    (p.status == 303).then_some(c)
+}
+
+async fn operator_id(app: &TestApp, name: &str) -> String {
+    app.core
+        .store
+        .operator_by_name(name)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_password_and_the_operators_sessions_end() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    app.add_operator("vera", Role::Viewer).await;
+    let vera = signed_in(&app, "vera", PASSWORD).await.unwrap();
+    assert_eq!(app.get_with(&vera, "/hosts").await.status, 200);
+    let id = operator_id(&app, "vera").await;
+    let short = app
+        .submit(
+            &app.client,
+            "/operators",
+            &[
+                ("action", "reset_password"),
+                ("id", &id),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, 400);
+    assert!(short.body.contains("at least 12 characters"));
+    let p = app
+        .submit(
+            &app.client,
+            "/operators",
+            &[
+                ("action", "reset_password"),
+                ("id", &id),
+                ("password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(
+        app.get_with(&vera, "/hosts").await.location.as_deref(),
+        Some("/login"),
+        "her session ended"
+    );
+    assert!(
+        signed_in(&app, "vera", PASSWORD).await.is_none(),
+        "the old password is gone"
+    );
+    assert!(signed_in(&app, "vera", "a brand new password")
+        .await
+        .is_some());
+    // An admin resets nobody's password from a viewer's session, nor their own here.
+    let vera = signed_in(&app, "vera", "a brand new password")
+        .await
+        .unwrap();
+    let root = operator_id(&app, "root").await;
+    let p = app
+        .submit(
+            &vera,
+            "/operators",
+            &[
+                ("action", "reset_password"),
+                ("id", &root),
+                ("password", "taken over password"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    let p = app
+        .submit(
+            &app.client,
+            "/operators",
+            &[
+                ("action", "reset_password"),
+                ("id", &root),
+                ("password", "another password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p
+        .body
+        .contains("change your own password on your account page"));
+    let (audit, _) = app.core.store.audit_page(1, 50).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "operator.password_reset"
+        && e.outcome == "ok"
+        && e.target == "operator:vera"));
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "operator.password_reset" && e.outcome == "denied"));
+    for e in &audit {
+        assert!(
+            !e.detail.contains("a brand new password"),
+            "no password in the audit log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_operator_changes_their_own_password_and_stays_signed_in_there_only() {
+    let app = TestApp::spawn().await;
+    app.add_operator("ann", Role::Operator).await;
+    let here = signed_in(&app, "ann", PASSWORD).await.unwrap();
+    let elsewhere = signed_in(&app, "ann", PASSWORD).await.unwrap();
+    let page = app.get_with(&here, "/account").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-testid=\"password-form\""));
+    let wrong = app
+        .submit(
+            &here,
+            "/account",
+            &[
+                ("current_password", "not my password"),
+                ("new_password", "my new password 1"),
+                ("confirm_password", "my new password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert!(
+        wrong
+            .body
+            .contains("data-testid=\"error-current_password\""),
+        "{}",
+        wrong.body
+    );
+    let mismatch = app
+        .submit(
+            &here,
+            "/account",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "my new password 1"),
+                ("confirm_password", "my new password 2"),
+            ],
+        )
+        .await;
+    assert_eq!(mismatch.status, 400);
+    assert!(mismatch.body.contains("does not match the new password"));
+    assert!(
+        signed_in(&app, "ann", PASSWORD).await.is_some(),
+        "nothing changed yet"
+    );
+    let ok = app
+        .submit(
+            &here,
+            "/account",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "my new password 1"),
+                ("confirm_password", "my new password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let back = app.get_with(&here, "/account").await;
+    assert_eq!(back.status, 200, "this session carries on");
+    assert!(back.body.contains("Password changed"));
+    assert_eq!(
+        app.get_with(&elsewhere, "/hosts").await.location.as_deref(),
+        Some("/login")
+    );
+    assert!(signed_in(&app, "ann", "my new password 1").await.is_some());
+    assert!(signed_in(&app, "ann", PASSWORD).await.is_none());
+}
+
+#[tokio::test]
+async fn a_removed_operator_is_signed_out_for_good_and_their_name_stays_taken() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    app.add_operator("otto", Role::Operator).await;
+    let otto = signed_in(&app, "otto", PASSWORD).await.unwrap();
+    let id = operator_id(&app, "otto").await;
+    let p = app
+        .submit(
+            &app.client,
+            "/operators",
+            &[("action", "remove"), ("id", &id)],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("tick the box"));
+    let root = operator_id(&app, "root").await;
+    let p = app
+        .submit(
+            &app.client,
+            "/operators",
+            &[("action", "remove"), ("id", &root), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 400, "not yourself");
+    let p = app
+        .submit(
+            &app.client,
+            "/operators",
+            &[("action", "remove"), ("id", &id), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(
+        app.get_with(&otto, "/hosts").await.location.as_deref(),
+        Some("/login")
+    );
+    assert!(signed_in(&app, "otto", PASSWORD).await.is_none());
+    let list = app.get("/operators").await;
+    assert!(
+        !list.body.contains("data-username=\"otto\""),
+        "gone from the list"
+    );
+    let again = app
+        .submit(
+            &app.client,
+            "/operators",
+            &[
+                ("action", "create"),
+                ("username", "otto"),
+                ("password", "a fresh password 1"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains("existed and was removed"));
+    let p = app
+        .submit(
+            &app.client,
+            "/operators",
+            &[("action", "remove"), ("id", &id), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 404, "already removed");
+}
