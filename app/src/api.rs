@@ -54,6 +54,10 @@ pub struct OverviewData {
     pub recent: Vec<provisioning_core::model::AuditEntry>,
     /// Open drift findings of each host's newest check: (host id, count).
     pub drift: Vec<(i64, i64)>,
+    /// Batches that need someone (running, failed, not ready), newest first.
+    pub attention: provisioning_core::model::BatchList,
+    /// The newest batches.
+    pub newest: provisioning_core::model::BatchList,
 }
 
 /// The host detail page's data.
@@ -84,10 +88,29 @@ pub async fn overview() -> Result<OverviewData, AppError> {
         .drift_open_counts()
         .await
         .map_err(crate::server::op_error)?;
+    let attention = state
+        .core
+        .list_batches_where(
+            &provisioning_core::model::BatchFilter {
+                attention: true,
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .map_err(crate::server::op_error)?;
+    let newest = state
+        .core
+        .list_batches(None, 5)
+        .await
+        .map_err(crate::server::op_error)?;
     Ok(OverviewData {
         hosts,
         recent,
         drift,
+        attention,
+        newest,
     })
 }
 
@@ -303,18 +326,47 @@ pub async fn new_batch_options() -> Result<BatchFormData, AppError> {
     })
 }
 
-/// One page of the batch list (newest first; `before` is the cursor).
+/// The batch list with what it can be filtered by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchListData {
+    pub list: provisioning_core::model::BatchList,
+    /// (id, name) of every host.
+    pub hosts: Vec<(i64, String)>,
+    /// Every provider key some batch was planned for.
+    pub providers: Vec<String>,
+}
+
+/// One page of the batch list (newest first; `before` is the cursor),
+/// filtered.
 #[server]
 pub async fn list_batches(
+    filter: provisioning_core::model::BatchFilter,
     before: Option<i64>,
-) -> Result<provisioning_core::model::BatchList, AppError> {
+) -> Result<BatchListData, AppError> {
     use provisioning_core::model::Role;
     let (state, _) = crate::server::auth::require(Role::Viewer).await?;
-    state
-        .core
-        .list_batches(before, 50)
+    let core = &state.core;
+    let list = core
+        .list_batches_where(&filter, before, 50)
         .await
-        .map_err(crate::server::op_error)
+        .map_err(crate::server::op_error)?;
+    let hosts = core
+        .list_hosts()
+        .await
+        .map_err(crate::server::op_error)?
+        .into_iter()
+        .map(|h| (h.id, h.name))
+        .collect();
+    let providers = core
+        .store
+        .batch_providers()
+        .await
+        .map_err(|e| crate::server::op_error(e.into()))?;
+    Ok(BatchListData {
+        list,
+        hosts,
+        providers,
+    })
 }
 
 /// A batch's page: one page of its journal (`after` is the cursor, `state`

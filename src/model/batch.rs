@@ -50,6 +50,26 @@ impl BatchStatus {
     }
 }
 
+/// What the batch list is filtered by (empty: anything).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchFilter {
+    pub host_id: Option<i64>,
+    /// A provider key (`deepseek`).
+    pub provider: String,
+    /// A batch status (`failed`).
+    pub status: String,
+    /// Only batches that need someone: running, failed or partly so, a
+    /// rollback that failed, or applied and not ready.
+    #[serde(default)]
+    pub attention: bool,
+}
+
+impl BatchFilter {
+    pub fn is_empty(&self) -> bool {
+        *self == BatchFilter::default()
+    }
+}
+
 /// The audit log's name for a batch: `batch:3`, its number on every page
 /// (older entries may name it by its uid or as `batch-id:3`).
 pub fn batch_target(id: i64) -> String {
@@ -551,6 +571,9 @@ pub struct BatchSummary {
 /// One page of the batch list, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchList {
+    /// What the list was filtered by.
+    #[serde(default)]
+    pub filter: BatchFilter,
     pub items: Vec<BatchSummary>,
     /// The cursor of the next (older) page, when there is one.
     pub next_before: Option<i64>,

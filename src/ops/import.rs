@@ -832,9 +832,38 @@ impl Core {
         before: Option<i64>,
         limit: u32,
     ) -> Result<crate::model::BatchList, OpError> {
+        self.list_batches_where(&Default::default(), before, limit)
+            .await
+    }
+
+    /// As [`Core::list_batches`], those that match `filter`.
+    pub async fn list_batches_where(
+        &self,
+        filter: &crate::model::BatchFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<crate::model::BatchList, OpError> {
         use crate::model::{AccessStatus, BatchStatus, BatchSummary, StateCounts};
         let limit = limit.clamp(1, 200);
-        let mut rows = self.store.batch_summaries(before, limit + 1).await?;
+        if filter.provider.len() > 100 {
+            return Err(crate::model::FieldError::new(
+                "provider",
+                "is longer than any provider key",
+            )
+            .into());
+        }
+        if !filter.status.is_empty() && BatchStatus::parse(&filter.status).as_str() != filter.status
+        {
+            return Err(crate::model::FieldError::new(
+                "status",
+                format!("{:?} is not a batch status", filter.status),
+            )
+            .into());
+        }
+        let mut rows = self
+            .store
+            .batch_summaries(filter, before, limit + 1)
+            .await?;
         let next_before = (rows.len() > limit as usize).then(|| {
             rows.truncate(limit as usize);
             rows.last().map(|r| r.id).unwrap_or(0)
@@ -891,6 +920,7 @@ impl Core {
             });
         }
         Ok(crate::model::BatchList {
+            filter: filter.clone(),
             items,
             next_before,
             before,

@@ -513,6 +513,7 @@ impl Store {
     /// summaries: one indexed read, whatever the size of the batches.
     pub async fn batch_summaries(
         &self,
+        f: &crate::model::BatchFilter,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<BatchSummaryRow>, StoreError> {
@@ -525,12 +526,30 @@ impl Store {
                     batches.key_outcomes
              FROM batches JOIN hosts h ON h.id = batches.host_id
                           JOIN pack_versions p ON p.id = batches.pack_version_id
-             WHERE batches.id < ? ORDER BY batches.id DESC LIMIT ?"
+             WHERE batches.id < ?1 AND (?3 IS NULL OR batches.host_id = ?3)
+               AND (?4 = '' OR batches.provider_key = ?4) AND (?5 = '' OR batches.status = ?5)
+               AND (?6 = 0 OR batches.status IN ('running', 'rolling_back', 'failed', 'partially_succeeded', 'rollback_failed')
+                    OR (batches.status = 'succeeded'
+                        AND batches.access_status NOT IN ('self_service_ready', 'subscription_ready', 'fully_ready')))
+             ORDER BY batches.id DESC LIMIT ?2"
         ))
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit as i64)
+        .bind(f.host_id)
+        .bind(&f.provider)
+        .bind(&f.status)
+        .bind(f.attention)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Every provider key some batch was planned for.
+    pub async fn batch_providers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT provider_key FROM batches ORDER BY provider_key")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Recounts a batch's journal into its summary (keys are counted at

@@ -8,8 +8,8 @@ use crate::page::page_ctx;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use provisioning_core::model::{
-    AccessStatus, Action, BatchStatus, BatchView, KeyOutcomes, KindCount, Role, RollbackPreview,
-    StateCounts, StepKind, StepState, StepView,
+    AccessStatus, Action, BatchFilter, BatchStatus, BatchView, KeyOutcomes, KindCount, Role,
+    RollbackPreview, StateCounts, StepKind, StepState, StepView,
 };
 
 /// The time now (pages render on the server).
@@ -111,13 +111,20 @@ pub fn BatchesPage() -> impl IntoView {
     let ctx = page_ctx();
     let l = ctx.lang;
     let query = leptos_router::hooks::use_query_map();
-    let before = move || {
-        query
-            .read()
-            .get("before")
-            .and_then(|s| s.parse::<i64>().ok())
+    let key = move || {
+        let q = query.read();
+        let get = |k: &str| q.get(k).unwrap_or_default().trim().to_string();
+        (
+            BatchFilter {
+                host_id: q.get("host").and_then(|s| s.parse::<i64>().ok()),
+                provider: get("provider"),
+                status: get("status"),
+                attention: get("attention") == "1",
+            },
+            q.get("before").and_then(|s| s.parse::<i64>().ok()),
+        )
     };
-    let batches = Resource::new(before, list_batches);
+    let batches = Resource::new(key, |(f, before)| list_batches(f, before));
     view! {
         <Layout>
             <div class="title-row">
@@ -128,53 +135,123 @@ pub fn BatchesPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match batches.await {
                         Err(e) => view! { <ErrorBox err=e/> }.into_any(),
-                        Ok(list) if list.items.is_empty() && list.before.is_none() => view! {
+                        Ok(d) if d.list.items.is_empty() && d.list.before.is_none() && d.list.filter.is_empty() => view! {
                             <div class="empty"><p>{l.t("No batch yet. A batch puts upstream keys of one provider onto one host, then proves the route ready.", "还没有批次。批次把某个供应商的上游密钥导入一台主机，并验证线路就绪。")}</p></div>
                         }.into_any(),
-                        Ok(list) => view! {
-                            <table class="grid" data-testid="batches">
-                                <thead><tr>
-                                    <th>"#"</th>
-                                    <th>{l.t("Host", "主机")}</th>
-                                    <th>{l.t("Provider", "供应商")}</th>
-                                    <th>{l.t("Mode", "方式")}</th>
-                                    <th>{l.t("Keys", "密钥")}</th>
-                                    <th>{l.t("Key outcomes", "密钥结果")}</th>
-                                    <th>{l.t("Batch status", "批次状态")}</th>
-                                    <th>{l.t("Group access", "分组访问")}</th>
-                                    <th>{l.t("Drift", "漂移")}</th>
-                                    <th>{l.t("Created", "创建")}</th>
-                                </tr></thead>
-                                <tbody>
-                                    {list.items.into_iter().map(|b| view! {
-                                        <tr data-batch=b.id.to_string()>
-                                            <td><a href=format!("/batches/{}", b.id)>{format!("#{}", b.id)}</a></td>
-                                            <td>{b.host_name.clone()}</td>
-                                            <td><code>{format!("{}/{}", b.pack_id, b.provider_key)}</code></td>
-                                            <td>{b.mode.as_str()}</td>
-                                            <td>{b.key_count}</td>
-                                            <td data-testid="batch-keys">{key_outcomes(l, &b.keys)}</td>
-                                            <td>{batch_badge(l, b.status)}</td>
-                                            <td>{access_badge(b.access_status)}</td>
-                                            <td data-testid="batch-drift"><a href=format!("/hosts/{}/drift?batch={}", b.host_id, b.id)>{match b.drift_open {
-                                                None => l.t("not checked", "未检查").to_string(),
-                                                Some(0) => l.t("none open", "无未处理").to_string(),
-                                                Some(n) => format!("{n} {}", l.t("open", "项未处理")),
-                                            }}</a></td>
-                                            <td class="muted">{format!("{} · {}", when(b.created_at_ms), b.created_by)}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                            <p class="pager">
-                                {list.before.is_some().then(|| view! { <a href="/batches" data-testid="newest">{l.t("← Newest", "← 最新")}</a> })}
-                                {list.next_before.map(|n| view! { " " <a href=format!("/batches?before={n}") data-testid="older">{l.t("Older →", "更早 →")}</a> })}
-                            </p>
-                        }.into_any(),
+                        Ok(d) => {
+                            let f = d.list.filter.clone();
+                            let statuses = ["planned", "running", "succeeded", "partially_succeeded", "failed", "rolling_back", "rolled_back", "rollback_failed", "discarded"];
+                            let page_link = move |before: Option<i64>| batches_query(&f, before);
+                            let f = d.list.filter.clone();
+                            view! {
+                                <form method="get" action="/batches" class="inline search" data-testid="batch-filter">
+                                    <label class="field"><span>{l.t("Host", "主机")}</span>
+                                        <select name="host">
+                                            <option value="" selected=f.host_id.is_none()>{l.t("any", "全部")}</option>
+                                            {d.hosts.iter().map(|(id, name)| view! { <option value=id.to_string() selected=f.host_id == Some(*id)>{name.clone()}</option> }).collect_view()}
+                                        </select></label>
+                                    <label class="field"><span>{l.t("Provider", "供应商")}</span>
+                                        <select name="provider">
+                                            <option value="" selected=f.provider.is_empty()>{l.t("any", "全部")}</option>
+                                            {d.providers.iter().map(|p| view! { <option value=p.clone() selected=*p == f.provider>{p.clone()}</option> }).collect_view()}
+                                        </select></label>
+                                    <label class="field"><span>{l.t("Batch status", "批次状态")}</span>
+                                        <select name="status">
+                                            <option value="" selected=f.status.is_empty()>{l.t("any", "全部")}</option>
+                                            {statuses.into_iter().map(|s| view! { <option value=s selected=s == f.status>{s}</option> }).collect_view()}
+                                        </select></label>
+                                    <label class="check"><input type="checkbox" name="attention" value="1" checked=f.attention/>{l.t(" needs attention only", " 仅显示需处理的")}</label>
+                                    <button type="submit">{l.t("Filter", "筛选")}</button>
+                                    {(!f.is_empty()).then(|| view! { " " <a href="/batches">{l.t("Clear", "清除")}</a> })}
+                                </form>
+                                {if d.list.items.is_empty() {
+                                    view! { <p class="empty" data-testid="no-batch-matches">{l.t("No batch matches.", "没有匹配的批次。")}</p> }.into_any()
+                                } else {
+                                    view! { <BatchTable items=d.list.items.clone()/> }.into_any()
+                                }}
+                                <p class="pager">
+                                    {d.list.before.is_some().then(|| view! { <a href=page_link(None) data-testid="newest">{l.t("← Newest", "← 最新")}</a> })}
+                                    {d.list.next_before.map(|n| view! { " " <a href=page_link(Some(n)) data-testid="older">{l.t("Older →", "更早 →")}</a> })}
+                                </p>
+                            }.into_any()
+                        }
                     }
                 })}
             </Suspense>
         </Layout>
+    }
+}
+
+/// `/batches?…` with a filter and a cursor.
+fn batches_query(f: &BatchFilter, before: Option<i64>) -> String {
+    let mut parts = Vec::new();
+    if let Some(h) = f.host_id {
+        parts.push(format!("host={h}"));
+    }
+    let plain = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if !f.provider.is_empty() && plain(&f.provider) {
+        parts.push(format!("provider={}", f.provider));
+    }
+    if !f.status.is_empty() && plain(&f.status) {
+        parts.push(format!("status={}", f.status));
+    }
+    if f.attention {
+        parts.push("attention=1".into());
+    }
+    if let Some(b) = before {
+        parts.push(format!("before={b}"));
+    }
+    if parts.is_empty() {
+        "/batches".into()
+    } else {
+        format!("/batches?{}", parts.join("&"))
+    }
+}
+
+/// Batches as rows: the list page and the overview.
+#[component]
+pub fn BatchTable(items: Vec<provisioning_core::model::BatchSummary>) -> impl IntoView {
+    let l = page_ctx().lang;
+    view! {
+        <div class="table-wrap">
+        <table class="grid" data-testid="batches">
+            <thead><tr>
+                <th>"#"</th>
+                <th>{l.t("Host", "主机")}</th>
+                <th>{l.t("Provider", "供应商")}</th>
+                <th>{l.t("Mode", "方式")}</th>
+                <th>{l.t("Keys", "密钥")}</th>
+                <th>{l.t("Key outcomes", "密钥结果")}</th>
+                <th>{l.t("Batch status", "批次状态")}</th>
+                <th>{l.t("Group access", "分组访问")}</th>
+                <th>{l.t("Drift", "漂移")}</th>
+                <th>{l.t("Created", "创建")}</th>
+            </tr></thead>
+            <tbody>
+                {items.into_iter().map(|b| view! {
+                    <tr data-batch=b.id.to_string()>
+                        <td><a href=format!("/batches/{}", b.id)>{format!("#{}", b.id)}</a></td>
+                        <td>{b.host_name.clone()}</td>
+                        <td><code>{format!("{}/{}", b.pack_id, b.provider_key)}</code></td>
+                        <td>{b.mode.as_str()}</td>
+                        <td>{b.key_count}</td>
+                        <td data-testid="batch-keys">{key_outcomes(l, &b.keys)}</td>
+                        <td>{batch_badge(l, b.status)}</td>
+                        <td>{access_badge(b.access_status)}</td>
+                        <td data-testid="batch-drift"><a href=format!("/hosts/{}/drift?batch={}", b.host_id, b.id)>{match b.drift_open {
+                            None => l.t("not checked", "未检查").to_string(),
+                            Some(0) => l.t("none open", "无未处理").to_string(),
+                            Some(n) => format!("{n} {}", l.t("open", "项未处理")),
+                        }}</a></td>
+                        <td class="muted">{format!("{} · {}", when(b.created_at_ms), b.created_by)}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+        </div>
     }
 }
 

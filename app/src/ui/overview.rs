@@ -1,5 +1,6 @@
 //! The overview: hosts at a glance and the newest audit entries.
 
+use super::batches::BatchTable;
 use super::widgets::*;
 use crate::api::overview;
 use crate::page::page_ctx;
@@ -70,6 +71,30 @@ pub fn OverviewPage() -> impl IntoView {
                                                     }}).collect_view()}
                                                 </tbody>
                                             </table>
+                                        }.into_any()
+                                    }}
+                                </section>
+                                <section data-testid="attention">
+                                    <h2>{l.t("Batches that need attention", "需要处理的批次")}</h2>
+                                    <p class="muted small">{l.t("Running, failed or partly failed, a rollback that failed, or applied and not ready.", "正在运行、失败或部分失败、回滚失败，或已执行但未就绪。")}</p>
+                                    {if o.attention.items.is_empty() {
+                                        view! { <p class="empty">{l.t("None: every applied batch is ready.", "没有：所有已执行的批次均已就绪。")}</p> }.into_any()
+                                    } else {
+                                        let more = o.attention.next_before.is_some();
+                                        view! {
+                                            <BatchTable items=o.attention.items.clone()/>
+                                            {more.then(|| view! { <p><a href="/batches?attention=1">{l.t("All that need attention →", "全部需处理的批次 →")}</a></p> })}
+                                        }.into_any()
+                                    }}
+                                </section>
+                                <section data-testid="newest-batches">
+                                    <h2>{l.t("Newest batches", "最新批次")}</h2>
+                                    {if o.newest.items.is_empty() {
+                                        view! { <p class="empty">{l.t("No batch yet.", "还没有批次。")}" "<a href="/batches/new">{l.t("Plan one", "新建批次")}</a></p> }.into_any()
+                                    } else {
+                                        view! {
+                                            <BatchTable items=o.newest.items.clone()/>
+                                            <p><a href="/batches">{l.t("All batches →", "全部批次 →")}</a></p>
                                         }.into_any()
                                     }}
                                 </section>

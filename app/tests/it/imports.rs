@@ -665,3 +665,54 @@ async fn the_audit_log_names_each_batch_one_way_records_refused_forms_and_filter
     let bundle = app.core.export_bundle("root", id).await.unwrap();
     assert!(bundle.json.contains("batch.plan") && bundle.json.contains("batch.apply"));
 }
+
+#[tokio::test]
+async fn the_batch_list_filters_by_status_and_attention_and_the_overview_shows_what_needs_it() {
+    let app = TestApp::spawn().await;
+    let (_up, applied) = planned(&app).await;
+    app.core
+        .apply_batch(
+            "root",
+            applied,
+            provisioning_core::ops::ApplyOptions {
+                models_cache_wait: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_up2, planned_id) = crate::imports::planned_with_admin_signed_in(&app).await;
+    let rows = |body: &str| {
+        let mut ids: Vec<String> = body
+            .match_indices("<tr data-batch=\"")
+            .map(|(i, _)| body[i + 16..].split('"').next().unwrap().to_string())
+            .collect();
+        ids.dedup();
+        ids
+    };
+    assert_eq!(rows(&app.get("/batches").await.body).len(), 2);
+    let p = app.get("/batches?status=planned").await;
+    assert_eq!(rows(&p.body), vec![planned_id.to_string()]);
+    let p = app.get("/batches?attention=1").await;
+    assert_eq!(
+        rows(&p.body),
+        vec![applied.to_string()],
+        "partly failed needs attention; a plan does not"
+    );
+    let host = app.core.list_hosts().await.unwrap()[0].id;
+    let p = app
+        .get(&format!("/batches?host={host}&provider=ds&status=failed"))
+        .await;
+    assert!(p.body.contains("No batch matches."));
+    let p = app.get("/batches?status=bogus").await;
+    assert_eq!(p.status, 400);
+    assert!(
+        p.body.contains("status: \"bogus\" is not a batch status"),
+        "{}",
+        p.body
+    );
+    let o = app.get("/").await;
+    let attention = &o.body[o.body.find("data-testid=\"attention\"").unwrap()
+        ..o.body.find("data-testid=\"newest-batches\"").unwrap()];
+    assert_eq!(rows(attention), vec![applied.to_string()]);
+}
