@@ -87,8 +87,12 @@ test.describe.serial('foundation', () => {
     await page.goto(`${e.url}/hosts/new`);
     await page.fill('input[name=name]', 'gated');
     await page.fill('input[name=base_url]', e.gated.url);
+    // The form shows the chosen credential's fields only, with or without JavaScript.
+    await expect(page.locator('input[name=admin_api_key]')).toBeVisible();
+    await expect(page.locator('input[name=admin_email]')).toBeHidden();
     // A fresh host has no admin key before the first acceptance.
     await page.selectOption('select[name=auth_kind]', 'password');
+    await expect(page.locator('input[name=admin_api_key]')).toBeHidden();
     await page.fill('input[name=admin_email]', e.gated.email);
     await page.fill('input[name=admin_password]', e.gated.password);
     await page.fill('input[name=probe_user_email]', 'probe@example.com');

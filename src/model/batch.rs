@@ -603,6 +603,9 @@ pub struct BatchProgress {
     pub changed: Vec<StepView>,
     /// Pass this as `since` next time.
     pub at_ms: i64,
+    /// What the readiness check is waiting for, while it waits.
+    #[serde(default)]
+    pub waiting: Option<String>,
 }
 
 /// A batch as lists and its page show it.

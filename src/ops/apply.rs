@@ -1696,6 +1696,29 @@ impl Core {
                     if models.contains(&plan.smoke_model) || left.is_zero() {
                         break models;
                     }
+                    // Say what it waits for while it waits (the page shows
+                    // it; the answer replaces it when the check settles).
+                    let note = format!(
+                        "waiting for GET /v1/models to list {} (the host caches each group's model list for up to {} s): listing {listings}, {:.1} s so far, next in {:.1} s",
+                        plan.smoke_model,
+                        ctx.opts.models_cache_wait.as_secs(),
+                        started.elapsed().as_secs_f64(),
+                        delay.min(left).as_secs_f64(),
+                    );
+                    if let Err(e) = self
+                        .store
+                        .update_step(
+                            ctx.batch.id,
+                            s.seq,
+                            StepUpdate {
+                                response_json: Some(note),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not record the readiness wait");
+                    }
                     tokio::time::sleep(delay.min(left)).await;
                     delay = (delay * 2).min(Duration::from_secs(4));
                 };

@@ -330,7 +330,29 @@ fn render_html(
     h.push_str(&format!(
         "<p>SHA-256 of the JSON bundle content: <code id=\"digest\">{digest}</code></p>"
     ));
-    h.push_str("<h2>Plan</h2><table>");
+    // Contents: a long report is read by section.
+    let mut toc = vec![("plan", "Plan")];
+    if !p.skipped.is_empty() {
+        toc.push(("skipped", "Keys not imported"));
+    }
+    toc.push(("smoke", "Smoke checks"));
+    if b.diagnosis.is_some() {
+        toc.push(("diagnosis", "Diagnosis"));
+    }
+    toc.extend([
+        ("runs", "Runs"),
+        ("timeline", "Timeline"),
+        ("audit", "Who did what"),
+    ]);
+    h.push_str("<nav class=\"toc\">Contents: ");
+    h.push_str(
+        &toc.iter()
+            .map(|(id, t)| format!("<a href=\"#{id}\">{t}</a>"))
+            .collect::<Vec<_>>()
+            .join(" · "),
+    );
+    h.push_str("</nav>");
+    h.push_str("<h2 id=\"plan\">Plan</h2><table>");
     for (k, v) in [
         (
             "Provider",
@@ -365,7 +387,9 @@ fn render_html(
     }
     h.push_str("</table>");
     if !p.skipped.is_empty() {
-        h.push_str("<h2>Keys not imported</h2><table><tr><th>Key</th><th>Why</th></tr>");
+        h.push_str(
+            "<h2 id=\"skipped\">Keys not imported</h2><table><tr><th>Key</th><th>Why</th></tr>",
+        );
         for s in &p.skipped {
             h.push_str(&format!(
                 "<tr><td><code>{}</code></td><td>{}</td></tr>",
@@ -375,7 +399,7 @@ fn render_html(
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2>Smoke checks</h2><table><tr><th>Check</th><th>State</th><th>Request</th><th>Response</th></tr>");
+    h.push_str("<h2 id=\"smoke\">Smoke checks</h2><table><tr><th>Check</th><th>State</th><th>Request</th><th>Response</th></tr>");
     for s in b
         .steps
         .iter()
@@ -392,7 +416,7 @@ fn render_html(
     }
     h.push_str("</table>");
     if let Some(d) = &b.diagnosis {
-        h.push_str(&format!("<h2>Diagnosis</h2><p class=\"muted\">{} · {} upstream completion(s) spent</p><table><tr><th>Check</th><th>Class</th><th>Evidence</th><th>Next action</th></tr>", format_ms(d.at_ms), d.upstream_completions));
+        h.push_str(&format!("<h2 id=\"diagnosis\">Diagnosis</h2><p class=\"muted\">{} · {} upstream completion(s) spent</p><table><tr><th>Check</th><th>Class</th><th>Evidence</th><th>Next action</th></tr>", format_ms(d.at_ms), d.upstream_completions));
         for i in &d.items {
             h.push_str(&format!(
                 "<tr><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>",
@@ -407,7 +431,7 @@ fn render_html(
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2>Runs</h2><table><tr><th>Run</th><th>Kind</th><th>Status</th><th>Who</th><th>Started</th><th>Finished</th></tr>");
+    h.push_str("<h2 id=\"runs\">Runs</h2><table><tr><th>Run</th><th>Kind</th><th>Status</th><th>Who</th><th>Started</th><th>Finished</th></tr>");
     for r in &b.runs {
         h.push_str(&format!(
             "<tr class=\"run\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -427,7 +451,7 @@ fn render_html(
             .map(|r| r.kind.as_str())
             .unwrap_or("")
     };
-    h.push_str("<h2>Timeline</h2><table><tr><th>Run</th><th>#</th><th>Step</th><th>State</th><th>Remote id</th><th>Started</th><th>Finished</th><th>Request / response</th></tr>");
+    h.push_str("<h2 id=\"timeline\">Timeline</h2><table><tr><th>Run</th><th>#</th><th>Step</th><th>State</th><th>Remote id</th><th>Started</th><th>Finished</th><th>Request / response</th></tr>");
     for s in &b.steps {
         h.push_str(&format!(
             "<tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre><pre>{}</pre>{}</td></tr>",
@@ -444,7 +468,7 @@ fn render_html(
             if s.error.is_empty() { String::new() } else { format!("<span class=\"bad\">{}</span>", esc(&s.error)) }
         ));
     }
-    h.push_str("</table><h2>Who did what</h2><table><tr><th>When</th><th>Who</th><th>Action</th><th>Outcome</th><th>Detail</th></tr>");
+    h.push_str("</table><h2 id=\"audit\">Who did what</h2><table><tr><th>When</th><th>Who</th><th>Action</th><th>Outcome</th><th>Detail</th></tr>");
     for a in audit {
         h.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

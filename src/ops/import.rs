@@ -809,12 +809,14 @@ impl Core {
             .into_iter()
             .map(step_view)
             .collect();
+        let waiting = self.store.waiting_note(id).await?;
         Ok(crate::model::BatchProgress {
             status: BatchStatus::parse(&b.status),
             access_status: AccessStatus::parse(&b.access_status),
             steps,
             changed,
             at_ms,
+            waiting,
         })
     }
 

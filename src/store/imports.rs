@@ -616,6 +616,18 @@ impl Store {
         rows.into_iter().map(step_row).collect()
     }
 
+    /// The note of a readiness check that is still waiting (sent, not
+    /// settled), if one is.
+    pub async fn waiting_note(&self, batch_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT response_json FROM steps WHERE batch_id = ? AND state = 'sent' AND kind = 'readiness'
+             AND response_json <> '' ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(batch_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Steps of a batch whose state changed after `since_ms` (a running
     /// batch's refresh), newest first, at most `limit`.
     pub async fn steps_changed(

@@ -329,3 +329,45 @@ async fn every_plan_probes_the_host_again_and_pins_its_version() {
         Some("0.1.179")
     );
 }
+
+#[tokio::test]
+async fn a_waiting_readiness_check_says_what_it_waits_for_until_it_settles() {
+    let w = world(Profile::V0_1_179).await;
+    let id = w.plan(&keys(1), AccessMode::SelfService).await;
+    w.host.add_fault(Fault {
+        method: reqwest::Method::GET,
+        path_prefix: "/v1/models".into(),
+        kind: FaultKind::Status(
+            200,
+            serde_json::json!({"object": "list", "data": [{"id": "claude-sonnet-4-5", "type": "model"}]}),
+        ),
+        times: 3,
+    });
+    let opts = ApplyOptions {
+        models_cache_wait: Duration::from_secs(8),
+        ..Default::default()
+    };
+    let run = w.ctx.core.start_apply("alice", id, opts).await.unwrap();
+    let mut seen = None;
+    for _ in 0..200 {
+        let p = w.ctx.core.batch_progress(id, 0).await.unwrap();
+        if let Some(note) = p.waiting {
+            seen = Some(note);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let note = seen.expect("the progress said what readiness waits for");
+    assert!(
+        note.starts_with("waiting for GET /v1/models to list deepseek-flash"),
+        "{note}"
+    );
+    assert!(note.contains("up to 8 s"), "{note}");
+    run.await.unwrap();
+    let p = w.ctx.core.batch_progress(id, 0).await.unwrap();
+    assert_eq!(p.status, BatchStatus::Succeeded);
+    assert_eq!(p.waiting, None, "the answer replaced the note");
+    let gate = readiness_step(&w, id).await;
+    let evidence: Value = serde_json::from_str(&gate.response).unwrap();
+    assert_eq!(evidence["listings"], 4, "{evidence}");
+}

@@ -507,7 +507,15 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         } else {
             view! { <p class="progress" data-testid="progress">{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}</p> }.into_any()
         }}
-        <dl class="facts">
+        <nav class="toc" data-testid="toc">{l.t("On this page: ", "本页：")}
+            <a href="#facts">{l.t("Facts", "概况")}</a>
+            {blocked.then(|| view! { " · " <a href="#blockers">{l.t("Blocked", "受阻")}</a> })}
+            {(!p.skipped.is_empty()).then(|| view! { " · " <a href="#skipped">{l.t("Keys not imported", "未导入的密钥")}</a> })}
+            {b.diagnosis.is_some().then(|| view! { " · " <a href="#diagnosis">{l.t("What failed", "失败原因")}</a> })}
+            " · " <a href="#timeline">{l.t("Timeline", "时间线")}</a>
+            " · " <a href=format!("/batches/{}/evidence.html", b.id) rel="external">{l.t("Evidence report", "证据报告")}</a>
+        </nav>
+        <dl class="facts" id="facts">
             <dt>{l.t("Its keys", "本批次密钥")}</dt><dd data-testid="key-outcomes">{key_outcomes(l, &b.keys)}</dd>
             <dt>{l.t("Group access", "分组访问")}</dt><dd data-testid="group-access">{access_badge(b.access_status)}
                 {(b.access_status.is_ready() && b.keys.total() > b.keys.skipped && b.keys.passed == 0).then(|| view! {
@@ -541,7 +549,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             <dt>{l.t("Stamped", "记录")}</dt><dd class="muted">{format!("{} · {} · product v{}", when(b.created_at_ms), b.created_by, b.product_version)}</dd>
         </dl>
         {blocked.then(|| view! {
-            <h2>{l.t("Blocked: this plan cannot work on this host", "受阻：此计划无法在该主机上运行")}</h2>
+            <h2 id="blockers">{l.t("Blocked: this plan cannot work on this host", "受阻：此计划无法在该主机上运行")}</h2>
             <ul class="findings" data-testid="blockers">
                 {p.blockers.iter().map(|b| view! {
                     <li class="finding bad" data-capability=b.capability.clone()>
@@ -557,7 +565,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             <ul class="findings">{p.warnings.iter().map(|w| view! { <li class="finding warn">{w.clone()}</li> }).collect_view()}</ul>
         })}
         {(!p.skipped.is_empty()).then(|| view! {
-            <h2>{l.t("Keys not imported", "未导入的密钥")}</h2>
+            <h2 id="skipped">{l.t("Keys not imported", "未导入的密钥")}</h2>
             <table class="grid" data-testid="skipped">
                 <thead><tr><th>{l.t("Key", "密钥")}</th><th>{l.t("Line", "行")}</th><th>{l.t("Why", "原因")}</th></tr></thead>
                 <tbody>{p.skipped.iter().map(|s| view! { <tr><td><code>{s.masked.clone()}</code></td><td>{s.line}</td><td>{s.reason.clone()}</td></tr> }).collect_view()}</tbody>
@@ -567,7 +575,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             })}
         })}
         {b.diagnosis.clone().map(|d| view! {
-            <h2>{l.t("What failed, and what to do", "失败原因与处理办法")}</h2>
+            <h2 id="diagnosis">{l.t("What failed, and what to do", "失败原因与处理办法")}</h2>
             <p class="muted small">{format!("{} · {} {}", when(d.at_ms), d.upstream_completions, l.t("upstream completion(s) spent", "次上游最小调用"))}</p>
             <ul class="findings" data-testid="diagnosis">
                 {d.items.into_iter().map(|i| view! {
@@ -615,7 +623,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 </form>
             })}
         </div>
-        <h2>{l.t("Timeline", "时间线")}</h2>
+        <h2 id="timeline">{l.t("Timeline", "时间线")}</h2>
         <TimelineFilter batch=b.id window=b.window.clone() totals=totals/>
         {b.runs.iter().map(|r| {
             let steps: Vec<_> = b.steps.iter().filter(|s| s.run_id == r.id).cloned().collect();
@@ -680,12 +688,13 @@ fn LiveProgress(batch: i64, lang: Lang, since_ms: i64, done: i64, total: i64) ->
     view! {
         <div class="progress" data-testid="progress" data-live="true">
             {move || {
-                let (done, total, changed) = match progress.get() {
-                    Some(p) => (p.steps.finished(), p.steps.total(), p.changed),
-                    None => (done, total, Vec::new()),
+                let (done, total, changed, waiting) = match progress.get() {
+                    Some(p) => (p.steps.finished(), p.steps.total(), p.changed, p.waiting),
+                    None => (done, total, Vec::new(), None),
                 };
                 view! {
                     <p>{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}{l.t(" · applying, updated live", " · 执行中，实时更新")}</p>
+                    {waiting.map(|w| view! { <p class="small" data-testid="waiting">{l.t("Readiness: ", "就绪检查：")}{w}</p> })}
                     {(!changed.is_empty()).then(|| view! {
                         <ul class="small muted" data-testid="progress-changed">
                             {changed.into_iter().take(5).map(|s| view! {
@@ -777,7 +786,8 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
                             <td>{s.seq}</td>
                             <td>{s.target.clone()}</td>
                             <td>{action}</td>
-                            <td>{step_badge(s.state)}{(s.state == StepState::Sent).then(|| view! { <span class="muted small">{l.t(" outcome not yet known", " 结果未知")}</span> })}</td>
+                            <td>{step_badge(s.state)}{(s.state == StepState::Sent).then(|| view! { <span class="muted small">{l.t(" outcome not yet known", " 结果未知")}</span> })}
+                                {(s.state == StepState::Sent && s.kind == StepKind::Readiness && !s.response.is_empty()).then(|| view! { <div class="small" data-testid="waiting">{s.response.clone()}</div> })}</td>
                             <td>{s.remote_id.clone().map(|r| view! { <code>{r}</code> })}</td>
                             <td class="nowrap">{took}</td>
                             <td>

@@ -120,7 +120,9 @@ fn HostForm(action: String, existing: Option<HostView>) -> impl IntoView {
                 hint=l.t("How operators will call this host, e.g. prod-cn", "给这台主机起个名字，如 prod-cn")/>
             <Field name="base_url" label=l.t("Base URL", "基础地址") required=true maxlength=500 value=get(|h| h.base_url.clone())
                 hint=l.t("The Sub2API server root, e.g. https://gateway.example.com", "Sub2API 服务根地址，如 https://gateway.example.com")/>
-            <fieldset>
+            // Only the chosen method's fields show: a stylesheet rule on the
+            // selected option, so it works without JavaScript too.
+            <fieldset class="auth">
                 <legend>{l.t("Admin sign-in", "管理员认证")}</legend>
                 <label class="field">
                     <span>{l.t("Method", "方式")}</span>
@@ -129,12 +131,16 @@ fn HostForm(action: String, existing: Option<HostView>) -> impl IntoView {
                         <option value="password" selected=kind == "password">{l.t("Admin email and password", "管理员邮箱和密码")}</option>
                     </select>
                 </label>
+                <div class="cred-api_key">
                 <Field name="admin_api_key" kind="password" label=l.t("Admin API key", "管理员 API 密钥") maxlength=4096
                     hint=if editing { keep } else { l.t("admin- followed by 64 hex digits; host panel → Settings → Admin API key", "admin- 加 64 位十六进制；主机后台 → 设置 → 管理员 API 密钥") }/>
+                </div>
+                <div class="cred-password">
                 <Field name="admin_email" label=l.t("Admin email", "管理员邮箱") maxlength=200
                     value=existing.as_ref().filter(|h| h.auth_kind == AdminAuthKind::Password).map(|h| h.admin_credential_hint.clone()).unwrap_or_default()/>
                 <Field name="admin_password" kind="password" label=l.t("Admin password", "管理员密码") maxlength=4096
                     hint=if editing { keep } else { "" }/>
+                </div>
             </fieldset>
             <fieldset>
                 <legend>{l.t("Probe user (optional)", "探测用户（可选）")}</legend>
