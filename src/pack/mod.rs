@@ -3,6 +3,7 @@
 //! wrong and what was expected — all problems at once, not the first only.
 
 mod locate;
+mod shape;
 
 use crate::model::{
     Currency, Pack, PackChange, PackIssue, API_FAMILIES, BILLING_MODEL_SOURCES, NATIVE_PLATFORMS,
@@ -109,17 +110,7 @@ pub fn parse(source: &str, format: Option<Format>) -> Result<ParsedPack, Vec<Pac
     };
     let pack = match parsed {
         Ok(p) => p,
-        Err((message, line)) => {
-            return Err(vec![PackIssue {
-                path: "(syntax)".into(),
-                line,
-                message,
-                expected: format!(
-                    "a {} pack with the fields of schema 1 (see the built-in packs)",
-                    format.as_str().to_uppercase()
-                ),
-            }])
-        }
+        Err((message, line)) => return Err(shape_issues(source, format, message, line)),
     };
     let issues = validate(&pack, source, format);
     if !issues.is_empty() {
@@ -127,6 +118,87 @@ pub fn parse(source: &str, format: Option<Format>) -> Result<ParsedPack, Vec<Pac
     }
     let hash = canonical_hash(&pack);
     Ok(ParsedPack { pack, format, hash })
+}
+
+/// Why a pack that does not read as one is wrong: every type problem at its
+/// path (wrong type, unknown or missing field, unknown word), and then the
+/// value checks on the rest; only a text that is not YAML or TOML at all
+/// gets the parser's own message.
+fn shape_issues(
+    source: &str,
+    format: Format,
+    message: String,
+    line: Option<u32>,
+) -> Vec<PackIssue> {
+    let syntax = || {
+        vec![PackIssue {
+            path: "(syntax)".into(),
+            line,
+            message: plain_parser_message(&message),
+            expected: format!(
+                "a {} pack with the fields of schema 1 (see the built-in packs)",
+                format.as_str().to_uppercase()
+            ),
+        }]
+    };
+    let tree = match format {
+        Format::Yaml => serde_saphyr::from_str::<Value>(source).ok(),
+        Format::Toml => toml::from_str::<toml::Value>(source).ok().map(toml_to_json),
+    };
+    let Some(mut tree) = tree else {
+        return syntax();
+    };
+    let mut found = Vec::new();
+    shape::check(&mut tree, &shape::pack(), "", &mut found);
+    if found.is_empty() {
+        return syntax();
+    }
+    let mut issues: Vec<PackIssue> = found
+        .into_iter()
+        .map(|i| issue(source, format, &i.path, i.message, i.expected))
+        .collect();
+    if let Ok(pack) = serde_json::from_value::<Pack>(tree) {
+        let shaped: Vec<String> = issues.iter().map(|i| i.path.clone()).collect();
+        let related = |a: &str, b: &str| {
+            a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."))
+        };
+        for v in validate(&pack, source, format) {
+            // A check of a repaired value says nothing the type problem did not.
+            if !shaped.iter().any(|p| related(p, &v.path)) {
+                issues.push(v);
+            }
+        }
+    }
+    issues.sort_by_key(|i| (i.line.unwrap_or(u32::MAX), i.path.clone()));
+    issues
+}
+
+/// The parser's message without its own position prefix (the issue carries
+/// the line): `error: line 10 column 28: unknown variant` → `unknown variant`.
+fn plain_parser_message(m: &str) -> String {
+    let m = first_line(m);
+    let m = m.strip_prefix("error: ").unwrap_or(&m).to_string();
+    match m.split_once(": ") {
+        Some((pos, rest)) if pos.starts_with("line ") && pos.contains("column") => rest.to_string(),
+        _ => m,
+    }
+}
+
+/// A TOML tree as JSON, dates and times as their text.
+fn toml_to_json(v: toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
+    }
 }
 
 fn first_line(s: &str) -> String {
