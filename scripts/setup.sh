@@ -62,6 +62,12 @@ if [[ $want_e2e -eq 1 ]]; then
     log "installing Chromium"
     apt_install chromium
   fi
+  # Chinese pages in screenshots and in the browser tests need a CJK font
+  # (without one every character renders as a box); a small one suffices.
+  if command -v fc-list >/dev/null && [[ -z "$(fc-list :lang=zh 2>/dev/null)" ]]; then
+    log "installing a CJK font (fonts-wqy-microhei) for Chinese pages"
+    apt_install fonts-wqy-microhei || log "no CJK font installed: Chinese text in screenshots shows as boxes"
+  fi
   command -v npm >/dev/null || apt_install nodejs npm
   if [[ ! -x end2end/node_modules/.bin/playwright ]]; then
     log "installing Playwright test runner"

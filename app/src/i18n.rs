@@ -1,7 +1,10 @@
-//! Simplified Chinese and English. Each string is written in both languages
-//! where it is used (`lang.t("Hosts", "主机")`), so a page can never lack a
-//! translation. The language comes from the `lang` cookie, else from the
-//! browser's `Accept-Language`.
+//! Simplified Chinese and English. Page text is written in both languages
+//! where it is used (`lang.t("Hosts", "主机")`); the messages the server
+//! writes in answer to a form are keys with named parameters ([`Msg`]),
+//! each declared with both templates, rendered in the operator's language
+//! (`lang.msg(Msg::HostSaved, &[("name", &name)])`). Either way a string
+//! cannot lack a translation. The language comes from the `lang` cookie,
+//! else from the browser's `Accept-Language`.
 
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +64,142 @@ impl Lang {
     }
 }
 
+/// Declares the server's messages: each key with its English and Chinese
+/// template; `{name}` marks a parameter.
+macro_rules! messages {
+    ($($key:ident => $en:literal, $zh:literal;)*) => {
+        /// A message the server writes (flashes and form errors).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Msg { $($key),* }
+
+        impl Msg {
+            /// Every message, for the translation tests.
+            pub const ALL: &'static [Msg] = &[$(Msg::$key),*];
+
+            /// (English, Chinese) templates.
+            pub fn templates(self) -> (&'static str, &'static str) {
+                match self { $(Msg::$key => ($en, $zh)),* }
+            }
+        }
+    };
+}
+
+messages! {
+    FormExpired => "This form has expired (its security token does not match). Reload the page and try again.",
+        "表单已过期（安全令牌不匹配）。请刷新页面后重试。";
+    SignedOut => "You are signed out; sign in again.", "你已退出登录，请重新登录。";
+    RoleDenied => "Your role ({role}) cannot do this: it needs {needed}.", "你的角色（{role}）不能执行此操作：需要 {needed}。";
+    SessionFailed => "Could not start the session; try again.", "无法建立会话，请重试。";
+    WrongPassword => "Wrong username or password.", "用户名或密码错误。";
+    Throttled => "Too many failed sign-ins for this account or address. Try again in {minutes} minutes.",
+        "该账号或地址登录失败次数过多。请在 {minutes} 分钟后重试。";
+    Welcome => "Welcome, {name}. Next: add a Sub2API host.", "欢迎，{name}。下一步：添加一台 Sub2API 主机。";
+    ProbeOk => "Probe finished: {headline}.", "探测完成：{headline}。";
+    ProbeWarning => "Probe finished with warnings: {headline}.", "探测完成，有警告：{headline}。";
+    ProbeFailing => "Probe found a blocker: {headline}.", "探测发现阻碍：{headline}。";
+    HostAdded => "Host {name} added. {probe}", "已添加主机 {name}。{probe}";
+    HostSaved => "Host {name} saved.", "已保存主机 {name}。";
+    HostRemoved => "Host {name} removed.", "已移除主机 {name}。";
+    ComplianceAccepted => "Compliance text accepted. {probe}", "已接受合规条款。{probe}";
+    AdminKeyShownOnce => "The host's new admin API key is below, shown this once. The product now signs in with it (stored encrypted); copy it only if another tool needs it.",
+        "主机的新管理员 API 密钥如下，仅显示这一次。本产品此后用它登录（加密存储）；仅当其他工具需要时才复制。";
+    OperatorAdded => "Operator {name} added as {role}.", "已添加操作员 {name}，角色 {role}。";
+    OperatorChanged => "Operator {name} is now {role}.", "操作员 {name} 现在的角色为 {role}。";
+    OperatorChangedDisabled => "Operator {name} is now {role}, disabled.", "操作员 {name} 现在的角色为 {role}，已停用。";
+    LastAdmin => "The last enabled admin cannot be demoted or disabled.", "不能降级或停用最后一个启用的管理员。";
+    PasswordReset => "Password of {name} reset: their sessions have ended; tell them the new one out of band.",
+        "已重置 {name} 的密码：其会话均已结束；请通过其他渠道告知新密码。";
+    OperatorRemoved => "Operator {name} removed: signed out everywhere, and the name stays in the audit log.",
+        "已移除操作员 {name}：所有会话已注销，该名称保留在审计日志中。";
+    AccountChanged => "Your account changed meanwhile; sign in again.", "你的账号刚刚被修改，请重新登录。";
+    PasswordChanged => "Password changed: your other sessions have ended.", "密码已修改：你的其他会话已结束。";
+    UploadTooLarge => "The upload is too large (at most 1 MiB).", "上传内容过大（最多 1 MiB）。";
+    PackOneProblem => "The pack has 1 problem; nothing was stored.", "模板包有 1 个问题；未保存任何内容。";
+    PackProblems => "The pack has {n} problems; nothing was stored.", "模板包有 {n} 个问题；未保存任何内容。";
+    PackStored => "Pack version stored.", "已保存模板包版本。";
+    PackKnown => "This exact pack version was already stored.", "完全相同的模板包版本已保存过。";
+    PlanBlocked => "Plan blocked: this host lacks what the provider needs (see below). Nothing was written to the host.",
+        "计划受阻：该主机缺少供应商所需的能力（见下文）。未向主机写入任何内容。";
+    PlanReady => "Plan ready: review it, then apply.", "计划已就绪：请检查后执行。";
+    Applying => "Applying: every step appears below as it completes.", "正在执行：每一步完成后显示在下方。";
+    Retrying => "Retrying {n} failed key(s): their accounts are created or tested again; keys that passed are not touched.",
+        "正在重试 {n} 个失败的密钥：重新创建或测试其账号；已通过的密钥不受影响。";
+    NoFailedKeys => "has no failed keys to retry", "没有可重试的失败密钥";
+    ConfirmDiscard => "tick the box to confirm: a discarded plan can never be applied", "请勾选确认：放弃的计划永远不能再执行";
+    Discarded => "Discarded: nothing was sent to the host, the plan's keys are deleted, and the plan stays here for the record.",
+        "已放弃：未向主机发送任何内容，计划中的密钥已删除，计划保留备查。";
+    ConfirmRemoveFailed => "tick the box to confirm: the failed accounts are deleted from the host", "请勾选确认：失败的账号将从主机删除";
+    RemovedFailed => "Removed {n} account(s) whose key failed from the host.", "已从主机删除 {n} 个密钥失败的账号。";
+    PausedFailed => "Paused {n} account(s) whose key failed: the host no longer schedules them.", "已暂停 {n} 个密钥失败的账号：主机不再调度它们。";
+    ResumedFailed => "Resumed {n} account(s): the host schedules them again.", "已恢复 {n} 个账号：主机重新调度它们。";
+    NothingToDiagnose => "Nothing failed: there is nothing to diagnose.", "没有失败项：无需诊断。";
+    Diagnosed => "Diagnosed {n} failed check(s); {spent} upstream completion(s) spent.", "已诊断 {n} 项失败检查；消耗 {spent} 次上游调用。";
+    DriftChecked => "Checked {n} object(s): {open} open finding(s).", "已检查 {n} 个对象：{open} 项未处理。";
+    DriftRepaired => "Done: {what}. Check again to confirm.", "已完成：{what}。请再次检查以确认。";
+    DriftIgnored => "Ignored: the finding stays listed under “ignored” until it expires. Check again to refresh the counts.",
+        "已忽略：该项在到期前列于“已忽略”下。再次检查以刷新计数。";
+    RollingBack => "Rolling back: each removal appears in the timeline as it completes.", "正在回滚：每项删除完成后显示在时间线中。";
+    ConfirmRemoveOperator => "tick the box to confirm: a removed operator can never sign in again", "请勾选确认：被移除的操作员永远不能再登录";
+    PasswordMismatch => "does not match the new password", "与新密码不一致";
+    UnknownAction => "unknown action `{action}`", "未知操作 `{action}`";
+    NotANumber => "is not a number", "不是数字";
+}
+
+impl Lang {
+    /// A server message in this language, its `{name}` parameters filled.
+    pub fn msg(self, m: Msg, args: &[(&str, &(dyn std::fmt::Display + Sync))]) -> String {
+        let (en, zh) = m.templates();
+        let mut out = self.t(en, zh).to_string();
+        for (name, value) in args {
+            out = out.replace(&format!("{{{name}}}"), &value.to_string());
+        }
+        out
+    }
+}
+
+/// The `{name}` parameters of a template, sorted.
+#[cfg(test)]
+fn params(t: &str) -> Vec<String> {
+    let mut out: Vec<String> = t
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Lang;
+    use super::{params, Lang, Msg};
+
+    #[test]
+    fn every_message_has_a_chinese_template_with_the_same_parameters() {
+        assert!(Msg::ALL.len() > 40);
+        for m in Msg::ALL {
+            let (en, zh) = m.templates();
+            assert!(!en.trim().is_empty(), "{m:?} has no English");
+            assert!(
+                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{m:?} has no Chinese: {zh:?}"
+            );
+            assert_ne!(en, zh, "{m:?} is not translated");
+            assert_eq!(params(en), params(zh), "{m:?}: the parameters differ");
+        }
+    }
+
+    #[test]
+    fn a_message_is_rendered_in_the_language_with_its_parameters() {
+        let args: &[(&str, &(dyn std::fmt::Display + Sync))] = &[("n", &3)];
+        assert_eq!(
+            Lang::En.msg(Msg::RemovedFailed, args),
+            "Removed 3 account(s) whose key failed from the host."
+        );
+        assert_eq!(
+            Lang::Zh.msg(Msg::RemovedFailed, args),
+            "已从主机删除 3 个密钥失败的账号。"
+        );
+    }
 
     #[test]
     fn accept_language_respects_preference_order() {

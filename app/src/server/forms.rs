@@ -7,6 +7,7 @@
 use super::auth::{self, OPERATOR_ID};
 use super::router::shell;
 use super::state::AppState;
+use crate::i18n::{Lang, Msg};
 use crate::page::{Flash, PageCtx};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -251,7 +252,7 @@ fn csrf_ok(ctx: &PageCtx, form: &FormMap) -> Result<(), Failure> {
     } else {
         Err(Failure::new(
             StatusCode::FORBIDDEN,
-            "This form has expired (its security token does not match). Reload the page and try again.",
+            ctx.lang.msg(Msg::FormExpired, &[]),
         ))
     }
 }
@@ -267,7 +268,7 @@ async fn allowed(
     let Some(op) = &ctx.operator else {
         return Err(Failure::new(
             StatusCode::UNAUTHORIZED,
-            "You are signed out; sign in again.",
+            ctx.lang.msg(Msg::SignedOut, &[]),
         ));
     };
     if op.role.allows(needed) {
@@ -286,7 +287,8 @@ async fn allowed(
         .await;
     Err(Failure::new(
         StatusCode::FORBIDDEN,
-        format!("Your role ({}) cannot do this: it needs {needed}.", op.role),
+        ctx.lang
+            .msg(Msg::RoleDenied, &[("role", &op.role), ("needed", &needed)]),
     ))
 }
 
@@ -321,7 +323,7 @@ async fn start_session(
         tracing::error!(error = %e, "session write failed");
         Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "Could not start the session; try again.",
+            Lang::En.msg(Msg::SessionFailed, &[]),
         )
     };
     session.cycle_id().await.map_err(fail)?;
@@ -349,16 +351,21 @@ pub async fn sign_in(
         let addr = client_addr(&state, &parts);
         let op = state
             .core
-            .sign_in(get(&form, "username"), Secret::new(get(&form, "password")), &addr)
+            .sign_in(
+                get(&form, "username"),
+                Secret::new(get(&form, "password")),
+                &addr,
+            )
             .await
             .map_err(|e| match e {
-                SignInError::BadCredentials => Failure::new(StatusCode::UNAUTHORIZED, "Wrong username or password."),
+                SignInError::BadCredentials => Failure::new(
+                    StatusCode::UNAUTHORIZED,
+                    ctx.lang.msg(Msg::WrongPassword, &[]),
+                ),
                 SignInError::Throttled { retry_after_s } => Failure::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "Too many failed sign-ins for this account or address. Try again in {} minutes.",
-                        retry_after_s.div_ceil(60)
-                    ),
+                    ctx.lang
+                        .msg(Msg::Throttled, &[("minutes", &retry_after_s.div_ceil(60))]),
                 ),
                 SignInError::Op(e) => e.into(),
             })?;
@@ -398,7 +405,7 @@ pub async fn setup(
             done(
                 &session,
                 "/",
-                format!("Welcome, {name}. Next: add a Sub2API host."),
+                ctx.lang.msg(Msg::Welcome, &[("name", &name)]),
                 true,
             )
             .await
@@ -447,12 +454,13 @@ fn host_input(form: &FormMap) -> HostInput {
     }
 }
 
-fn probe_message(status: ProbeStatus, headline: &str) -> (String, bool) {
-    match status {
-        ProbeStatus::Ok => (format!("Probe finished: {headline}."), true),
-        ProbeStatus::Warning => (format!("Probe finished with warnings: {headline}."), true),
-        ProbeStatus::Failing => (format!("Probe found a blocker: {headline}."), false),
-    }
+fn probe_message(lang: Lang, status: ProbeStatus, headline: &str) -> (String, bool) {
+    let (m, ok) = match status {
+        ProbeStatus::Ok => (Msg::ProbeOk, true),
+        ProbeStatus::Warning => (Msg::ProbeWarning, true),
+        ProbeStatus::Failing => (Msg::ProbeFailing, false),
+    };
+    (lang.msg(m, &[("headline", &headline)]), ok)
 }
 
 pub async fn create_host(
@@ -473,11 +481,12 @@ pub async fn create_host(
     .await;
     match result {
         Ok((view, rec)) => {
-            let (msg, ok) = probe_message(rec.report.status, &rec.report.headline());
+            let (msg, ok) = probe_message(ctx.lang, rec.report.status, &rec.report.headline());
             done(
                 &session,
                 &format!("/hosts/{}", view.id),
-                format!("Host {} added. {msg}", view.name),
+                ctx.lang
+                    .msg(Msg::HostAdded, &[("name", &view.name), ("probe", &msg)]),
                 ok,
             )
             .await
@@ -508,7 +517,7 @@ pub async fn host_action(
                 )
                 .await?;
                 let rec = state.core.probe_host(&actor, id).await?;
-                let (msg, ok) = probe_message(rec.report.status, &rec.report.headline());
+                let (msg, ok) = probe_message(ctx.lang, rec.report.status, &rec.report.headline());
                 Ok(Answer::Done(msg, ok))
             }
             "accept_compliance" => {
@@ -524,8 +533,11 @@ pub async fn host_action(
                     .core
                     .accept_compliance(&actor, id, get(&form, "phrase"))
                     .await?;
-                let (msg, ok) = probe_message(rec.report.status, &rec.report.headline());
-                Ok(Answer::Done(format!("Compliance text accepted. {msg}"), ok))
+                let (msg, ok) = probe_message(ctx.lang, rec.report.status, &rec.report.headline());
+                Ok(Answer::Done(
+                    ctx.lang.msg(Msg::ComplianceAccepted, &[("probe", &msg)]),
+                    ok,
+                ))
             }
             "obtain_admin_key" => {
                 let actor = allowed(
@@ -543,7 +555,7 @@ pub async fn host_action(
                 // Shown in this answer only: not in the session, not logged.
                 let flash = Flash {
                     ok: true,
-                    message: "The host's new admin API key is below, shown this once. The product now signs in with it (stored encrypted); copy it only if another tool needs it.".into(),
+                    message: ctx.lang.msg(Msg::AdminKeyShownOnce, &[]),
                     shown_once: Some(key.expose().to_string()),
                     ..Default::default()
                 };
@@ -551,7 +563,10 @@ pub async fn host_action(
             }
             other => Err(Failure::field(
                 StatusCode::BAD_REQUEST,
-                FieldError::new("action", format!("unknown action `{other}`")),
+                FieldError::new(
+                    "action",
+                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
+                ),
             )),
         }
     }
@@ -594,7 +609,7 @@ pub async fn edit_host(
             done(
                 &session,
                 &format!("/hosts/{id}"),
-                format!("Host {} saved.", v.name),
+                ctx.lang.msg(Msg::HostSaved, &[("name", &v.name)]),
                 true,
             )
             .await
@@ -636,7 +651,15 @@ pub async fn delete_host(
     }
     .await;
     match result {
-        Ok(name) => done(&session, "/hosts", format!("Host {name} removed."), true).await,
+        Ok(name) => {
+            done(
+                &session,
+                "/hosts",
+                ctx.lang.msg(Msg::HostRemoved, &[("name", &name)]),
+                true,
+            )
+            .await
+        }
         Err(f) => render_failure(&state, &parts, &format!("/hosts/{id}/delete"), &form, f).await,
     }
 }
@@ -665,7 +688,10 @@ pub async fn operators(
                         role,
                     )
                     .await?;
-                Ok::<_, Failure>(format!("Operator {} added as {role}.", op.username))
+                Ok::<_, Failure>(ctx.lang.msg(
+                    Msg::OperatorAdded,
+                    &[("name", &op.username), ("role", &role)],
+                ))
             }
             "update" => {
                 let actor =
@@ -673,7 +699,7 @@ pub async fn operators(
                 let id: i64 = get(&form, "id").parse().map_err(|_| {
                     Failure::field(
                         StatusCode::BAD_REQUEST,
-                        FieldError::new("id", "is not a number"),
+                        FieldError::new("id", ctx.lang.msg(Msg::NotANumber, &[])),
                     )
                 })?;
                 let role = Role::parse(get(&form, "role"))
@@ -693,36 +719,52 @@ pub async fn operators(
                     Ok(None) => Err(Failure::new(StatusCode::NOT_FOUND, "operator not found")),
                     Err(e) if e.is_conflict() => Err(Failure::new(
                         StatusCode::CONFLICT,
-                        "The last enabled admin cannot be demoted or disabled.",
+                        ctx.lang.msg(Msg::LastAdmin, &[]),
                     )),
                     Err(e) => Err(OpError::from(e).into()),
                 }
             }
             "reset_password" | "remove" => {
                 let reset = get(&form, "action") == "reset_password";
-                let what = if reset { "operator.password_reset" } else { "operator.remove" };
+                let what = if reset {
+                    "operator.password_reset"
+                } else {
+                    "operator.remove"
+                };
                 let actor = allowed(&state, &ctx, Role::Admin, what, "operator").await?;
                 let me = ctx.operator.as_ref().map(|o| o.id).unwrap_or_default();
                 let id: i64 = get(&form, "id").parse().map_err(|_| {
-                    Failure::field(StatusCode::BAD_REQUEST, FieldError::new("id", "is not a number"))
+                    Failure::field(
+                        StatusCode::BAD_REQUEST,
+                        FieldError::new("id", ctx.lang.msg(Msg::NotANumber, &[])),
+                    )
                 })?;
                 if reset {
                     let name = state
                         .core
                         .reset_password(&actor, me, id, Secret::new(get(&form, "password")))
                         .await?;
-                    Ok(format!("Password of {name} reset: their sessions have ended; tell them the new one out of band."))
+                    Ok(ctx.lang.msg(Msg::PasswordReset, &[("name", &name)]))
                 } else {
                     if get(&form, "confirm") != "yes" {
-                        return Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("confirm", "tick the box to confirm: a removed operator can never sign in again")));
+                        return Err(Failure::field(
+                            StatusCode::BAD_REQUEST,
+                            FieldError::new(
+                                "confirm",
+                                ctx.lang.msg(Msg::ConfirmRemoveOperator, &[]),
+                            ),
+                        ));
                     }
                     let name = state.core.remove_operator(&actor, me, id).await?;
-                    Ok(format!("Operator {name} removed: signed out everywhere, and the name stays in the audit log."))
+                    Ok(ctx.lang.msg(Msg::OperatorRemoved, &[("name", &name)]))
                 }
             }
             other => Err(Failure::field(
                 StatusCode::BAD_REQUEST,
-                FieldError::new("action", format!("unknown action `{other}`")),
+                FieldError::new(
+                    "action",
+                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
+                ),
             )),
         }
     }
@@ -747,13 +789,13 @@ pub async fn change_password(
         let Some(op) = &ctx.operator else {
             return Err(Failure::new(
                 StatusCode::UNAUTHORIZED,
-                "You are signed out; sign in again.",
+                ctx.lang.msg(Msg::SignedOut, &[]),
             ));
         };
         if get(&form, "new_password") != get(&form, "confirm_password") {
             return Err(Failure::field(
                 StatusCode::BAD_REQUEST,
-                FieldError::new("confirm_password", "does not match the new password"),
+                FieldError::new("confirm_password", ctx.lang.msg(Msg::PasswordMismatch, &[])),
             ));
         }
         let epoch = state
@@ -773,10 +815,7 @@ pub async fn change_password(
             .map_err(OpError::from)?
             .filter(|r| r.session_epoch == epoch)
             .ok_or_else(|| {
-                Failure::new(
-                    StatusCode::CONFLICT,
-                    "Your account changed meanwhile; sign in again.",
-                )
+                Failure::new(StatusCode::CONFLICT, ctx.lang.msg(Msg::AccountChanged, &[]))
             })?;
         start_session(&session, &row).await?;
         Ok::<_, Failure>(())
@@ -787,7 +826,7 @@ pub async fn change_password(
             done(
                 &session,
                 "/account",
-                "Password changed: your other sessions have ended.".into(),
+                ctx.lang.msg(Msg::PasswordChanged, &[]),
                 true,
             )
             .await
@@ -838,11 +877,12 @@ async fn read_form(state: &AppState, req: Request<Body>) -> Result<(Parts, FormM
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let lang = auth::lang_from(&parts.headers);
     let req = Request::from_parts(parts.clone(), body);
     let too_big = || {
         Failure::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "The upload is too large (at most 1 MiB).",
+            lang.msg(Msg::UploadTooLarge, &[]),
         )
     };
     let mut form = FormMap::new();
@@ -905,11 +945,11 @@ pub async fn upload_pack(
             Ok((id, created)) => Ok((id, created)),
             Err(Ok(issues)) => Err(Failure {
                 status: StatusCode::BAD_REQUEST,
-                message: format!(
-                    "The pack has {} problem{}; nothing was stored.",
-                    issues.len(),
-                    if issues.len() == 1 { "" } else { "s" }
-                ),
+                message: if issues.len() == 1 {
+                    ctx.lang.msg(Msg::PackOneProblem, &[])
+                } else {
+                    ctx.lang.msg(Msg::PackProblems, &[("n", &issues.len())])
+                },
                 field: Some("source".into()),
                 details: issues.iter().map(|i| i.to_string()).collect(),
             }),
@@ -920,11 +960,11 @@ pub async fn upload_pack(
     match result {
         Ok((id, created)) => {
             let msg = if created {
-                "Pack version stored."
+                ctx.lang.msg(Msg::PackStored, &[])
             } else {
-                "This exact pack version was already stored."
+                ctx.lang.msg(Msg::PackKnown, &[])
             };
-            done(&session, &format!("/packs/{id}"), msg.into(), true).await
+            done(&session, &format!("/packs/{id}"), msg, true).await
         }
         Err(f) => {
             let mut form = form;
@@ -993,11 +1033,11 @@ pub async fn new_batch(
                 .map(|b| !b.plan.blockers.is_empty())
                 .unwrap_or(false);
             let (msg, ok) = if blocked {
-                ("Plan blocked: this host lacks what the provider needs (see below). Nothing was written to the host.", false)
+                (ctx.lang.msg(Msg::PlanBlocked, &[]), false)
             } else {
-                ("Plan ready: review it, then apply.", true)
+                (ctx.lang.msg(Msg::PlanReady, &[]), true)
             };
-            done(&session, &format!("/batches/{id}"), msg.into(), ok).await
+            done(&session, &format!("/batches/{id}"), msg, ok).await
         }
         Err(f) => {
             let mut form = form;
@@ -1021,69 +1061,140 @@ pub async fn batch_action(
         csrf_ok(&ctx, &form)?;
         match get(&form, "action") {
             "apply" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "batch.apply", &provisioning_core::model::batch_target(id)).await?;
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Operator,
+                    "batch.apply",
+                    &provisioning_core::model::batch_target(id),
+                )
+                .await?;
                 let opts = provisioning_core::ops::ApplyOptions {
-                    models_cache_wait: std::time::Duration::from_secs(state.config.models_cache_wait_secs),
+                    models_cache_wait: std::time::Duration::from_secs(
+                        state.config.models_cache_wait_secs,
+                    ),
                     ..Default::default()
                 };
                 // The core claims the batch's lease before this returns: a
                 // second apply (this process or another) is refused with 409.
                 state.core.start_apply(&actor, id, opts).await?;
-                Ok("Applying: every step appears below as it completes.".to_string())
+                Ok(ctx.lang.msg(Msg::Applying, &[]))
             }
             "retry_failed" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "batch.retry_failed", &provisioning_core::model::batch_target(id)).await?;
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Operator,
+                    "batch.retry_failed",
+                    &provisioning_core::model::batch_target(id),
+                )
+                .await?;
                 let failed = state.core.batch_view(id).await?.keys.failed;
                 if failed == 0 {
-                    return Err(Failure::field(StatusCode::CONFLICT, FieldError::new("batch", "has no failed keys to retry")));
+                    return Err(Failure::field(
+                        StatusCode::CONFLICT,
+                        FieldError::new("batch", ctx.lang.msg(Msg::NoFailedKeys, &[])),
+                    ));
                 }
                 let opts = provisioning_core::ops::ApplyOptions {
-                    models_cache_wait: std::time::Duration::from_secs(state.config.models_cache_wait_secs),
+                    models_cache_wait: std::time::Duration::from_secs(
+                        state.config.models_cache_wait_secs,
+                    ),
                     ..Default::default()
                 };
                 // A re-run of the same journal: steps that succeeded return
                 // at once, so only the failed keys' accounts and tests are
                 // sent again (then readiness is checked once more).
                 state.core.start_apply(&actor, id, opts).await?;
-                Ok(format!("Retrying {failed} failed key(s): their accounts are created or tested again; keys that passed are not touched."))
+                Ok(ctx.lang.msg(Msg::Retrying, &[("n", &failed)]))
             }
             "discard" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "batch.discard", &provisioning_core::model::batch_target(id)).await?;
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Operator,
+                    "batch.discard",
+                    &provisioning_core::model::batch_target(id),
+                )
+                .await?;
                 if get(&form, "confirm") != "yes" {
-                    return Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("confirm", "tick the box to confirm: a discarded plan can never be applied")));
+                    return Err(Failure::field(
+                        StatusCode::BAD_REQUEST,
+                        FieldError::new("confirm", ctx.lang.msg(Msg::ConfirmDiscard, &[])),
+                    ));
                 }
                 state.core.discard_batch(&actor, id).await?;
-                Ok("Discarded: nothing was sent to the host, the plan's keys are deleted, and the plan stays here for the record.".to_string())
+                Ok(ctx.lang.msg(Msg::Discarded, &[]))
             }
             "remove_failed" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "batch.remove_failed", &provisioning_core::model::batch_target(id)).await?;
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Operator,
+                    "batch.remove_failed",
+                    &provisioning_core::model::batch_target(id),
+                )
+                .await?;
                 if get(&form, "confirm") != "yes" {
-                    return Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("confirm", "tick the box to confirm: the failed accounts are deleted from the host")));
+                    return Err(Failure::field(
+                        StatusCode::BAD_REQUEST,
+                        FieldError::new("confirm", ctx.lang.msg(Msg::ConfirmRemoveFailed, &[])),
+                    ));
                 }
                 let n = state.core.remove_failed_accounts(&actor, id).await?;
-                Ok(format!("Removed {n} account(s) whose key failed from the host."))
+                Ok(ctx.lang.msg(Msg::RemovedFailed, &[("n", &n)]))
             }
             "pause_failed" | "resume_failed" => {
                 let pause = get(&form, "action") == "pause_failed";
-                let what = if pause { "batch.pause_failed" } else { "batch.resume_failed" };
-                let actor = allowed(&state, &ctx, Role::Operator, what, &provisioning_core::model::batch_target(id)).await?;
-                let n = state.core.set_failed_accounts_schedulable(&actor, id, !pause).await?;
-                Ok(if pause {
-                    format!("Paused {n} account(s) whose key failed: the host no longer schedules them.")
+                let what = if pause {
+                    "batch.pause_failed"
                 } else {
-                    format!("Resumed {n} account(s): the host schedules them again.")
+                    "batch.resume_failed"
+                };
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Operator,
+                    what,
+                    &provisioning_core::model::batch_target(id),
+                )
+                .await?;
+                let n = state
+                    .core
+                    .set_failed_accounts_schedulable(&actor, id, !pause)
+                    .await?;
+                Ok(if pause {
+                    ctx.lang.msg(Msg::PausedFailed, &[("n", &n)])
+                } else {
+                    ctx.lang.msg(Msg::ResumedFailed, &[("n", &n)])
                 })
             }
             "diagnose" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "batch.diagnose", &provisioning_core::model::batch_target(id)).await?;
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Role::Operator,
+                    "batch.diagnose",
+                    &provisioning_core::model::batch_target(id),
+                )
+                .await?;
                 let r = state.core.diagnose_batch(&actor, id).await?;
                 Ok(if r.items.is_empty() {
-                    "Nothing failed: there is nothing to diagnose.".to_string()
+                    ctx.lang.msg(Msg::NothingToDiagnose, &[])
                 } else {
-                    format!("Diagnosed {} failed check(s); {} upstream completion(s) spent.", r.items.len(), r.upstream_completions)
+                    ctx.lang.msg(
+                        Msg::Diagnosed,
+                        &[("n", &r.items.len()), ("spent", &r.upstream_completions)],
+                    )
                 })
             }
-            other => Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("action", format!("unknown action `{other}`")))),
+            other => Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new(
+                    "action",
+                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
+                ),
+            )),
         }
     }
     .await;
@@ -1108,25 +1219,45 @@ pub async fn drift_action(
         let target = format!("host:{id}");
         match get(&form, "action") {
             "check" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "host.drift_check", &target).await?;
+                let actor =
+                    allowed(&state, &ctx, Role::Operator, "host.drift_check", &target).await?;
                 let r = state.core.drift_check(&actor, id).await?;
                 let open = r.findings.iter().filter(|f| f.ignored.is_none()).count();
-                Ok(format!("Checked {} object(s): {open} open finding(s).", r.compared))
+                Ok(ctx
+                    .lang
+                    .msg(Msg::DriftChecked, &[("n", &r.compared), ("open", &open)]))
             }
             "repair" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "host.drift_repair", &target).await?;
-                let msg = state.core.repair_drift(&actor, id, get(&form, "key"), get(&form, "act")).await?;
-                Ok(format!("Done: {msg}. Check again to confirm."))
+                let actor =
+                    allowed(&state, &ctx, Role::Operator, "host.drift_repair", &target).await?;
+                let msg = state
+                    .core
+                    .repair_drift(&actor, id, get(&form, "key"), get(&form, "act"))
+                    .await?;
+                Ok(ctx.lang.msg(Msg::DriftRepaired, &[("what", &msg)]))
             }
             "ignore" => {
-                let actor = allowed(&state, &ctx, Role::Operator, "host.drift_ignore", &target).await?;
+                let actor =
+                    allowed(&state, &ctx, Role::Operator, "host.drift_ignore", &target).await?;
                 let days = get(&form, "days").trim().parse::<i64>().map_err(|_| {
-                    Failure::field(StatusCode::BAD_REQUEST, FieldError::new("days", "must be a whole number of days between 1 and 365"))
+                    Failure::field(
+                        StatusCode::BAD_REQUEST,
+                        FieldError::new("days", "must be a whole number of days between 1 and 365"),
+                    )
                 })?;
-                state.core.ignore_drift(&actor, id, get(&form, "key"), get(&form, "reason"), days).await?;
-                Ok("Ignored: the finding stays listed under “ignored” until it expires. Check again to refresh the counts.".to_string())
+                state
+                    .core
+                    .ignore_drift(&actor, id, get(&form, "key"), get(&form, "reason"), days)
+                    .await?;
+                Ok(ctx.lang.msg(Msg::DriftIgnored, &[]))
             }
-            other => Err(Failure::field(StatusCode::BAD_REQUEST, FieldError::new("action", format!("unknown action `{other}`")))),
+            other => Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new(
+                    "action",
+                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
+                ),
+            )),
         }
     }
     .await;
@@ -1175,7 +1306,7 @@ pub async fn rollback_batch(
             done(
                 &session,
                 &format!("/batches/{id}"),
-                "Rolling back: each removal appears in the timeline as it completes.".into(),
+                ctx.lang.msg(Msg::RollingBack, &[]),
                 true,
             )
             .await

@@ -29,11 +29,69 @@ pub fn batch_badge(l: Lang, s: BatchStatus) -> impl IntoView {
         BatchStatus::Planned | BatchStatus::Discarded => "badge muted",
         BatchStatus::Failed | BatchStatus::RollbackFailed => "badge bad",
     };
-    let _ = l;
-    view! { <span class=class data-status=s.as_str()>{s.as_str()}</span> }
+    let (text, what) = match s {
+        BatchStatus::Planned => (
+            l.t("planned", "已规划"),
+            l.t(
+                "Batch status: planned, nothing sent to the host yet",
+                "批次状态：已规划，尚未向主机发送任何内容",
+            ),
+        ),
+        BatchStatus::Running => (
+            l.t("running", "执行中"),
+            l.t("Batch status: an apply is running", "批次状态：正在执行"),
+        ),
+        BatchStatus::Succeeded => (
+            l.t("succeeded", "成功"),
+            l.t(
+                "Batch status: every key of this batch passed",
+                "批次状态：本批次所有密钥均通过",
+            ),
+        ),
+        BatchStatus::PartiallySucceeded => (
+            l.t("partially_succeeded", "部分成功"),
+            l.t(
+                "Batch status: some of this batch's keys failed",
+                "批次状态：本批次部分密钥失败",
+            ),
+        ),
+        BatchStatus::Failed => (
+            l.t("failed", "失败"),
+            l.t(
+                "Batch status: none of this batch's keys passed, or a shared step failed",
+                "批次状态：本批次没有密钥通过，或共享步骤失败",
+            ),
+        ),
+        BatchStatus::RollingBack => (
+            l.t("rolling_back", "回滚中"),
+            l.t("Batch status: a rollback is running", "批次状态：正在回滚"),
+        ),
+        BatchStatus::RolledBack => (
+            l.t("rolled_back", "已回滚"),
+            l.t(
+                "Batch status: what it created was removed from the host",
+                "批次状态：其创建的内容已从主机删除",
+            ),
+        ),
+        BatchStatus::RollbackFailed => (
+            l.t("rollback_failed", "回滚失败"),
+            l.t(
+                "Batch status: a rollback stopped before the end",
+                "批次状态：回滚未完成",
+            ),
+        ),
+        BatchStatus::Discarded => (
+            l.t("discarded", "已放弃"),
+            l.t(
+                "Batch status: the plan was thrown away before it was applied",
+                "批次状态：计划在执行前被放弃",
+            ),
+        ),
+    };
+    view! { <span class=class data-status=s.as_str() title=what>{text}</span> }
 }
 
-fn access_badge(s: AccessStatus) -> impl IntoView {
+fn access_badge(l: Lang, s: AccessStatus) -> impl IntoView {
     let class = match s {
         AccessStatus::SelfServiceReady
         | AccessStatus::SubscriptionReady
@@ -42,17 +100,96 @@ fn access_badge(s: AccessStatus) -> impl IntoView {
         AccessStatus::Broken => "badge bad",
         AccessStatus::None => "badge muted",
     };
-    view! { <span class=class data-access=s.as_str()>{s.as_str()}</span> }
+    let (text, what) = match s {
+        AccessStatus::None => (
+            l.t("none", "无"),
+            l.t("Group access: not proven yet", "分组访问：尚未验证"),
+        ),
+        AccessStatus::SelfServiceReady => (
+            l.t("self_service_ready", "自助就绪"),
+            l.t(
+                "Group access: a user with balance got a completion through the group",
+                "分组访问：有余额的用户经该分组调用成功",
+            ),
+        ),
+        AccessStatus::SubscriptionReady => (
+            l.t("subscription_ready", "订阅就绪"),
+            l.t(
+                "Group access: a subscribed user got a completion through the group",
+                "分组访问：已订阅用户经该分组调用成功",
+            ),
+        ),
+        AccessStatus::FullyReady => (
+            l.t("fully_ready", "完全就绪"),
+            l.t(
+                "Group access: proven in both modes",
+                "分组访问：两种方式均已验证",
+            ),
+        ),
+        AccessStatus::Degraded => (
+            l.t("degraded", "降级"),
+            l.t(
+                "Group access: a re-check found it only partly working",
+                "分组访问：复查发现仅部分可用",
+            ),
+        ),
+        AccessStatus::Broken => (
+            l.t("broken", "不可用"),
+            l.t(
+                "Group access: the check through the host failed",
+                "分组访问：经主机的检查失败",
+            ),
+        ),
+    };
+    view! { <span class=class data-access=s.as_str() title=what>{text}</span> }
 }
 
-fn step_badge(s: StepState) -> impl IntoView {
+fn step_badge(l: Lang, s: StepState) -> impl IntoView {
     let class = match s {
         StepState::Done | StepState::Skipped => "badge ok",
         StepState::Sent | StepState::Pending => "badge muted",
         StepState::Unknown => "badge warn",
         StepState::Failed => "badge bad",
     };
-    view! { <span class=class data-state=s.as_str()>{s.as_str()}</span> }
+    let (text, what) = match s {
+        StepState::Pending => (
+            l.t("pending", "待发送"),
+            l.t("Journal: not sent yet", "日志：尚未发送"),
+        ),
+        StepState::Sent => (
+            l.t("sent", "已发送"),
+            l.t(
+                "Journal: sent, the answer not recorded yet",
+                "日志：已发送，尚未记录结果",
+            ),
+        ),
+        StepState::Done => (
+            l.t("done", "完成"),
+            l.t(
+                "Journal: the host did it and it read back as wanted",
+                "日志：主机已完成且回读一致",
+            ),
+        ),
+        StepState::Failed => (
+            l.t("failed", "失败"),
+            l.t("Journal: refused or failed", "日志：被拒绝或失败"),
+        ),
+        StepState::Unknown => (
+            l.t("unknown", "未知"),
+            l.t(
+                "Journal: sent, and whether the host acted cannot be known",
+                "日志：已发送，无法确定主机是否执行",
+            ),
+        ),
+        StepState::Skipped => (
+            l.t("skipped", "跳过"),
+            l.t(
+                "Journal: not needed (already there, or held by another batch)",
+                "日志：无需执行（已存在或由其他批次持有）",
+            ),
+        ),
+    };
+    view! { <span class=class data-state=s.as_str() title=what>{text}</span> }
 }
 
 /// "18 / 20 passed · 2 failed · 1 skipped": what became of a batch's own
@@ -240,7 +377,7 @@ pub fn BatchTable(items: Vec<provisioning_core::model::BatchSummary>) -> impl In
                         <td>{b.key_count}</td>
                         <td data-testid="batch-keys">{key_outcomes(l, &b.keys)}</td>
                         <td>{batch_badge(l, b.status)}</td>
-                        <td>{access_badge(b.access_status)}</td>
+                        <td>{access_badge(l, b.access_status)}</td>
                         <td data-testid="batch-drift"><a href=format!("/hosts/{}/drift?batch={}", b.host_id, b.id)>{match b.drift_open {
                             None => l.t("not checked", "未检查").to_string(),
                             Some(0) => l.t("none open", "无未处理").to_string(),
@@ -517,7 +654,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         </nav>
         <dl class="facts" id="facts">
             <dt>{l.t("Its keys", "本批次密钥")}</dt><dd data-testid="key-outcomes">{key_outcomes(l, &b.keys)}</dd>
-            <dt>{l.t("Group access", "分组访问")}</dt><dd data-testid="group-access">{access_badge(b.access_status)}
+            <dt>{l.t("Group access", "分组访问")}</dt><dd data-testid="group-access">{access_badge(l, b.access_status)}
                 {(b.access_status.is_ready() && b.keys.total() > b.keys.skipped && b.keys.passed == 0).then(|| view! {
                     " " <span class="muted" data-testid="proven-elsewhere">{format!("{} {}", l.t(
                         "proven by accounts of other batches in group", "由分组中其他批次的账号证明："), p.group_name)}{l.t(
@@ -636,7 +773,12 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             };
             view! {
                 <h3 data-testid="run" data-run-kind=r.kind.as_str() data-run-status=r.status.clone()>
-                    {format!("{kind} · run {} · ", r.id)}<span class="badge muted">{r.status.clone()}</span>
+                    {format!("{kind} · run {} · ", r.id)}<span class="badge muted" data-run-status=r.status.clone() title=l.t("Run status", "运行状态")>{match r.status.as_str() {
+                        "planned" => l.t("planned", "已规划"),
+                        "running" => l.t("running", "运行中"),
+                        "done" => l.t("done", "完成"),
+                        _ => l.t("failed", "失败"),
+                    }}</span>
                     <span class="muted small">{format!(" {} · {}", r.actor, when(r.created_at_ms))}</span>
                 </h3>
                 <RunCounts counts=counts/>
@@ -786,7 +928,7 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
                             <td>{s.seq}</td>
                             <td>{s.target.clone()}</td>
                             <td>{action}</td>
-                            <td>{step_badge(s.state)}{(s.state == StepState::Sent).then(|| view! { <span class="muted small">{l.t(" outcome not yet known", " 结果未知")}</span> })}
+                            <td>{step_badge(l, s.state)}{(s.state == StepState::Sent).then(|| view! { <span class="muted small">{l.t(" outcome not yet known", " 结果未知")}</span> })}
                                 {(s.state == StepState::Sent && s.kind == StepKind::Readiness && !s.response.is_empty()).then(|| view! { <div class="small" data-testid="waiting">{s.response.clone()}</div> })}</td>
                             <td>{s.remote_id.clone().map(|r| view! { <code>{r}</code> })}</td>
                             <td class="nowrap">{took}</td>
@@ -845,7 +987,7 @@ pub fn StepPage() -> impl IntoView {
                     match step.await {
                         Err(e) => view! { <ErrorBox err=e/> }.into_any(),
                         Ok(s) => view! {
-                            <h1>{format!("{} #{} · {}", l.t("Step", "步骤"), s.seq, s.target)}" "{step_badge(s.state)}</h1>
+                            <h1>{format!("{} #{} · {}", l.t("Step", "步骤"), s.seq, s.target)}" "{step_badge(l, s.state)}</h1>
                             <dl class="facts">
                                 <dt>{l.t("Kind", "类型")}</dt><dd><code>{s.kind.as_str()}</code>" · "{action_word(s.action)}" · run "{s.run_id}</dd>
                                 <dt>{l.t("Remote id", "远端 ID")}</dt><dd><code>{s.remote_id.clone().unwrap_or_else(|| "—".into())}</code></dd>

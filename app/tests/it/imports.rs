@@ -716,3 +716,42 @@ async fn the_batch_list_filters_by_status_and_attention_and_the_overview_shows_w
         ..o.body.find("data-testid=\"newest-batches\"").unwrap()];
     assert_eq!(rows(attention), vec![applied.to_string()]);
 }
+
+#[tokio::test]
+async fn a_chinese_operator_gets_the_servers_messages_and_badges_in_chinese() {
+    let app = TestApp::spawn().await;
+    let (_up, id) = planned(&app).await;
+    // A browser that prefers Chinese.
+    let zh = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers({
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert("accept-language", "zh-CN,zh;q=0.9".parse().unwrap());
+            h
+        })
+        .build()
+        .unwrap();
+    app.sign_in(&zh, "root").await;
+    let path = format!("/batches/{id}");
+    let refused = app.submit(&zh, &path, &[("action", "discard")]).await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused
+            .body
+            .contains("请勾选确认：放弃的计划永远不能再执行"),
+        "{}",
+        refused.body
+    );
+    let p = app
+        .submit(&zh, &path, &[("action", "discard"), ("confirm", "yes")])
+        .await;
+    assert_eq!(p.status, 303);
+    let page = app.get_with(&zh, &path).await;
+    assert!(
+        page.body.contains("已放弃：未向主机发送任何内容"),
+        "the flash"
+    );
+    assert!(page.body.contains(">已放弃</span>"), "the badge");
+    assert!(!page.body.contains("Discarded: nothing was sent"));
+}
