@@ -773,7 +773,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             };
             view! {
                 <h3 data-testid="run" data-run-kind=r.kind.as_str() data-run-status=r.status.clone()>
-                    {format!("{kind} · run {} · ", r.id)}<span class="badge muted" data-run-status=r.status.clone() title=l.t("Run status", "运行状态")>{match r.status.as_str() {
+                    {format!("{kind} · {} {} · ", l.t("run", "运行"), r.id)}<span class="badge muted" data-run-status=r.status.clone() title=l.t("Run status", "运行状态")>{match r.status.as_str() {
                         "planned" => l.t("planned", "已规划"),
                         "running" => l.t("running", "运行中"),
                         "done" => l.t("done", "完成"),
@@ -895,7 +895,7 @@ fn RunCounts(counts: Vec<KindCount>) -> impl IntoView {
                     let failed_class = if c.counts.failed > 0 { "field-error" } else { "" };
                     view! {
                     <tr data-kind=c.kind.as_str()>
-                        <td>{c.kind.as_str()}</td><td>{c.counts.done}</td><td>{c.counts.skipped}</td>
+                        <td>{kind_word(l, c.kind)}</td><td>{c.counts.done}</td><td>{c.counts.skipped}</td>
                         <td class=failed_class>{c.counts.failed}</td>
                         <td>{c.counts.unknown}</td><td>{c.counts.sent}</td><td>{c.counts.pending}</td>
                     </tr>
@@ -916,7 +916,7 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
             </tr></thead>
             <tbody>
                 {steps.into_iter().map(|s| {
-                    let action = action_word(s.action);
+                    let action = action_word(l, s.action);
                     let took = match (s.started_at_ms, s.finished_at_ms) { (Some(a), Some(z)) => format!("{} ms", z - a), _ => String::new() };
                     let inline = !(s.request.is_empty() && s.response.is_empty());
                     // Per-key steps come without evidence: their page has it
@@ -955,15 +955,31 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
     }
 }
 
-fn action_word(a: Action) -> &'static str {
+fn action_word(l: Lang, a: Action) -> &'static str {
     match a {
-        Action::Create => "create",
-        Action::Reuse => "reuse",
-        Action::Update => "update",
-        Action::Skip => "skip",
-        Action::Check => "check",
-        Action::Delete => "delete",
-        Action::Keep => "keep",
+        Action::Create => l.t("create", "创建"),
+        Action::Reuse => l.t("reuse", "复用"),
+        Action::Update => l.t("update", "更新"),
+        Action::Skip => l.t("skip", "跳过"),
+        Action::Check => l.t("check", "检查"),
+        Action::Delete => l.t("delete", "删除"),
+        Action::Keep => l.t("keep", "保留"),
+    }
+}
+
+/// A journal step kind, in words.
+fn kind_word(l: Lang, k: StepKind) -> &'static str {
+    match k {
+        StepKind::Group => l.t("group", "分组"),
+        StepKind::Channel => l.t("channel", "渠道"),
+        StepKind::Account => l.t("account", "账号"),
+        StepKind::Balance => l.t("balance", "余额"),
+        StepKind::Subscription => l.t("subscription", "订阅"),
+        StepKind::UserKey => l.t("user key", "用户密钥"),
+        StepKind::AccountTest => l.t("account test", "账号测试"),
+        StepKind::Readiness => l.t("readiness", "就绪检查"),
+        StepKind::Remove => l.t("remove", "删除"),
+        StepKind::Pause => l.t("pause / resume", "暂停 / 恢复"),
     }
 }
 
@@ -989,7 +1005,7 @@ pub fn StepPage() -> impl IntoView {
                         Ok(s) => view! {
                             <h1>{format!("{} #{} · {}", l.t("Step", "步骤"), s.seq, s.target)}" "{step_badge(l, s.state)}</h1>
                             <dl class="facts">
-                                <dt>{l.t("Kind", "类型")}</dt><dd><code>{s.kind.as_str()}</code>" · "{action_word(s.action)}" · run "{s.run_id}</dd>
+                                <dt>{l.t("Kind", "类型")}</dt><dd><code>{s.kind.as_str()}</code>" · "{action_word(l, s.action)}" · "{l.t("run", "运行")}" "{s.run_id}</dd>
                                 <dt>{l.t("Remote id", "远端 ID")}</dt><dd><code>{s.remote_id.clone().unwrap_or_else(|| "—".into())}</code></dd>
                                 <dt>"Idempotency-Key"</dt><dd><code>{s.idempotency_key.clone()}</code></dd>
                                 <dt>{l.t("Marker", "标记")}</dt><dd><code>{s.marker.clone()}</code></dd>
