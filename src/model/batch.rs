@@ -76,6 +76,12 @@ pub fn batch_target(id: i64) -> String {
     format!("batch:{id}")
 }
 
+/// The audit log's name for a host: `host:1` (names can be edited; older
+/// entries name it `host:NAME`).
+pub fn host_target(id: i64) -> String {
+    format!("host:{id}")
+}
+
 /// Access status of a batch's route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

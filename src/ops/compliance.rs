@@ -121,7 +121,7 @@ impl Core {
             .audit(
                 actor,
                 "host.compliance.accept",
-                &format!("host:{}", row.name),
+                &crate::model::host_target(row.id),
                 "accepted",
                 &format!(
                     "version {}; document {}; phrase ({language}): {phrase}",
@@ -203,7 +203,7 @@ impl Core {
             .audit(
                 actor,
                 "host.admin_key.obtain",
-                &format!("host:{}", row.name),
+                &crate::model::host_target(row.id),
                 "regenerated",
                 &format!(
                     "key {}; {}",

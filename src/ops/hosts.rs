@@ -511,7 +511,7 @@ impl Core {
                 .audit(
                     actor,
                     "host.move",
-                    &format!("host:{}", row.name),
+                    &crate::model::host_target(row.id),
                     "moved",
                     &format!(
                         "{} → {} (secrets entered again)",

@@ -112,9 +112,9 @@ impl Store {
             &mut tx,
             actor,
             "host.create",
-            &format!("host:{}", h.name),
+            &crate::model::host_target(id),
             "ok",
-            &format!("base_url={} auth={}", h.base_url, h.auth_kind.as_str()),
+            &format!("name={} base_url={} auth={}", h.name, h.base_url, h.auth_kind.as_str()),
         )
         .await?;
         tx.commit().await?;
@@ -158,7 +158,7 @@ impl Store {
             &mut tx,
             actor,
             "host.update",
-            &format!("host:{}", h.name),
+            &crate::model::host_target(id),
             "ok",
             &format!("base_url={} auth={}", h.base_url, h.auth_kind.as_str()),
         )
@@ -194,9 +194,9 @@ impl Store {
             &mut tx,
             actor,
             "host.delete",
-            &format!("host:{name}"),
+            &crate::model::host_target(id),
             "ok",
-            "",
+            &format!("name={name}"),
         )
         .await?;
         tx.commit().await?;
@@ -246,7 +246,7 @@ impl Store {
             &mut tx,
             actor,
             "host.probe",
-            &format!("host:{}", host.name),
+            &crate::model::host_target(host.id),
             report.status.as_str(),
             &report.headline(),
         )

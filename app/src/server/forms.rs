@@ -513,7 +513,7 @@ pub async fn host_action(
                     &ctx,
                     Role::Operator,
                     "host.probe",
-                    &format!("host:{id}"),
+                    &provisioning_core::model::host_target(id),
                 )
                 .await?;
                 let rec = state.core.probe_host(&actor, id).await?;
@@ -526,7 +526,7 @@ pub async fn host_action(
                     &ctx,
                     Role::Admin,
                     "host.compliance.accept",
-                    &format!("host:{id}"),
+                    &provisioning_core::model::host_target(id),
                 )
                 .await?;
                 let rec = state
@@ -545,7 +545,7 @@ pub async fn host_action(
                     &ctx,
                     Role::Admin,
                     "host.admin_key.obtain",
-                    &format!("host:{id}"),
+                    &provisioning_core::model::host_target(id),
                 )
                 .await?;
                 let key = state
@@ -593,7 +593,7 @@ pub async fn edit_host(
             &ctx,
             Role::Operator,
             "host.update",
-            &format!("host:{id}"),
+            &provisioning_core::model::host_target(id),
         )
         .await?;
         Ok::<_, Failure>(
@@ -633,7 +633,7 @@ pub async fn delete_host(
             &ctx,
             Role::Admin,
             "host.delete",
-            &format!("host:{id}"),
+            &provisioning_core::model::host_target(id),
         )
         .await?;
         let host = state.core.host_view(id).await?;
@@ -1216,7 +1216,7 @@ pub async fn drift_action(
     let path = format!("/hosts/{id}/drift");
     let result = async {
         csrf_ok(&ctx, &form)?;
-        let target = format!("host:{id}");
+        let target = provisioning_core::model::host_target(id);
         match get(&form, "action") {
             "check" => {
                 let actor =
