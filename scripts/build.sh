@@ -27,6 +27,15 @@ else
   extra=()
 fi
 
+# A cold cache compiles every dependency twice (wasm and server): say so,
+# and roughly how long, so the first command does not look hung.
+if [[ ! -d "$FRONT_TARGET_DIR/wasm32-unknown-unknown/$wasm_out" ]]; then
+  if [[ $profile == release ]]; then
+    log "first $profile build on this cache: compiling every dependency for the front end, then the server — about 10 minutes on 2 cores; later starts take seconds"
+  else
+    log "first $profile build on this cache: compiling every dependency for the front end, then the server — several minutes"
+  fi
+fi
 log "front end: wasm ($wasm_profile)"
 "${wasm_cargo[@]}" build -p app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate \
   --profile "$wasm_profile" --target-dir "$FRONT_TARGET_DIR" --locked "${extra[@]}"
@@ -83,6 +92,10 @@ cp -r public/. "$SITE_DIR/"
 touch "$cached"
 ls -1t "$RELAY_CACHE/pkg" | grep -v '\.tmp\.' | tail -n +5 | while read -r old; do rm -rf "${RELAY_CACHE:?}/pkg/$old"; done
 
-log "server ($profile)"
+if [[ ! -x "$CARGO_TARGET_DIR/$out/dashboard" ]]; then
+  log "server ($profile): first build of the server binary on this cache, several minutes"
+else
+  log "server ($profile)"
+fi
 cargo build -p app --bin dashboard --features ssr --profile "$profile" --locked
 log "built: $CARGO_TARGET_DIR/$out/dashboard and $SITE_DIR"
