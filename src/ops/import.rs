@@ -663,7 +663,12 @@ impl Core {
             prices,
             exchange_rate: pack.exchange_rate.as_ref().map(|x| x.cny_per_usd),
             steps: steps.clone(),
-            skipped,
+            // In the order of the upload, whatever found them.
+            skipped: {
+                let mut s = skipped;
+                s.sort_by_key(|k| k.line);
+                s
+            },
             warnings,
             blockers,
             shape,

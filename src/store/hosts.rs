@@ -114,7 +114,12 @@ impl Store {
             "host.create",
             &crate::model::host_target(id),
             "ok",
-            &format!("name={} base_url={} auth={}", h.name, h.base_url, h.auth_kind.as_str()),
+            &format!(
+                "name={} base_url={} auth={}",
+                h.name,
+                h.base_url,
+                h.auth_kind.as_str()
+            ),
         )
         .await?;
         tx.commit().await?;

@@ -267,6 +267,26 @@ async fn re_running_creates_nothing_new_and_a_new_batch_skips_imported_keys() {
     );
     assert_eq!(w.accounts_on_host(), 3);
     assert_eq!(w.host.with_state(|s| s.groups.len()), 1);
+    // Skipped keys are listed in the order of the upload, whatever found
+    // them (the ledger finds line 1 after the reader found line 2).
+    let mut mixed = keys(1);
+    mixed.push("short".into());
+    mixed.push(keys(1)[0].clone());
+    let id3 = w.plan(&mixed, AccessMode::SelfService).await;
+    let lines: Vec<usize> = w
+        .view(id3)
+        .await
+        .plan
+        .skipped
+        .iter()
+        .map(|s| s.line)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![1, 2, 3],
+        "{:#?}",
+        w.view(id3).await.plan.skipped
+    );
 }
 
 #[tokio::test]
