@@ -157,6 +157,75 @@ impl Lang {
     }
 }
 
+/// A probe finding in Chinese, by its code: (message, what to do), with
+/// `{detail}` standing for the host's own words. `None`: not translated
+/// (the stored English is shown).
+pub fn finding_zh(code: &str) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        "host_unreachable" => ("无法连接主机：{detail}", "检查基础地址、主机是否在运行，以及本服务器能否访问它（防火墙、DNS、TLS）。"),
+        "not_sub2api" => ("GET /api/v1/settings/public 的应答不像 Sub2API（{detail}）", "确认基础地址指向 Sub2API 服务本身（而不是其后台页面或代理路径）。"),
+        "version_unknown" => ("主机未报告其版本", "能力仅能通过路由探测判断；依赖版本的规则（幂等键、国产账号测试）保持未知。"),
+        "admin_auth_rejected" => ("主机拒绝了管理员凭据（{detail}）", "编辑主机并填写可用的管理员 API 密钥（主机后台 → 设置 → 管理员 API 密钥；重新生成会使旧密钥失效），或管理员邮箱和密码。"),
+        "admin_auth_2fa" => ("管理员账号使用双因素认证登录，本产品无法完成", "编辑主机，改用管理员 API 密钥，而不是邮箱和密码。"),
+        "admin_auth_unknown" => ("管理 API 的应答不符合预期：{detail}", "检查基础地址和主机日志，然后重新探测。"),
+        "compliance_required" => ("主机的管理 API 已锁定（HTTP 423），需管理员接受部署合规承诺 {detail}", "由管理员阅读合规条款（本页有链接），在此输入主机的确认短语接受，或以该凭据对应的管理员身份在主机后台接受（管理员 API 密钥对应第一个管理员用户）；之后会重新探测。这是运营者的承诺，本产品绝不会自行接受。"),
+        "no_channels" => ("主机早于渠道功能（v0.1.107）：渠道定价、映射和模型限制不可用", "将主机升级到 v0.1.107 或更高版本以使用按渠道定价；导入会跳过渠道步骤。"),
+        "no_cn_platforms" => ("主机没有原生国产平台（deepseek、kimi、zhipu 于 v0.1.178 加入）", "供应商将以 `openai` 平台导入，使用基础地址并强制 Chat Completions。"),
+        "gateway_unreachable" => ("网关（/v1/models）的应答不像 Sub2API", "就绪检查经由网关：请确认 /v1 已路由到主机（反向代理规则）。"),
+        "probe_user_missing" => ("未配置探测用户", "为主机添加一个普通用户的邮箱和密码，以便用真实用户密钥验证就绪。"),
+        "probe_user_blocked" => ("探测用户无法登录：{detail}", "无法自动开通自助访问：请在主机上关闭后台模式或验证码，或取消探测用户的双因素认证，然后重新探测。"),
+        "probe_user_failed" => ("探测用户登录被拒绝（{detail}）", "检查探测用户的邮箱和密码（若主机上不存在该用户请先创建），然后重新探测。"),
+        _ => return None,
+    })
+}
+
+/// The next action for a diagnosis class in Chinese, `{detail}` standing
+/// for the specifics (a model, an address, a step's error).
+pub fn next_action_zh(class: provisioning_core::model::FailureClass) -> &'static str {
+    use provisioning_core::model::FailureClass as F;
+    match class {
+        F::UpstreamQuotaExhausted => "为该密钥所属的供应商账号充值（或更换密钥），然后重新执行批次：账号有余额后主机会重新使用它。",
+        F::UpstreamKeyInvalid => "更换密钥：供应商拒绝了它（已吊销、输错，或由供应商另一区域的平台签发）。在新批次中导入新密钥，并通过回滚删除此账号。",
+        F::UpstreamRateLimited => "等待供应商的限流窗口过去后重新执行。若反复出现，请降低批次并发或向供应商申请更高限额。",
+        F::UpstreamModelUnknown => "修正模板包中的模型：供应商不向此密钥提供该模型{detail}。上传修正后的模板包并重新规划。",
+        F::UpstreamContentRejected => "供应商的内容审核拒绝了冒烟请求（\"hi\"），通常意味着供应商限制了此密钥或账号：请检查账号在供应商处的状态，或更换密钥。",
+        F::HostCompatibilityGap => "直接调用供应商时此密钥可用，但经主机失败：请检查主机上账号的平台、基础地址和协议（openai 平台须强制 Chat Completions），以及该主机版本是否支持此供应商。",
+        F::HostAuthFailed => "编辑主机并填写可用的管理员凭据，然后重新执行。",
+        F::HostComplianceRequired => "在主机后台（以该凭据对应的管理员身份）接受部署合规条款，然后重新执行。",
+        F::HostConfigIncomplete => "补全主机配置：{detail}。然后重新执行批次。",
+        F::NetworkError => "确认本服务器能访问 {detail}（防火墙、DNS、TLS、代理），然后重新执行。",
+    }
+}
+
+/// A diagnosis's next action in this language (the specifics stay as the
+/// diagnosis found them; its evidence carries them in full).
+pub fn next_action(lang: Lang, d: &provisioning_core::model::Diagnosis) -> String {
+    match lang {
+        Lang::Zh => next_action_zh(d.class).replace("{detail}", &d.detail),
+        Lang::En => d.action.clone(),
+    }
+}
+
+/// A probe finding's message in this language: in Chinese by its code with
+/// the host's words in it, else as stored (English, or a finding stored
+/// before its words were kept apart).
+pub fn finding_message(lang: Lang, code: &str, detail: &str, stored: &str) -> String {
+    match (lang, finding_zh(code)) {
+        (Lang::Zh, Some((m, _))) if !m.contains("{detail}") || !detail.is_empty() => {
+            m.replace("{detail}", detail)
+        }
+        _ => stored.to_string(),
+    }
+}
+
+/// A probe's headline in this language.
+pub fn headline(lang: Lang, p: &provisioning_core::model::ProbeSummary) -> String {
+    if lang == Lang::Zh && p.headline == provisioning_core::model::READY_HEADLINE {
+        return "主机已可用于开通".into();
+    }
+    finding_message(lang, &p.headline_code, &p.headline_detail, &p.headline)
+}
+
 /// The `{name}` parameters of a template, sorted.
 #[cfg(test)]
 fn params(t: &str) -> Vec<String> {
@@ -185,6 +254,15 @@ mod tests {
             );
             assert_ne!(en, zh, "{m:?} is not translated");
             assert_eq!(params(en), params(zh), "{m:?}: the parameters differ");
+        }
+    }
+
+    #[test]
+    fn every_probe_finding_code_has_a_chinese_message_and_action() {
+        for code in provisioning_core::model::FINDING_CODES {
+            let (m, a) =
+                super::finding_zh(code).unwrap_or_else(|| panic!("{code} is not translated"));
+            assert!(!m.is_empty() && !a.is_empty(), "{code}");
         }
     }
 

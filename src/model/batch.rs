@@ -724,6 +724,10 @@ pub struct Diagnosis {
     /// The facts that decided the class (redacted).
     pub evidence: Vec<String>,
     pub action: String,
+    /// The specifics inside the action (a model, an address, a step's
+    /// error), so it can be written in another language around them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 /// A diagnosis run over a batch.

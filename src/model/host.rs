@@ -81,6 +81,12 @@ pub struct ProbeSummary {
     pub version: Option<String>,
     pub latency_ms: Option<u64>,
     pub headline: String,
+    /// The code of the finding the headline is (empty: ready, or a probe
+    /// stored before codes were kept) and the host's words in it.
+    #[serde(default)]
+    pub headline_code: String,
+    #[serde(default)]
+    pub headline_detail: String,
 }
 
 /// Whether a host has a capability, and how we know.
@@ -130,7 +136,32 @@ pub struct Finding {
     pub message: String,
     /// The next action in plain words; empty when there is nothing to do.
     pub action: String,
+    /// The host's own words or values inside the message (a reason, a
+    /// code, a version), so the message can be written in another language
+    /// around them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
+
+/// Every finding code a probe can report (a test keeps it complete).
+pub const FINDING_CODES: &[&str] = &[
+    "host_unreachable",
+    "not_sub2api",
+    "version_unknown",
+    "admin_auth_rejected",
+    "admin_auth_2fa",
+    "admin_auth_unknown",
+    "compliance_required",
+    "no_channels",
+    "no_cn_platforms",
+    "gateway_unreachable",
+    "probe_user_missing",
+    "probe_user_blocked",
+    "probe_user_failed",
+];
+
+/// The headline of a probe that found nothing to report.
+pub const READY_HEADLINE: &str = "Host ready for provisioning";
 
 /// The result of the admin-credential check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,12 +239,17 @@ pub struct ProbeReport {
 impl ProbeReport {
     /// One line for lists: the worst finding, or "ready".
     pub fn headline(&self) -> String {
+        self.headline_finding()
+            .map(|f| f.message.clone())
+            .unwrap_or_else(|| READY_HEADLINE.to_string())
+    }
+
+    /// The finding the headline is, if one is worth a headline.
+    pub fn headline_finding(&self) -> Option<&Finding> {
         self.findings
             .iter()
             .max_by_key(|f| f.severity)
             .filter(|f| f.severity > Severity::Info)
-            .map(|f| f.message.clone())
-            .unwrap_or_else(|| "Host ready for provisioning".to_string())
     }
 
     /// Looks up a capability by key.

@@ -158,15 +158,14 @@ impl Core {
                 }
                 _ => {
                     let Some(fp) = upstream_key else {
+                        let detail = format!("step `{}` failed: {}", s.target, s.error);
                         items.push(Diagnosis {
                             seq: s.seq,
                             target: s.target.clone(),
                             class: FailureClass::HostConfigIncomplete,
                             evidence,
-                            action: next_action(
-                                FailureClass::HostConfigIncomplete,
-                                &format!("step `{}` failed: {}", s.target, s.error),
-                            ),
+                            action: next_action(FailureClass::HostConfigIncomplete, &detail),
+                            detail,
                         });
                         continue;
                     };
@@ -242,6 +241,7 @@ impl Core {
                 class,
                 evidence,
                 action: next_action(class, &detail),
+                detail,
             });
         }
         let report = DiagnosisReport {

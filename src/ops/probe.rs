@@ -22,6 +22,14 @@ fn finding(
         severity,
         message: message.into(),
         action: action.into(),
+        detail: String::new(),
+    }
+}
+
+impl Finding {
+    fn detail(mut self, d: impl Into<String>) -> Finding {
+        self.detail = d.into();
+        self
     }
 }
 
@@ -164,7 +172,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
                 Severity::Blocker,
                 format!("The host could not be reached: {}", e.message),
                 "Check the base URL, that the host is running, and that this server can reach it (firewall, DNS, TLS).",
-            ));
+            ).detail(e.message.clone()));
             return finish(report, findings, capabilities);
         }
         Err(e) => {
@@ -174,7 +182,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
                 Severity::Blocker,
                 format!("GET /api/v1/settings/public did not answer like Sub2API ({})", short(&e)),
                 "Check that the base URL points at the Sub2API server itself (not its admin page or a proxy path).",
-            ));
+            ).detail(short(&e)));
             return finish(report, findings, capabilities);
         }
     };
@@ -278,7 +286,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
             Severity::Blocker,
             format!("The host refused the admin credential ({code})"),
             "Edit the host and enter a working admin API key (host admin panel → Settings → Admin API key; regenerating it invalidates the old one) or admin email and password.",
-        )),
+        ).detail(code.clone())),
         AdminAuthState::Needs2fa => findings.push(finding(
             "admin_auth_2fa",
             Severity::Blocker,
@@ -290,7 +298,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
             Severity::Blocker,
             format!("The admin API did not answer as expected: {reason}"),
             "Check the base URL and the host's logs, then probe again.",
-        )),
+        ).detail(reason.clone())),
     }
     if let ComplianceState::Required { version, .. } = &report.compliance {
         findings.push(finding(
@@ -301,7 +309,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
                 if version.is_empty() { String::new() } else { format!(" {version}") }
             ),
             "An administrator reads the compliance text (linked on this page) and accepts it by typing the host's phrase here, or in the host's admin panel as the admin this credential acts as (for an admin API key: the first admin user); the probe then runs again. It is a commitment by the operator, so the product never accepts it on its own.",
-        ));
+        ).detail(version.clone()));
     }
 
     // 3. Capabilities. Route probes need a usable admin API; version rules do not.
@@ -452,13 +460,13 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
             Severity::Warning,
             format!("The probe user cannot sign in: {reason}"),
             "Self-service access cannot be closed automatically: turn off backend mode or the captcha on the host, or remove two-factor from the probe user, then probe again.",
-        )),
+        ).detail(reason.clone())),
         ProbeUserState::Failed { code, message } => findings.push(finding(
             "probe_user_failed",
             Severity::Warning,
             format!("The probe user's sign-in was refused ({code}{})", if message.is_empty() { String::new() } else { format!(": {message}") }),
             "Check the probe user's email and password (create the user on the host if it does not exist), then probe again.",
-        )),
+        ).detail(if message.is_empty() { code.clone() } else { format!("{code}: {message}") })),
         _ => {}
     }
 
@@ -596,4 +604,37 @@ fn finish(
     report.findings = findings;
     report.capabilities = capabilities;
     report
+}
+
+#[cfg(test)]
+mod finding_codes {
+    #[test]
+    fn every_finding_code_the_probe_reports_is_listed() {
+        let src = include_str!("probe.rs");
+        let mut found = 0;
+        for chunk in src.split("finding(\n").skip(1) {
+            let code = chunk
+                .trim_start()
+                .trim_start_matches('"')
+                .split('"')
+                .next()
+                .unwrap();
+            if code
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && !code.is_empty()
+            {
+                found += 1;
+                assert!(
+                    crate::model::FINDING_CODES.contains(&code),
+                    "{code} is not in FINDING_CODES"
+                );
+            }
+        }
+        assert_eq!(
+            found,
+            crate::model::FINDING_CODES.len(),
+            "every listed code is reported somewhere"
+        );
+    }
 }

@@ -70,8 +70,27 @@ fn from_row(r: Row) -> Result<HostRow, StoreError> {
     })
 }
 
-type SummaryRow = (i64, i64, String, Option<String>, Option<i64>, String);
-type LatestRow = (i64, i64, i64, String, Option<String>, Option<i64>, String);
+type SummaryRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    String,
+    String,
+);
+type LatestRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    String,
+    String,
+);
 
 fn summary(r: SummaryRow) -> ProbeSummary {
     ProbeSummary {
@@ -81,6 +100,8 @@ fn summary(r: SummaryRow) -> ProbeSummary {
         version: r.3,
         latency_ms: r.4.map(|v| v.max(0) as u64),
         headline: r.5,
+        headline_code: r.6,
+        headline_detail: r.7,
     }
 }
 
@@ -234,8 +255,8 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("probe report: {e}")))?;
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO host_probes (host_id, at_ms, actor, status, version, latency_ms, headline, report_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO host_probes (host_id, at_ms, actor, status, version, latency_ms, headline, report_json, headline_code, headline_detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(host.id)
         .bind(now_ms())
@@ -245,6 +266,8 @@ impl Store {
         .bind(report.latency_ms.map(|v| v as i64))
         .bind(report.headline())
         .bind(json)
+        .bind(report.headline_finding().map(|f| f.code.as_str()).unwrap_or(""))
+        .bind(report.headline_finding().map(|f| f.detail.as_str()).unwrap_or(""))
         .fetch_one(&mut *tx)
         .await?;
         audit_in(
@@ -263,7 +286,7 @@ impl Store {
     /// The newest probe of each host, keyed by host id.
     pub async fn latest_probes(&self) -> Result<Vec<(i64, ProbeSummary)>, StoreError> {
         let rows: Vec<LatestRow> = sqlx::query_as(
-            "SELECT p.host_id, p.id, p.at_ms, p.status, p.version, p.latency_ms, p.headline
+            "SELECT p.host_id, p.id, p.at_ms, p.status, p.version, p.latency_ms, p.headline, p.headline_code, p.headline_detail
              FROM host_probes p
              WHERE p.id = (SELECT MAX(id) FROM host_probes q WHERE q.host_id = p.host_id)",
         )
@@ -271,7 +294,7 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| (r.0, summary((r.1, r.2, r.3, r.4, r.5, r.6))))
+            .map(|r| (r.0, summary((r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8))))
             .collect())
     }
 
@@ -282,7 +305,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<ProbeSummary>, StoreError> {
         let rows: Vec<SummaryRow> = sqlx::query_as(
-            "SELECT id, at_ms, status, version, latency_ms, headline FROM host_probes
+            "SELECT id, at_ms, status, version, latency_ms, headline, headline_code, headline_detail FROM host_probes
              WHERE host_id = ? ORDER BY id DESC LIMIT ?",
         )
         .bind(host_id)

@@ -718,7 +718,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 {d.items.into_iter().map(|i| view! {
                     <li class="finding bad" data-class=i.class.as_str()>
                         <b>{i.target.clone()}": "<code>{i.class.as_str()}</code></b>
-                        <p class="action">{l.t("What to do: ", "处理办法：")}{i.action.clone()}</p>
+                        <p class="action">{l.t("What to do: ", "处理办法：")}{crate::i18n::next_action(l, &i)}</p>
                         <details>
                             <summary>{l.t("evidence", "证据")}</summary>
                             {i.evidence.into_iter().map(|e| view! { <pre class="evidence">{e}</pre> }).collect_view()}

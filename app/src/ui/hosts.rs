@@ -326,9 +326,9 @@ fn HostDetailView(detail: HostDetailData) -> impl IntoView {
                                 <tr>
                                     <td class="nowrap">{when(p.at_ms)}</td>
                                     <td><StatusBadge status=p.status/></td>
-                                    <td>{p.version.unwrap_or_default()}</td>
+                                    <td>{p.version.clone().unwrap_or_default()}</td>
                                     <td>{p.latency_ms.map(|ms| format!("{ms} ms")).unwrap_or_default()}</td>
-                                    <td>{p.headline}</td>
+                                    <td>{crate::i18n::headline(l, &p)}</td>
                                 </tr>
                             }).collect_view()}
                         </tbody>
@@ -455,10 +455,17 @@ fn ProbeView(rec: ProbeRecord) -> impl IntoView {
                             Severity::Warning => "finding warn",
                             Severity::Info => "finding info",
                         };
+                        // In Chinese by its code, the host's own words kept; a
+                        // finding stored before it had them shows its English.
+                        let message = crate::i18n::finding_message(l, &f.code, &f.detail, &f.message);
+                        let action = match (l, crate::i18n::finding_zh(&f.code)) {
+                            (Lang::Zh, Some((_, a))) => a.to_string(),
+                            _ => f.action.clone(),
+                        };
                         view! {
                             <li class=class data-code=f.code.clone()>
-                                <b>{f.message.clone()}</b>
-                                {(!f.action.is_empty()).then(|| view! { <p class="action">{l.t("What to do: ", "处理办法：")}{f.action.clone()}</p> })}
+                                <b>{message}</b>
+                                {(!action.is_empty()).then(|| view! { <p class="action">{l.t("What to do: ", "处理办法：")}{action}</p> })}
                             </li>
                         }
                     }).collect_view()}

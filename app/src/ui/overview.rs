@@ -61,7 +61,7 @@ pub fn OverviewPage() -> impl IntoView {
                                                                 None => view! { <span class="badge muted">{l.t("not probed", "未探测")}</span> }.into_any(),
                                                             }}</td>
                                                             <td>{h.last_probe.as_ref().and_then(|p| p.version.clone()).unwrap_or_default()}</td>
-                                                            <td class="muted">{h.last_probe.as_ref().map(|p| format!("{} · {}", when(p.at_ms), p.headline)).unwrap_or_default()}</td>
+                                                            <td class="muted">{h.last_probe.as_ref().map(|p| format!("{} · {}", when(p.at_ms), crate::i18n::headline(l, p))).unwrap_or_default()}</td>
                                                             <td data-testid="drift-count"><a href=format!("/hosts/{}/drift", h.id)>{match drift {
                                                                 Some(0) => l.t("none open at the last check", "上次检查无未处理项").to_string(),
                                                                 Some(n) => format!("{n} {}", l.t("open at the last check", "项未处理（上次检查）")),

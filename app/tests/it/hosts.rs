@@ -124,6 +124,22 @@ async fn a_fresh_gated_host_is_accepted_by_typing_its_phrase_and_its_admin_key_s
     let p = app.get(&loc).await;
     assert!(p.body.contains("data-code=\"compliance_required\""));
     assert!(p.body.contains("HTTP 423"));
+    // In Chinese, the finding is written in Chinese around the host's version.
+    let zh = app
+        .client
+        .get(format!("{}{loc}", app.url))
+        .header("accept-language", "zh-CN")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(zh.contains("主机的管理 API 已锁定（HTTP 423）"), "{zh}");
+    assert!(
+        !zh.contains("until an administrator accepts"),
+        "no English finding"
+    );
     assert!(p.body.contains("data-testid=\"compliance-box\""));
     assert!(
         p.body.contains(fakehost::COMPLIANCE_PHRASE_EN),

@@ -755,3 +755,37 @@ async fn a_chinese_operator_gets_the_servers_messages_and_badges_in_chinese() {
     assert!(page.body.contains(">已放弃</span>"), "the badge");
     assert!(!page.body.contains("Discarded: nothing was sent"));
 }
+
+#[tokio::test]
+async fn a_diagnosis_reads_in_chinese_for_a_chinese_operator() {
+    let app = TestApp::spawn().await;
+    let (_up, id) = planned(&app).await;
+    app.core
+        .apply_batch(
+            "root",
+            id,
+            provisioning_core::ops::ApplyOptions {
+                models_cache_wait: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let zh = app
+        .client
+        .get(format!("{}/batches/{id}", app.url))
+        .header("accept-language", "zh-CN")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(zh.contains("data-class=\"upstream_quota_exhausted\""));
+    assert!(
+        zh.contains("为该密钥所属的供应商账号充值"),
+        "the next action in Chinese"
+    );
+    assert!(!zh.contains("Recharge the provider account"));
+    assert!(zh.contains(">部分成功</span>"));
+}
