@@ -51,6 +51,9 @@ pub enum OpError {
     /// No such thing (→ 404).
     #[error("{0} not found")]
     NotFound(String),
+    /// Too many failed attempts lately (→ 429).
+    #[error("{0}")]
+    Throttled(FieldError),
     /// Storage failed (→ 500, details logged only).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -110,7 +113,10 @@ impl OpError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            OpError::Invalid(_) | OpError::Conflict(_) | OpError::NotFound(_)
+            OpError::Invalid(_)
+                | OpError::Conflict(_)
+                | OpError::NotFound(_)
+                | OpError::Throttled(_)
         )
     }
 }

@@ -152,7 +152,24 @@ impl Core {
         if current.is_empty() {
             return Err(FieldError::new("current_password", "is required").into());
         }
+        // A session in the wrong hands must not guess the password: the
+        // same limit as sign-in, per operator.
+        let scope = format!("password_change:{id}");
+        let failures = self
+            .store
+            .sign_in_failures_since(&scope, now_ms() - THROTTLE_WINDOW_MS)
+            .await?;
+        if failures >= THROTTLE_USER_LIMIT {
+            return Err(OpError::Throttled(FieldError::new(
+                "current_password",
+                format!(
+                    "was wrong {failures} times in the last {} minutes: try again later",
+                    THROTTLE_WINDOW_MS / 60_000
+                ),
+            )));
+        }
         if !verify_password(current.clone(), row.password_hash.clone()).await {
+            self.store.record_sign_in_failure(&[scope]).await?;
             return Err(FieldError::new("current_password", "is not your current password").into());
         }
         model::new_password(new.expose())
@@ -161,10 +178,13 @@ impl Core {
             return Err(FieldError::new("new_password", "is the same as the current one").into());
         }
         let hash = hash_password(new).await;
-        self.store
+        let epoch = self
+            .store
             .set_password(&row.username, id, &hash, "operator.password_change")
             .await?
-            .ok_or_else(|| OpError::NotFound(format!("operator {id}")))
+            .ok_or_else(|| OpError::NotFound(format!("operator {id}")))?;
+        self.store.clear_sign_in_failures(&scope).await?;
+        Ok(epoch)
     }
 
     /// Removes another operator (admin): they are signed out at once and

@@ -91,6 +91,7 @@ impl From<OpError> for Failure {
         match e {
             OpError::Invalid(f) => Failure::field(StatusCode::BAD_REQUEST, f),
             OpError::Conflict(f) => Failure::field(StatusCode::CONFLICT, f),
+            OpError::Throttled(f) => Failure::field(StatusCode::TOO_MANY_REQUESTS, f),
             OpError::NotFound(what) => {
                 Failure::new(StatusCode::NOT_FOUND, format!("{what} not found"))
             }
@@ -156,6 +157,7 @@ async fn render_failure(
         | StatusCode::UNPROCESSABLE_ENTITY
         | StatusCode::PAYLOAD_TOO_LARGE => Some("invalid"),
         StatusCode::CONFLICT => Some("conflict"),
+        StatusCode::TOO_MANY_REQUESTS => Some("throttled"),
         StatusCode::NOT_FOUND => Some("not_found"),
         _ => None,
     };

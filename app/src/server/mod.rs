@@ -29,12 +29,15 @@ pub fn op_error(e: OpError) -> AppError {
         OpError::Invalid(_) => 400,
         OpError::Conflict(_) => 409,
         OpError::NotFound(_) => 404,
+        OpError::Throttled(_) => 429,
         OpError::Host(_) => 502,
         _ => 500,
     });
     match e {
         OpError::Invalid(f) => AppError::new(ErrorKind::Invalid, f.to_string()),
-        OpError::Conflict(f) => AppError::new(ErrorKind::Invalid, f.to_string()),
+        OpError::Conflict(f) | OpError::Throttled(f) => {
+            AppError::new(ErrorKind::Invalid, f.to_string())
+        }
         OpError::NotFound(what) => AppError::new(ErrorKind::NotFound, format!("{what} not found")),
         OpError::Host(why) => AppError::new(ErrorKind::Invalid, format!("the host: {why}")),
         other => {

@@ -689,3 +689,38 @@ async fn a_removed_operator_is_signed_out_for_good_and_their_name_stays_taken() 
         .await;
     assert_eq!(p.status, 404, "already removed");
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_on_the_account_page_is_throttled() {
+    let app = TestApp::spawn().await;
+    app.add_operator("gus", Role::Operator).await;
+    let c = signed_in(&app, "gus", PASSWORD).await.unwrap();
+    let change = |current: &'static str| {
+        let (app, c) = (&app, &c);
+        async move {
+            app.submit(
+                c,
+                "/account",
+                &[
+                    ("current_password", current),
+                    ("new_password", "a new password 12"),
+                    ("confirm_password", "a new password 12"),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(change("a wrong guess").await.status, 400);
+    }
+    let p = change(PASSWORD).await;
+    assert_eq!(
+        p.status, 429,
+        "even the right one, after five wrong guesses"
+    );
+    assert!(p.body.contains("try again later"));
+    assert!(
+        signed_in(&app, "gus", PASSWORD).await.is_some(),
+        "unchanged"
+    );
+}
