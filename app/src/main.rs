@@ -305,12 +305,8 @@ async fn batch(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
     let core = open_core(config).await?;
     let (id, status, wanted) = match command {
         BatchCommand::Apply { id, actor } => {
-            let opts = provisioning_core::ops::ApplyOptions {
-                models_cache_wait: std::time::Duration::from_secs(config.models_cache_wait_secs),
-                ..Default::default()
-            };
             let s = core
-                .apply_batch(&actor, id, opts)
+                .apply_batch(&actor, id, config.apply_options())
                 .await
                 .map_err(|e| anyhow!("batch {id}: {e}"))?;
             (id, s, BatchStatus::Succeeded)

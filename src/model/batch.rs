@@ -76,6 +76,20 @@ pub fn batch_target(id: i64) -> String {
     format!("batch:{id}")
 }
 
+/// Percent-encodes a value for a URL path segment or query (RFC 3986
+/// unreserved characters stay as they are). Shared by the host client and
+/// the pages' links.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The audit log's name for a host: `host:1` (names can be edited; older
 /// entries name it `host:NAME`).
 pub fn host_target(id: i64) -> String {

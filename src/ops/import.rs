@@ -356,16 +356,7 @@ pub async fn find_account(
     })
 }
 
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use crate::model::urlencode;
 
 /// What the operator asked for on the new-batch page.
 #[derive(Debug, Clone)]

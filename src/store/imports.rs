@@ -809,7 +809,7 @@ impl Store {
         uid: &str,
     ) -> Result<Vec<crate::model::AuditEntry>, StoreError> {
         // Entries written before batches had one name carry the uid form.
-        let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
+        let rows: Vec<super::AuditRow> = sqlx::query_as(
             "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log WHERE target IN (?, ?, ?) ORDER BY id",
         )
         .bind(crate::model::batch_target(id))
@@ -817,20 +817,7 @@ impl Store {
         .bind(format!("batch-id:{id}"))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, at_ms, actor, action, target, outcome, detail)| crate::model::AuditEntry {
-                    id,
-                    at_ms,
-                    actor,
-                    action,
-                    target,
-                    outcome,
-                    detail,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(super::audit_entry).collect())
     }
 }
 

@@ -139,19 +139,18 @@ impl Store {
         const WHERE: &str = "(?1 = '' OR actor = ?1)
              AND (?2 = '' OR action = ?2 OR (substr(?2, -1) = '.' AND substr(action, 1, length(?2)) = ?2))
              AND (?3 = '' OR outcome = ?3) AND (?4 = '' OR target = ?4)";
-        let rows: Vec<(i64, i64, String, String, String, String, String)> =
-            sqlx::query_as(&format!(
-                "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log
              WHERE {WHERE} AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6"
-            ))
-            .bind(&f.actor)
-            .bind(&f.action)
-            .bind(&f.outcome)
-            .bind(&f.target)
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        ))
+        .bind(&f.actor)
+        .bind(&f.action)
+        .bind(&f.outcome)
+        .bind(&f.target)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         let total: i64 =
             sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_log WHERE {WHERE}"))
                 .bind(&f.actor)
@@ -160,20 +159,7 @@ impl Store {
                 .bind(&f.target)
                 .fetch_one(&self.pool)
                 .await?;
-        let entries = rows
-            .into_iter()
-            .map(
-                |(id, at_ms, actor, action, target, outcome, detail)| AuditEntry {
-                    id,
-                    at_ms,
-                    actor,
-                    action,
-                    target,
-                    outcome,
-                    detail,
-                },
-            )
-            .collect();
+        let entries = rows.into_iter().map(audit_entry).collect();
         Ok((entries, total))
     }
 
@@ -201,7 +187,7 @@ impl Store {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
             .fetch_one(&self.pool)
             .await?;
-        let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT id, at_ms, actor, action, target, outcome, detail FROM audit_log
              ORDER BY id DESC LIMIT ? OFFSET ?",
         )
@@ -209,20 +195,7 @@ impl Store {
         .bind((page.saturating_sub(1) as i64) * per_page as i64)
         .fetch_all(&self.pool)
         .await?;
-        let entries = rows
-            .into_iter()
-            .map(
-                |(id, at_ms, actor, action, target, outcome, detail)| AuditEntry {
-                    id,
-                    at_ms,
-                    actor,
-                    action,
-                    target,
-                    outcome,
-                    detail,
-                },
-            )
-            .collect();
+        let entries = rows.into_iter().map(audit_entry).collect();
         Ok((entries, total))
     }
 
@@ -268,6 +241,23 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// An audit row as selected (`AUDIT_COLS`).
+pub(crate) type AuditRow = (i64, i64, String, String, String, String, String);
+
+pub(crate) fn audit_entry(
+    (id, at_ms, actor, action, target, outcome, detail): AuditRow,
+) -> AuditEntry {
+    AuditEntry {
+        id,
+        at_ms,
+        actor,
+        action,
+        target,
+        outcome,
+        detail,
     }
 }
 

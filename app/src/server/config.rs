@@ -59,6 +59,14 @@ fn var(name: &str) -> Option<String> {
 }
 
 impl Config {
+    /// How applies started by this server run (pages and CLI alike).
+    pub fn apply_options(&self) -> provisioning_core::ops::ApplyOptions {
+        provisioning_core::ops::ApplyOptions {
+            models_cache_wait: std::time::Duration::from_secs(self.models_cache_wait_secs),
+            ..Default::default()
+        }
+    }
+
     /// A loopback instance keeping everything in `dir` (its database, key
     /// file and site), with plain-HTTP cookies: tests and benchmarks.
     pub fn local(dir: &std::path::Path, addr: std::net::SocketAddr) -> Config {

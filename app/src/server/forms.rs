@@ -248,6 +248,19 @@ async fn done(session: &Session, to: &str, message: String, ok: bool) -> Respons
     Redirect::to(to).into_response()
 }
 
+/// A destructive form's confirmation box: refused (400, naming `confirm`)
+/// unless ticked.
+fn confirmed(form: &FormMap, lang: Lang, why: Msg) -> Result<(), Failure> {
+    if get(form, "confirm") == "yes" {
+        Ok(())
+    } else {
+        Err(Failure::field(
+            StatusCode::BAD_REQUEST,
+            FieldError::new("confirm", lang.msg(why, &[])),
+        ))
+    }
+}
+
 fn csrf_ok(ctx: &PageCtx, form: &FormMap) -> Result<(), Failure> {
     if !ctx.csrf.is_empty() && get(form, "_csrf") == ctx.csrf {
         Ok(())
@@ -748,15 +761,7 @@ pub async fn operators(
                         .await?;
                     Ok(ctx.lang.msg(Msg::PasswordReset, &[("name", &name)]))
                 } else {
-                    if get(&form, "confirm") != "yes" {
-                        return Err(Failure::field(
-                            StatusCode::BAD_REQUEST,
-                            FieldError::new(
-                                "confirm",
-                                ctx.lang.msg(Msg::ConfirmRemoveOperator, &[]),
-                            ),
-                        ));
-                    }
+                    confirmed(&form, ctx.lang, Msg::ConfirmRemoveOperator)?;
                     let name = state.core.remove_operator(&actor, me, id).await?;
                     Ok(ctx.lang.msg(Msg::OperatorRemoved, &[("name", &name)]))
                 }
@@ -1071,12 +1076,7 @@ pub async fn batch_action(
                     &provisioning_core::model::batch_target(id),
                 )
                 .await?;
-                let opts = provisioning_core::ops::ApplyOptions {
-                    models_cache_wait: std::time::Duration::from_secs(
-                        state.config.models_cache_wait_secs,
-                    ),
-                    ..Default::default()
-                };
+                let opts = state.config.apply_options();
                 // The core claims the batch's lease before this returns: a
                 // second apply (this process or another) is refused with 409.
                 state.core.start_apply(&actor, id, opts).await?;
@@ -1098,12 +1098,7 @@ pub async fn batch_action(
                         FieldError::new("batch", ctx.lang.msg(Msg::NoFailedKeys, &[])),
                     ));
                 }
-                let opts = provisioning_core::ops::ApplyOptions {
-                    models_cache_wait: std::time::Duration::from_secs(
-                        state.config.models_cache_wait_secs,
-                    ),
-                    ..Default::default()
-                };
+                let opts = state.config.apply_options();
                 // A re-run of the same journal: steps that succeeded return
                 // at once, so only the failed keys' accounts and tests are
                 // sent again (then readiness is checked once more).
@@ -1119,12 +1114,7 @@ pub async fn batch_action(
                     &provisioning_core::model::batch_target(id),
                 )
                 .await?;
-                if get(&form, "confirm") != "yes" {
-                    return Err(Failure::field(
-                        StatusCode::BAD_REQUEST,
-                        FieldError::new("confirm", ctx.lang.msg(Msg::ConfirmDiscard, &[])),
-                    ));
-                }
+                confirmed(&form, ctx.lang, Msg::ConfirmDiscard)?;
                 state.core.discard_batch(&actor, id).await?;
                 Ok(ctx.lang.msg(Msg::Discarded, &[]))
             }
@@ -1137,12 +1127,7 @@ pub async fn batch_action(
                     &provisioning_core::model::batch_target(id),
                 )
                 .await?;
-                if get(&form, "confirm") != "yes" {
-                    return Err(Failure::field(
-                        StatusCode::BAD_REQUEST,
-                        FieldError::new("confirm", ctx.lang.msg(Msg::ConfirmRemoveFailed, &[])),
-                    ));
-                }
+                confirmed(&form, ctx.lang, Msg::ConfirmRemoveFailed)?;
                 let n = state.core.remove_failed_accounts(&actor, id).await?;
                 Ok(ctx.lang.msg(Msg::RemovedFailed, &[("n", &n)]))
             }

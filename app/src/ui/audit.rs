@@ -6,20 +6,10 @@ use crate::api::audit_log;
 use crate::page::page_ctx;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-use provisioning_core::model::AuditFilter;
+use provisioning_core::model::{urlencode, AuditFilter};
 
 /// `?q=…` for a link: the filter and a cursor.
 fn query_of(f: &AuditFilter, before: Option<i64>) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
     let mut parts: Vec<String> = [
         ("actor", &f.actor),
         ("action", &f.action),
@@ -28,7 +18,7 @@ fn query_of(f: &AuditFilter, before: Option<i64>) -> String {
     ]
     .into_iter()
     .filter(|(_, v)| !v.is_empty())
-    .map(|(k, v)| format!("{k}={}", enc(v)))
+    .map(|(k, v)| format!("{k}={}", urlencode(v)))
     .collect();
     if let Some(b) = before {
         parts.push(format!("before={b}"));

@@ -325,15 +325,12 @@ fn batches_query(f: &BatchFilter, before: Option<i64>) -> String {
     if let Some(h) = f.host_id {
         parts.push(format!("host={h}"));
     }
-    let plain = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    };
-    if !f.provider.is_empty() && plain(&f.provider) {
-        parts.push(format!("provider={}", f.provider));
+    use provisioning_core::model::urlencode;
+    if !f.provider.is_empty() {
+        parts.push(format!("provider={}", urlencode(&f.provider)));
     }
-    if !f.status.is_empty() && plain(&f.status) {
-        parts.push(format!("status={}", f.status));
+    if !f.status.is_empty() {
+        parts.push(format!("status={}", urlencode(&f.status)));
     }
     if f.attention {
         parts.push("attention=1".into());

@@ -577,19 +577,12 @@ fn AccountsTable(accounts: provisioning_core::model::HostAccounts) -> impl IntoV
     let l = page_ctx().lang;
     let a = accounts;
     let base = format!("/hosts/{}/accounts", a.host_id);
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    let next = a
-        .next_before
-        .map(|n| format!("{base}?q={}&before={n}", enc(&a.q)));
+    let next = a.next_before.map(|n| {
+        format!(
+            "{base}?q={}&before={n}",
+            provisioning_core::model::urlencode(&a.q)
+        )
+    });
     view! {
         <div class="title-row">
             <h1>{l.t("Accounts on ", "账号：")}<a href=format!("/hosts/{}", a.host_id)>{a.host_name.clone()}</a></h1>

@@ -250,18 +250,7 @@ async fn a_viewer_reads_and_exports_evidence_but_cannot_import_apply_or_diagnose
 async fn an_exhausted_key_is_diagnosed_on_the_batch_page_with_the_next_action() {
     let app = TestApp::spawn().await;
     let (_up, id) = planned(&app).await;
-    let status = app
-        .core
-        .apply_batch(
-            "root",
-            id,
-            provisioning_core::ops::ApplyOptions {
-                models_cache_wait: std::time::Duration::ZERO,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let status = applied(&app, id).await;
     assert_eq!(status, BatchStatus::PartiallySucceeded);
     let p = app.get(&format!("/batches/{id}")).await;
     assert!(
@@ -364,6 +353,22 @@ async fn pages_are_sized_by_what_they_show_not_by_the_keys() {
     assert!(!next.body.contains("data-seq=\"100\""));
     let bad = app.get(&format!("/batches/{big}?state=bogus")).await;
     assert!(bad.body.contains("unknown journal state"), "{}", bad.body);
+}
+
+/// Applies a batch here and now (no wait for the host's model cache) and
+/// returns its final status.
+pub async fn applied(app: &TestApp, id: i64) -> BatchStatus {
+    app.core
+        .apply_batch(
+            "root",
+            id,
+            provisioning_core::ops::ApplyOptions {
+                models_cache_wait: std::time::Duration::ZERO,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
 }
 
 /// Waits for a batch started from a form to end (the apply runs in the
@@ -469,17 +474,7 @@ async fn a_discarded_plan_writes_nothing_on_the_host_and_can_never_be_applied() 
 async fn an_applied_batch_cannot_be_discarded() {
     let app = TestApp::spawn().await;
     let (_up, id) = planned(&app).await;
-    app.core
-        .apply_batch(
-            "root",
-            id,
-            provisioning_core::ops::ApplyOptions {
-                models_cache_wait: std::time::Duration::ZERO,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    applied(&app, id).await;
     let p = app
         .submit(
             &app.client,
@@ -545,17 +540,7 @@ async fn retrying_the_failed_keys_after_a_top_up_brings_the_batch_to_succeeded()
 async fn the_accounts_page_finds_an_account_by_key_mask_or_fingerprint() {
     let app = TestApp::spawn().await;
     let (_up, id) = planned(&app).await;
-    app.core
-        .apply_batch(
-            "root",
-            id,
-            provisioning_core::ops::ApplyOptions {
-                models_cache_wait: std::time::Duration::ZERO,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    applied(&app, id).await;
     let host = app.core.list_hosts().await.unwrap()[0].id;
     let path = format!("/hosts/{host}/accounts");
     let rows = |body: &str| body.matches("data-testid=\"account-row\"").count();
@@ -613,17 +598,7 @@ async fn the_audit_log_names_each_batch_one_way_records_refused_forms_and_filter
         .submit(&app.client, &path, &[("action", "discard")])
         .await;
     assert_eq!(p.status, 400);
-    app.core
-        .apply_batch(
-            "root",
-            id,
-            provisioning_core::ops::ApplyOptions {
-                models_cache_wait: std::time::Duration::ZERO,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    applied(&app, id).await;
     let (all, _) = app.core.store.audit_page(1, 200).await.unwrap();
     let about: Vec<_> = all
         .iter()
@@ -670,17 +645,7 @@ async fn the_audit_log_names_each_batch_one_way_records_refused_forms_and_filter
 async fn the_batch_list_filters_by_status_and_attention_and_the_overview_shows_what_needs_it() {
     let app = TestApp::spawn().await;
     let (_up, applied) = planned(&app).await;
-    app.core
-        .apply_batch(
-            "root",
-            applied,
-            provisioning_core::ops::ApplyOptions {
-                models_cache_wait: std::time::Duration::ZERO,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    crate::imports::applied(&app, applied).await;
     let (_up2, planned_id) = crate::imports::planned_with_admin_signed_in(&app).await;
     let rows = |body: &str| {
         let mut ids: Vec<String> = body
@@ -760,17 +725,7 @@ async fn a_chinese_operator_gets_the_servers_messages_and_badges_in_chinese() {
 async fn a_diagnosis_reads_in_chinese_for_a_chinese_operator() {
     let app = TestApp::spawn().await;
     let (_up, id) = planned(&app).await;
-    app.core
-        .apply_batch(
-            "root",
-            id,
-            provisioning_core::ops::ApplyOptions {
-                models_cache_wait: std::time::Duration::ZERO,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    applied(&app, id).await;
     let zh = app
         .client
         .get(format!("{}/batches/{id}", app.url))
