@@ -673,7 +673,10 @@ impl Store {
 
     /// A page of a host's ledger accounts, newest first (`before`: a ledger
     /// id cursor), those whose key mask contains `q` or whose fingerprint
-    /// starts with it; with how many match and how many there are.
+    /// starts with it; with how many match and how many there are. The
+    /// per-account look-ups go through `steps_fingerprint`: left to itself
+    /// the planner walks the batch's whole journal per account (10 s at
+    /// 3,000 keys, 30 ms with the index).
     pub async fn host_accounts(
         &self,
         host_id: i64,
@@ -691,9 +694,9 @@ impl Store {
              FROM ledger l
              LEFT JOIN batches b ON b.id = l.batch_id
              LEFT JOIN batch_keys k ON k.batch_id = l.batch_id AND k.fingerprint = l.fingerprint
-             LEFT JOIN steps t ON t.id = (SELECT s.id FROM steps s WHERE s.fingerprint = l.fingerprint AND s.batch_id = l.batch_id
+             LEFT JOIN steps t ON t.id = (SELECT s.id FROM steps s INDEXED BY steps_fingerprint WHERE s.fingerprint = l.fingerprint AND s.batch_id = l.batch_id
                                            AND s.kind = 'account_test' ORDER BY s.seq DESC LIMIT 1)
-             LEFT JOIN steps p ON p.id = (SELECT s.id FROM steps s WHERE s.fingerprint = l.fingerprint AND s.batch_id = l.batch_id
+             LEFT JOIN steps p ON p.id = (SELECT s.id FROM steps s INDEXED BY steps_fingerprint WHERE s.fingerprint = l.fingerprint AND s.batch_id = l.batch_id
                                            AND s.kind = 'pause' AND s.state = 'done' ORDER BY s.seq DESC LIMIT 1)
              LEFT JOIN runs pr ON pr.id = p.run_id
              WHERE l.host_id = ?1 AND l.kind = 'account' AND (?3 IS NULL OR l.id < ?3) AND {MATCH}
