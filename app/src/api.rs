@@ -457,3 +457,18 @@ pub async fn host_drift(
         .await
         .map_err(crate::server::op_error)
 }
+
+/// The key-replacement page of a batch (`account`: the ledger id asked for).
+#[server]
+pub async fn replace_view(
+    id: i64,
+    account: Option<i64>,
+) -> Result<provisioning_core::model::ReplaceView, AppError> {
+    use provisioning_core::model::Role;
+    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    state
+        .core
+        .replace_view(id, account)
+        .await
+        .map_err(crate::server::op_error)
+}

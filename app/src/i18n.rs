@@ -132,6 +132,10 @@ messages! {
     RemovedFailed => "Removed {n} account(s) whose key failed from the host.", "已从主机删除 {n} 个密钥失败的账号。";
     PausedFailed => "Paused {n} account(s) whose key failed: the host no longer schedules them.", "已暂停 {n} 个密钥失败的账号：主机不再调度它们。";
     ResumedFailed => "Resumed {n} account(s): the host schedules them again.", "已恢复 {n} 个账号：主机重新调度它们。";
+    ChooseAccount => "choose the account whose key is replaced", "请选择要替换密钥的账号";
+    ConfirmReplace => "tick the box to confirm: the old account is deleted from the host once the new key passed", "请勾选确认：新密钥通过后旧账号将从主机删除";
+    Replacing => "Replacing the key: the new account is created and tested first; the old one is removed only if it passed.",
+        "正在替换密钥：先创建并测试新账号；仅当其通过后才删除旧账号。";
     NothingToDiagnose => "Nothing failed: there is nothing to diagnose.", "没有失败项：无需诊断。";
     Diagnosed => "Diagnosed {n} failed check(s); {spent} upstream completion(s) spent.", "已诊断 {n} 项失败检查；消耗 {spent} 次上游调用。";
     DriftChecked => "Checked {n} object(s): {open} open finding(s).", "已检查 {n} 个对象：{open} 项未处理。";
@@ -209,6 +213,76 @@ pub fn next_action(lang: Lang, d: &provisioning_core::model::Diagnosis) -> Strin
 /// A probe finding's message in this language: in Chinese by its code with
 /// the host's words in it, else as stored (English, or a finding stored
 /// before its words were kept apart).
+/// The Chinese template of a core message (see [`provisioning_core::model::SAID`]).
+pub fn said_zh(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "skip.short" => "太短，不像密钥（少于 8 个字符）",
+        "skip.long" => "太长，不像密钥（超过 512 个字符）",
+        "skip.chars" => "含有空格或密钥中不会出现的字符",
+        "skip.duplicate" => "在本批次中前面已出现过",
+        "skip.imported" => "已由批次 #{batch} 导入（账号 {account}）",
+        "skip.on_host" => "主机上已有此账号 {account}（带有本产品的标记）",
+        "strategy.native" => "主机具备原生 `{platform}` 平台",
+        "strategy.no_native" => "主机没有 `{platform}` 平台：使用 openai + 基础地址 + 强制 chat completions",
+        "strategy.unknown" => "尚不清楚主机是否支持 `{platform}`（请探测主机）：稳妥起见使用 openai + 基础地址",
+        "strategy.openai" => "该供应商没有原生平台：使用 openai + 基础地址 + 强制 chat completions",
+        "warn.no_channels" => "主机没有渠道功能（v0.1.107 之前）：不会设置价格和模型限制",
+        "warn.all_skipped" => "所有密钥均被跳过：本批次只重新检查访问和就绪",
+        "wait.models" => "等待 GET /v1/models 列出 {model}（主机对每个分组的模型列表最多缓存 {cache} 秒）：第 {listings} 次查询，已用 {elapsed} 秒，{next} 秒后再查",
+        "warn.unknown_need" => "无法判断主机是否具备 `{capability}`（{evidence}）；缺少它时此方案无法工作。账号测试会给出结果。",
+        _ => return None,
+    })
+}
+
+/// A core message in the reader's language; without a code (older plans),
+/// the English text it was stored with.
+pub fn said(lang: Lang, said: Option<&provisioning_core::model::Said>, stored: &str) -> String {
+    match (lang, said) {
+        (Lang::Zh, Some(s)) => said_zh(&s.code)
+            .map(|t| s.fill(t))
+            .unwrap_or_else(|| stored.to_string()),
+        (_, Some(s)) => s.english(),
+        (_, None) => stored.to_string(),
+    }
+}
+
+/// A note a step carries (stored as a coded message, or plain text).
+pub fn note(lang: Lang, text: &str) -> String {
+    match provisioning_core::model::Said::parse(text) {
+        Some(s) => said(lang, Some(&s), text),
+        None => text.to_string(),
+    }
+}
+
+/// A journal step's target in the reader's language: the target is the
+/// step kind's noun and a name (`group relay-ds`, `account sk-…0001`).
+pub fn step_target(lang: Lang, target: &str) -> String {
+    const NOUNS: &[(&str, &str)] = &[
+        ("account test ", "账号测试 "),
+        ("account ", "账号 "),
+        ("group ", "分组 "),
+        ("channel ", "渠道 "),
+        ("probe user balance", "探测用户余额"),
+        ("probe user subscription", "探测用户订阅"),
+        ("probe user key ", "探测用户密钥 "),
+        ("readiness gate", "就绪检查"),
+        ("pause account ", "暂停账号 "),
+        ("resume account ", "恢复账号 "),
+        ("remove failed account ", "删除失败的账号 "),
+        ("replace account ", "替换账号 "),
+        ("user_key ", "用户密钥 "),
+        ("subscription ", "订阅 "),
+    ];
+    if lang == Lang::Zh {
+        for (en, zh) in NOUNS {
+            if let Some(rest) = target.strip_prefix(en) {
+                return format!("{zh}{rest}");
+            }
+        }
+    }
+    target.to_string()
+}
+
 pub fn finding_message(lang: Lang, code: &str, detail: &str, stored: &str) -> String {
     match (lang, finding_zh(code)) {
         (Lang::Zh, Some((m, _))) if !m.contains("{detail}") || !detail.is_empty() => {
@@ -259,6 +333,17 @@ mod tests {
 
     #[test]
     fn every_probe_finding_code_has_a_chinese_message_and_action() {
+        for (code, en) in provisioning_core::model::SAID {
+            let zh = super::said_zh(code).unwrap_or_else(|| panic!("{code} is not translated"));
+            // The same parameters in both languages (bar `why`, English
+            // capability prose the Chinese sentence says in its own words).
+            let named = |t: &str| {
+                let mut p = super::params(t);
+                p.retain(|n| n != "why");
+                p
+            };
+            assert_eq!(named(en), named(zh), "{code}");
+        }
         for code in provisioning_core::model::FINDING_CODES {
             let (m, a) =
                 super::finding_zh(code).unwrap_or_else(|| panic!("{code} is not translated"));

@@ -246,7 +246,21 @@ pub struct PlannedStep {
 pub struct SkippedKey {
     pub masked: String,
     pub line: usize,
+    /// In English (evidence, CLI); pages write [`SkippedKey::said`].
     pub reason: String,
+    #[serde(default)]
+    pub said: Option<super::Said>,
+}
+
+impl SkippedKey {
+    pub fn new(masked: String, line: usize, said: super::Said) -> SkippedKey {
+        SkippedKey {
+            masked,
+            line,
+            reason: said.english(),
+            said: Some(said),
+        }
+    }
 }
 
 /// The whole plan, shown before anything is written.
@@ -261,7 +275,10 @@ pub struct Plan {
     pub mode: AccessMode,
     /// `deepseek` (native) or `openai` (base URL + forced chat completions).
     pub platform: String,
+    /// In English; pages write [`Plan::strategy`].
     pub strategy_reason: String,
+    #[serde(default)]
+    pub strategy: Option<super::Said>,
     pub group_name: String,
     pub channel_name: String,
     pub smoke_model: String,
@@ -273,7 +290,10 @@ pub struct Plan {
     #[serde(default)]
     pub steps: Vec<PlannedStep>,
     pub skipped: Vec<SkippedKey>,
+    /// In English; pages write [`Plan::warning_codes`] (the same, in order).
     pub warnings: Vec<String>,
+    #[serde(default)]
+    pub warning_codes: Vec<super::Said>,
     /// Capabilities the strategy needs and the host lacks: a plan with any
     /// is never applied (nothing is written to the host).
     #[serde(default)]
@@ -441,6 +461,39 @@ pub struct RunView {
     /// run whose lease has passed was left by a process that stopped.
     #[serde(default)]
     pub lease_until_ms: Option<i64>,
+    /// For a key replacement: the masked old and new keys.
+    #[serde(default)]
+    pub replaces: Option<(String, String)>,
+}
+
+/// An account of a batch that a key replacement can take the place of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceCandidate {
+    /// The ledger row (what the form names).
+    pub ledger_id: i64,
+    /// The account's id on the host.
+    pub remote_id: String,
+    pub masked: String,
+    /// Its last account test failed.
+    pub failed: bool,
+}
+
+/// What the key-replacement page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceView {
+    pub batch_id: i64,
+    pub status: BatchStatus,
+    pub host_id: i64,
+    pub host_name: String,
+    pub provider_key: String,
+    /// Why no key can be replaced now (`None`: it can).
+    pub refused: Option<String>,
+    /// The batch's live accounts whose test failed, then the one asked for.
+    pub candidates: Vec<ReplaceCandidate>,
+    /// The account asked for (`?account=`), when it is a candidate.
+    pub selected: Option<i64>,
+    /// Live accounts of the batch, all told.
+    pub live_accounts: usize,
 }
 
 /// A step as recorded in the journal, with its evidence.
@@ -478,6 +531,10 @@ pub struct KeyOutcomes {
     pub skipped: i64,
     /// Not tested (yet): the batch has not run, or stopped before.
     pub untested: i64,
+    /// Replaced by another key (its account was removed once the new key's
+    /// passed its test); no longer one of the batch's own keys.
+    #[serde(default)]
+    pub replaced: i64,
 }
 
 impl KeyOutcomes {
@@ -487,7 +544,7 @@ impl KeyOutcomes {
     }
 
     pub fn total(&self) -> i64 {
-        self.passed + self.failed + self.skipped + self.untested
+        self.passed + self.failed + self.skipped + self.untested + self.replaced
     }
 
     /// A finished apply's status, from its own keys: the group being

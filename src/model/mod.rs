@@ -5,6 +5,7 @@ mod drift;
 mod host;
 mod operator;
 mod pack;
+mod say;
 mod time;
 mod validate;
 
@@ -13,5 +14,6 @@ pub use drift::*;
 pub use host::*;
 pub use operator::*;
 pub use pack::*;
+pub use say::*;
 pub use time::*;
 pub use validate::*;

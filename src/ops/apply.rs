@@ -277,6 +277,12 @@ impl Core {
         batch_id: i64,
         opts: ApplyOptions,
     ) -> Result<BatchStatus, ApplyError> {
+        if let Some(run_id) = self.open_replacement(batch_id).await? {
+            return self
+                .resume_replace(actor, batch_id, run_id, opts)
+                .await
+                .map(|r| r.status);
+        }
         let run_id = self.claim_apply(actor, batch_id).await?;
         self.apply_claimed(actor, batch_id, run_id, opts).await
     }
@@ -290,6 +296,10 @@ impl Core {
         batch_id: i64,
         opts: ApplyOptions,
     ) -> Result<tokio::task::JoinHandle<()>, OpError> {
+        // A key replacement a stopped process left is what "resume" runs.
+        if let Some(run_id) = self.open_replacement(batch_id).await? {
+            return self.spawn_replace(actor, batch_id, run_id, opts).await;
+        }
         let run_id = self.claim_apply(actor, batch_id).await?;
         let (core, actor) = (self.clone(), actor.to_string());
         Ok(tokio::spawn(async move {
@@ -495,18 +505,18 @@ impl Core {
         result
     }
 
-    async fn apply_run(
+    /// What the steps of `run_id` need: the batch, its plan and pack, a
+    /// host client, the probe user and the batch's keys, opened.
+    pub(super) async fn step_ctx(
         &self,
-        actor: &str,
         batch_id: i64,
         run_id: i64,
         opts: ApplyOptions,
-    ) -> Result<BatchStatus, ApplyError> {
+    ) -> Result<Ctx, OpError> {
         let batch = self
             .store
             .batch(batch_id)
-            .await
-            .map_err(OpError::from)?
+            .await?
             .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
         let plan: Plan = serde_json::from_str(&batch.plan_json)
             .map_err(|e| OpError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
@@ -516,11 +526,7 @@ impl Core {
         let probe_user = secrets.probe_user.ok_or_else(|| {
             OpError::Invalid(crate::model::FieldError::new("host", "has no probe user"))
         })?;
-        let probe = self
-            .store
-            .latest_probe(host.id)
-            .await
-            .map_err(OpError::from)?;
+        let probe = self.store.latest_probe(host.id).await?;
         let idempotent_host = probe
             .as_ref()
             .is_some_and(|p| p.report.capability("idempotency_keys") == Support::Yes);
@@ -528,17 +534,11 @@ impl Core {
             .as_ref()
             .is_some_and(|p| p.report.capability("batch_create") == Support::Yes);
         let mut keys = HashMap::new();
-        for (fp, sealed, _) in self
-            .store
-            .batch_keys(batch_id)
-            .await
-            .map_err(OpError::from)?
-        {
+        for (fp, sealed, _) in self.store.batch_keys(batch_id).await? {
             keys.insert(
                 fp.clone(),
                 self.cipher
-                    .open(&sealed, &super::aad::batch_key(&batch.uid, &fp))
-                    .map_err(OpError::from)?,
+                    .open(&sealed, &super::aad::batch_key(&batch.uid, &fp))?,
             );
         }
         let ctx = Ctx {
@@ -555,6 +555,17 @@ impl Core {
             sent_now: Mutex::new(HashSet::new()),
             account_ids: std::sync::OnceLock::new(),
         };
+        Ok(ctx)
+    }
+
+    async fn apply_run(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        run_id: i64,
+        opts: ApplyOptions,
+    ) -> Result<BatchStatus, ApplyError> {
+        let ctx = self.step_ctx(batch_id, run_id, opts).await?;
         let result = self.run(&ctx).await;
         let (status, access) = match &result {
             Err(ApplyError::Crashed(_)) => return result.map(|_| BatchStatus::Failed),
@@ -715,10 +726,22 @@ impl Core {
             .filter(|a| a.state == StepState::Skipped && a.action != Action::Reuse)
             .filter_map(|a| a.fingerprint.map(|fp| (fp, a.response_json)))
             .collect();
+        // A replaced key's account is gone: its old test is history.
+        let replaced = self
+            .store
+            .replaced_fingerprints(ctx.batch.id)
+            .await
+            .map_err(OpError::from)?;
         let mut skips = Vec::new();
         let mut pending = Vec::with_capacity(tests.len());
         for s in &tests {
             let why = s.fingerprint.as_ref().and_then(|fp| skipped.get(fp));
+            if s.fingerprint
+                .as_ref()
+                .is_some_and(|fp| replaced.contains(fp))
+            {
+                continue;
+            }
             match why {
                 Some(why) if matches!(s.state, StepState::Pending | StepState::Failed) => {
                     skips.push(self.store.update_step(
@@ -1209,7 +1232,7 @@ impl Core {
 
     /// Runs one step through the journal. `Ok(Some(remote id))` when done,
     /// `Ok(None)` when it failed, was skipped or its outcome is unknown.
-    async fn step(
+    pub(super) async fn step(
         &self,
         ctx: &Ctx,
         s: &StepRow,
@@ -1698,13 +1721,22 @@ impl Core {
                     }
                     // Say what it waits for while it waits (the page shows
                     // it; the answer replaces it when the check settles).
-                    let note = format!(
-                        "waiting for GET /v1/models to list {} (the host caches each group's model list for up to {} s): listing {listings}, {:.1} s so far, next in {:.1} s",
-                        plan.smoke_model,
-                        ctx.opts.models_cache_wait.as_secs(),
-                        started.elapsed().as_secs_f64(),
-                        delay.min(left).as_secs_f64(),
-                    );
+                    // (A message with its code, as JSON: pages write it in
+                    // the reader's language.)
+                    let note = serde_json::to_string(&crate::model::Said::new(
+                        "wait.models",
+                        &[
+                            ("model", &plan.smoke_model),
+                            ("cache", &ctx.opts.models_cache_wait.as_secs()),
+                            ("listings", &listings),
+                            (
+                                "elapsed",
+                                &format!("{:.1}", started.elapsed().as_secs_f64()),
+                            ),
+                            ("next", &format!("{:.1}", delay.min(left).as_secs_f64())),
+                        ],
+                    ))
+                    .unwrap_or_default();
                     if let Err(e) = self
                         .store
                         .update_step(

@@ -4,8 +4,8 @@
 use super::{Core, OpError};
 use crate::host::HostClient;
 use crate::model::{
-    AccessMode, Action, FieldError, Pack, PackProvider, Plan, PlannedStep, ProbeReport, SkippedKey,
-    StepKind, StepState, StepWindow, Support,
+    AccessMode, Action, FieldError, Pack, PackProvider, Plan, PlannedStep, ProbeReport, Said,
+    SkippedKey, StepKind, StepState, StepWindow, Support,
 };
 use crate::secrets::{mask, random_hex, Secret};
 use crate::store::{NewBatch, StepRow};
@@ -102,20 +102,16 @@ pub fn read_keys(text: &str) -> Result<(Vec<IntakeKey>, Vec<SkippedKey>), FieldE
     for (line, k) in raw {
         let k = k.trim().to_string();
         let problem = if k.len() < 8 {
-            Some("too short to be a key (fewer than 8 characters)")
+            Some("skip.short")
         } else if k.len() > 512 {
-            Some("too long to be a key (more than 512 characters)")
+            Some("skip.long")
         } else if !k.chars().all(|c| c.is_ascii_graphic()) {
-            Some("contains spaces or characters a key cannot have")
+            Some("skip.chars")
         } else {
             None
         };
         match problem {
-            Some(p) => skipped.push(SkippedKey {
-                masked: mask(&k),
-                line,
-                reason: p.into(),
-            }),
+            Some(p) => skipped.push(SkippedKey::new(mask(&k), line, Said::new(p, &[]))),
             None => keys.push(IntakeKey {
                 line,
                 secret: Secret::new(k),
@@ -136,27 +132,21 @@ pub fn read_keys(text: &str) -> Result<(Vec<IntakeKey>, Vec<SkippedKey>), FieldE
 }
 
 /// The host platform for a provider, and why.
-pub fn platform_for(provider: &PackProvider, probe: Option<&ProbeReport>) -> (String, String) {
+pub fn platform_for(provider: &PackProvider, probe: Option<&ProbeReport>) -> (String, Said) {
     if let Some(native) = &provider.native_platform {
         let cap = if native == "minimax" {
             "minimax_platform"
         } else {
             "cn_platforms"
         };
-        match probe.map(|p| p.capability(cap)) {
-            Some(Support::Yes) => return (native.clone(), format!("the host has the native `{native}` platform")),
-            Some(Support::No) => {
-                return ("openai".into(), format!("the host has no `{native}` platform: openai + base URL + forced chat completions"))
-            }
-            _ => {
-                return ("openai".into(), format!("`{native}` support is unknown (probe the host): openai + base URL to be safe"))
-            }
-        }
+        let said = |code| Said::new(code, &[("platform", native)]);
+        return match probe.map(|p| p.capability(cap)) {
+            Some(Support::Yes) => (native.clone(), said("strategy.native")),
+            Some(Support::No) => ("openai".into(), said("strategy.no_native")),
+            _ => ("openai".into(), said("strategy.unknown")),
+        };
     }
-    (
-        "openai".into(),
-        "no native platform for this provider: openai + base URL + forced chat completions".into(),
-    )
+    ("openai".into(), Said::new("strategy.openai", &[]))
 }
 
 /// A capability a strategy needs from the host.
@@ -212,9 +202,9 @@ pub fn strategy_needs(platform: &str, mode: AccessMode, exclusive: bool) -> Vec<
 pub fn check_needs(
     needs: &[Need],
     probe: &ProbeReport,
-) -> (Vec<crate::model::PlanBlocker>, Vec<String>) {
+) -> (Vec<crate::model::PlanBlocker>, Vec<Said>) {
     let mut blockers = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<Said> = Vec::new();
     for n in needs {
         let row = probe.capabilities.iter().find(|c| c.key == n.capability);
         let evidence = row
@@ -226,15 +216,23 @@ pub fn check_needs(
                 capability: n.capability.into(),
                 message: format!(
                     "The host {} lacks `{}` ({evidence}): {}.",
-                    probe.version.as_deref().map(|v| format!("v{v}")).unwrap_or_default(),
+                    probe
+                        .version
+                        .as_deref()
+                        .map(|v| format!("v{v}"))
+                        .unwrap_or_default(),
                     n.capability,
                     n.why
                 ),
                 action: n.action.clone(),
             }),
-            Support::Unknown => warnings.push(format!(
-                "Cannot tell whether the host has `{}` ({evidence}); without it {}. The account tests will show it.",
-                n.capability, n.why
+            Support::Unknown => warnings.push(Said::new(
+                "warn.unknown_need",
+                &[
+                    ("capability", &n.capability),
+                    ("evidence", &evidence),
+                    ("why", &n.why),
+                ],
             )),
         }
     }
@@ -472,7 +470,7 @@ impl Core {
             )
             .into());
         }
-        let (platform, strategy_reason) = platform_for(provider, Some(&probe));
+        let (platform, strategy) = platform_for(provider, Some(&probe));
         let (blockers, unknown_needs) = check_needs(
             &strategy_needs(&platform, mode, provider.group.exclusive),
             &probe,
@@ -507,7 +505,7 @@ impl Core {
         }
         // Channel.
         if probe.capability("channels") == Support::No {
-            warnings.push("The host has no channels (before v0.1.107): no pricing or model restriction will be set".into());
+            warnings.push(Said::new("warn.no_channels", &[]));
         } else {
             match find_named(&client, "/api/v1/admin/channels", &gname).await.map_err(host_err)? {
                 Some((id, true)) => push(StepKind::Channel, Action::Update, format!("channel {gname}"), "exists: pricing and mapping are brought in line with the pack".into(), Some(id), None),
@@ -532,11 +530,11 @@ impl Core {
             let fp = self.cipher.fingerprint(&k.secret);
             let masked = k.secret.masked();
             if !seen.insert(fp.clone()) {
-                skipped.push(SkippedKey {
+                skipped.push(SkippedKey::new(
                     masked,
-                    line: k.line,
-                    reason: "appears earlier in this batch".into(),
-                });
+                    k.line,
+                    Said::new("skip.duplicate", &[]),
+                ));
                 continue;
             }
             if let Some((batch_id, remote)) = self
@@ -544,20 +542,23 @@ impl Core {
                 .ledger_account(host.id, &req.provider_key, &fp)
                 .await?
             {
-                skipped.push(SkippedKey {
+                skipped.push(SkippedKey::new(
                     masked,
-                    line: k.line,
-                    reason: format!("already imported by batch #{batch_id} (account {remote})"),
-                });
+                    k.line,
+                    Said::new(
+                        "skip.imported",
+                        &[("batch", &batch_id), ("account", &remote)],
+                    ),
+                ));
                 continue;
             }
             let marker = account_marker(&pack.id, &req.provider_key, &fp);
             if let Some(id) = on_host.get(&marker) {
-                skipped.push(SkippedKey {
+                skipped.push(SkippedKey::new(
                     masked,
-                    line: k.line,
-                    reason: format!("already on the host as account {id} (carries our marker)"),
-                });
+                    k.line,
+                    Said::new("skip.on_host", &[("account", id)]),
+                ));
                 continue;
             }
             push(
@@ -620,9 +621,7 @@ impl Core {
             None,
         );
         if batch_keys.is_empty() {
-            warnings.push(
-                "Every key was skipped: the batch only re-checks access and readiness".into(),
-            );
+            warnings.push(Said::new("warn.all_skipped", &[]));
         }
         let prices: Vec<(String, f64, f64)> = provider
             .models
@@ -646,7 +645,8 @@ impl Core {
             provider_key: req.provider_key.clone(),
             mode,
             platform,
-            strategy_reason,
+            strategy_reason: strategy.english(),
+            strategy: Some(strategy),
             group_name: gname.clone(),
             channel_name: gname.clone(),
             smoke_model: provider.smoke_model.clone(),
@@ -660,7 +660,8 @@ impl Core {
                 s.sort_by_key(|k| k.line);
                 s
             },
-            warnings,
+            warnings: warnings.iter().map(Said::english).collect(),
+            warning_codes: warnings,
             blockers,
             shape,
         };
@@ -984,6 +985,15 @@ impl Core {
             .await?
             .into_iter()
             .filter_map(|r| {
+                let replaces = super::replace::replacement_of(&r).map(|v| {
+                    let m = |k: &str| {
+                        v.get(k)
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    (m("old"), m("new"))
+                });
                 Some(crate::model::RunView {
                     id: r.id,
                     kind: crate::model::RunKind::parse(&r.kind)?,
@@ -991,6 +1001,7 @@ impl Core {
                     actor: r.actor,
                     created_at_ms: r.created_at_ms,
                     finished_at_ms: r.finished_at_ms,
+                    replaces,
                     lease_until_ms: r.lease_until_ms,
                 })
             })

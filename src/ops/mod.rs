@@ -14,6 +14,7 @@ pub mod lease;
 mod operators;
 mod probe;
 mod rekey;
+mod replace;
 pub mod resource;
 mod rollback;
 
@@ -27,6 +28,7 @@ pub use import::BatchRequest;
 pub use operators::{SignInError, THROTTLE_ADDRESS_LIMIT, THROTTLE_USER_LIMIT, THROTTLE_WINDOW_MS};
 pub use probe::probe_host;
 pub use rekey::Resealed;
+pub use replace::{replacement_of, Replaced};
 
 use crate::model::FieldError;
 use crate::secrets::{Cipher, SecretError};

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 const REMOVE_CONCURRENCY: usize = 8;
 
 /// Everything a rollback or pause step needs.
-struct RunCtx {
+pub(super) struct RunCtx {
     batch_id: i64,
     host_id: i64,
     group_name: String,
@@ -319,7 +319,7 @@ impl Core {
         out
     }
 
-    async fn run_ctx(&self, batch_id: i64) -> Result<RunCtx, OpError> {
+    pub(super) async fn run_ctx(&self, batch_id: i64) -> Result<RunCtx, OpError> {
         let batch = self.batch_view(batch_id).await?;
         let host = self.host_row(batch.host_id).await?;
         let (client, secrets) = self.host_client(&host)?;
@@ -387,7 +387,7 @@ impl Core {
 
     /// One removal through the journal: `sent` is resolved by observing
     /// the object (gone means done), and removing is idempotent.
-    async fn removal(&self, ctx: &RunCtx, s: &StepRow) -> Result<bool, OpError> {
+    pub(super) async fn removal(&self, ctx: &RunCtx, s: &StepRow) -> Result<bool, OpError> {
         let cur = self
             .store
             .step(ctx.batch_id, s.seq)

@@ -234,15 +234,20 @@ macro_rules! step_counts_sql {
 pub(super) const STEP_COUNTS_SQL: &str = step_counts_sql!();
 
 /// What became of each of a batch's own keys, as JSON
-/// ([`crate::model::KeyOutcomes`]): a key is `skipped` when its account
-/// step was (another batch holds it), `passed` when its account test
-/// passed, `failed` when its account or its test failed, else `untested`.
-/// A reused account counts by its test.
+/// ([`crate::model::KeyOutcomes`]): a key is `replaced` when its account
+/// was removed by a run that brought another key in (a key replacement),
+/// `skipped` when its account step was (another batch holds it), `passed`
+/// when its account test passed, `failed` when its account or its test
+/// failed, else `untested`. A reused account counts by its test.
 macro_rules! key_outcomes_sql {
     () => {
         "(SELECT json_object('passed', COALESCE(SUM(o = 'passed'), 0), 'failed', COALESCE(SUM(o = 'failed'), 0),
-                'skipped', COALESCE(SUM(o = 'skipped'), 0), 'untested', COALESCE(SUM(o = 'untested'), 0))
+                'skipped', COALESCE(SUM(o = 'skipped'), 0), 'untested', COALESCE(SUM(o = 'untested'), 0),
+                'replaced', COALESCE(SUM(o = 'replaced'), 0))
           FROM (SELECT CASE
+                    WHEN EXISTS (SELECT 1 FROM steps r WHERE r.fingerprint = a.fingerprint AND r.batch_id = a.batch_id
+                                   AND r.kind = 'remove' AND r.state = 'done'
+                                   AND EXISTS (SELECT 1 FROM steps n WHERE n.run_id = r.run_id AND n.kind = 'account')) THEN 'replaced'
                     WHEN a.state = 'skipped' AND a.action <> 'reuse' THEN 'skipped'
                     WHEN t.state = 'done' THEN 'passed'
                     WHEN a.state IN ('failed', 'unknown') OR t.state IN ('failed', 'unknown') THEN 'failed'
@@ -844,6 +849,23 @@ impl Store {
         .bind(batch_id)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    /// The keys of a batch that were replaced by another (see
+    /// [`SUMMARY_SET`]: their account was removed by a run that created one).
+    pub async fn replaced_fingerprints(
+        &self,
+        batch_id: i64,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT r.fingerprint FROM steps r
+             WHERE r.batch_id = ? AND r.kind = 'remove' AND r.state = 'done' AND r.fingerprint IS NOT NULL
+               AND EXISTS (SELECT 1 FROM steps n WHERE n.run_id = r.run_id AND n.kind = 'account')",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// The remote ids of a batch's account steps, by key fingerprint.

@@ -206,6 +206,22 @@ impl Store {
         options_json: &str,
         steps: &[StepRow],
     ) -> Result<i64, StoreError> {
+        self.insert_run_with_keys(batch_id, kind, actor, options_json, steps, &[])
+            .await
+    }
+
+    /// [`Store::insert_run`] that also brings new keys into the batch
+    /// (`(fingerprint, sealed, masked)`, after its last key), in the same
+    /// transaction: a run never exists without the keys its steps need.
+    pub async fn insert_run_with_keys(
+        &self,
+        batch_id: i64,
+        kind: &str,
+        actor: &str,
+        options_json: &str,
+        steps: &[StepRow],
+        keys: &[(String, String, String)],
+    ) -> Result<i64, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let run_id: i64 = sqlx::query_scalar(
@@ -224,6 +240,18 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
         insert_steps_in(&mut tx, batch_id, run_id, Some(last + 1), steps).await?;
+        for (fp, sealed, masked) in keys {
+            sqlx::query(
+                "INSERT INTO batch_keys (batch_id, position, fingerprint, sealed, masked)
+                 VALUES (?1, (SELECT COALESCE(MAX(position), 0) + 1 FROM batch_keys WHERE batch_id = ?1), ?2, ?3, ?4)",
+            )
+            .bind(batch_id)
+            .bind(fp)
+            .bind(sealed)
+            .bind(masked)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(&format!(
             "UPDATE batches SET {} WHERE id = ?",
             super::imports::SUMMARY_SET

@@ -8,6 +8,7 @@ mod hosts;
 mod import;
 mod probe;
 mod real_host;
+mod replace;
 mod rollback;
 mod versions;
 

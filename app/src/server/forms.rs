@@ -37,6 +37,7 @@ const SECRET_FIELDS: &[&str] = &[
     "admin_api_key",
     "admin_password",
     "probe_user_password",
+    "new_key",
 ];
 
 fn get<'a>(f: &'a FormMap, k: &str) -> &'a str {
@@ -137,6 +138,7 @@ fn form_audit_name(path: &str, form: &FormMap) -> Option<(String, String)> {
         ["batches", "new"] => ("batch.plan".into(), "batch:new".into()),
         ["batches", id] => (format!("batch.{act}"), format!("batch:{id}")),
         ["batches", id, "rollback"] => ("batch.rollback".into(), format!("batch:{id}")),
+        ["batches", id, "replace"] => ("batch.replace_key".into(), format!("batch:{id}")),
         _ => return None,
     };
     Some((action, target))
@@ -1294,6 +1296,55 @@ pub async fn rollback_batch(
                 &session,
                 &format!("/batches/{id}"),
                 ctx.lang.msg(Msg::RollingBack, &[]),
+                true,
+            )
+            .await
+        }
+        Err(f) => render_failure(&state, &parts, &path, &form, f).await,
+    }
+}
+
+/// `POST /batches/{id}/replace`: a new key takes the place of an account.
+pub async fn replace_key(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let path = format!("/batches/{id}/replace");
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let actor = allowed(
+            &state,
+            &ctx,
+            Role::Operator,
+            "batch.replace_key",
+            &provisioning_core::model::batch_target(id),
+        )
+        .await?;
+        let account: i64 = get(&form, "account").trim().parse().map_err(|_| {
+            Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new("account", ctx.lang.msg(Msg::ChooseAccount, &[])),
+            )
+        })?;
+        confirmed(&form, ctx.lang, Msg::ConfirmReplace)?;
+        let opts = state.config.apply_options();
+        state
+            .core
+            .start_replace(&actor, id, account, get(&form, "new_key"), opts)
+            .await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            done(
+                &session,
+                &format!("/batches/{id}"),
+                ctx.lang.msg(Msg::Replacing, &[]),
                 true,
             )
             .await

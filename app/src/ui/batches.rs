@@ -2,14 +2,16 @@
 //! plan, progress and timeline of evidence.
 
 use super::widgets::*;
-use crate::api::{batch_detail, batch_step, list_batches, new_batch_options, rollback_preview};
+use crate::api::{
+    batch_detail, batch_step, list_batches, new_batch_options, replace_view, rollback_preview,
+};
 use crate::i18n::Lang;
 use crate::page::page_ctx;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use provisioning_core::model::{
-    AccessStatus, Action, BatchFilter, BatchStatus, BatchView, KeyOutcomes, KindCount, Role,
-    RollbackPreview, StateCounts, StepKind, StepState, StepView,
+    AccessStatus, Action, BatchFilter, BatchStatus, BatchView, KeyOutcomes, KindCount, ReplaceView,
+    Role, RollbackPreview, StateCounts, StepKind, StepState, StepView,
 };
 
 /// The time now (pages render on the server).
@@ -144,6 +146,18 @@ fn access_badge(l: Lang, s: AccessStatus) -> impl IntoView {
     view! { <span class=class data-access=s.as_str() title=what>{text}</span> }
 }
 
+/// A journal state in one word, as its badge says it.
+fn state_word(l: Lang, s: StepState) -> &'static str {
+    match s {
+        StepState::Pending => l.t("pending", "待发送"),
+        StepState::Sent => l.t("sent", "已发送"),
+        StepState::Done => l.t("done", "完成"),
+        StepState::Failed => l.t("failed", "失败"),
+        StepState::Unknown => l.t("unknown", "未知"),
+        StepState::Skipped => l.t("skipped", "跳过"),
+    }
+}
+
 fn step_badge(l: Lang, s: StepState) -> impl IntoView {
     let class = match s {
         StepState::Done | StepState::Skipped => "badge ok",
@@ -153,36 +167,36 @@ fn step_badge(l: Lang, s: StepState) -> impl IntoView {
     };
     let (text, what) = match s {
         StepState::Pending => (
-            l.t("pending", "待发送"),
+            state_word(l, s),
             l.t("Journal: not sent yet", "日志：尚未发送"),
         ),
         StepState::Sent => (
-            l.t("sent", "已发送"),
+            state_word(l, s),
             l.t(
                 "Journal: sent, the answer not recorded yet",
                 "日志：已发送，尚未记录结果",
             ),
         ),
         StepState::Done => (
-            l.t("done", "完成"),
+            state_word(l, s),
             l.t(
                 "Journal: the host did it and it read back as wanted",
                 "日志：主机已完成且回读一致",
             ),
         ),
         StepState::Failed => (
-            l.t("failed", "失败"),
+            state_word(l, s),
             l.t("Journal: refused or failed", "日志：被拒绝或失败"),
         ),
         StepState::Unknown => (
-            l.t("unknown", "未知"),
+            state_word(l, s),
             l.t(
                 "Journal: sent, and whether the host acted cannot be known",
                 "日志：已发送，无法确定主机是否执行",
             ),
         ),
         StepState::Skipped => (
-            l.t("skipped", "跳过"),
+            state_word(l, s),
             l.t(
                 "Journal: not needed (already there, or held by another batch)",
                 "日志：无需执行（已存在或由其他批次持有）",
@@ -221,6 +235,13 @@ fn key_outcomes(l: Lang, k: &KeyOutcomes) -> String {
                 "skipped (held by another batch)",
                 "已跳过（由其他批次持有）"
             )
+        ));
+    }
+    if k.replaced > 0 {
+        parts.push(format!(
+            "{} {}",
+            k.replaced,
+            l.t("replaced by another key", "已被新密钥替换")
         ));
     }
     parts.join(" · ")
@@ -601,6 +622,11 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         _ => None,
     };
     let can_discard = ctx.can(Role::Operator) && b.status == BatchStatus::Planned;
+    let can_replace = ctx.can(Role::Operator)
+        && matches!(
+            b.status,
+            BatchStatus::Succeeded | BatchStatus::PartiallySucceeded | BatchStatus::Failed
+        );
     // Prices count as sent only once a channel took them.
     let channel = b.kind_totals(StepKind::Channel);
     let channel_state = (channel.total() > 0).then_some(channel.done > 0);
@@ -627,6 +653,9 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                     <label class="small"><input type="checkbox" name="confirm" value="yes" required data-testid="discard-confirm"/>{l.t(" throw this plan away", " 放弃此计划")}</label>
                     <button type="submit" class="danger" data-testid="discard" title=l.t("Nothing has been sent to the host: the plan is kept for the record, its keys are deleted, and it can never be applied.", "尚未向主机发送任何内容：计划保留备查，其密钥被删除，且永远不能再执行。")>{l.t("Discard plan", "放弃计划")}</button>
                 </form>
+            })}
+            {can_replace.then(|| view! {
+                <a class="button" href=format!("/batches/{}/replace", b.id) data-testid="replace-key" title=l.t("A new key takes the place of one of this batch's accounts: the new account is created and tested first, the old one removed only once it passed.", "用新密钥替换本批次的某个账号：先创建并测试新账号，通过后才删除旧账号。")>{l.t("Replace a key…", "替换密钥…")}</a>
             })}
             {can_roll_back.then(|| view! {
                 <a class="button danger" href=format!("/batches/{}/rollback", b.id) data-testid="rollback">{match b.status {
@@ -663,7 +692,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             </dd>
             <dt>{l.t("Host", "主机")}</dt><dd><a href=format!("/hosts/{}", b.host_id)>{b.host_name.clone()}</a>" "<span class="muted">{b.host_version.clone().map(|v| format!("v{v}")).unwrap_or_default()}</span></dd>
             <dt>{l.t("Provider", "供应商")}</dt><dd><code>{format!("{}/{}", p.pack_id, p.provider_key)}</code>" "<span class="muted">{format!("pack {}", &p.pack_hash[..12])}</span></dd>
-            <dt>{l.t("Platform", "平台")}</dt><dd><code>{p.platform.clone()}</code>" — "{p.strategy_reason.clone()}</dd>
+            <dt>{l.t("Platform", "平台")}</dt><dd><code>{p.platform.clone()}</code>" — "{crate::i18n::said(l, p.strategy.as_ref(), &p.strategy_reason)}</dd>
             <dt>{l.t("Access mode", "开通方式")}</dt><dd>{p.mode.as_str()}</dd>
             <dt>{l.t("Group / channel", "分组 / 渠道")}</dt><dd><code>{p.group_name.clone()}</code></dd>
             <dt>{l.t("Smoke model", "冒烟模型")}</dt><dd><code>{p.smoke_model.clone()}</code></dd>
@@ -696,13 +725,13 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 <a href="/batches/new">{l.t("Plan a new batch", "重新规划批次")}</a></p>
         })}
         {(!p.warnings.is_empty()).then(|| view! {
-            <ul class="findings">{p.warnings.iter().map(|w| view! { <li class="finding warn">{w.clone()}</li> }).collect_view()}</ul>
+            <ul class="findings">{p.warnings.iter().enumerate().map(|(i, w)| view! { <li class="finding warn">{crate::i18n::said(l, p.warning_codes.get(i), w)}</li> }).collect_view()}</ul>
         })}
         {(!p.skipped.is_empty()).then(|| view! {
             <h2 id="skipped">{l.t("Keys not imported", "未导入的密钥")}</h2>
             <table class="grid" data-testid="skipped">
                 <thead><tr><th>{l.t("Key", "密钥")}</th><th>{l.t("Line", "行")}</th><th>{l.t("Why", "原因")}</th></tr></thead>
-                <tbody>{p.skipped.iter().map(|s| view! { <tr><td><code>{s.masked.clone()}</code></td><td>{s.line}</td><td>{s.reason.clone()}</td></tr> }).collect_view()}</tbody>
+                <tbody>{p.skipped.iter().map(|s| view! { <tr><td><code>{s.masked.clone()}</code></td><td>{s.line}</td><td>{crate::i18n::said(l, s.said.as_ref(), &s.reason)}</td></tr> }).collect_view()}</tbody>
             </table>
             {(b.skipped_total > p.skipped.len()).then(|| view! {
                 <p class="muted small">{format!("{} {} {} {}", l.t("Showing the first", "仅显示前"), p.skipped.len(), l.t("of", "条，共"), b.skipped_total)}" · "{l.t("the evidence bundle lists them all.", "证据包中列出全部。")}</p>
@@ -714,7 +743,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             <ul class="findings" data-testid="diagnosis">
                 {d.items.into_iter().map(|i| view! {
                     <li class="finding bad" data-class=i.class.as_str()>
-                        <b>{i.target.clone()}": "<code>{i.class.as_str()}</code></b>
+                        <b>{crate::i18n::step_target(l, &i.target)}": "<code>{i.class.as_str()}</code></b>
                         <p class="action">{l.t("What to do: ", "处理办法：")}{crate::i18n::next_action(l, &i)}</p>
                         <details>
                             <summary>{l.t("evidence", "证据")}</summary>
@@ -766,11 +795,13 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 provisioning_core::model::RunKind::Apply => l.t("Apply", "执行"),
                 provisioning_core::model::RunKind::Rollback => l.t("Rollback", "回滚"),
                 provisioning_core::model::RunKind::Pause => l.t("Pause / resume", "暂停 / 恢复"),
+                provisioning_core::model::RunKind::Repair if r.replaces.is_some() => l.t("Key replacement", "替换密钥"),
                 provisioning_core::model::RunKind::Repair => l.t("Repair", "修复"),
             };
+            let replaces = r.replaces.clone().map(|(old, new)| format!(" {old} → {new} ·"));
             view! {
                 <h3 data-testid="run" data-run-kind=r.kind.as_str() data-run-status=r.status.clone()>
-                    {format!("{kind} · {} {} · ", l.t("run", "运行"), r.id)}<span class="badge muted" data-run-status=r.status.clone() title=l.t("Run status", "运行状态")>{match r.status.as_str() {
+                    {format!("{kind} · {} {} ·{} ", l.t("run", "运行"), r.id, replaces.unwrap_or_default())}<span class="badge muted" data-run-status=r.status.clone() title=l.t("Run status", "运行状态")>{match r.status.as_str() {
                         "planned" => l.t("planned", "已规划"),
                         "running" => l.t("running", "运行中"),
                         "done" => l.t("done", "完成"),
@@ -833,11 +864,11 @@ fn LiveProgress(batch: i64, lang: Lang, since_ms: i64, done: i64, total: i64) ->
                 };
                 view! {
                     <p>{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}{l.t(" · applying, updated live", " · 执行中，实时更新")}</p>
-                    {waiting.map(|w| view! { <p class="small" data-testid="waiting">{l.t("Readiness: ", "就绪检查：")}{w}</p> })}
+                    {waiting.map(|w| view! { <p class="small" data-testid="waiting">{l.t("Readiness: ", "就绪检查：")}{crate::i18n::note(l, &w)}</p> })}
                     {(!changed.is_empty()).then(|| view! {
                         <ul class="small muted" data-testid="progress-changed">
                             {changed.into_iter().take(5).map(|s| view! {
-                                <li>{format!("#{} {} · {}", s.seq, s.target, s.state.as_str())}</li>
+                                <li>{format!("#{} {} · {}", s.seq, crate::i18n::step_target(l, &s.target), state_word(l, s.state))}</li>
                             }).collect_view()}
                         </ul>
                     })}
@@ -923,10 +954,10 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
                     view! {
                         <tr data-kind=s.kind.as_str() data-seq=s.seq.to_string() data-state=s.state.as_str()>
                             <td>{s.seq}</td>
-                            <td>{s.target.clone()}</td>
+                            <td>{crate::i18n::step_target(l, &s.target)}</td>
                             <td>{action}</td>
                             <td>{step_badge(l, s.state)}{(s.state == StepState::Sent).then(|| view! { <span class="muted small">{l.t(" outcome not yet known", " 结果未知")}</span> })}
-                                {(s.state == StepState::Sent && s.kind == StepKind::Readiness && !s.response.is_empty()).then(|| view! { <div class="small" data-testid="waiting">{s.response.clone()}</div> })}</td>
+                                {(s.state == StepState::Sent && s.kind == StepKind::Readiness && !s.response.is_empty()).then(|| view! { <div class="small" data-testid="waiting">{crate::i18n::note(l, &s.response)}</div> })}</td>
                             <td>{s.remote_id.clone().map(|r| view! { <code>{r}</code> })}</td>
                             <td class="nowrap">{took}</td>
                             <td>
@@ -1000,7 +1031,7 @@ pub fn StepPage() -> impl IntoView {
                     match step.await {
                         Err(e) => view! { <ErrorBox err=e/> }.into_any(),
                         Ok(s) => view! {
-                            <h1>{format!("{} #{} · {}", l.t("Step", "步骤"), s.seq, s.target)}" "{step_badge(l, s.state)}</h1>
+                            <h1>{format!("{} #{} · {}", l.t("Step", "步骤"), s.seq, crate::i18n::step_target(l, &s.target))}" "{step_badge(l, s.state)}</h1>
                             <dl class="facts">
                                 <dt>{l.t("Kind", "类型")}</dt><dd><code>{s.kind.as_str()}</code>" · "{action_word(l, s.action)}" · "{l.t("run", "运行")}" "{s.run_id}</dd>
                                 <dt>{l.t("Remote id", "远端 ID")}</dt><dd><code>{s.remote_id.clone().unwrap_or_else(|| "—".into())}</code></dd>
@@ -1099,6 +1130,131 @@ fn RollbackPlan(preview: RollbackPreview, force: bool) -> impl IntoView {
     }
 }
 
+/// `/batches/:id/replace`: a new key takes the place of one account of the
+/// batch (`?account=` the ledger id, from the accounts page).
+#[component]
+pub fn ReplacePage() -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let params = use_params_map();
+    let query = leptos_router::hooks::use_query_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let account = move || {
+        query
+            .read()
+            .get("account")
+            .and_then(|s| s.parse::<i64>().ok())
+            .or_else(|| page_ctx().value("account").parse().ok())
+    };
+    let data = Resource::new(move || (id(), account()), |(id, a)| replace_view(id, a));
+    view! {
+        <Layout>
+            <p><a href=move || format!("/batches/{}", id())>{l.t("← Back to the batch", "← 返回批次")}</a></p>
+            <h1>{move || format!("{} #{}", l.t("Replace a key of batch", "替换批次密钥 #"), id()).replace("# #", "#")}</h1>
+            <Suspense fallback=move || loading(l)>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(v) => view! { <ReplaceForm view=v/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
+    }
+}
+
+fn field_class(err: &Option<String>) -> &'static str {
+    if err.is_some() {
+        "field invalid"
+    } else {
+        "field"
+    }
+}
+
+#[component]
+fn ReplaceForm(view: ReplaceView) -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let v = view;
+    let id = v.batch_id;
+    let key_err = ctx.field_error("key");
+    let account_err = ctx.field_error("account");
+    let confirm_err = ctx.field_error("confirm");
+    let (account_class, key_class, confirm_class) = (
+        field_class(&account_err),
+        field_class(&key_err),
+        field_class(&confirm_err),
+    );
+    let facts = view! {
+        <dl class="facts">
+            <dt>{l.t("Batch", "批次")}</dt><dd><a href=format!("/batches/{id}")>{format!("#{id}")}</a>" "{batch_badge(l, v.status)}</dd>
+            <dt>{l.t("Host", "主机")}</dt><dd><a href=format!("/hosts/{}/accounts", v.host_id)>{v.host_name.clone()}</a></dd>
+            <dt>{l.t("Provider", "供应商")}</dt><dd><code>{v.provider_key.clone()}</code></dd>
+            <dt>{l.t("Accounts on the host", "主机上的账号")}</dt><dd>{v.live_accounts}</dd>
+        </dl>
+    };
+    let body = if let Some(why) = v.refused.clone() {
+        view! {
+            <p class="flash bad" data-testid="replace-refused">{l.t("No key of this batch can be replaced now: the batch ", "现在不能替换此批次的密钥：该批次")}{why}</p>
+        }
+        .into_any()
+    } else if v.candidates.is_empty() {
+        view! {
+            <p class="empty" data-testid="replace-none">{l.t(
+                "No account of this batch failed its test. To replace another key (a leaked one, say), open the host's accounts page, find it by its mask and follow its Replace link.",
+                "本批次没有测试失败的账号。要替换其他密钥（例如已泄露的），请在主机的账号页按掩码找到它，再点击其“替换”链接。")}</p>
+            <p><a class="button" href=format!("/hosts/{}/accounts", v.host_id)>{l.t("Accounts of this host", "该主机的账号")}</a></p>
+        }
+        .into_any()
+    } else if !ctx.can(Role::Operator) {
+        view! { <p class="muted">{l.t("Replacing a key needs the operator role.", "替换密钥需要操作员角色。")}</p> }.into_any()
+    } else {
+        let selected = v
+            .selected
+            .or_else(|| v.candidates.first().map(|c| c.ledger_id));
+        view! {
+            <p>{l.t(
+                "The new key's account is created in the batch's group and tested through the host first. Only once it passed is the old account deleted from the host; then readiness is checked again. If the new key fails, the old account stays.",
+                "先在该批次的分组中创建新密钥的账号并通过主机测试；测试通过后才从主机删除旧账号，然后重新检查就绪。若新密钥未通过，旧账号保留。")}</p>
+            <form method="post" action=format!("/batches/{id}/replace") class="stack" data-testid="replace-form">
+                <Csrf/>
+                <label class=account_class>
+                    <span>{l.t("Account to replace", "要替换的账号")}</span>
+                    <select name="account" required data-testid="replace-account">
+                        {v.candidates.iter().map(|c| view! {
+                            <option value=c.ledger_id.to_string() selected=Some(c.ledger_id) == selected>
+                                {format!("{} · {} #{}{}", c.masked, l.t("account", "账号"), c.remote_id,
+                                    if c.failed { l.t(" · test failed", " · 测试失败") } else { "" })}
+                            </option>
+                        }).collect_view()}
+                    </select>
+                    {account_err.map(|e| view! { <small class="field-error" data-testid="error-account">{e}</small> })}
+                </label>
+                <label class=key_class>
+                    <span>{l.t("New key", "新密钥")}</span>
+                    <input type="password" name="new_key" required maxlength="512" autocomplete="off" data-testid="replace-key-input"/>
+                    <small class="hint">{l.t("One key. It is encrypted at rest, shown masked, and never logged.", "仅一个密钥。加密存储，仅以掩码显示，从不写入日志。")}</small>
+                    {key_err.map(|e| view! { <small class="field-error" data-testid="error-key">{e}</small> })}
+                </label>
+                <label class=confirm_class>
+                    <span><input type="checkbox" name="confirm" value="yes" required data-testid="replace-confirm"/>
+                        {l.t(" delete the old account from the host once the new key passed", " 新密钥通过后从主机删除旧账号")}</span>
+                    {confirm_err.map(|e| view! { <small class="field-error" data-testid="error-confirm">{e}</small> })}
+                </label>
+                <button type="submit" class="primary" data-testid="replace-submit">{l.t("Replace the key", "替换密钥")}</button>
+            </form>
+        }
+        .into_any()
+    };
+    view! { {facts} {body} }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1120,6 +1276,7 @@ mod tests {
             failed,
             skipped,
             untested,
+            replaced: 0,
         };
         assert_eq!(key_outcomes(l, &k(0, 0, 0, 0)), "—");
         assert_eq!(
@@ -1130,6 +1287,14 @@ mod tests {
         assert_eq!(
             key_outcomes(l, &k(18, 1, 1, 0)),
             "18 / 19 passed · 1 failed · 1 skipped (held by another batch)"
+        );
+        let swapped = KeyOutcomes {
+            replaced: 1,
+            ..k(2, 0, 0, 0)
+        };
+        assert_eq!(
+            key_outcomes(l, &swapped),
+            "2 / 2 passed · 1 replaced by another key"
         );
     }
 }

@@ -573,8 +573,10 @@ pub fn HostAccountsPage() -> impl IntoView {
 
 #[component]
 fn AccountsTable(accounts: provisioning_core::model::HostAccounts) -> impl IntoView {
-    use provisioning_core::model::StepState;
-    let l = page_ctx().lang;
+    use provisioning_core::model::{Role, StepState};
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let can_replace = ctx.can(Role::Operator);
     let a = accounts;
     let base = format!("/hosts/{}/accounts", a.host_id);
     let next = a.next_before.map(|n| {
@@ -623,6 +625,7 @@ fn AccountsTable(accounts: provisioning_core::model::HostAccounts) -> impl IntoV
                         <th>{l.t("In the ledger", "台账状态")}</th>
                         <th>{l.t("Schedulable (as last set here)", "可调度（本产品最后设置）")}</th>
                         <th>{l.t("Last account test", "最近一次账号测试")}</th>
+                        {can_replace.then(|| view! { <th>{l.t("Actions", "操作")}</th> })}
                     </tr></thead>
                     <tbody>
                         {a.items.into_iter().map(|r| {
@@ -652,7 +655,7 @@ fn AccountsTable(accounts: provisioning_core::model::HostAccounts) -> impl IntoV
                                     <td>{format!("{} · {}", r.provider_key, r.platform.clone().unwrap_or_else(|| "—".into()))}</td>
                                     <td><span class=if r.status == "active" { "badge ok" } else { "badge muted" } data-ledger=r.status.clone()>{match r.status.as_str() {
                                         "active" => l.t("on the host", "在主机上"),
-                                        "rolled_back" => l.t("rolled back", "已回滚"),
+                                        "rolled_back" => l.t("removed by this product", "已由本产品删除"),
                                         _ => l.t("gone from the host", "已从主机消失"),
                                     }}</span></td>
                                     <td>{match r.schedulable {
@@ -661,6 +664,9 @@ fn AccountsTable(accounts: provisioning_core::model::HostAccounts) -> impl IntoV
                                         Some((false, at)) => format!("{} {}", l.t("no, paused", "否，已暂停"), when(at)),
                                     }}</td>
                                     <td>{test}</td>
+                                    {can_replace.then(|| view! { <td>{(r.status == "active").then(|| r.batch_id.map(|b| view! {
+                                        <a href=format!("/batches/{b}/replace?account={}", r.ledger_id) data-testid="replace-account-link">{l.t("Replace key…", "替换密钥…")}</a>
+                                    })).flatten()}</td> })}
                                 </tr>
                             }
                         }).collect_view()}

@@ -51,6 +51,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/hosts/:id/accounts") view=hosts::HostAccountsPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/steps/:seq") view=batches::StepPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/rollback") view=batches::RollbackPage ssr=SsrMode::Async/>
+                <Route path=path!("/batches/:id/replace") view=batches::ReplacePage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
             </Routes>
         </Router>

@@ -744,3 +744,131 @@ async fn a_diagnosis_reads_in_chinese_for_a_chinese_operator() {
     assert!(!zh.contains("Recharge the provider account"));
     assert!(zh.contains(">部分成功</span>"));
 }
+
+#[tokio::test]
+async fn replacing_the_failed_key_from_its_page_removes_the_old_account_and_never_shows_the_key() {
+    let app = TestApp::spawn().await;
+    let (up, id) = planned(&app).await;
+    applied(&app, id).await;
+    let fresh = "sk-replacement-provider-key-0000000042";
+    up.add_key(fresh, UpstreamBehaviour::Ok);
+    let batch_page = app.get(&format!("/batches/{id}")).await;
+    assert!(batch_page.body.contains("data-testid=\"replace-key\""));
+    let path = format!("/batches/{id}/replace");
+    let page = app.get(&path).await;
+    assert_eq!(page.status, 200);
+    // The failed key's account is offered, marked as failed.
+    assert_eq!(page.body.matches("<option").count(), 1, "{}", page.body);
+    assert!(page.body.contains("test failed"));
+    let ledger: String = {
+        let at = page.body.find("<option value=\"").unwrap() + 15;
+        page.body[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect()
+    };
+    // Refusals name the field, keep the page, and never echo the key.
+    for (form, field, status) in [
+        (
+            vec![("account", ledger.as_str()), ("new_key", fresh)],
+            "confirm",
+            400,
+        ),
+        (
+            vec![("account", "x"), ("new_key", fresh), ("confirm", "yes")],
+            "account",
+            400,
+        ),
+        (
+            vec![
+                ("account", ledger.as_str()),
+                ("new_key", CANARY_PROVIDER_KEY),
+                ("confirm", "yes"),
+            ],
+            "key",
+            400,
+        ),
+        (
+            vec![
+                ("account", ledger.as_str()),
+                ("new_key", "sk-healthy-provider-key-000000000001"),
+                ("confirm", "yes"),
+            ],
+            "key",
+            409,
+        ),
+        (
+            vec![
+                ("account", ledger.as_str()),
+                ("new_key", "a\nb-second-key-000"),
+                ("confirm", "yes"),
+            ],
+            "key",
+            400,
+        ),
+    ] {
+        let p = app.submit(&app.client, &path, &form).await;
+        assert_eq!(p.status, status, "{field}: {}", p.body);
+        assert!(
+            p.body.contains(&format!("data-testid=\"error-{field}\"")),
+            "{field}: {}",
+            p.body
+        );
+        assert!(
+            !p.body.contains(fresh)
+                && !p.body.contains(CANARY_PROVIDER_KEY)
+                && !p.body.contains("sk-healthy-provider-key-000000000001"),
+            "a refused key is not sent back"
+        );
+    }
+    let p = app
+        .submit(
+            &app.client,
+            &path,
+            &[
+                ("account", ledger.as_str()),
+                ("new_key", fresh),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(
+        p.location.as_deref(),
+        Some(format!("/batches/{id}").as_str())
+    );
+    assert_eq!(settled(&app, id).await, BatchStatus::Succeeded);
+    let b = app.core.batch_view(id).await.unwrap();
+    assert_eq!((b.keys.passed, b.keys.failed, b.keys.replaced), (2, 0, 1));
+    assert_eq!(
+        app.host
+            .with_state(|s| s.accounts.iter().filter(|a| !a.deleted).count()),
+        2,
+        "one account in, one out"
+    );
+    let page = app.get(&format!("/batches/{id}")).await;
+    assert!(page.body.contains("Key replacement"), "the run is named");
+    assert!(page.body.contains("1 replaced by another key"));
+    assert!(!page.body.contains(fresh), "never the full key");
+    // Every refusal and the replacement are in the audit log, without the key.
+    let audit = app.core.store.audit_page(1, 100).await.unwrap().0;
+    let ours: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "batch.replace_key")
+        .collect();
+    assert!(ours.iter().any(|e| e.outcome == "invalid"));
+    assert!(ours.iter().any(|e| e.outcome == "conflict"));
+    assert!(ours.iter().any(|e| e.outcome == "ok"), "{ours:?}");
+    assert!(ours.iter().all(|e| !e.detail.contains(fresh)));
+    // The accounts page links each live account to its replacement.
+    let host = app.core.list_hosts().await.unwrap()[0].id;
+    let accounts = app.get(&format!("/hosts/{host}/accounts")).await;
+    assert_eq!(
+        accounts
+            .body
+            .matches("data-testid=\"replace-account-link\"")
+            .count(),
+        2
+    );
+    assert!(accounts.body.contains("removed by this product"));
+}

@@ -1,0 +1,83 @@
+// A zh-CN operator's pages say nothing in English: the overview, a host,
+// a pack, and a batch planned, applying, done and diagnosed. Data stays as
+// it is (host, pack and model names, masked keys, codes, the host's own
+// words in evidence blocks); what the product writes is Chinese.
+import { test, expect, Page } from '@playwright/test';
+import { env, signIn, watchErrors, ADMIN } from './env';
+
+// Words of the product's English messages (function words and its nouns);
+// none of them is in the test data's names.
+const ENGLISH =
+  /\b(the|and|is|are|was|of|to|with|not|for|this|that|from|by|its|has|have|yet|every|keys?|accounts?|batch(es)?|hosts?|failed|passed|done|pending|ready|groups?|channels?|steps?|what|which|cannot|could|skipped|already|imported|waiting|listing|platform|readiness|gate|probe|user|balance|subscription|test(ed)?|needs?|none|never|nothing|will|only|once|here|there)\b/i;
+
+/** Text of the page's main part the product wrote, outside data and evidence. */
+async function englishOn(page: Page): Promise<string[]> {
+  return page.evaluate((source) => {
+    const re = new RegExp(source, 'i');
+    const skip = 'code, pre, script, style, .mono, .evidence, option, [data-data]';
+    const out: string[] = [];
+    const main = document.querySelector('main');
+    if (!main) return ['(no main)'];
+    const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const n = walker.currentNode;
+      const el = n.parentElement;
+      if (!el || el.closest(skip)) continue;
+      const t = (n.textContent || '').trim();
+      if (t && re.test(t)) out.push(t);
+    }
+    return out;
+  }, ENGLISH.source);
+}
+
+async function noEnglish(page: Page, what: string) {
+  const found = await englishOn(page);
+  expect(found, `${what}: English server text in zh-CN`).toEqual([]);
+}
+
+test.describe.serial('zh-CN', () => {
+  test('overview, host, pack and batch pages carry no English message', async ({ page }, info) => {
+    const e = env(info);
+    const errors = watchErrors(page);
+    await signIn(page, e, ADMIN);
+    await page.goto(`${e.url}/lang?to=zh`);
+    await page.goto(`${e.url}/`);
+    await expect(page.locator('html')).toHaveAttribute('lang', 'zh-CN');
+    await noEnglish(page, 'overview');
+
+    await page.goto(`${e.url}/hosts`);
+    await page.locator('a', { hasText: 'prod-cn' }).first().click();
+    await expect(page).toHaveURL(/\/hosts\/\d+$/);
+    await noEnglish(page, 'host');
+
+    await page.goto(`${e.url}/packs`);
+    await page.locator('main a[href^="/packs/"]', { hasText: 'e2e-pack' }).first().click();
+    await expect(page).toHaveURL(/\/packs\/\d+/);
+    await noEnglish(page, 'pack');
+
+    // A plan of keys earlier specs imported: every key is skipped, with why.
+    await page.goto(`${e.url}/batches/new`);
+    const form = page.getByTestId('batch-form');
+    const host = await form.locator('select[name=host_id] option', { hasText: 'prod-cn (' }).first().getAttribute('value');
+    await form.locator('select[name=host_id]').selectOption(host!);
+    const prov = await form.locator('select[name=provider] option', { hasText: 'e2e-pack/ds' }).first().getAttribute('value');
+    await form.locator('select[name=provider]').selectOption(prov!);
+    await form.locator('textarea[name=keys]').fill(e.host.keys.slice(0, 2).join('\n'));
+    await form.locator('button[type=submit]').click();
+    await expect(page.locator('h1 [data-status=planned]')).toBeVisible();
+    await expect(page.getByTestId('skipped')).toContainText('已由批次');
+    await noEnglish(page, 'planned batch');
+
+    await page.getByTestId('apply').click();
+    await noEnglish(page, 'applying batch');
+    await expect(page.locator('h1 [data-status=succeeded]')).toBeVisible({ timeout: 45_000 });
+    await noEnglish(page, 'done batch');
+
+    // A batch an earlier spec diagnosed (its key had no balance).
+    await page.goto(`${e.url}/batches?status=failed`);
+    await page.locator('main table a[href^="/batches/"]').first().click();
+    await expect(page.getByTestId('diagnosis')).toBeVisible();
+    await noEnglish(page, 'diagnosed batch');
+    expect(errors).toEqual([]);
+  });
+});
