@@ -487,7 +487,7 @@ pub struct ReplaceView {
     pub host_name: String,
     pub provider_key: String,
     /// Why no key can be replaced now (`None`: it can).
-    pub refused: Option<String>,
+    pub refused: Option<super::Said>,
     /// The batch's live accounts whose test failed, then the one asked for.
     pub candidates: Vec<ReplaceCandidate>,
     /// The account asked for (`?account=`), when it is a candidate.

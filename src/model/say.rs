@@ -57,6 +57,66 @@ pub const SAID: &[(&str, &str)] = &[
         "warn.unknown_need",
         "Cannot tell whether the host has `{capability}` ({evidence}); without it {why}. The account tests will show it.",
     ),
+    ("field.required", "is required"),
+    ("field.too_long", "is too long ({n} characters; at most {max})"),
+    ("field.username_short", "must be at least 3 characters"),
+    ("field.username_chars", "may contain only letters, digits and . _ - @"),
+    ("field.password_short", "must be at least 12 characters"),
+    ("field.password_long", "must be at most 256 characters"),
+    (
+        "field.url_scheme",
+        "must start with http:// or https:// (for example https://gateway.example.com)",
+    ),
+    ("field.url_no_host", "has no host name"),
+    (
+        "field.url_credentials",
+        "must not contain credentials; enter the admin key in its own field",
+    ),
+    ("field.url_query", "must not contain a query string or fragment"),
+    ("field.url_spaces", "must not contain spaces"),
+    ("field.url_bad_host", "has an invalid host name"),
+    ("field.url_bad_port", "has an invalid port"),
+    (
+        "keys.empty",
+        "is empty: paste one key per line, or upload a CSV or JSON file",
+    ),
+    ("keys.json", "is not valid JSON: {error}"),
+    ("keys.json_item", "JSON item {n} has no `key` or `api_key` string"),
+    ("keys.too_many", "has {n} keys; at most {max} per batch"),
+    ("keys.none_usable", "has no usable key ({n} refused: {why})"),
+    (
+        "replace.batch_state",
+        "is {status}: a key can be replaced only in a batch that was applied and is not running or rolled back",
+    ),
+    (
+        "replace.busy",
+        "has a {kind} run (#{run}) not finished; wait for it to end or resume it",
+    ),
+    ("replace.not_ours", "is not an account this batch created"),
+    (
+        "replace.gone",
+        "is no longer on the host (ledger status {status})",
+    ),
+    (
+        "replace.count",
+        "holds {n} keys: paste exactly one, the key that takes this account's place",
+    ),
+    (
+        "replace.same",
+        "is the key this account already has: paste the new key",
+    ),
+    (
+        "replace.held",
+        "is already on this host: batch #{batch} imported it (account {account})",
+    ),
+    (
+        "replace.tried",
+        "was already brought into this batch (an earlier replacement); use another key",
+    ),
+    (
+        "replace.no_group",
+        "has no group on the host yet: re-run the batch before replacing a key",
+    ),
     (
         "wait.models",
         "waiting for GET /v1/models to list {model} (the host caches each group's model list for up to {cache} s): listing {listings}, {elapsed} s so far, next in {next} s",
@@ -120,6 +180,8 @@ mod tests {
         let sources = [
             include_str!("../ops/import.rs"),
             include_str!("../ops/apply.rs"),
+            include_str!("../ops/replace.rs"),
+            include_str!("validate.rs"),
         ];
         let mut seen = 0;
         for src in sources {
@@ -129,14 +191,38 @@ mod tests {
                 // pass literals, matched below as "strategy.…").
                 if let Some(lit) = rest.strip_prefix('"') {
                     let code = &lit[..lit.find('"').unwrap()];
-                    assert!(SAID.iter().any(|(c, _)| *c == code), "{code} has no template");
+                    assert!(
+                        SAID.iter().any(|(c, _)| *c == code),
+                        "{code} has no template"
+                    );
+                    seen += 1;
+                }
+            }
+            for (i, _) in src.match_indices("coded(") {
+                // coded(field, "code", …): the first literal with a dot in
+                // the call (the field is a name or an identifier).
+                let call = &src[i + 6..];
+                let call = &call[..call.find(';').unwrap_or(call.len())];
+                let code = call
+                    .split('"')
+                    .skip(1)
+                    .step_by(2)
+                    .find(|l| l.contains('.') && !l.contains(' '));
+                if let Some(code) = code {
+                    assert!(
+                        SAID.iter().any(|(c, _)| *c == code),
+                        "{code} has no template"
+                    );
                     seen += 1;
                 }
             }
             for (i, _) in src.match_indices("said(\"") {
                 let lit = &src[i + 6..];
                 let code = &lit[..lit.find('"').unwrap()];
-                assert!(SAID.iter().any(|(c, _)| *c == code), "{code} has no template");
+                assert!(
+                    SAID.iter().any(|(c, _)| *c == code),
+                    "{code} has no template"
+                );
                 seen += 1;
             }
         }

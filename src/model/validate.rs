@@ -5,7 +5,10 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,
+    /// In English (logs, the CLI, the API); pages write [`FieldError::said`].
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub said: Option<super::Said>,
 }
 
 impl FieldError {
@@ -13,6 +16,17 @@ impl FieldError {
         Self {
             field: field.into(),
             message: message.into(),
+            said: None,
+        }
+    }
+
+    /// A problem said by its code (see [`super::SAID`]) and parameters.
+    pub fn coded(field: impl Into<String>, code: &str, args: &[(&str, &dyn fmt::Display)]) -> Self {
+        let said = super::Said::new(code, args);
+        Self {
+            field: field.into(),
+            message: said.english(),
+            said: Some(said),
         }
     }
 }
@@ -34,15 +48,13 @@ pub const MAX_SECRET: usize = 4096;
 pub fn required(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(FieldError::new(field, "is required"));
+        return Err(FieldError::coded(field, "field.required", &[]));
     }
     if v.chars().count() > max {
-        return Err(FieldError::new(
+        return Err(FieldError::coded(
             field,
-            format!(
-                "is too long ({} characters; at most {max})",
-                v.chars().count()
-            ),
+            "field.too_long",
+            &[("n", &v.chars().count()), ("max", &max)],
         ));
     }
     Ok(v.to_string())
@@ -61,16 +73,13 @@ pub fn optional(field: &str, value: &str, max: usize) -> Result<Option<String>, 
 pub fn username(value: &str) -> Result<String, FieldError> {
     let v = required("username", value, 64)?;
     if v.len() < 3 {
-        return Err(FieldError::new("username", "must be at least 3 characters"));
+        return Err(FieldError::coded("username", "field.username_short", &[]));
     }
     if !v
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
     {
-        return Err(FieldError::new(
-            "username",
-            "may contain only letters, digits and . _ - @",
-        ));
+        return Err(FieldError::coded("username", "field.username_chars", &[]));
     }
     Ok(v)
 }
@@ -80,16 +89,10 @@ pub fn username(value: &str) -> Result<String, FieldError> {
 pub fn new_password(value: &str) -> Result<String, FieldError> {
     let n = value.chars().count();
     if n < 12 {
-        return Err(FieldError::new(
-            "password",
-            "must be at least 12 characters",
-        ));
+        return Err(FieldError::coded("password", "field.password_short", &[]));
     }
     if n > 256 {
-        return Err(FieldError::new(
-            "password",
-            "must be at most 256 characters",
-        ));
+        return Err(FieldError::coded("password", "field.password_long", &[]));
     }
     Ok(value.to_string())
 }
@@ -104,29 +107,20 @@ pub fn host_base_url(value: &str) -> Result<String, FieldError> {
     } else if let Some(r) = lower.strip_prefix("http://") {
         r
     } else {
-        return Err(FieldError::new(
-            "base_url",
-            "must start with http:// or https:// (for example https://gateway.example.com)",
-        ));
+        return Err(FieldError::coded("base_url", "field.url_scheme", &[]));
     };
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() {
-        return Err(FieldError::new("base_url", "has no host name"));
+        return Err(FieldError::coded("base_url", "field.url_no_host", &[]));
     }
     if authority.contains('@') {
-        return Err(FieldError::new(
-            "base_url",
-            "must not contain credentials; enter the admin key in its own field",
-        ));
+        return Err(FieldError::coded("base_url", "field.url_credentials", &[]));
     }
     if v.contains('?') || v.contains('#') {
-        return Err(FieldError::new(
-            "base_url",
-            "must not contain a query string or fragment",
-        ));
+        return Err(FieldError::coded("base_url", "field.url_query", &[]));
     }
     if v.chars().any(char::is_whitespace) {
-        return Err(FieldError::new("base_url", "must not contain spaces"));
+        return Err(FieldError::coded("base_url", "field.url_spaces", &[]));
     }
     let host_part = authority.rsplit_once(':').map_or(authority, |(h, p)| {
         if p.chars().all(|c| c.is_ascii_digit()) && !h.is_empty() {
@@ -140,11 +134,11 @@ pub fn host_base_url(value: &str) -> Result<String, FieldError> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
     {
-        return Err(FieldError::new("base_url", "has an invalid host name"));
+        return Err(FieldError::coded("base_url", "field.url_bad_host", &[]));
     }
     if let Some((_, port)) = authority.rsplit_once(':') {
         if !authority.ends_with(']') && port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(FieldError::new("base_url", "has an invalid port"));
+            return Err(FieldError::coded("base_url", "field.url_bad_port", &[]));
         }
     }
     Ok(v.trim_end_matches('/').to_string())

@@ -32,15 +32,12 @@ pub struct IntakeKey {
 pub fn read_keys(text: &str) -> Result<(Vec<IntakeKey>, Vec<SkippedKey>), FieldError> {
     let t = text.trim();
     if t.is_empty() {
-        return Err(FieldError::new(
-            "keys",
-            "is empty: paste one key per line, or upload a CSV or JSON file",
-        ));
+        return Err(FieldError::coded("keys", "keys.empty", &[]));
     }
     let mut raw: Vec<(usize, String)> = Vec::new();
     if t.starts_with('[') {
         let v: Value = serde_json::from_str(t)
-            .map_err(|e| FieldError::new("keys", format!("is not valid JSON: {e}")))?;
+            .map_err(|e| FieldError::coded("keys", "keys.json", &[("error", &e)]))?;
         for (i, item) in v.as_array().into_iter().flatten().enumerate() {
             let k = match item {
                 Value::String(s) => Some(s.clone()),
@@ -54,9 +51,10 @@ pub fn read_keys(text: &str) -> Result<(Vec<IntakeKey>, Vec<SkippedKey>), FieldE
             match k {
                 Some(k) => raw.push((i + 1, k)),
                 None => {
-                    return Err(FieldError::new(
+                    return Err(FieldError::coded(
                         "keys",
-                        format!("JSON item {} has no `key` or `api_key` string", i + 1),
+                        "keys.json_item",
+                        &[("n", &(i + 1))],
                     ))
                 }
             }
@@ -92,9 +90,10 @@ pub fn read_keys(text: &str) -> Result<(Vec<IntakeKey>, Vec<SkippedKey>), FieldE
         }
     }
     if raw.len() > MAX_KEYS {
-        return Err(FieldError::new(
+        return Err(FieldError::coded(
             "keys",
-            format!("has {} keys; at most {MAX_KEYS} per batch", raw.len()),
+            "keys.too_many",
+            &[("n", &raw.len()), ("max", &MAX_KEYS)],
         ));
     }
     let mut keys = Vec::new();
@@ -119,13 +118,14 @@ pub fn read_keys(text: &str) -> Result<(Vec<IntakeKey>, Vec<SkippedKey>), FieldE
         }
     }
     if keys.is_empty() {
-        return Err(FieldError::new(
+        let why = skipped
+            .first()
+            .map(|s| s.reason.clone())
+            .unwrap_or_default();
+        return Err(FieldError::coded(
             "keys",
-            format!(
-                "has no usable key ({} refused: {})",
-                skipped.len(),
-                skipped.first().map(|s| s.reason.as_str()).unwrap_or("")
-            ),
+            "keys.none_usable",
+            &[("n", &skipped.len()), ("why", &why)],
         ));
     }
     Ok((keys, skipped))

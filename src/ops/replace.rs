@@ -9,7 +9,7 @@ use super::import::{account_marker, fp_short, read_keys};
 use super::{Core, OpError};
 use crate::model::{
     AccessMode, AccessStatus, Action, BatchStatus, FieldError, KeyOutcomes, ReplaceCandidate,
-    ReplaceView, StepKind, StepState,
+    ReplaceView, Said, StepKind, StepState,
 };
 use crate::store::{BatchRow, RunRow, StepRow, StepUpdate};
 use serde_json::{json, Value};
@@ -50,7 +50,11 @@ impl Core {
             .await?
             .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
         if let Some(why) = self.replace_refused(&batch).await? {
-            return Err(OpError::Conflict(FieldError::new("batch", why)));
+            return Err(OpError::Conflict(FieldError {
+                field: "batch".into(),
+                message: why.english(),
+                said: Some(why),
+            }));
         }
         let old = self
             .store
@@ -58,48 +62,48 @@ impl Core {
             .await?
             .into_iter()
             .find(|r| r.id == ledger_id && r.kind == "account" && r.batch_id == Some(batch_id))
-            .ok_or_else(|| FieldError::new("account", "is not an account this batch created"))?;
+            .ok_or_else(|| FieldError::coded("account", "replace.not_ours", &[]))?;
         if old.status != "active" {
-            return Err(FieldError::new(
-                "account",
-                format!("is no longer on the host (ledger status {})", old.status),
-            )
-            .into());
+            return Err(
+                FieldError::coded("account", "replace.gone", &[("status", &old.status)]).into(),
+            );
         }
-        let (keys, refused) = read_keys(key_text).map_err(|e| FieldError::new("key", e.message))?;
+        let (keys, refused) = read_keys(key_text).map_err(|e| FieldError {
+            field: "key".into(),
+            ..e
+        })?;
         if keys.len() + refused.len() != 1 {
-            return Err(FieldError::new(
+            return Err(FieldError::coded(
                 "key",
-                format!(
-                    "holds {} keys: paste exactly one, the key that takes this account's place",
-                    keys.len() + refused.len()
-                ),
+                "replace.count",
+                &[("n", &(keys.len() + refused.len()))],
             )
             .into());
         }
         let Some(new) = keys.into_iter().next() else {
-            let why = refused
-                .first()
-                .map(|r| r.reason.clone())
-                .unwrap_or_default();
-            return Err(FieldError::new("key", why).into());
+            let Some(why) = refused.into_iter().next() else {
+                return Err(FieldError::coded("key", "keys.empty", &[]).into());
+            };
+            return Err(FieldError {
+                field: "key".into(),
+                message: why.reason,
+                said: why.said,
+            }
+            .into());
         };
         let fp = self.cipher.fingerprint(&new.secret);
         if old.fingerprint.as_deref() == Some(fp.as_str()) {
-            return Err(FieldError::new(
-                "key",
-                "is the key this account already has: paste the new key",
-            )
-            .into());
+            return Err(FieldError::coded("key", "replace.same", &[]).into());
         }
         if let Some((other, remote)) = self
             .store
             .ledger_account(batch.host_id, &batch.provider_key, &fp)
             .await?
         {
-            return Err(OpError::Conflict(FieldError::new(
+            return Err(OpError::Conflict(FieldError::coded(
                 "key",
-                format!("is already on this host: batch #{other} imported it (account {remote})"),
+                "replace.held",
+                &[("batch", &other), ("account", &remote)],
             )));
         }
         if self
@@ -109,9 +113,10 @@ impl Core {
             .iter()
             .any(|(f, _, _)| *f == fp)
         {
-            return Err(OpError::Conflict(FieldError::new(
+            return Err(OpError::Conflict(FieldError::coded(
                 "key",
-                "was already brought into this batch (an earlier replacement); use another key",
+                "replace.tried",
+                &[],
             )));
         }
         let head: Value = serde_json::from_str(&batch.plan_json)
@@ -203,15 +208,15 @@ impl Core {
     }
 
     /// Why no key of the batch can be replaced now, if so.
-    async fn replace_refused(&self, batch: &BatchRow) -> Result<Option<String>, OpError> {
+    async fn replace_refused(&self, batch: &BatchRow) -> Result<Option<Said>, OpError> {
         let status = BatchStatus::parse(&batch.status);
         if !matches!(
             status,
             BatchStatus::Succeeded | BatchStatus::PartiallySucceeded | BatchStatus::Failed
         ) {
-            return Ok(Some(format!(
-                "is {}: a key can be replaced only in a batch that was applied and is not running or rolled back",
-                status.as_str()
+            return Ok(Some(Said::new(
+                "replace.batch_state",
+                &[("status", &status.as_str())],
             )));
         }
         Ok(self
@@ -220,12 +225,7 @@ impl Core {
             .await?
             .iter()
             .find(|r| matches!(r.status.as_str(), "running" | "planned"))
-            .map(|busy| {
-                format!(
-                    "has a {} run (#{}) not finished; wait for it to end or resume it",
-                    busy.kind, busy.id
-                )
-            }))
+            .map(|busy| Said::new("replace.busy", &[("kind", &busy.kind), ("run", &busy.id)])))
     }
 
     /// The key-replacement page: the batch's live accounts whose test
@@ -551,11 +551,6 @@ impl Core {
                 s.remote_id.is_some() && matches!(s.state, StepState::Done | StepState::Skipped)
             })
             .and_then(|s| s.remote_id?.parse().ok())
-            .ok_or_else(|| {
-                OpError::Conflict(FieldError::new(
-                    "batch",
-                    "has no group on the host yet: re-run the batch before replacing a key",
-                ))
-            })
+            .ok_or_else(|| OpError::Conflict(FieldError::coded("batch", "replace.no_group", &[])))
     }
 }

@@ -65,6 +65,8 @@ struct Failure {
     message: String,
     field: Option<String>,
     details: Vec<String>,
+    /// The core's coded message, written in the reader's language.
+    said: Option<provisioning_core::model::Said>,
 }
 
 impl Failure {
@@ -74,6 +76,7 @@ impl Failure {
             message: message.into(),
             field: None,
             details: Vec::new(),
+            said: None,
         }
     }
 
@@ -83,6 +86,7 @@ impl Failure {
             message: f.to_string(),
             field: Some(f.field),
             details: Vec::new(),
+            said: f.said,
         }
     }
 }
@@ -186,6 +190,16 @@ async fn render_failure(
             tracing::warn!(error = %e, "could not audit a refused form");
         }
     }
+    let lang = page_ctx(parts).lang;
+    let message = match (&f.said, &f.field) {
+        (Some(said), Some(field)) if lang == crate::i18n::Lang::Zh => {
+            format!(
+                "{field}：{}",
+                crate::i18n::said(lang, Some(said), &f.message)
+            )
+        }
+        _ => f.message,
+    };
     let values: BTreeMap<String, String> = form
         .iter()
         .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
@@ -193,7 +207,7 @@ async fn render_failure(
         .collect();
     let flash = Flash {
         ok: false,
-        message: f.message,
+        message,
         field: f.field,
         details: f.details,
         values,
@@ -961,6 +975,7 @@ pub async fn upload_pack(
                 },
                 field: Some("source".into()),
                 details: issues.iter().map(|i| i.to_string()).collect(),
+                said: None,
             }),
             Err(Err(e)) => Err(e.into()),
         }

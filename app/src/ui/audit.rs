@@ -127,7 +127,7 @@ pub fn AuditPage() -> impl IntoView {
                                                         <td>{e.actor}</td>
                                                         <td><code>{e.action}</code></td>
                                                         <td>{target_view(e.target)}</td>
-                                                        <td><span class=format!("outcome {}", e.outcome)>{e.outcome.clone()}</span></td>
+                                                        <td><span class=format!("outcome {}", e.outcome) data-outcome=e.outcome.clone()>{outcome_word(l, &e.outcome)}</span></td>
                                                         <td class="muted">{e.detail}</td>
                                                     </tr>
                                                 }).collect_view()}

@@ -146,6 +146,24 @@ fn access_badge(l: Lang, s: AccessStatus) -> impl IntoView {
     view! { <span class=class data-access=s.as_str() title=what>{text}</span> }
 }
 
+/// A step's recorded error: the product's words in the reader's language,
+/// the host's (or upstream's) own words kept as they are, as code.
+fn step_error(l: Lang, error: &str) -> impl IntoView {
+    const OURS: &[(&str, &str)] = &[
+        ("account test failed: ", "账号测试失败："),
+        (
+            "GET /v1/models with the probe user's key: ",
+            "用探测用户的密钥请求 GET /v1/models：",
+        ),
+        ("read-back: ", "回读："),
+    ];
+    let (prefix, rest) = OURS
+        .iter()
+        .find_map(|(en, zh)| error.strip_prefix(en).map(|r| (l.t(en, zh), r)))
+        .unwrap_or((l.t("", "原文："), error));
+    view! { {prefix}<code class="host-words">{rest.to_string()}</code> }
+}
+
 /// A journal state in one word, as its badge says it.
 fn state_word(l: Lang, s: StepState) -> &'static str {
     match s {
@@ -391,7 +409,7 @@ pub fn BatchTable(items: Vec<provisioning_core::model::BatchSummary>) -> impl In
                         <td><a href=format!("/batches/{}", b.id)>{format!("#{}", b.id)}</a></td>
                         <td>{b.host_name.clone()}</td>
                         <td><code>{format!("{}/{}", b.pack_id, b.provider_key)}</code></td>
-                        <td>{b.mode.as_str()}</td>
+                        <td data-mode=b.mode.as_str()>{mode_word(l, b.mode)}</td>
                         <td>{b.key_count}</td>
                         <td data-testid="batch-keys">{key_outcomes(l, &b.keys)}</td>
                         <td>{batch_badge(l, b.status)}</td>
@@ -693,7 +711,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             <dt>{l.t("Host", "主机")}</dt><dd><a href=format!("/hosts/{}", b.host_id)>{b.host_name.clone()}</a>" "<span class="muted">{b.host_version.clone().map(|v| format!("v{v}")).unwrap_or_default()}</span></dd>
             <dt>{l.t("Provider", "供应商")}</dt><dd><code>{format!("{}/{}", p.pack_id, p.provider_key)}</code>" "<span class="muted">{format!("pack {}", &p.pack_hash[..12])}</span></dd>
             <dt>{l.t("Platform", "平台")}</dt><dd><code>{p.platform.clone()}</code>" — "{crate::i18n::said(l, p.strategy.as_ref(), &p.strategy_reason)}</dd>
-            <dt>{l.t("Access mode", "开通方式")}</dt><dd>{p.mode.as_str()}</dd>
+            <dt>{l.t("Access mode", "开通方式")}</dt><dd data-mode=p.mode.as_str()>{mode_word(l, p.mode)}</dd>
             <dt>{l.t("Group / channel", "分组 / 渠道")}</dt><dd><code>{p.group_name.clone()}</code></dd>
             <dt>{l.t("Smoke model", "冒烟模型")}</dt><dd><code>{p.smoke_model.clone()}</code></dd>
             <dt>{l.t("Group", "分组")}</dt><dd data-testid="group-shape">{format!("{}{}",
@@ -961,14 +979,14 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
                             <td>{s.remote_id.clone().map(|r| view! { <code>{r}</code> })}</td>
                             <td class="nowrap">{took}</td>
                             <td>
-                                {(!s.error.is_empty()).then(|| view! { <p class=if unknown || s.state == StepState::Skipped { "muted" } else { "field-error" }>{s.error.clone()}</p> })}
+                                {(!s.error.is_empty()).then(|| view! { <p class=if unknown || s.state == StepState::Skipped { "muted" } else { "field-error" }>{step_error(l, &s.error)}</p> })}
                                 {unknown.then(|| view! { <p class="small">{l.t("Not resent: the host cannot say whether the first attempt created it. Look for it on the host; if it is there, re-plan (the new plan adopts it); if not, re-plan to create it.", "未重发：主机无法判断第一次请求是否已创建。请在主机上查找：若已存在，重新规划即可接管；若不存在，重新规划以创建。")}</p> })}
                                 {inline.then(|| view! {
                                     <details>
                                         <summary>{l.t("request / response", "请求 / 响应")}</summary>
                                         <pre class="evidence">{s.request.clone()}</pre>
                                         <pre class="evidence">{s.response.clone()}</pre>
-                                        <p class="muted small">{format!("Idempotency-Key {} · marker {}", s.idempotency_key, s.marker)}</p>
+                                        <p class="muted small">{l.t("", "幂等键 ")}<code>"Idempotency-Key"</code>" "<code>{s.idempotency_key.clone()}</code>{l.t(" · marker ", " · 标记 ")}<code>{s.marker.clone()}</code></p>
                                     </details>
                                 })}
                                 {on_demand.then(|| view! {
@@ -1035,11 +1053,11 @@ pub fn StepPage() -> impl IntoView {
                             <dl class="facts">
                                 <dt>{l.t("Kind", "类型")}</dt><dd><code>{s.kind.as_str()}</code>" · "{action_word(l, s.action)}" · "{l.t("run", "运行")}" "{s.run_id}</dd>
                                 <dt>{l.t("Remote id", "远端 ID")}</dt><dd><code>{s.remote_id.clone().unwrap_or_else(|| "—".into())}</code></dd>
-                                <dt>"Idempotency-Key"</dt><dd><code>{s.idempotency_key.clone()}</code></dd>
+                                <dt>{l.t("", "幂等键 ")}<code>"Idempotency-Key"</code></dt><dd><code>{s.idempotency_key.clone()}</code></dd>
                                 <dt>{l.t("Marker", "标记")}</dt><dd><code>{s.marker.clone()}</code></dd>
                                 <dt>{l.t("When", "时间")}</dt><dd class="muted">{s.started_at_ms.map(when).unwrap_or_default()}{match (s.started_at_ms, s.finished_at_ms) { (Some(a), Some(z)) => format!(" · {} ms", z - a), _ => String::new() }}</dd>
                             </dl>
-                            {(!s.error.is_empty()).then(|| view! { <p class="field-error" data-testid="step-error">{s.error.clone()}</p> })}
+                            {(!s.error.is_empty()).then(|| view! { <p class="field-error" data-testid="step-error">{step_error(l, &s.error)}</p> })}
                             <h2>{l.t("Request (redacted)", "请求（已脱敏）")}</h2>
                             <pre class="evidence" data-testid="step-request">{if s.request.is_empty() { l.t("(none recorded)", "（未记录）").to_string() } else { s.request.clone() }}</pre>
                             <h2>{l.t("Response (redacted)", "响应（已脱敏）")}</h2>
@@ -1201,7 +1219,7 @@ fn ReplaceForm(view: ReplaceView) -> impl IntoView {
     };
     let body = if let Some(why) = v.refused.clone() {
         view! {
-            <p class="flash bad" data-testid="replace-refused">{l.t("No key of this batch can be replaced now: the batch ", "现在不能替换此批次的密钥：该批次")}{why}</p>
+            <p class="flash bad" data-testid="replace-refused">{l.t("No key of this batch can be replaced now: the batch ", "现在不能替换此批次的密钥：该批次")}{crate::i18n::said(l, Some(&why), "")}</p>
         }
         .into_any()
     } else if v.candidates.is_empty() {

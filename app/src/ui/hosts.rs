@@ -287,7 +287,10 @@ fn HostDetailView(detail: HostDetailData) -> impl IntoView {
                 AdminAuthKind::ApiKey => l.t("(admin API key)", "（管理员 API 密钥）"),
                 AdminAuthKind::Password => l.t("(email and password)", "（邮箱和密码）"),
             }}</span></dd>
-            <dt>{l.t("Probe user", "探测用户")}</dt><dd>{h.probe_user_email.clone().unwrap_or_else(|| l.t("none", "无").to_string())}</dd>
+            <dt>{l.t("Probe user", "探测用户")}</dt><dd>{match h.probe_user_email.clone() {
+                Some(e) => view! { <code>{e}</code> }.into_any(),
+                None => l.t("none", "无").into_any(),
+            }}</dd>
             <dt>{l.t("Registered", "登记时间")}</dt><dd>{when(h.created_at_ms)}</dd>
         </dl>
         {match detail.latest {

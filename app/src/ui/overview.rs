@@ -106,7 +106,7 @@ pub fn OverviewPage() -> impl IntoView {
                                         view! {
                                             <ul class="activity">
                                                 {o.recent.into_iter().map(|e| view! {
-                                                    <li><span class="muted">{when(e.at_ms)}</span>" "<b>{e.actor}</b>" "{e.action}" "<code>{e.target}</code>" → "{e.outcome}</li>
+                                                    <li><span class="muted">{when(e.at_ms)}</span>" "<b>{e.actor}</b>" "<code>{e.action}</code>" "<code>{e.target}</code>" → "<span class=format!("outcome {}", e.outcome)>{outcome_word(l, &e.outcome)}</span></li>
                                                 }).collect_view()}
                                             </ul>
                                             <a href="/audit">{l.t("Full audit log", "完整审计日志")}</a>

@@ -131,7 +131,7 @@ pub fn PackPage() -> impl IntoView {
                                             {l.t("Platform: ", "平台：")}{p.native_platform.clone().map(|n| format!("{n} (native) or openai")).unwrap_or_else(|| "openai".into())}
                                             " · "<code>{p.base_url.clone()}</code>
                                             " · "{l.t("smoke model ", "冒烟模型 ")}<code>{p.smoke_model.clone()}</code>
-                                            " · "{l.t("default access ", "默认开通 ")}{p.access.mode.as_str()}
+                                            " · "{l.t("default access ", "默认开通 ")}{mode_word(l, p.access.mode)}
                                         </p>
                                         <table class="grid">
                                             <thead><tr>

@@ -195,3 +195,40 @@ pub fn loading(l: Lang) -> impl IntoView {
 pub fn when(ms: i64) -> String {
     provisioning_core::model::format_ms(ms)
 }
+
+/// An access mode in words (`self_service`, `subscription`).
+pub fn mode_word(l: Lang, m: provisioning_core::model::AccessMode) -> &'static str {
+    match m {
+        provisioning_core::model::AccessMode::SelfService => {
+            l.t("self-service (balance)", "自助（按余额）")
+        }
+        provisioning_core::model::AccessMode::Subscription => l.t("subscription", "订阅"),
+    }
+}
+
+/// An audit outcome in words; one this table does not know stays as the
+/// code it is.
+pub fn outcome_word(l: Lang, outcome: &str) -> String {
+    let zh = match outcome {
+        "ok" => "成功",
+        "failed" => "失败",
+        "started" => "已开始",
+        "planned" => "已规划",
+        "denied" => "被拒绝（角色）",
+        "invalid" => "输入无效",
+        "conflict" => "冲突",
+        "not_found" => "不存在",
+        "throttled" => "已限流",
+        "succeeded" => "成功",
+        "partially_succeeded" => "部分成功",
+        "rolled_back" => "已回滚",
+        "rollback_failed" => "回滚失败",
+        "discarded" => "已放弃",
+        "done" => "完成",
+        _ => return outcome.to_string(),
+    };
+    match l {
+        Lang::Zh => zh.to_string(),
+        _ => outcome.to_string(),
+    }
+}

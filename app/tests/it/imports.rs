@@ -722,6 +722,99 @@ async fn a_chinese_operator_gets_the_servers_messages_and_badges_in_chinese() {
 }
 
 #[tokio::test]
+async fn field_errors_skip_reasons_and_the_strategy_read_in_chinese_from_their_codes() {
+    let app = TestApp::spawn().await;
+    let (_up, id) = planned(&app).await;
+    applied(&app, id).await;
+    let zh = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers({
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert("accept-language", "zh-CN".parse().unwrap());
+            h
+        })
+        .build()
+        .unwrap();
+    app.sign_in(&zh, "root").await;
+    // A form refused by the core's validation: the field, in Chinese.
+    let form: Vec<(String, String)> = app
+        .host_form("h2")
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if k == "base_url" {
+                "ftp://gateway.example.com".to_string()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect();
+    let p = app.submit(&zh, "/hosts/new", &pairs(&form)).await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(
+        p.body.contains("base_url：必须以 http:// 或 https:// 开头"),
+        "{}",
+        p.body
+    );
+    assert!(!p.body.contains("must start with http"));
+    // A plan of keys the first batch imported, and one too short.
+    let host = app.core.list_hosts().await.unwrap()[0].id;
+    let pv = app
+        .core
+        .store
+        .batch(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .pack_version_id;
+    let text = "sk-healthy-provider-key-000000000001\nsk-healthy-provider-key-000000000001\nabc"
+        .to_string();
+    let again = app
+        .core
+        .plan_batch(
+            "root",
+            &provisioning_core::ops::BatchRequest {
+                host_id: host,
+                pack_version_id: pv,
+                provider_key: "ds".into(),
+                mode: None,
+                keys_text: text,
+            },
+        )
+        .await
+        .unwrap();
+    let page = app.get_with(&zh, &format!("/batches/{again}")).await;
+    for zh_text in [
+        &format!("已由批次 #{id} 导入（账号"),
+        "在本批次中前面已出现过",
+        "太短，不像密钥",
+        "主机具备原生 `deepseek` 平台",
+        "所有密钥均被跳过：本批次只重新检查访问和就绪",
+        "分组 relay-ds",
+        "就绪检查",
+    ] {
+        assert!(page.body.contains(zh_text), "{zh_text}");
+    }
+    for en in [
+        "already imported by batch",
+        "appears earlier in this batch",
+        "too short to be a key",
+        "the host has the native",
+        "Every key was skipped",
+        "readiness gate",
+    ] {
+        assert!(!page.body.contains(en), "{en} in a zh page");
+    }
+    // The same plan in English reads as before.
+    let en = app.get(&format!("/batches/{again}")).await;
+    assert!(en
+        .body
+        .contains(&format!("already imported by batch #{id}")));
+    assert!(en.body.contains("readiness gate"));
+}
+
+#[tokio::test]
 async fn a_diagnosis_reads_in_chinese_for_a_chinese_operator() {
     let app = TestApp::spawn().await;
     let (_up, id) = planned(&app).await;
