@@ -255,6 +255,147 @@ pub fn said_zh(code: &str) -> Option<&'static str> {
         "replace.held" => "已在此主机上：由批次 #{batch} 导入（账号 {account}）",
         "replace.tried" => "已被带入本批次（之前的一次替换）；请换一个密钥",
         "replace.no_group" => "在主机上还没有分组：替换密钥前请先重新执行该批次",
+        "field.secret_long" => "太长（最多 {max} 个字符）",
+        "field.no_spaces" => "不能包含空格或换行",
+        "field.email" => "不是电子邮件地址",
+        "host.auth_kind" => "必须是 `api_key`（管理员 API 密钥）或 `password`（管理员邮箱和密码）",
+        "host.probe_email_needed" => "填写了探测用户密码时为必填项",
+        "host.probe_password_needed" => "填写了探测用户邮箱时为必填项",
+        "host.unreachable" => "无法作为 Sub2API 主机访问（无应答、被拒绝、超时，或是其他类型的服务器）。请检查 URL；管理员可在审计日志中查看详情",
+        "host.outbound_refused" => "被出站访问策略拒绝（该地址不允许访问）",
+        "host.requires_2fa" => "该管理员账号使用双因素认证登录，请改用管理员 API 密钥",
+        "host.refused" => "被主机拒绝（{code}{said}）",
+        "host.unexpected" => "管理 API 的应答不符合预期：{error}",
+        "host.name_taken" => "名为 `{name}` 的主机已存在",
+        "host.reenter" => "必须重新填写：基础 URL 换到了另一个源（协议、主机或端口），已保存的密钥绝不会发往新的源",
+        "host.has_batches" => "有 {n} 个导入批次的证据引用它，因此保留",
+        "accounts.query_long" => "比任何密钥掩码或指纹都长（最多 100 个字符）",
+        "operator.name_taken" => "名为 `{username}` 的操作员已存在（或曾存在后被移除：审计日志保留该名称）",
+        "operator.reset_self" => "是你自己：请在“我的账号”页修改自己的密码（需要输入当前密码）",
+        "operator.throttled" => "在最近 {minutes} 分钟内错误 {n} 次，请稍后再试",
+        "operator.wrong_current" => "不是你当前的密码",
+        "operator.same_password" => "与当前密码相同",
+        "operator.remove_self" => "是你自己：需由另一位管理员移除你",
+        "operator.last_admin" => "是最后一位启用的管理员：请先设立另一位管理员",
+        "operator.role" => "未知角色 `{role}`；应为 admin、operator 或 viewer",
+        "setup.token_required" => "为必填项：它在服务启动时打印在服务器日志中",
+        "setup.token_invalid" => "无效：请使用服务器日志中最新的令牌；如果已完成初始化，请直接登录",
+        "compliance.none" => "没有合规门禁（v0.1.136 引入）：无需接受任何内容",
+        "compliance.accepted" => "无需填写：该凭据已接受合规文本 {version}",
+        "compliance.phrase_required" => "为必填项：输入主机给出的确认语以接受其合规文本",
+        "compliance.phrase_mismatch" => "与主机的确认语不一致：请按显示内容原样输入（英文或中文）",
+        "compliance.phrase_refused" => "被主机拒绝：与其确认语不一致",
+        "adminkey.exists" => "已在使用管理员 API 密钥；如需更换，请在主机管理面板中重新生成，然后编辑该主机",
+        "adminkey.confirm" => "必须勾选：新密钥会替换主机现有的管理员密钥，使用旧密钥的工具将无法再工作",
+        "adminkey.locked" => "被合规门禁锁定（HTTP 423）：请先接受合规文本",
+        "discard.again" => "状态为 {status}：只有从未执行过的已规划批次才能丢弃",
+        "discard.applied" => "状态为 {status}：只有从未执行过的已规划批次才能丢弃；如要移除它创建的内容，请回滚",
+        "batch.discarded" => "已丢弃：其中任何内容都不会执行；请重新规划批次",
+        "batch.rolled_back" => "已回滚（或正在回滚）：请重新规划批次",
+        "batch.blocked" => "无法在该主机上执行：主机缺少计划所需的能力（原因和处理办法见批次页的“受阻”一节）。未向主机写入任何内容。",
+        "batch.busy" => "有一个 {kind} 运行正在进行，请等待其结束",
+        "batch.leased" => "正由另一个进程（{owner}）处理，其租约到 {until} 为止；页面会显示进度",
+        "plan.no_probe_user" => "没有探测用户：就绪需用真实用户密钥证明，请为该主机填写探测用户的邮箱和密码",
+        "plan.probe_failed" => "上次探测失败：请先修复问题并重新探测（详情见主机页）",
+        "plan.probe_user_blocked" => "无法打通访问：探测用户无法登录（{reason}）。请在主机上修复后重新探测",
+        "plan.probe_user_refused" => "无法打通访问：探测用户登录被拒绝（{code}）。请检查探测用户的邮箱和密码（该用户必须已存在于主机上），然后重新探测",
+        "plan.no_subscriptions" => "订阅模式需要支持订阅的主机；请改用 self_service（自助）模式",
+        "plan.host_unreadable" => "规划时无法读取主机：{error}",
+        "plan.group_taken" => "主机上已有一个名为 `{name}` 的分组，且不是本产品创建的；请在模板包中把 group.name 改为其他名称",
+        "plan.channel_taken" => "主机上已有一个名为 `{name}` 的渠道，且不是本产品创建的",
+        "plan.provider_missing" => "模板包 {pack} 中没有 `{provider}`（其中有：{has}）",
+        "filter.provider_long" => "比任何供应商标识都长",
+        "filter.status" => "{status} 不是批次状态",
+        "rollback.never_applied" => "从未执行过：主机上没有可回滚的内容",
+        "rollback.running" => "正在运行：请等其结束后再回滚",
+        "rollback.done" => "已经回滚",
+        "rollback.applying" => "正在执行：请等执行结束后再回滚",
+        "failed.status" => "状态为 {status}：现在不能更改其失败的账号",
+        "failed.none" => "没有测试失败且仍在主机上的账号",
+        "drift.reason" => "请说明忽略的原因（至少 3 个字符）",
+        "drift.days" => "必须在 1 到 365 之间",
+        "drift.no_check" => "还没有漂移检查：请先检查该主机",
+        "drift.not_in_check" => "`{key}` 不在最新一次检查中；请重新检查",
+        "drift.not_offered" => "此发现不提供 `{action}`（可用：{offered}）",
+        "drift.no_batch" => "没有可记录此修复的批次",
+        "drift.unknown_kind" => "未知类型 {kind}",
+        "drift.gone" => "该对象已不在主机上；请重新检查",
+        "drift.not_duplicate" => "是台账自己的对象，不是重复项",
+        "drift.not_in_ledger" => "不在台账中",
+        "drift.unknown_action" => "未知操作 `{action}`",
+        "drift.subscription" => "订阅无法原地重新应用；请将其从台账移除后重新规划",
+        "block.lacks" => "主机 {version} 缺少 `{capability}`（{evidence}）：{why}。",
+        "why.passthrough" => "该供应商只支持 chat completions，而 v0.1.127 之前主机的 `openai` 平台会把每个请求以 /v1/responses 发往上游（忽略 `openai_responses_mode`），供应商对此返回 404：每次账号测试和每个请求都会失败",
+        "act.passthrough" => "将主机升级到 v0.1.127 或更高版本（v0.1.179 起还有原生的 deepseek/kimi/zhipu 平台），重新探测，然后重新规划。",
+        "why.minimax" => "原生的 `{platform}` 平台在 v0.2.4 引入",
+        "act.minimax" => "将主机升级到 v0.2.4 或更高版本，或在具备该平台的主机上规划。",
+        "why.cn_platforms" => "原生的 `{platform}` 平台在 v0.1.178 引入",
+        "act.cn_platforms" => "将主机升级到 v0.1.179 或更高版本，重新探测，然后重新规划。",
+        "why.admin_key_binding" => "专属分组拒绝用户自行绑定密钥，因此探测用户的密钥要通过管理 API 绑定（PUT /admin/api-keys/:id，v0.1.89），它会授予该分组",
+        "act.admin_key_binding" => "将主机升级到 v0.1.89 或更高版本，或在模板包中设置 `group.exclusive: false`。",
+        "why.subscriptions" => "订阅访问会给探测用户分配该分组的订阅",
+        "act.subscriptions" => "改用 self_service（自助）模式，或使用支持订阅的主机。",
+        "discard.started" => "已开始执行：不能再丢弃；请在其结束后回滚",
+        "is.empty" => "为空",
+        "is.bool" => "是 `{value}`（是/否）",
+        "is.number" => "是数字 {value}",
+        "is.text" => "是文本“{value}”",
+        "is.long_text" => "是一段长文本",
+        "is.list" => "是一个列表",
+        "is.table" => "是一个字段表",
+        "is.value" => "是 {value}",
+        "pack.bytes" => "有 {n} 字节",
+        "pack.not_a_field" => "不是此处可用的字段",
+        "pack.missing" => "缺失",
+        "pack.bad_id" => "`{value}` 不是有效的模板包 id",
+        "pack.bad_provider_key" => "`{value}` 不是有效的供应商标识",
+        "pack.not_date" => "`{value}` 不是日期",
+        "pack.bad_platform" => "`{value}` 不是原生国内平台",
+        "pack.bad_family" => "`{value}` 不是已知的 API 系列",
+        "pack.bad_url" => "`{value}` 不是 http(s) URL",
+        "pack.not_a_model" => "`{value}` 不是该供应商的模型",
+        "pack.bad_model_id" => "不是有效的模型 id",
+        "pack.cny_no_rate" => "是 CNY，但模板包没有 exchange_rate",
+        "pack.bad_billing" => "`{value}` 不是计费来源",
+        "pack.name_length" => "为空或太长",
+        "want.text" => "文本",
+        "want.number" => "数字，例如 0.3",
+        "want.count" => "整数，例如 1",
+        "want.bool" => "true 或 false",
+        "want.one_of" => "以下之一：{words}",
+        "want.one_of_or_none" => "以下之一：{words}（或不填）",
+        "want.table" => "按名称分项的表，每项以其名称为键",
+        "want.record" => "字段表",
+        "want.needed" => "此处必须有该字段",
+        "want.bytes" => "最多 {max} 字节",
+        "want.pack" => "YAML 或 TOML 格式的模板包",
+        "want.syntax" => "含 schema 1 字段的 {format} 模板包（参见内置模板包）",
+        "want.exact" => "{value}",
+        "want.slug" => "1–64 个字符，只用 a-z、0-9、- 和 _",
+        "want.display_name" => "显示名称",
+        "want.rate" => "正数，例如 7.1",
+        "want.rate_source" => "汇率的来源",
+        "want.date" => "YYYY-MM-DD",
+        "want.provider" => "至少一个供应商",
+        "want.url_example" => "URL，例如 https://api.deepseek.com",
+        "want.url" => "URL",
+        "want.model" => "至少一个模型",
+        "want.model_id" => "1–100 个字符，不含空格",
+        "want.price" => "每百万 token 的价格，≥ 0",
+        "want.exchange_rate" => "在模板包顶部写 exchange_rate（cny_per_usd、source、date），因为主机以美元存储价格",
+        "want.price_source" => "价格的出处（URL）",
+        "want.multiplier" => "大于 0 的数（主机对 0 会报内部错误）",
+        "want.group_name" => "1–90 个字符",
+        "want.limit" => "≥ 0 的数（0 表示不限）",
+        "want.days" => "1 到 36500 天",
+        "want.positive" => "大于 0 的数",
+        "undo.shared" => "也被批次 {batches} 使用：在它们回滚之前保留",
+        "undo.gone" => "已不在主机上；只更新台账",
+        "undo.as_applied" => "与写入时一致",
+        "undo.forced" => "写入后在主机上被改动；因操作员选择强制而删除",
+        "undo.changed" => "写入后在主机上被改动：除非强制，否则保留",
+        "undo.top_up" => "探测用户 ${amount} 的余额充值（步骤 {step}）不会撤销：余额可能已被使用，主机也保留其用量记录。",
+        "undo.usage" => "已通过这些账号计费的用量会保留在主机的用量记录中。",
         "wait.models" => "等待 GET /v1/models 列出 {model}（主机对每个分组的模型列表最多缓存 {cache} 秒）：第 {listings} 次查询，已用 {elapsed} 秒，{next} 秒后再查",
         "warn.unknown_need" => "无法判断主机是否具备 `{capability}`（{evidence}）；缺少它时此方案无法工作。账号测试会给出结果。",
         _ => return None,
@@ -271,6 +412,81 @@ pub fn said(lang: Lang, said: Option<&provisioning_core::model::Said>, stored: &
         (_, Some(s)) => s.english(),
         (_, None) => stored.to_string(),
     }
+}
+
+/// A form field's name as the pages label it (a field error begins with it).
+pub fn field_name(lang: Lang, field: &str) -> String {
+    let zh = match field {
+        "name" => "名称",
+        "base_url" => "基础 URL",
+        "auth_kind" => "管理员凭据类型",
+        "admin_api_key" => "管理员 API 密钥",
+        "admin_email" => "管理员邮箱",
+        "admin_password" => "管理员密码",
+        "probe_user_email" => "探测用户邮箱",
+        "probe_user_password" => "探测用户密码",
+        "username" => "用户名",
+        "password" => "密码",
+        "current_password" => "当前密码",
+        "new_password" => "新密码",
+        "confirm" => "确认",
+        "role" => "角色",
+        "token" => "初始化令牌",
+        "phrase" => "确认语",
+        "host" => "主机",
+        "provider" => "供应商",
+        "mode" => "访问模式",
+        "keys" | "keys_text" => "密钥",
+        "key" | "new_key" => "新密钥",
+        "batch" => "批次",
+        "account" => "账号",
+        "q" => "搜索",
+        "status" => "状态",
+        "reason" => "原因",
+        "days" => "天数",
+        "finding" => "发现",
+        "action" => "操作",
+        "id" => "操作员",
+        "pack" => "模板包",
+        _ => return field.to_string(),
+    };
+    match lang {
+        Lang::Zh => zh.to_string(),
+        Lang::En => field.to_string(),
+    }
+}
+
+/// A pack problem as one line in the reader's language: line, path, what
+/// is wrong and what was expected (the parser's own words stay English).
+pub fn pack_issue(lang: Lang, i: &provisioning_core::model::PackIssue) -> String {
+    if lang != Lang::Zh {
+        return i.to_string();
+    }
+    let mut out = match i.line {
+        Some(l) => format!("第 {l} 行，{}：", i.path),
+        None => format!("{}：", i.path),
+    };
+    out += &said(lang, i.said.as_ref(), &i.message);
+    let expected = said(lang, i.expected_said.as_ref(), &i.expected);
+    if !expected.is_empty() {
+        out += &format!("（应为{expected}）");
+    }
+    out
+}
+
+/// A plan blocker's message and what to do, in the reader's language (the
+/// message's `why` is itself a coded message).
+pub fn blocker(lang: Lang, b: &provisioning_core::model::PlanBlocker) -> (String, String) {
+    let message = match (lang, &b.said, &b.why) {
+        (Lang::Zh, Some(s), Some(why)) => {
+            let mut s = s.clone();
+            s.args
+                .insert("why".into(), said(lang, Some(why), &b.message));
+            said(lang, Some(&s), &b.message)
+        }
+        _ => said(lang, b.said.as_ref(), &b.message),
+    };
+    (message, said(lang, b.action_said.as_ref(), &b.action))
 }
 
 /// A note a step carries (stored as a coded message, or plain text).
@@ -362,11 +578,11 @@ mod tests {
     fn every_probe_finding_code_has_a_chinese_message_and_action() {
         for (code, en) in provisioning_core::model::SAID {
             let zh = super::said_zh(code).unwrap_or_else(|| panic!("{code} is not translated"));
-            // The same parameters in both languages (bar `why`, English
-            // capability prose the Chinese sentence says in its own words).
+            // The same parameters in both languages (bar `why` and `…_en`,
+            // English prose the Chinese sentence says in its own words).
             let named = |t: &str| {
                 let mut p = super::params(t);
-                p.retain(|n| n != "why");
+                p.retain(|n| n != "why" && !n.ends_with("_en"));
                 p
             };
             assert_eq!(named(en), named(zh), "{code}");

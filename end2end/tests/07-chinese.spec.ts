@@ -1,5 +1,6 @@
 // A zh-CN operator's pages say nothing in English: the overview, a host,
-// a pack, and a batch planned, applying, done and diagnosed. Data stays as
+// a pack and a pack's problems, a batch planned, applying, done and
+// diagnosed, and a rollback preview. Data stays as
 // it is (host, pack and model names, masked keys, codes, the host's own
 // words in evidence blocks); what the product writes is Chinese.
 import { test, expect, Page } from '@playwright/test';
@@ -14,7 +15,7 @@ const ENGLISH =
 async function englishOn(page: Page): Promise<string[]> {
   return page.evaluate((source) => {
     const re = new RegExp(source, 'i');
-    const skip = 'code, pre, script, style, .mono, .evidence, option, [data-data]';
+    const skip = 'code, pre, script, style, textarea, .mono, .evidence, option, [data-data]';
     const out: string[] = [];
     const main = document.querySelector('main');
     if (!main) return ['(no main)'];
@@ -55,6 +56,13 @@ test.describe.serial('zh-CN', () => {
     await expect(page).toHaveURL(/\/packs\/\d+/);
     await noEnglish(page, 'pack');
 
+    // A pack with problems: every one located and said in Chinese.
+    await page.goto(`${e.url}/packs`);
+    await page.locator('textarea[name=source]').fill('schema: 2\nid: Bad Id\nname: ""\nproviders: {}\n');
+    await page.getByTestId('pack-form').locator('button[type=submit]').click();
+    await expect(page.getByTestId('issues')).toContainText('第 2 行，id：`Bad Id` 不是有效的模板包 id');
+    await noEnglish(page, 'pack with problems');
+
     // A plan of keys earlier specs imported: every key is skipped, with why.
     await page.goto(`${e.url}/batches/new`);
     const form = page.getByTestId('batch-form');
@@ -72,6 +80,9 @@ test.describe.serial('zh-CN', () => {
     await noEnglish(page, 'applying batch');
     await expect(page.locator('h1 [data-status=succeeded]')).toBeVisible({ timeout: 45_000 });
     await noEnglish(page, 'done batch');
+    await page.getByTestId('rollback').click();
+    await expect(page.getByTestId('confirm-rollback')).toBeVisible();
+    await noEnglish(page, 'rollback preview');
 
     // A batch an earlier spec diagnosed (its key had no balance).
     await page.goto(`${e.url}/batches?status=failed`);

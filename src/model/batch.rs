@@ -312,6 +312,15 @@ pub struct PlanBlocker {
     pub message: String,
     /// What the operator can do about it.
     pub action: String,
+    /// `message` as a coded message (`block.lacks`; its `why` parameter is
+    /// English, [`PlanBlocker::why`] says it in code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub said: Option<super::Said>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<super::Said>,
+    /// `action` as a coded message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_said: Option<super::Said>,
 }
 
 /// Field names and pricing rules that differ between host versions, fixed
@@ -822,8 +831,19 @@ pub struct RollbackItem {
     /// `remove`, `keep` (shared, or changed and not forced) or `gone`.
     pub decision: String,
     pub reason: String,
+    /// `reason` as a coded message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub said: Option<super::Said>,
     /// Fields changed on the host since apply: (field, applied, now).
     pub changed: Vec<(String, String, String)>,
+}
+
+impl RollbackItem {
+    /// Sets the reason, in English and as its code.
+    pub fn say(&mut self, said: super::Said) {
+        self.reason = said.english();
+        self.said = Some(said);
+    }
 }
 
 /// What a rollback would do, in the order it would do it.
@@ -833,6 +853,9 @@ pub struct RollbackPreview {
     pub items: Vec<RollbackItem>,
     /// What no rollback can undo (spent balance, top-ups).
     pub irreversible: Vec<String>,
+    /// `irreversible` as coded messages, in the same order.
+    #[serde(default)]
+    pub irreversible_said: Vec<super::Said>,
     /// Observed at (ms).
     pub observed_at_ms: i64,
 }

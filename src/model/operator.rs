@@ -33,9 +33,10 @@ impl Role {
             "viewer" => Ok(Role::Viewer),
             "operator" => Ok(Role::Operator),
             "admin" => Ok(Role::Admin),
-            other => Err(FieldError::new(
+            other => Err(FieldError::coded(
                 "role",
-                format!("unknown role `{other}`; expected admin, operator or viewer"),
+                "operator.role",
+                &[("role", &other)],
             )),
         }
     }

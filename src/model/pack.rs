@@ -246,6 +246,29 @@ pub struct PackIssue {
     pub line: Option<u32>,
     pub message: String,
     pub expected: String,
+    /// `message` as a coded message (`None` for the parser's own words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub said: Option<super::Said>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_said: Option<super::Said>,
+}
+
+impl PackIssue {
+    pub fn coded(
+        path: &str,
+        line: Option<u32>,
+        message: super::Said,
+        expected: super::Said,
+    ) -> PackIssue {
+        PackIssue {
+            path: path.to_string(),
+            line,
+            message: message.english(),
+            expected: expected.english(),
+            said: Some(message),
+            expected_said: Some(expected),
+        }
+    }
 }
 
 impl std::fmt::Display for PackIssue {

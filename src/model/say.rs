@@ -121,6 +121,147 @@ pub const SAID: &[(&str, &str)] = &[
         "wait.models",
         "waiting for GET /v1/models to list {model} (the host caches each group's model list for up to {cache} s): listing {listings}, {elapsed} s so far, next in {next} s",
     ),
+    ("field.secret_long", "is too long (at most {max} characters)"),
+    ("field.no_spaces", "must not contain spaces or line breaks"),
+    ("field.email", "is not an email address"),
+    ("host.auth_kind", "must be `api_key` (admin API key) or `password` (admin email and password)"),
+    ("host.probe_email_needed", "is required when a probe-user password is given"),
+    ("host.probe_password_needed", "is required when a probe-user email is given"),
+    ("host.unreachable", "could not be reached as a Sub2API host (no answer, refused, timed out, or another kind of server). Check the URL; an administrator finds the detail in the audit log"),
+    ("host.outbound_refused", "{why_en}"),
+    ("host.requires_2fa", "this admin account signs in with two-factor authentication; use the admin API key instead"),
+    ("host.refused", "was refused by the host ({code}{said})"),
+    ("host.unexpected", "the admin API did not answer as expected: {error}"),
+    ("host.name_taken", "a host named `{name}` already exists"),
+    ("host.reenter", "must be entered again: the base URL moves to another origin (scheme, host or port), and stored secrets are never sent to a new origin"),
+    ("host.has_batches", "has {n} import batches whose evidence refers to it; it stays"),
+    ("accounts.query_long", "is longer than any key mask or fingerprint (100 characters at most)"),
+    ("operator.name_taken", "an operator named `{username}` already exists (or existed and was removed: the audit log keeps that name)"),
+    ("operator.reset_self", "is you: change your own password on your account page (it asks for the current one)"),
+    ("operator.throttled", "was wrong {n} times in the last {minutes} minutes: try again later"),
+    ("operator.wrong_current", "is not your current password"),
+    ("operator.same_password", "is the same as the current one"),
+    ("operator.remove_self", "is you: another admin must remove you"),
+    ("operator.last_admin", "is the last enabled admin: make another admin first"),
+    ("operator.role", "unknown role `{role}`; expected admin, operator or viewer"),
+    ("setup.token_required", "is required: it was printed in the server log at start"),
+    ("setup.token_invalid", "is not valid: use the newest token from the server log, or sign in if setup is already done"),
+    ("compliance.none", "has no compliance gate (added in v0.1.136): there is nothing to accept"),
+    ("compliance.accepted", "is not needed: the compliance text {version} is already accepted for this credential"),
+    ("compliance.phrase_required", "is required: type the host's phrase to accept its compliance text"),
+    ("compliance.phrase_mismatch", "does not match the host's phrase: type it exactly as shown (English or Chinese)"),
+    ("compliance.phrase_refused", "was refused by the host: it does not match its phrase"),
+    ("adminkey.exists", "already uses an admin API key; to replace it, regenerate it in the host's panel and edit the host"),
+    ("adminkey.confirm", "must be ticked: a new key replaces any admin key the host has, and tools using the old one stop working"),
+    ("adminkey.locked", "is locked by its compliance gate (HTTP 423): accept the compliance text first"),
+    ("discard.again", "is {status}: only a planned batch that was never applied can be discarded"),
+    ("discard.applied", "is {status}: only a planned batch that was never applied can be discarded; roll it back instead to remove what it created"),
+    ("batch.discarded", "was discarded: nothing of it runs; plan a new batch instead"),
+    ("batch.rolled_back", "was rolled back (or is being rolled back): plan a new batch instead"),
+    ("batch.blocked", "cannot be applied on this host: {message_en} {action_en} Nothing was written to the host."),
+    ("batch.busy", "has a {kind} run running; wait for it to end"),
+    ("batch.leased", "is being {what_en} by another process ({owner}) whose lease runs until {until}; the page shows its progress"),
+    ("plan.no_probe_user", "has no probe user: readiness is proven with a real user key, so add the probe user's email and password to the host"),
+    ("plan.probe_failed", "failed its last probe ({headline_en}): fix that and probe again"),
+    ("plan.probe_user_blocked", "cannot close access: the probe user cannot sign in ({reason}). Fix that on the host and probe again"),
+    ("plan.probe_user_refused", "cannot close access: the probe user's sign-in was refused ({code}). Check the probe user's email and password (the user must exist on the host), then probe again"),
+    ("plan.no_subscriptions", "subscription needs a host with subscriptions; use self_service"),
+    ("plan.host_unreadable", "could not be read while planning: {error}"),
+    ("plan.group_taken", "the host already has a group named `{name}` that this product did not create; set group.name in the pack to another name"),
+    ("plan.channel_taken", "the host already has a channel named `{name}` that this product did not create"),
+    ("plan.provider_missing", "`{provider}` is not in pack {pack} (it has: {has})"),
+    ("filter.provider_long", "is longer than any provider key"),
+    ("filter.status", "{status} is not a batch status"),
+    ("rollback.never_applied", "was never applied: there is nothing on the host to roll back"),
+    ("rollback.running", "is running: wait for it to end before rolling it back"),
+    ("rollback.done", "is already rolled back"),
+    ("rollback.applying", "is being applied: wait for the apply to end before rolling it back"),
+    ("failed.status", "is {status}: its failed accounts cannot be changed now"),
+    ("failed.none", "has no account whose test failed that is still on the host"),
+    ("drift.reason", "say why it is ignored (at least 3 characters)"),
+    ("drift.days", "must be between 1 and 365"),
+    ("drift.no_check", "no drift check yet: check the host first"),
+    ("drift.not_in_check", "`{key}` is not in the newest check; check again"),
+    ("drift.not_offered", "`{action}` is not offered for this finding (offered: {offered})"),
+    ("drift.no_batch", "has no batch to record the repair in"),
+    ("drift.unknown_kind", "unknown kind {kind}"),
+    ("drift.gone", "the object is gone from the host; check again"),
+    ("drift.not_duplicate", "is the ledger's own object, not a duplicate"),
+    ("drift.not_in_ledger", "is not in the ledger"),
+    ("drift.unknown_action", "unknown action `{action}`"),
+    ("drift.subscription", "a subscription cannot be re-applied in place; forget it and re-plan"),
+    ("block.lacks", "The host {version} lacks `{capability}` ({evidence}): {why}."),
+    ("why.passthrough", "the provider speaks only chat completions, and before v0.1.127 the host's `openai` platform sends every completion upstream as /v1/responses (it ignores `openai_responses_mode`), which the provider answers 404: every account test and every request would fail"),
+    ("act.passthrough", "Upgrade the host to v0.1.127 or later (v0.1.179 or later also has the native deepseek/kimi/zhipu platforms), probe it again, then plan again."),
+    ("why.minimax", "the native `{platform}` platform arrived in v0.2.4"),
+    ("act.minimax", "Upgrade the host to v0.2.4 or later, or plan on a host that has it."),
+    ("why.cn_platforms", "the native `{platform}` platform arrived in v0.1.178"),
+    ("act.cn_platforms", "Upgrade the host to v0.1.179 or later, probe it again, then plan again."),
+    ("why.admin_key_binding", "an exclusive group refuses a user's own key binding, so the probe user's key is bound by the admin API (PUT /admin/api-keys/:id, v0.1.89), which grants the group"),
+    ("act.admin_key_binding", "Upgrade the host to v0.1.89 or later, or set `group.exclusive: false` in the pack."),
+    ("why.subscriptions", "subscription access assigns the probe user a subscription to the group"),
+    ("act.subscriptions", "Use the self_service mode, or a host with subscriptions."),
+    ("discard.started", "has started applying: it can no longer be discarded; roll it back once it ends"),
+    ("is.empty", "is empty"),
+    ("is.bool", "is `{value}` (yes/no)"),
+    ("is.number", "is the number {value}"),
+    ("is.text", "is the text \"{value}\""),
+    ("is.long_text", "is a long text"),
+    ("is.list", "is a list"),
+    ("is.table", "is a table of fields"),
+    ("is.value", "is {value}"),
+    ("pack.bytes", "is {n} bytes"),
+    ("pack.not_a_field", "is not a field of {what_en}"),
+    ("pack.missing", "is missing"),
+    ("pack.bad_id", "`{value}` is not a valid pack id"),
+    ("pack.bad_provider_key", "`{value}` is not a valid provider key"),
+    ("pack.not_date", "`{value}` is not a date"),
+    ("pack.bad_platform", "`{value}` is not a native CN platform"),
+    ("pack.bad_family", "`{value}` is not a known API family"),
+    ("pack.bad_url", "`{value}` is not an http(s) URL"),
+    ("pack.not_a_model", "`{value}` is not one of this provider's models"),
+    ("pack.bad_model_id", "is not a valid model id"),
+    ("pack.cny_no_rate", "is CNY but the pack has no exchange_rate"),
+    ("pack.bad_billing", "`{value}` is not a billing source"),
+    ("pack.name_length", "is empty or too long"),
+    ("want.text", "a text"),
+    ("want.number", "a number, such as 0.3"),
+    ("want.count", "a whole number, such as 1"),
+    ("want.bool", "true or false"),
+    ("want.one_of", "one of: {words}"),
+    ("want.one_of_or_none", "one of {words} (or leave it out)"),
+    ("want.table", "a table of {what_en}, each under its own name"),
+    ("want.record", "{what_en}: a table of fields"),
+    ("want.needed", "{what_en} needs it"),
+    ("want.bytes", "at most {max} bytes"),
+    ("want.pack", "a YAML or TOML pack"),
+    ("want.syntax", "a {format} pack with the fields of schema 1 (see the built-in packs)"),
+    ("want.exact", "{value}"),
+    ("want.slug", "1–64 of a-z, 0-9, - and _"),
+    ("want.display_name", "a display name"),
+    ("want.rate", "a positive number such as 7.1"),
+    ("want.rate_source", "where the rate comes from"),
+    ("want.date", "YYYY-MM-DD"),
+    ("want.provider", "at least one provider"),
+    ("want.url_example", "a URL such as https://api.deepseek.com"),
+    ("want.url", "a URL"),
+    ("want.model", "at least one model"),
+    ("want.model_id", "1–100 characters without spaces"),
+    ("want.price", "a price ≥ 0 per million tokens"),
+    ("want.exchange_rate", "an exchange_rate (cny_per_usd, source, date) at the top of the pack, since the host stores USD"),
+    ("want.price_source", "where the price was read (a URL)"),
+    ("want.multiplier", "a number > 0 (the host refuses 0 with an internal error)"),
+    ("want.group_name", "1–90 characters"),
+    ("want.limit", "a number ≥ 0 (0 means no limit)"),
+    ("want.days", "1 to 36500 days"),
+    ("want.positive", "a number > 0"),
+    ("undo.shared", "also used by batch {batches}: kept until they are rolled back"),
+    ("undo.gone", "already gone from the host; only the ledger is updated"),
+    ("undo.as_applied", "as applied"),
+    ("undo.forced", "changed on the host since apply; removed because the operator forced it"),
+    ("undo.changed", "changed on the host since apply: kept unless forced"),
+    ("undo.top_up", "The probe user's balance top-up of ${amount} (step {step}) is not reversed: balance may already be spent, and the host keeps its usage log."),
+    ("undo.usage", "Usage already billed through these accounts stays in the host's usage records."),
 ];
 
 impl Said {
@@ -181,7 +322,15 @@ mod tests {
             include_str!("../ops/import.rs"),
             include_str!("../ops/apply.rs"),
             include_str!("../ops/replace.rs"),
+            include_str!("../ops/hosts.rs"),
+            include_str!("../ops/operators.rs"),
+            include_str!("../ops/compliance.rs"),
+            include_str!("../ops/rollback.rs"),
+            include_str!("../ops/drift.rs"),
             include_str!("validate.rs"),
+            include_str!("operator.rs"),
+            include_str!("../pack/mod.rs"),
+            include_str!("../pack/shape.rs"),
         ];
         let mut seen = 0;
         for src in sources {
@@ -216,8 +365,12 @@ mod tests {
                     seen += 1;
                 }
             }
-            for (i, _) in src.match_indices("said(\"") {
-                let lit = &src[i + 6..];
+            let calls = src
+                .match_indices("said(\"")
+                .map(|(i, _)| i + 6)
+                .chain(src.match_indices("about(\"").map(|(i, _)| i + 7));
+            for start in calls {
+                let lit = &src[start..];
                 let code = &lit[..lit.find('"').unwrap()];
                 assert!(
                     SAID.iter().any(|(c, _)| *c == code),
@@ -227,6 +380,18 @@ mod tests {
             }
         }
         assert!(seen >= 10, "the scan found the calls ({seen})");
+        // Every refusal a person reads is coded, so the pages can write it
+        // in Chinese (the built-in pack's self-check is for developers).
+        for src in sources {
+            let plain = src.matches("FieldError::new(").count();
+            let allowed =
+                src.matches("\"builtin pack\"").count() + src.matches("pub fn new(field").count();
+            assert!(
+                plain <= allowed,
+                "an uncoded FieldError::new in {}",
+                &src[..80]
+            );
+        }
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn email(field: &str, value: &str) -> Result<String, FieldError> {
     if ok {
         Ok(v)
     } else {
-        Err(FieldError::new(field, "is not an email address"))
+        Err(FieldError::coded(field, "field.email", &[]))
     }
 }
 

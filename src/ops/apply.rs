@@ -320,16 +320,16 @@ impl Core {
             .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
         let status = BatchStatus::parse(&batch.status);
         let target = crate::model::batch_target(batch.id);
-        let refuse = |why: String| OpError::Conflict(crate::model::FieldError::new("batch", why));
         if status != BatchStatus::Planned {
-            return Err(refuse(format!(
-                "is {}: only a planned batch that was never applied can be discarded{}",
-                status.as_str(),
-                if status == BatchStatus::Discarded {
-                    ""
-                } else {
-                    "; roll it back instead to remove what it created"
-                }
+            let code = if status == BatchStatus::Discarded {
+                "discard.again"
+            } else {
+                "discard.applied"
+            };
+            return Err(OpError::Conflict(crate::model::FieldError::coded(
+                "batch",
+                code,
+                &[("status", &status.as_str())],
             )));
         }
         let reason = format!("discarded by {actor}; nothing was sent to the host");
@@ -338,10 +338,11 @@ impl Core {
             .discard_batch(batch_id, actor, &target, &reason)
             .await?
         {
-            return Err(refuse(
-                "has started applying: it can no longer be discarded; roll it back once it ends"
-                    .into(),
-            ));
+            return Err(OpError::Conflict(crate::model::FieldError::coded(
+                "batch",
+                "discard.started",
+                &[],
+            )));
         }
         tracing::info!(batch_id, "batch discarded");
         Ok(())
@@ -355,28 +356,28 @@ impl Core {
             .await?
             .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
         if BatchStatus::parse(&batch.status) == BatchStatus::Discarded {
-            return Err(OpError::Conflict(crate::model::FieldError::new(
+            return Err(OpError::Conflict(crate::model::FieldError::coded(
                 "batch",
-                "was discarded: nothing of it runs; plan a new batch instead",
+                "batch.discarded",
+                &[],
             )));
         }
         if matches!(
             BatchStatus::parse(&batch.status),
             BatchStatus::RolledBack | BatchStatus::RollingBack | BatchStatus::RollbackFailed
         ) {
-            return Err(OpError::Conflict(crate::model::FieldError::new(
+            return Err(OpError::Conflict(crate::model::FieldError::coded(
                 "batch",
-                "was rolled back (or is being rolled back): plan a new batch instead",
+                "batch.rolled_back",
+                &[],
             )));
         }
         if let Ok(plan) = serde_json::from_str::<Plan>(&batch.plan_json) {
             if let Some(b) = plan.blockers.first() {
-                return Err(OpError::Conflict(crate::model::FieldError::new(
+                return Err(OpError::Conflict(crate::model::FieldError::coded(
                     "batch",
-                    format!(
-                        "cannot be applied on this host: {} {} Nothing was written to the host.",
-                        b.message, b.action
-                    ),
+                    "batch.blocked",
+                    &[("message_en", &b.message), ("action_en", &b.action)],
                 )));
             }
         }
@@ -385,9 +386,10 @@ impl Core {
             .iter()
             .find(|r| r.kind != "apply" && r.status == "running")
         {
-            return Err(OpError::Conflict(crate::model::FieldError::new(
+            return Err(OpError::Conflict(crate::model::FieldError::coded(
                 "batch",
-                format!("has a {} running; wait for it to end", busy.kind),
+                "batch.busy",
+                &[("kind", &busy.kind)],
             )));
         }
         let run = runs
@@ -419,22 +421,32 @@ impl Core {
     pub(crate) async fn claim(&self, run_id: i64, what: &str) -> Result<(), OpError> {
         match self
             .store
-            .claim_run(run_id, super::lease::owner_id(), super::lease::LEASE_TTL.as_millis() as i64, super::lease::is_dead)
+            .claim_run(
+                run_id,
+                super::lease::owner_id(),
+                super::lease::LEASE_TTL.as_millis() as i64,
+                super::lease::is_dead,
+            )
             .await?
         {
             crate::store::Claim::Held => Ok(()),
-            crate::store::Claim::Discarded => Err(OpError::Conflict(crate::model::FieldError::new(
-                "batch",
-                "was discarded: nothing of it runs; plan a new batch instead",
-            ))),
-            crate::store::Claim::Busy { owner, until_ms } => Err(OpError::Conflict(crate::model::FieldError::new(
-                "batch",
-                format!(
-                    "is being {what} by another process ({}) whose lease runs until {}; the page shows its progress",
-                    owner.split(':').take(2).collect::<Vec<_>>().join(" pid "),
-                    crate::model::format_ms(until_ms)
-                ),
-            ))),
+            crate::store::Claim::Discarded => Err(OpError::Conflict(
+                crate::model::FieldError::coded("batch", "batch.discarded", &[]),
+            )),
+            crate::store::Claim::Busy { owner, until_ms } => {
+                Err(OpError::Conflict(crate::model::FieldError::coded(
+                    "batch",
+                    "batch.leased",
+                    &[
+                        ("what_en", &what),
+                        (
+                            "owner",
+                            &owner.split(':').take(2).collect::<Vec<_>>().join(" pid "),
+                        ),
+                        ("until", &crate::model::format_ms(until_ms)),
+                    ],
+                )))
+            }
         }
     }
 
@@ -524,7 +536,11 @@ impl Core {
         let host = self.host_row(batch.host_id).await?;
         let (client, secrets) = self.host_client(&host)?;
         let probe_user = secrets.probe_user.ok_or_else(|| {
-            OpError::Invalid(crate::model::FieldError::new("host", "has no probe user"))
+            OpError::Invalid(crate::model::FieldError::coded(
+                "host",
+                "plan.no_probe_user",
+                &[],
+            ))
         })?;
         let probe = self.store.latest_probe(host.id).await?;
         let idempotent_host = probe

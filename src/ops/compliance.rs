@@ -26,10 +26,7 @@ async fn ask(client: &HostClient) -> Result<ComplianceAsk, OpError> {
         .await
         .map_err(|e| {
             if e.is_route_missing() {
-                OpError::Invalid(FieldError::new(
-                    "host",
-                    "has no compliance gate (added in v0.1.136): there is nothing to accept",
-                ))
+                OpError::Invalid(FieldError::coded("host", "compliance.none", &[]))
             } else {
                 OpError::Host(e.to_string())
             }
@@ -73,31 +70,21 @@ impl Core {
         let (client, _) = self.host_client(&row)?;
         let asked = ask(&client).await?;
         if !asked.required {
-            return Err(OpError::Conflict(FieldError::new(
+            return Err(OpError::Conflict(FieldError::coded(
                 "phrase",
-                format!(
-                    "is not needed: the compliance text {} is already accepted for this credential",
-                    asked.version
-                ),
+                "compliance.accepted",
+                &[("version", &asked.version)],
             )));
         }
         let typed = typed.trim();
         if typed.is_empty() {
-            return Err(FieldError::new(
-                "phrase",
-                "is required: type the host's phrase to accept its compliance text",
-            )
-            .into());
+            return Err(FieldError::coded("phrase", "compliance.phrase_required", &[]).into());
         }
         let (phrase, language) = match (&asked.phrase_en, &asked.phrase_zh) {
             (Some(en), _) if normalize(en) == normalize(typed) => (en.clone(), "en"),
             (_, Some(zh)) if normalize(zh) == normalize(typed) => (zh.clone(), "zh"),
             (None, None) => (typed.to_string(), "en"),
-            _ => return Err(FieldError::new(
-                "phrase",
-                "does not match the host's phrase: type it exactly as shown (English or Chinese)",
-            )
-            .into()),
+            _ => return Err(FieldError::coded("phrase", "compliance.phrase_mismatch", &[]).into()),
         };
         client
             .admin(
@@ -109,9 +96,10 @@ impl Core {
             .await
             .map_err(|e| {
                 if e.code == "ADMIN_COMPLIANCE_INVALID_PHRASE" {
-                    OpError::Invalid(FieldError::new(
+                    OpError::Invalid(FieldError::coded(
                         "phrase",
-                        "was refused by the host: it does not match its phrase",
+                        "compliance.phrase_refused",
+                        &[],
                     ))
                 } else {
                     OpError::Host(e.to_string())
@@ -146,17 +134,14 @@ impl Core {
     ) -> Result<Secret, OpError> {
         let row = self.host_row(host_id).await?;
         if row.auth_kind != AdminAuthKind::Password {
-            return Err(OpError::Conflict(FieldError::new(
+            return Err(OpError::Conflict(FieldError::coded(
                 "host",
-                "already uses an admin API key; to replace it, regenerate it in the host's panel and edit the host",
+                "adminkey.exists",
+                &[],
             )));
         }
         if !confirmed {
-            return Err(FieldError::new(
-                "confirm",
-                "must be ticked: a new key replaces any admin key the host has, and tools using the old one stop working",
-            )
-            .into());
+            return Err(FieldError::coded("confirm", "adminkey.confirm", &[]).into());
         }
         let (client, _) = self.host_client(&row)?;
         let existed = client
@@ -164,10 +149,7 @@ impl Core {
             .await
             .map_err(|e| {
                 if e.is_compliance() {
-                    OpError::Conflict(FieldError::new(
-                        "host",
-                        "is locked by its compliance gate (HTTP 423): accept the compliance text first",
-                    ))
+                    OpError::Conflict(FieldError::coded("host", "adminkey.locked", &[]))
                 } else {
                     OpError::Host(e.to_string())
                 }

@@ -379,12 +379,10 @@ impl Core {
         days: i64,
     ) -> Result<(), OpError> {
         if reason.trim().len() < 3 {
-            return Err(
-                FieldError::new("reason", "say why it is ignored (at least 3 characters)").into(),
-            );
+            return Err(FieldError::coded("reason", "drift.reason", &[]).into());
         }
         if !(1..=365).contains(&days) {
-            return Err(FieldError::new("days", "must be between 1 and 365").into());
+            return Err(FieldError::coded("days", "drift.days", &[]).into());
         }
         self.host_row(host_id).await?;
         self.store
@@ -408,32 +406,26 @@ impl Core {
         key: &str,
         action: &str,
     ) -> Result<String, OpError> {
-        let report = self.latest_drift(host_id).await?.ok_or_else(|| {
-            FieldError::new("finding", "no drift check yet: check the host first")
-        })?;
+        let report = self
+            .latest_drift(host_id)
+            .await?
+            .ok_or_else(|| FieldError::coded("finding", "drift.no_check", &[]))?;
         let f = report
             .findings
             .iter()
             .find(|f| f.key == key)
-            .ok_or_else(|| {
-                FieldError::new(
-                    "finding",
-                    format!("`{key}` is not in the newest check; check again"),
-                )
-            })?;
+            .ok_or_else(|| FieldError::coded("finding", "drift.not_in_check", &[("key", &key)]))?;
         if !f.actions.iter().any(|a| a == action) {
-            return Err(FieldError::new(
+            return Err(FieldError::coded(
                 "action",
-                format!(
-                    "`{action}` is not offered for this finding (offered: {})",
-                    f.actions.join(", ")
-                ),
+                "drift.not_offered",
+                &[("action", &action), ("offered", &f.actions.join(", "))],
             )
             .into());
         }
         let batch_id = f
             .batch_id
-            .ok_or_else(|| FieldError::new("finding", "has no batch to record the repair in"))?;
+            .ok_or_else(|| FieldError::coded("finding", "drift.no_batch", &[]))?;
         let ledger = match f.ledger_id {
             Some(id) => self
                 .store
@@ -453,8 +445,9 @@ impl Core {
             }),
             None => None,
         };
-        let res = Resource::parse(&f.kind)
-            .ok_or_else(|| FieldError::new("finding", format!("unknown kind {}", f.kind)))?;
+        let res = Resource::parse(&f.kind).ok_or_else(|| {
+            FieldError::coded("finding", "drift.unknown_kind", &[("kind", &f.kind)])
+        })?;
         let (kind, step_action) = match action {
             "remove_duplicate" => (StepKind::Remove, Action::Delete),
             "pause" => (StepKind::Pause, Action::Update),
@@ -528,22 +521,13 @@ impl Core {
             res.observe(c, id, owner)
                 .await
                 .map_err(host_err)?
-                .ok_or_else(|| {
-                    OpError::from(FieldError::new(
-                        "finding",
-                        "the object is gone from the host; check again",
-                    ))
-                })
+                .ok_or_else(|| OpError::from(FieldError::coded("finding", "drift.gone", &[])))
         };
         match action {
             "remove_duplicate" => {
                 // Never the object the ledger points at.
                 if ledger.is_some_and(|l| &l.remote_id == id) {
-                    return Err(FieldError::new(
-                        "finding",
-                        "is the ledger's own object, not a duplicate",
-                    )
-                    .into());
+                    return Err(FieldError::coded("finding", "drift.not_duplicate", &[]).into());
                 }
                 res.remove(c, id, None).await.map_err(host_err)
             }
@@ -559,7 +543,8 @@ impl Core {
                 Ok(format!("account {id} paused (schedulable=false)"))
             }
             "forget" => {
-                let l = ledger.ok_or_else(|| FieldError::new("finding", "is not in the ledger"))?;
+                let l = ledger
+                    .ok_or_else(|| FieldError::coded("finding", "drift.not_in_ledger", &[]))?;
                 self.store.ledger_set_status(l.id, "gone").await?;
                 Ok(format!(
                     "{} {id} marked gone in the ledger: a new plan of its keys creates it again",
@@ -567,7 +552,8 @@ impl Core {
                 ))
             }
             "adopt" => {
-                let l = ledger.ok_or_else(|| FieldError::new("finding", "is not in the ledger"))?;
+                let l = ledger
+                    .ok_or_else(|| FieldError::coded("finding", "drift.not_in_ledger", &[]))?;
                 let seen = present().await?;
                 self.store
                     .ledger_set_desired(
@@ -582,7 +568,8 @@ impl Core {
                 ))
             }
             "reapply" => {
-                let l = ledger.ok_or_else(|| FieldError::new("finding", "is not in the ledger"))?;
+                let l = ledger
+                    .ok_or_else(|| FieldError::coded("finding", "drift.not_in_ledger", &[]))?;
                 let seen = present().await?;
                 let desired: Fields = serde_json::from_str(&l.desired_json).unwrap_or_default();
                 let (method, path, body) = reapply_call(res, id, &desired, &seen)?;
@@ -610,7 +597,12 @@ impl Core {
                     serde_json::to_string(&redact(&body)).unwrap_or_default()
                 ))
             }
-            other => Err(FieldError::new("action", format!("unknown action `{other}`")).into()),
+            other => {
+                Err(
+                    FieldError::coded("action", "drift.unknown_action", &[("action", &other)])
+                        .into(),
+                )
+            }
         }
     }
 }
@@ -733,11 +725,7 @@ fn reapply_call(
             json!({"group_id": get("group_id")}),
         ),
         Resource::Subscription => {
-            return Err(FieldError::new(
-                "action",
-                "a subscription cannot be re-applied in place; forget it and re-plan",
-            )
-            .into())
+            return Err(FieldError::coded("action", "drift.subscription", &[]).into())
         }
     })
 }

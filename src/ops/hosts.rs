@@ -36,16 +36,14 @@ fn secret_field(field: &str, value: &str, is_key: bool) -> Result<Option<Secret>
         return Ok(None);
     }
     if v.chars().count() > MAX_SECRET {
-        return Err(FieldError::new(
+        return Err(FieldError::coded(
             field,
-            format!("is too long (at most {MAX_SECRET} characters)"),
+            "field.secret_long",
+            &[("max", &MAX_SECRET)],
         ));
     }
     if is_key && v.chars().any(char::is_whitespace) {
-        return Err(FieldError::new(
-            field,
-            "must not contain spaces or line breaks",
-        ));
+        return Err(FieldError::coded(field, "field.no_spaces", &[]));
     }
     Ok(Some(Secret::new(v)))
 }
@@ -64,12 +62,8 @@ struct Validated {
 fn validate(input: &HostInput) -> Result<Validated, FieldError> {
     let name = model::required("name", &input.name, 100)?;
     let base_url = model::host_base_url(&input.base_url)?;
-    let kind = AdminAuthKind::parse(input.auth_kind.trim()).ok_or_else(|| {
-        FieldError::new(
-            "auth_kind",
-            "must be `api_key` (admin API key) or `password` (admin email and password)",
-        )
-    })?;
+    let kind = AdminAuthKind::parse(input.auth_kind.trim())
+        .ok_or_else(|| FieldError::coded("auth_kind", "host.auth_kind", &[]))?;
     let (admin_email, admin_secret) = match kind {
         AdminAuthKind::ApiKey => (
             None,
@@ -87,9 +81,10 @@ fn validate(input: &HostInput) -> Result<Validated, FieldError> {
     };
     let probe_password = secret_field("probe_user_password", &input.probe_user_password, false)?;
     if probe_email.is_none() && probe_password.is_some() {
-        return Err(FieldError::new(
+        return Err(FieldError::coded(
             "probe_user_email",
-            "is required when a probe-user password is given",
+            "host.probe_email_needed",
+            &[],
         ));
     }
     Ok(Validated {
@@ -105,8 +100,8 @@ fn validate(input: &HostInput) -> Result<Validated, FieldError> {
 
 fn missing_secret(kind: AdminAuthKind) -> FieldError {
     match kind {
-        AdminAuthKind::ApiKey => FieldError::new("admin_api_key", "is required"),
-        AdminAuthKind::Password => FieldError::new("admin_password", "is required"),
+        AdminAuthKind::ApiKey => FieldError::coded("admin_api_key", "field.required", &[]),
+        AdminAuthKind::Password => FieldError::coded("admin_password", "field.required", &[]),
     }
 }
 
@@ -150,14 +145,9 @@ async fn preflight(
     // which internal addresses and ports answer; the detail goes to the
     // audit log, which only admins read. A refusal by the outbound guard is
     // policy, not a probe result, and is said as it is.
-    let unreachable = |detail: String| {
-        Refusal {
-        field: FieldError::new(
-            "base_url",
-            "could not be reached as a Sub2API host (no answer, refused, timed out, or another kind of server). Check the URL; an administrator finds the detail in the audit log",
-        ),
+    let unreachable = |detail: String| Refusal {
+        field: FieldError::coded("base_url", "host.unreachable", &[]),
         detail: Some(detail),
-    }
     };
     match settings.result {
         Ok(v) if v.is_object() => {}
@@ -168,7 +158,11 @@ async fn preflight(
         }
         Err(e) if e.code == "OUTBOUND_REFUSED" => {
             return Err(Refusal {
-                field: FieldError::new("base_url", e.message),
+                field: FieldError::coded(
+                    "base_url",
+                    "host.outbound_refused",
+                    &[("why_en", &e.message)],
+                ),
                 detail: None,
             })
         }
@@ -188,21 +182,37 @@ async fn preflight(
         Ok(_) => Ok(()),
         Err(e) if e.is_compliance() => Ok(()),
         Err(e) if e.kind == HostErrorKind::Network => Err(unreachable(e.to_string())),
-        Err(e) if e.code == "REQUIRES_2FA" => Err(Refusal::from(FieldError::new(
+        Err(e) if e.code == "REQUIRES_2FA" => Err(Refusal::from(FieldError::coded(
             "admin_email",
-            "this admin account signs in with two-factor authentication; use the admin API key instead",
+            "host.requires_2fa",
+            &[],
         ))),
-        Err(e) if e.is_auth() => Err(Refusal::from(FieldError::new(
+        Err(e) if e.is_auth() => Err(Refusal::from(FieldError::coded(
             secret_field,
-            format!(
-                "was refused by the host ({}{})",
-                if e.code.is_empty() { "HTTP 401".to_string() } else { e.code.clone() },
-                if e.message.is_empty() { String::new() } else { format!(": {}", e.message) }
-            ),
+            "host.refused",
+            &[
+                (
+                    "code",
+                    &if e.code.is_empty() {
+                        "HTTP 401".to_string()
+                    } else {
+                        e.code.clone()
+                    },
+                ),
+                (
+                    "said",
+                    &if e.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", e.message)
+                    },
+                ),
+            ],
         ))),
-        Err(e) => Err(Refusal::from(FieldError::new(
+        Err(e) => Err(Refusal::from(FieldError::coded(
             "base_url",
-            format!("the admin API did not answer as expected: {e}"),
+            "host.unexpected",
+            &[("error", &e)],
         ))),
     }
 }
@@ -283,11 +293,7 @@ impl Core {
         let host = self.host_row(id).await?;
         let q = q.trim();
         if q.chars().count() > 100 {
-            return Err(crate::model::FieldError::new(
-                "q",
-                "is longer than any key mask or fingerprint (100 characters at most)",
-            )
-            .into());
+            return Err(crate::model::FieldError::coded("q", "accounts.query_long", &[]).into());
         }
         let (rows, matched, total) = self.store.host_accounts(id, q, before, PAGE + 1).await?;
         let next_before = (rows.len() as i64 > PAGE).then(|| rows[PAGE as usize - 1].id);
@@ -346,9 +352,10 @@ impl Core {
             .clone()
             .ok_or_else(|| missing_secret(v.kind))?;
         if v.probe_email.is_some() && v.probe_password.is_none() {
-            return Err(FieldError::new(
+            return Err(FieldError::coded(
                 "probe_user_password",
-                "is required when a probe-user email is given",
+                "host.probe_password_needed",
+                &[],
             )
             .into());
         }
@@ -359,9 +366,10 @@ impl Core {
             .iter()
             .any(|h| h.name.eq_ignore_ascii_case(&v.name))
         {
-            return Err(OpError::Conflict(FieldError::new(
+            return Err(OpError::Conflict(FieldError::coded(
                 "name",
-                format!("a host named `{}` already exists", v.name),
+                "host.name_taken",
+                &[("name", &v.name)],
             )));
         }
         self.checked(
@@ -395,9 +403,10 @@ impl Core {
         };
         let row = self.store.insert_host(actor, &new).await.map_err(|e| {
             if e.is_conflict() {
-                OpError::Conflict(FieldError::new(
+                OpError::Conflict(FieldError::coded(
                     "name",
-                    format!("a host named `{}` already exists", new.name),
+                    "host.name_taken",
+                    &[("name", &new.name)],
                 ))
             } else {
                 e.into()
@@ -423,19 +432,16 @@ impl Core {
         // again, or anyone allowed to edit could send them anywhere.
         let moved = origin(&old.base_url) != origin(&v.base_url);
         if moved {
-            let again = "must be entered again: the base URL moves to another origin (scheme, host or port), and stored secrets are never sent to a new origin";
+            let again = |field| FieldError::coded(field, "host.reenter", &[]);
             if v.admin_secret.is_none() {
-                return Err(FieldError::new(
-                    match v.kind {
-                        AdminAuthKind::ApiKey => "admin_api_key",
-                        AdminAuthKind::Password => "admin_password",
-                    },
-                    again,
-                )
+                return Err(again(match v.kind {
+                    AdminAuthKind::ApiKey => "admin_api_key",
+                    AdminAuthKind::Password => "admin_password",
+                })
                 .into());
             }
             if v.probe_email.is_some() && v.probe_password.is_none() {
-                return Err(FieldError::new("probe_user_password", again).into());
+                return Err(again("probe_user_password").into());
             }
         }
         let kind_changed = v.kind != old.auth_kind;
@@ -452,9 +458,10 @@ impl Core {
             (Some(_), None) => match &old.probe_password_sealed {
                 Some(s) => Some(s.clone()),
                 None => {
-                    return Err(FieldError::new(
+                    return Err(FieldError::coded(
                         "probe_user_password",
-                        "is required when a probe-user email is given",
+                        "host.probe_password_needed",
+                        &[],
                     )
                     .into())
                 }
@@ -497,9 +504,10 @@ impl Core {
             .await
             .map_err(|e| {
                 if e.is_conflict() {
-                    OpError::Conflict(FieldError::new(
+                    OpError::Conflict(FieldError::coded(
                         "name",
-                        format!("a host named `{}` already exists", new.name),
+                        "host.name_taken",
+                        &[("name", &new.name)],
                     ))
                 } else {
                     e.into()
@@ -529,10 +537,20 @@ impl Core {
         match self.store.delete_host(actor, id).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(OpError::NotFound(format!("host {id}"))),
-            Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::new(
-                "host",
-                format!("has {e}"),
-            ))),
+            Err(e) if e.is_conflict() => {
+                // The store's conflict starts with the number of batches.
+                let n: String = e
+                    .to_string()
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .take(9)
+                    .collect();
+                Err(OpError::Conflict(FieldError::coded(
+                    "host",
+                    "host.has_batches",
+                    &[("n", &n)],
+                )))
+            }
             Err(e) => Err(e.into()),
         }
     }

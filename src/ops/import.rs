@@ -153,10 +153,21 @@ pub fn platform_for(provider: &PackProvider, probe: Option<&ProbeReport>) -> (St
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
     pub capability: &'static str,
-    /// What fails without it.
-    pub why: String,
-    /// What the operator can do.
-    pub action: String,
+    /// What fails without it (`why.*` in [`crate::model::SAID`]).
+    pub why: Said,
+    /// What the operator can do (`act.*`).
+    pub action: Said,
+}
+
+impl Need {
+    fn new(capability: &'static str, name: &str, platform: &str) -> Need {
+        let args: &[(&str, &dyn std::fmt::Display)] = &[("platform", &platform)];
+        Need {
+            capability,
+            why: Said::new(&format!("why.{name}"), args),
+            action: Said::new(&format!("act.{name}"), args),
+        }
+    }
 }
 
 /// What the chosen platform strategy and access mode need from the host.
@@ -164,36 +175,20 @@ pub struct Need {
 /// host's probe says is missing into a blocker (nothing is written).
 pub fn strategy_needs(platform: &str, mode: AccessMode, exclusive: bool) -> Vec<Need> {
     let mut needs = Vec::new();
-    match platform {
-        "openai" => needs.push(Need {
-            capability: "chat_completions_passthrough",
-            why: "the provider speaks only chat completions, and before v0.1.127 the host's `openai` platform sends every completion upstream as /v1/responses (it ignores `openai_responses_mode`), which the provider answers 404: every account test and every request would fail".into(),
-            action: "Upgrade the host to v0.1.127 or later (v0.1.179 or later also has the native deepseek/kimi/zhipu platforms), probe it again, then plan again.".into(),
-        }),
-        "minimax" => needs.push(Need {
-            capability: "minimax_platform",
-            why: "the native `minimax` platform arrived in v0.2.4".into(),
-            action: "Upgrade the host to v0.2.4 or later, or plan on a host that has it.".into(),
-        }),
-        _ => needs.push(Need {
-            capability: "cn_platforms",
-            why: format!("the native `{platform}` platform arrived in v0.1.178"),
-            action: "Upgrade the host to v0.1.179 or later, probe it again, then plan again.".into(),
-        }),
-    }
+    needs.push(match platform {
+        "openai" => Need::new("chat_completions_passthrough", "passthrough", platform),
+        "minimax" => Need::new("minimax_platform", "minimax", platform),
+        _ => Need::new("cn_platforms", "cn_platforms", platform),
+    });
     if exclusive && mode == AccessMode::SelfService {
-        needs.push(Need {
-            capability: "admin_key_binding",
-            why: "an exclusive group refuses a user's own key binding, so the probe user's key is bound by the admin API (PUT /admin/api-keys/:id, v0.1.89), which grants the group".into(),
-            action: "Upgrade the host to v0.1.89 or later, or set `group.exclusive: false` in the pack.".into(),
-        });
+        needs.push(Need::new(
+            "admin_key_binding",
+            "admin_key_binding",
+            platform,
+        ));
     }
     if mode == AccessMode::Subscription {
-        needs.push(Need {
-            capability: "subscriptions",
-            why: "subscription access assigns the probe user a subscription to the group".into(),
-            action: "Use the self_service mode, or a host with subscriptions.".into(),
-        });
+        needs.push(Need::new("subscriptions", "subscriptions", platform));
     }
     needs
 }
@@ -210,28 +205,39 @@ pub fn check_needs(
         let evidence = row
             .map(|c| c.evidence.clone())
             .unwrap_or_else(|| "not probed".into());
+        let version = probe
+            .version
+            .as_deref()
+            .map(|v| format!("v{v}"))
+            .unwrap_or_default();
+        let why = n.why.english();
         match row.map_or(Support::Unknown, |c| c.support) {
             Support::Yes => {}
-            Support::No => blockers.push(crate::model::PlanBlocker {
-                capability: n.capability.into(),
-                message: format!(
-                    "The host {} lacks `{}` ({evidence}): {}.",
-                    probe
-                        .version
-                        .as_deref()
-                        .map(|v| format!("v{v}"))
-                        .unwrap_or_default(),
-                    n.capability,
-                    n.why
-                ),
-                action: n.action.clone(),
-            }),
+            Support::No => {
+                let said = Said::new(
+                    "block.lacks",
+                    &[
+                        ("version", &version),
+                        ("capability", &n.capability),
+                        ("evidence", &evidence),
+                        ("why", &why),
+                    ],
+                );
+                blockers.push(crate::model::PlanBlocker {
+                    capability: n.capability.into(),
+                    message: said.english(),
+                    action: n.action.english(),
+                    said: Some(said),
+                    why: Some(n.why.clone()),
+                    action_said: Some(n.action.clone()),
+                })
+            }
             Support::Unknown => warnings.push(Said::new(
                 "warn.unknown_need",
                 &[
                     ("capability", &n.capability),
                     ("evidence", &evidence),
-                    ("why", &n.why),
+                    ("why", &why),
                 ],
             )),
         }
@@ -419,18 +425,22 @@ impl Core {
         let host = self.host_row(req.host_id).await?;
         let (pv, pack) = self.pack(req.pack_version_id).await?;
         let provider = pack.providers.get(&req.provider_key).ok_or_else(|| {
-            FieldError::new(
+            FieldError::coded(
                 "provider",
-                format!(
-                    "`{}` is not in pack {} (it has: {})",
-                    req.provider_key,
-                    pack.id,
-                    pack.providers
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                "plan.provider_missing",
+                &[
+                    ("provider", &req.provider_key),
+                    ("pack", &pack.id),
+                    (
+                        "has",
+                        &pack
+                            .providers
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                ],
             )
         })?;
         let mode = req.mode.unwrap_or(provider.access.mode);
@@ -440,35 +450,36 @@ impl Core {
         // evidence are today's.
         let probe = self.probe_host(actor, host.id).await?.report;
         if probe.status == crate::model::ProbeStatus::Failing {
-            return Err(FieldError::new(
+            return Err(FieldError::coded(
                 "host",
-                format!(
-                    "failed its last probe ({}): fix that and probe again",
-                    probe.headline()
-                ),
+                "plan.probe_failed",
+                &[("headline_en", &probe.headline())],
             )
             .into());
         }
         let (client, secrets) = self.host_client(&host)?;
         if secrets.probe_user.is_none() {
-            return Err(FieldError::new("host", "has no probe user: readiness is proven with a real user key, so add the probe user's email and password to the host").into());
+            return Err(FieldError::coded("host", "plan.no_probe_user", &[]).into());
         }
         // The access prerequisites, in plain words, before anything is planned.
         match &probe.probe_user {
             crate::model::ProbeUserState::Blocked { reason } => {
-                return Err(FieldError::new("host", format!("cannot close access: the probe user cannot sign in ({reason}). Fix that on the host and probe again")).into())
+                return Err(FieldError::coded(
+                    "host",
+                    "plan.probe_user_blocked",
+                    &[("reason", reason)],
+                )
+                .into())
             }
             crate::model::ProbeUserState::Failed { code, .. } => {
-                return Err(FieldError::new("host", format!("cannot close access: the probe user's sign-in was refused ({code}). Check the probe user's email and password (the user must exist on the host), then probe again")).into())
+                return Err(
+                    FieldError::coded("host", "plan.probe_user_refused", &[("code", code)]).into(),
+                )
             }
             _ => {}
         }
         if mode == AccessMode::Subscription && probe.capability("subscriptions") == Support::No {
-            return Err(FieldError::new(
-                "mode",
-                "subscription needs a host with subscriptions; use self_service",
-            )
-            .into());
+            return Err(FieldError::coded("mode", "plan.no_subscriptions", &[]).into());
         }
         let (platform, strategy) = platform_for(provider, Some(&probe));
         let (blockers, unknown_needs) = check_needs(
@@ -478,7 +489,7 @@ impl Core {
         let shape = host_shape(provider, &probe);
         let gname = group_name(&req.provider_key, provider, mode);
         let host_err = |e: crate::host::HostError| {
-            FieldError::new("host", format!("could not be read while planning: {e}"))
+            FieldError::coded("host", "plan.host_unreadable", &[("error", &e)])
         };
         let mut warnings = unknown_needs;
         let mut steps = Vec::new();
@@ -496,23 +507,71 @@ impl Core {
             });
         };
         // Group.
-        match find_named(&client, "/api/v1/admin/groups", &gname).await.map_err(host_err)? {
-            Some((id, true)) => push(StepKind::Group, Action::Reuse, format!("group {gname}"), "exists and is managed by this product".into(), Some(id), None),
+        match find_named(&client, "/api/v1/admin/groups", &gname)
+            .await
+            .map_err(host_err)?
+        {
+            Some((id, true)) => push(
+                StepKind::Group,
+                Action::Reuse,
+                format!("group {gname}"),
+                "exists and is managed by this product".into(),
+                Some(id),
+                None,
+            ),
             Some((_, false)) => {
-                return Err(FieldError::new("provider", format!("the host already has a group named `{gname}` that this product did not create; set group.name in the pack to another name")).into())
+                return Err(
+                    FieldError::coded("provider", "plan.group_taken", &[("name", &gname)]).into(),
+                )
             }
-            None => push(StepKind::Group, Action::Create, format!("group {gname}"), format!("{} group on platform {platform}", if mode == AccessMode::Subscription { "subscription" } else { "standard" }), None, None),
+            None => push(
+                StepKind::Group,
+                Action::Create,
+                format!("group {gname}"),
+                format!(
+                    "{} group on platform {platform}",
+                    if mode == AccessMode::Subscription {
+                        "subscription"
+                    } else {
+                        "standard"
+                    }
+                ),
+                None,
+                None,
+            ),
         }
         // Channel.
         if probe.capability("channels") == Support::No {
             warnings.push(Said::new("warn.no_channels", &[]));
         } else {
-            match find_named(&client, "/api/v1/admin/channels", &gname).await.map_err(host_err)? {
-                Some((id, true)) => push(StepKind::Channel, Action::Update, format!("channel {gname}"), "exists: pricing and mapping are brought in line with the pack".into(), Some(id), None),
+            match find_named(&client, "/api/v1/admin/channels", &gname)
+                .await
+                .map_err(host_err)?
+            {
+                Some((id, true)) => push(
+                    StepKind::Channel,
+                    Action::Update,
+                    format!("channel {gname}"),
+                    "exists: pricing and mapping are brought in line with the pack".into(),
+                    Some(id),
+                    None,
+                ),
                 Some((_, false)) => {
-                    return Err(FieldError::new("provider", format!("the host already has a channel named `{gname}` that this product did not create")).into())
+                    return Err(FieldError::coded(
+                        "provider",
+                        "plan.channel_taken",
+                        &[("name", &gname)],
+                    )
+                    .into())
                 }
-                None => push(StepKind::Channel, Action::Create, format!("channel {gname}"), format!("pricing for {} models on {platform}", provider.models.len()), None, None),
+                None => push(
+                    StepKind::Channel,
+                    Action::Create,
+                    format!("channel {gname}"),
+                    format!("pricing for {} models on {platform}", provider.models.len()),
+                    None,
+                    None,
+                ),
             }
         }
         // Accounts: one per key, deduplicated. Our accounts on the host are
@@ -845,17 +904,16 @@ impl Core {
         use crate::model::{AccessStatus, BatchStatus, BatchSummary, StateCounts};
         let limit = limit.clamp(1, 200);
         if filter.provider.len() > 100 {
-            return Err(crate::model::FieldError::new(
-                "provider",
-                "is longer than any provider key",
-            )
-            .into());
+            return Err(
+                crate::model::FieldError::coded("provider", "filter.provider_long", &[]).into(),
+            );
         }
         if !filter.status.is_empty() && BatchStatus::parse(&filter.status).as_str() != filter.status
         {
-            return Err(crate::model::FieldError::new(
+            return Err(crate::model::FieldError::coded(
                 "status",
-                format!("{:?} is not a batch status", filter.status),
+                "filter.status",
+                &[("status", &format!("{:?}", filter.status))],
             )
             .into());
         }
@@ -1121,6 +1179,24 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_need_says_why_and_what_to_do_from_a_template() {
+        let modes = [AccessMode::SelfService, AccessMode::Subscription];
+        for platform in ["openai", "minimax", "deepseek", "kimi"] {
+            for mode in modes {
+                for exclusive in [false, true] {
+                    for n in strategy_needs(platform, mode, exclusive) {
+                        for s in [&n.why, &n.action] {
+                            let english = s.english();
+                            assert_ne!(english, s.code, "{} has no template", s.code);
+                            assert!(!english.contains('{'), "{english}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn keys_are_read_from_lines_csv_and_json() {

@@ -90,9 +90,10 @@ impl Core {
             .await
             .map_err(|e| {
                 if e.is_conflict() {
-                    OpError::Conflict(FieldError::new(
+                    OpError::Conflict(FieldError::coded(
                         "username",
-                        format!("an operator named `{username}` already exists (or existed and was removed: the audit log keeps that name)"),
+                        "operator.name_taken",
+                        &[("username", &username)],
                     ))
                 } else {
                     e.into()
@@ -112,11 +113,7 @@ impl Core {
         password: Secret,
     ) -> Result<String, OpError> {
         if id == actor_id {
-            return Err(FieldError::new(
-                "id",
-                "is you: change your own password on your account page (it asks for the current one)",
-            )
-            .into());
+            return Err(FieldError::coded("id", "operator.reset_self", &[]).into());
         }
         model::new_password(password.expose())?;
         let hash = hash_password(password).await;
@@ -150,7 +147,7 @@ impl Core {
             .filter(OperatorRow::active)
             .ok_or_else(|| OpError::NotFound(format!("operator {id}")))?;
         if current.is_empty() {
-            return Err(FieldError::new("current_password", "is required").into());
+            return Err(FieldError::coded("current_password", "field.required", &[]).into());
         }
         // A session in the wrong hands must not guess the password: the
         // same limit as sign-in, per operator.
@@ -160,22 +157,27 @@ impl Core {
             .sign_in_failures_since(&scope, now_ms() - THROTTLE_WINDOW_MS)
             .await?;
         if failures >= THROTTLE_USER_LIMIT {
-            return Err(OpError::Throttled(FieldError::new(
+            return Err(OpError::Throttled(FieldError::coded(
                 "current_password",
-                format!(
-                    "was wrong {failures} times in the last {} minutes: try again later",
-                    THROTTLE_WINDOW_MS / 60_000
-                ),
+                "operator.throttled",
+                &[
+                    ("n", &failures),
+                    ("minutes", &(THROTTLE_WINDOW_MS / 60_000)),
+                ],
             )));
         }
         if !verify_password(current.clone(), row.password_hash.clone()).await {
             self.store.record_sign_in_failure(&[scope]).await?;
-            return Err(FieldError::new("current_password", "is not your current password").into());
+            return Err(
+                FieldError::coded("current_password", "operator.wrong_current", &[]).into(),
+            );
         }
-        model::new_password(new.expose())
-            .map_err(|e| FieldError::new("new_password", e.message))?;
+        model::new_password(new.expose()).map_err(|e| FieldError {
+            field: "new_password".into(),
+            ..e
+        })?;
         if new.expose() == current.expose() {
-            return Err(FieldError::new("new_password", "is the same as the current one").into());
+            return Err(FieldError::coded("new_password", "operator.same_password", &[]).into());
         }
         let hash = hash_password(new).await;
         let epoch = self
@@ -196,14 +198,15 @@ impl Core {
         id: i64,
     ) -> Result<String, OpError> {
         if id == actor_id {
-            return Err(FieldError::new("id", "is you: another admin must remove you").into());
+            return Err(FieldError::coded("id", "operator.remove_self", &[]).into());
         }
         match self.store.remove_operator(actor, id).await {
             Ok(Some(name)) => Ok(name),
             Ok(None) => Err(OpError::NotFound(format!("operator {id}"))),
-            Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::new(
+            Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::coded(
                 "id",
-                "is the last enabled admin: make another admin first",
+                "operator.last_admin",
+                &[],
             ))),
             Err(e) => Err(e.into()),
         }
@@ -324,22 +327,13 @@ impl Core {
         model::new_password(password.expose())?;
         let token = token.trim();
         if token.is_empty() {
-            return Err(FieldError::new(
-                "token",
-                "is required: it was printed in the server log at start",
-            )
-            .into());
+            return Err(FieldError::coded("token", "setup.token_required", &[]).into());
         }
         let hash = hash_password(password).await;
         self.store
             .create_first_admin(&sha256_hex(token), &username, &hash)
             .await?
-            .ok_or_else(|| {
-                OpError::Invalid(FieldError::new(
-                    "token",
-                    "is not valid: use the newest token from the server log, or sign in if setup is already done",
-                ))
-            })
+            .ok_or_else(|| OpError::Invalid(FieldError::coded("token", "setup.token_invalid", &[])))
     }
 }
 

@@ -11,7 +11,7 @@ use super::resource::{diff, Fields, Resource};
 use super::{Core, OpError};
 use crate::host::{HostClient, HostError, LoginOutcome};
 use crate::model::{
-    Action, BatchStatus, FieldError, RollbackItem, RollbackPreview, StepErrorKind, StepKind,
+    Action, BatchStatus, FieldError, RollbackItem, RollbackPreview, Said, StepErrorKind, StepKind,
     StepState,
 };
 use crate::secrets::Secret;
@@ -41,22 +41,20 @@ impl Core {
         let batch = self.batch_view(batch_id).await?;
         match batch.status {
             BatchStatus::Planned | BatchStatus::Discarded => {
-                return Err(FieldError::new(
-                    "batch",
-                    "was never applied: there is nothing on the host to roll back",
-                )
-                .into())
+                return Err(FieldError::coded("batch", "rollback.never_applied", &[]).into())
             }
             BatchStatus::Running | BatchStatus::RollingBack => {
-                return Err(OpError::Conflict(FieldError::new(
+                return Err(OpError::Conflict(FieldError::coded(
                     "batch",
-                    "is running: wait for it to end before rolling it back",
+                    "rollback.running",
+                    &[],
                 )))
             }
             BatchStatus::RolledBack => {
-                return Err(OpError::Conflict(FieldError::new(
+                return Err(OpError::Conflict(FieldError::coded(
                     "batch",
-                    "is already rolled back",
+                    "rollback.done",
+                    &[],
                 )))
             }
             _ => {}
@@ -123,25 +121,25 @@ impl Core {
                 target,
                 decision: "remove".into(),
                 reason: String::new(),
+                said: None,
                 changed: Vec::new(),
             };
             if !r.other_live_batches.is_empty() {
                 item.decision = "keep".into();
-                item.reason = format!(
-                    "also used by {}: kept until they are rolled back",
-                    r.other_live_batches
-                        .iter()
-                        .map(|(id, st)| format!("batch #{id} ({st})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let batches = r
+                    .other_live_batches
+                    .iter()
+                    .map(|(id, st)| format!("#{id} ({st})"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                item.say(Said::new("undo.shared", &[("batches", &batches)]));
                 items.push(item);
                 continue;
             }
             match shown.get(&(res, r.remote_id.clone())).copied() {
                 None => {
                     item.decision = "gone".into();
-                    item.reason = "already gone from the host; only the ledger is updated".into();
+                    item.say(Said::new("undo.gone", &[]));
                 }
                 Some(seen) => {
                     let desired: Fields = serde_json::from_str(&r.desired_json).unwrap_or_default();
@@ -151,12 +149,12 @@ impl Core {
                         diff(&desired, &res.fields(seen))
                     };
                     if changed.is_empty() {
-                        item.reason = "as applied".into();
+                        item.say(Said::new("undo.as_applied", &[]));
                     } else if force {
-                        item.reason = "changed on the host since apply; removed because the operator forced it".into();
+                        item.say(Said::new("undo.forced", &[]));
                     } else {
                         item.decision = "keep".into();
-                        item.reason = "changed on the host since apply: kept unless forced".into();
+                        item.say(Said::new("undo.changed", &[]));
                     }
                     item.changed = changed;
                 }
@@ -171,18 +169,17 @@ impl Core {
                 .ok()
                 .and_then(|v| v.get("balance").and_then(Value::as_f64))
                 .unwrap_or(0.0);
-            irreversible.push(format!(
-                "The probe user's balance top-up of ${amount:.2} (step {}) is not reversed: balance may already be spent, and the host keeps its usage log.",
-                s.seq
+            irreversible.push(Said::new(
+                "undo.top_up",
+                &[("amount", &format!("{amount:.2}")), ("step", &s.seq)],
             ));
         }
-        irreversible.push(
-            "Usage already billed through these accounts stays in the host's usage records.".into(),
-        );
+        irreversible.push(Said::new("undo.usage", &[]));
         Ok(RollbackPreview {
             batch_id,
             items,
-            irreversible,
+            irreversible: irreversible.iter().map(Said::english).collect(),
+            irreversible_said: irreversible,
             observed_at_ms: crate::store::now_ms(),
         })
     }
@@ -228,9 +225,10 @@ impl Core {
             .iter()
             .any(|r| r.kind == "apply" && r.status == "running" && r.lease_owner.is_some())
         {
-            return Err(OpError::Conflict(FieldError::new(
+            return Err(OpError::Conflict(FieldError::coded(
                 "batch",
-                "is being applied: wait for the apply to end before rolling it back",
+                "rollback.applying",
+                &[],
             )));
         }
         let unfinished = runs
@@ -562,12 +560,10 @@ impl Core {
                 | BatchStatus::RollingBack
                 | BatchStatus::RolledBack
         ) {
-            return Err(OpError::Conflict(FieldError::new(
+            return Err(OpError::Conflict(FieldError::coded(
                 "batch",
-                format!(
-                    "is {}: its failed accounts cannot be changed now",
-                    batch.status.as_str()
-                ),
+                "failed.status",
+                &[("status", &batch.status.as_str())],
             )));
         }
         // Keys whose account test failed, by fingerprint.
@@ -591,11 +587,7 @@ impl Core {
             })
             .collect();
         if live.is_empty() {
-            return Err(FieldError::new(
-                "batch",
-                "has no account whose test failed that is still on the host",
-            )
-            .into());
+            return Err(FieldError::coded("batch", "failed.none", &[]).into());
         }
         Ok((batch, live))
     }

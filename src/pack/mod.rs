@@ -5,6 +5,7 @@
 mod locate;
 mod shape;
 
+use crate::model::Said;
 use crate::model::{
     Currency, Pack, PackChange, PackIssue, API_FAMILIES, BILLING_MODEL_SOURCES, NATIVE_PLATFORMS,
 };
@@ -62,38 +63,39 @@ pub struct ParsedPack {
     pub hash: String,
 }
 
-fn issue(
-    source: &str,
-    format: Format,
-    path: &str,
-    message: impl Into<String>,
-    expected: impl Into<String>,
-) -> PackIssue {
+fn issue(source: &str, format: Format, path: &str, message: Said, expected: Said) -> PackIssue {
     PackIssue {
-        path: path.to_string(),
         line: locate::line_of(source, format, path),
-        message: message.into(),
-        expected: expected.into(),
+        ..PackIssue::coded(path, None, message, expected)
     }
+}
+
+fn said(code: &str) -> Said {
+    Said::new(code, &[])
+}
+
+/// "`value` is not …" and the like: a message about one value.
+fn about(code: &str, value: &dyn std::fmt::Display) -> Said {
+    Said::new(code, &[("value", value)])
 }
 
 /// Parses and validates a pack. `Err` holds every problem found.
 pub fn parse(source: &str, format: Option<Format>) -> Result<ParsedPack, Vec<PackIssue>> {
     if source.len() > MAX_PACK_BYTES {
-        return Err(vec![PackIssue {
-            path: "(file)".into(),
-            line: None,
-            message: format!("is {} bytes", source.len()),
-            expected: format!("at most {MAX_PACK_BYTES} bytes"),
-        }]);
+        return Err(vec![PackIssue::coded(
+            "(file)",
+            None,
+            Said::new("pack.bytes", &[("n", &source.len())]),
+            Said::new("want.bytes", &[("max", &MAX_PACK_BYTES)]),
+        )]);
     }
     if source.trim().is_empty() {
-        return Err(vec![PackIssue {
-            path: "(file)".into(),
-            line: None,
-            message: "is empty".into(),
-            expected: "a YAML or TOML pack".into(),
-        }]);
+        return Err(vec![PackIssue::coded(
+            "(file)",
+            None,
+            said("is.empty"),
+            said("want.pack"),
+        )]);
     }
     let format = format.unwrap_or_else(|| Format::detect(source));
     let parsed: Result<Pack, (String, Option<u32>)> = match format {
@@ -131,14 +133,18 @@ fn shape_issues(
     line: Option<u32>,
 ) -> Vec<PackIssue> {
     let syntax = || {
+        // The parser's own words (English) stay as they are.
+        let expected = Said::new(
+            "want.syntax",
+            &[("format", &format.as_str().to_uppercase())],
+        );
         vec![PackIssue {
             path: "(syntax)".into(),
             line,
             message: plain_parser_message(&message),
-            expected: format!(
-                "a {} pack with the fields of schema 1 (see the built-in packs)",
-                format.as_str().to_uppercase()
-            ),
+            expected: expected.english(),
+            said: None,
+            expected_said: Some(expected),
         }]
     };
     let tree = match format {
@@ -229,105 +235,116 @@ fn date_ok(s: &str) -> bool {
 /// Every semantic rule of schema 1.
 pub fn validate(pack: &Pack, source: &str, format: Format) -> Vec<PackIssue> {
     let mut out = Vec::new();
-    let mut bad = |path: String, message: String, expected: &str| {
+    let mut bad = |path: String, message: Said, expected: Said| {
         out.push(issue(source, format, &path, message, expected));
     };
     if pack.schema != 1 {
-        bad("schema".into(), format!("is {}", pack.schema), "1");
+        bad(
+            "schema".into(),
+            about("is.value", &pack.schema),
+            about("want.exact", &1),
+        );
     }
     if !slug_ok(&pack.id) {
         bad(
             "id".into(),
-            format!("`{}` is not a valid pack id", pack.id),
-            "1–64 of a-z, 0-9, - and _",
+            about("pack.bad_id", &pack.id),
+            said("want.slug"),
         );
     }
     if pack.name.trim().is_empty() {
-        bad("name".into(), "is empty".into(), "a display name");
+        bad("name".into(), said("is.empty"), said("want.display_name"));
     }
     if let Some(x) = &pack.exchange_rate {
         if !(x.cny_per_usd.is_finite() && x.cny_per_usd > 0.0) {
             bad(
                 "exchange_rate.cny_per_usd".into(),
-                format!("is {}", x.cny_per_usd),
-                "a positive number such as 7.1",
+                about("is.value", &x.cny_per_usd),
+                said("want.rate"),
             );
         }
         if x.source.trim().is_empty() {
             bad(
                 "exchange_rate.source".into(),
-                "is empty".into(),
-                "where the rate comes from",
+                said("is.empty"),
+                said("want.rate_source"),
             );
         }
         if !date_ok(&x.date) {
             bad(
                 "exchange_rate.date".into(),
-                format!("`{}` is not a date", x.date),
-                "YYYY-MM-DD",
+                about("pack.not_date", &x.date),
+                said("want.date"),
             );
         }
     }
     if pack.providers.is_empty() {
-        bad(
-            "providers".into(),
-            "is empty".into(),
-            "at least one provider",
-        );
+        bad("providers".into(), said("is.empty"), said("want.provider"));
     }
     for (key, p) in &pack.providers {
         let at = |f: &str| format!("providers.{key}.{f}");
         if !slug_ok(key) {
             bad(
                 format!("providers.{key}"),
-                format!("`{key}` is not a valid provider key"),
-                "1–64 of a-z, 0-9, - and _",
+                about("pack.bad_provider_key", key),
+                said("want.slug"),
             );
         }
         if p.display_name.trim().is_empty() {
-            bad(at("display_name"), "is empty".into(), "a display name");
+            bad(
+                at("display_name"),
+                said("is.empty"),
+                said("want.display_name"),
+            );
         }
         if let Some(np) = &p.native_platform {
             if !NATIVE_PLATFORMS.contains(&np.as_str()) {
                 bad(
                     at("native_platform"),
-                    format!("`{np}` is not a native CN platform"),
-                    "one of deepseek, kimi, zhipu, minimax (or leave it out)",
+                    about("pack.bad_platform", np),
+                    Said::new(
+                        "want.one_of_or_none",
+                        &[("words", &NATIVE_PLATFORMS.join(", "))],
+                    ),
                 );
             }
         }
         if let Some(f) = &p.api_family {
             if !API_FAMILIES.contains(&f.as_str()) {
-                bad(at("api_family"), format!("`{f}` is not a known API family"), "one of deepseek, minimax, kimi, glm, dashscope, ark, siliconflow, openai (or leave it out)");
+                bad(
+                    at("api_family"),
+                    about("pack.bad_family", f),
+                    Said::new(
+                        "want.one_of_or_none",
+                        &[("words", &API_FAMILIES.join(", "))],
+                    ),
+                );
             }
         }
         if !url_ok(&p.base_url) {
             bad(
                 at("base_url"),
-                format!("`{}` is not an http(s) URL", p.base_url),
-                "a URL such as https://api.deepseek.com",
+                about("pack.bad_url", &p.base_url),
+                said("want.url_example"),
             );
         }
         if let Some(u) = &p.native_base_url {
             if !url_ok(u) {
                 bad(
                     at("native_base_url"),
-                    format!("`{u}` is not an http(s) URL"),
-                    "a URL",
+                    about("pack.bad_url", u),
+                    said("want.url"),
                 );
             }
         }
         if p.models.is_empty() {
-            bad(at("models"), "is empty".into(), "at least one model");
+            bad(at("models"), said("is.empty"), said("want.model"));
         }
         if !p.models.contains_key(&p.smoke_model) {
             bad(
                 at("smoke_model"),
-                format!("`{}` is not one of this provider's models", p.smoke_model),
-                &format!(
-                    "one of: {}",
-                    p.models.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
+                about("pack.not_a_model", &p.smoke_model),
+                shape::one_of(&p.models.keys().map(String::as_str).collect::<Vec<_>>()),
             );
         }
         for (m, model) in &p.models {
@@ -335,8 +352,8 @@ pub fn validate(pack: &Pack, source: &str, format: Format) -> Vec<PackIssue> {
             if m.trim().is_empty() || m.len() > 100 || m.chars().any(char::is_whitespace) {
                 bad(
                     format!("providers.{key}.models.{m}"),
-                    "is not a valid model id".into(),
-                    "1–100 characters without spaces",
+                    said("pack.bad_model_id"),
+                    said("want.model_id"),
                 );
             }
             let price = &model.price;
@@ -349,53 +366,54 @@ pub fn validate(pack: &Pack, source: &str, format: Format) -> Vec<PackIssue> {
                     if !(v.is_finite() && v >= 0.0) {
                         bad(
                             mp(&format!("price.{name}")),
-                            format!("is {v}"),
-                            "a price ≥ 0 per million tokens",
+                            about("is.value", &v),
+                            said("want.price"),
                         );
                     }
                 }
             }
             if price.currency == Currency::Cny && pack.exchange_rate.is_none() {
-                bad(mp("price.currency"), "is CNY but the pack has no exchange_rate".into(), "an exchange_rate (cny_per_usd, source, date) at the top of the pack, since the host stores USD");
+                bad(
+                    mp("price.currency"),
+                    said("pack.cny_no_rate"),
+                    said("want.exchange_rate"),
+                );
             }
             if price.source.trim().is_empty() {
                 bad(
                     mp("price.source"),
-                    "is empty".into(),
-                    "where the price was read (a URL)",
+                    said("is.empty"),
+                    said("want.price_source"),
                 );
             }
             if !date_ok(&price.verified) {
                 bad(
                     mp("price.verified"),
-                    format!("`{}` is not a date", price.verified),
-                    "YYYY-MM-DD",
+                    about("pack.not_date", &price.verified),
+                    said("want.date"),
                 );
             }
         }
         if !BILLING_MODEL_SOURCES.contains(&p.channel.billing_model_source.as_str()) {
             bad(
                 at("channel.billing_model_source"),
-                format!(
-                    "`{}` is not a billing source",
-                    p.channel.billing_model_source
-                ),
-                "channel_mapped, requested, upstream or response_model",
+                about("pack.bad_billing", &p.channel.billing_model_source),
+                shape::one_of(BILLING_MODEL_SOURCES),
             );
         }
         if !(p.group.rate_multiplier.is_finite() && p.group.rate_multiplier > 0.0) {
             bad(
                 at("group.rate_multiplier"),
-                format!("is {}", p.group.rate_multiplier),
-                "a number > 0 (the host refuses 0 with an internal error)",
+                about("is.value", &p.group.rate_multiplier),
+                said("want.multiplier"),
             );
         }
         if let Some(n) = &p.group.name {
             if n.trim().is_empty() || n.chars().count() > 90 {
                 bad(
                     at("group.name"),
-                    "is empty or too long".into(),
-                    "1–90 characters",
+                    said("pack.name_length"),
+                    said("want.group_name"),
                 );
             }
         }
@@ -408,8 +426,8 @@ pub fn validate(pack: &Pack, source: &str, format: Format) -> Vec<PackIssue> {
                 if !(v.is_finite() && v >= 0.0) {
                     bad(
                         at(&format!("group.{name}")),
-                        format!("is {v}"),
-                        "a number ≥ 0 (0 means no limit)",
+                        about("is.value", &v),
+                        said("want.limit"),
                     );
                 }
             }
@@ -417,15 +435,15 @@ pub fn validate(pack: &Pack, source: &str, format: Format) -> Vec<PackIssue> {
         if !(1..=36500).contains(&p.group.validity_days) {
             bad(
                 at("group.validity_days"),
-                format!("is {}", p.group.validity_days),
-                "1 to 36500 days",
+                about("is.value", &p.group.validity_days),
+                said("want.days"),
             );
         }
         if !(p.access.balance_usd.is_finite() && p.access.balance_usd > 0.0) {
             bad(
                 at("access.balance_usd"),
-                format!("is {}", p.access.balance_usd),
-                "a number > 0",
+                about("is.value", &p.access.balance_usd),
+                said("want.positive"),
             );
         }
     }

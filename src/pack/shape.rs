@@ -5,7 +5,7 @@
 //! rest. Mirrors the serde types in `model::pack` field by field; a test
 //! keeps the two in step.
 
-use crate::model::API_FAMILIES;
+use crate::model::{Said, API_FAMILIES};
 use serde_json::{Map, Value};
 
 /// What a value must be.
@@ -27,8 +27,8 @@ pub enum Shape {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeIssue {
     pub path: String,
-    pub message: String,
-    pub expected: String,
+    pub message: Said,
+    pub expected: Said,
 }
 
 fn price() -> Shape {
@@ -138,17 +138,22 @@ pub fn pack() -> Shape {
     )
 }
 
-/// How a value reads in a message: its kind and, when short, itself.
-fn describe(v: &Value) -> String {
+/// What a value is, for a message: its kind and, when short, itself.
+fn describe(v: &Value) -> Said {
     match v {
-        Value::Null => "empty".into(),
-        Value::Bool(b) => format!("`{b}` (yes/no)"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) if s.chars().count() <= 40 => format!("the text \"{s}\""),
-        Value::String(_) => "a long text".into(),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a table of fields".into(),
+        Value::Null => Said::new("is.empty", &[]),
+        Value::Bool(b) => Said::new("is.bool", &[("value", b)]),
+        Value::Number(n) => Said::new("is.number", &[("value", n)]),
+        Value::String(s) if s.chars().count() <= 40 => Said::new("is.text", &[("value", s)]),
+        Value::String(_) => Said::new("is.long_text", &[]),
+        Value::Array(_) => Said::new("is.list", &[]),
+        Value::Object(_) => Said::new("is.table", &[]),
     }
+}
+
+/// "one of: a, b, c".
+pub(super) fn one_of(words: &[&str]) -> Said {
+    Said::new("want.one_of", &[("words", &words.join(", "))])
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -180,7 +185,7 @@ fn neutral(shape: &Shape) -> Value {
 /// Checks `v` against `shape` at `path`, repairing it in place; every
 /// problem goes to `out`.
 pub fn check(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<ShapeIssue>) {
-    let mut bad = |message: String, expected: String| {
+    let mut bad = |message: Said, expected: Said| {
         out.push(ShapeIssue {
             path: if path.is_empty() {
                 "(file)".into()
@@ -199,7 +204,7 @@ pub fn check(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<ShapeIssue>
                     Value::Number(n) => *v = Value::String(n.to_string()),
                     Value::Bool(b) => *v = Value::String(b.to_string()),
                     _ => {
-                        bad(format!("is {}", describe(v)), "a text".into());
+                        bad(describe(v), Said::new("want.text", &[]));
                         *v = neutral(shape);
                     }
                 }
@@ -207,43 +212,31 @@ pub fn check(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<ShapeIssue>
         }
         Shape::Number => {
             if !v.is_number() {
-                bad(
-                    format!("is {}", describe(v)),
-                    "a number, such as 0.3".into(),
-                );
+                bad(describe(v), Said::new("want.number", &[]));
                 *v = neutral(shape);
             }
         }
         Shape::Count => {
             if v.as_u64().is_none_or(|n| n > u32::MAX as u64) {
-                bad(
-                    format!("is {}", describe(v)),
-                    "a whole number, such as 1".into(),
-                );
+                bad(describe(v), Said::new("want.count", &[]));
                 *v = neutral(shape);
             }
         }
         Shape::Bool => {
             if !v.is_boolean() {
-                bad(format!("is {}", describe(v)), "true or false".into());
+                bad(describe(v), Said::new("want.bool", &[]));
                 *v = neutral(shape);
             }
         }
         Shape::Word(words) => {
             if !v.as_str().is_some_and(|s| words.contains(&s)) {
-                bad(
-                    format!("is {}", describe(v)),
-                    format!("one of: {}", words.join(", ")),
-                );
+                bad(describe(v), one_of(words));
                 *v = neutral(shape);
             }
         }
         Shape::Table(what, inner) => {
             let Some(map) = v.as_object_mut() else {
-                bad(
-                    format!("is {}", describe(v)),
-                    format!("a table of {what}, each under its own name"),
-                );
+                bad(describe(v), Said::new("want.table", &[("what_en", what)]));
                 *v = neutral(shape);
                 return;
             };
@@ -253,10 +246,7 @@ pub fn check(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<ShapeIssue>
         }
         Shape::Record(what, fields) => {
             let Some(map) = v.as_object_mut() else {
-                bad(
-                    format!("is {}", describe(v)),
-                    format!("{what}: a table of fields"),
-                );
+                bad(describe(v), Said::new("want.record", &[("what_en", what)]));
                 *v = neutral(shape);
                 return;
             };
@@ -270,8 +260,8 @@ pub fn check(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<ShapeIssue>
                 map.remove(&k);
                 out.push(ShapeIssue {
                     path: join(path, &k),
-                    message: format!("is not a field of {what}"),
-                    expected: format!("one of: {}", names.join(", ")),
+                    message: Said::new("pack.not_a_field", &[("what_en", what)]),
+                    expected: one_of(&names),
                 });
             }
             for (k, s, required) in fields {
@@ -284,8 +274,8 @@ pub fn check(v: &mut Value, shape: &Shape, path: &str, out: &mut Vec<ShapeIssue>
                     None if *required => {
                         out.push(ShapeIssue {
                             path: join(path, k),
-                            message: "is missing".into(),
-                            expected: format!("{what} needs it"),
+                            message: Said::new("pack.missing", &[]),
+                            expected: Said::new("want.needed", &[("what_en", what)]),
                         });
                         map.insert(k.to_string(), neutral(s));
                     }

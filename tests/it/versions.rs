@@ -358,6 +358,10 @@ async fn a_waiting_readiness_check_says_what_it_waits_for_until_it_settles() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let note = seen.expect("the progress said what readiness waits for");
+    // Stored as a coded message (the pages write it in either language).
+    let said = provisioning_core::model::Said::parse(&note).expect("a coded note");
+    assert_eq!(said.code, "wait.models");
+    let note = said.english();
     assert!(
         note.starts_with("waiting for GET /v1/models to list deepseek-flash"),
         "{note}"

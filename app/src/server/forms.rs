@@ -194,7 +194,8 @@ async fn render_failure(
     let message = match (&f.said, &f.field) {
         (Some(said), Some(field)) if lang == crate::i18n::Lang::Zh => {
             format!(
-                "{field}：{}",
+                "{}：{}",
+                crate::i18n::field_name(lang, field),
                 crate::i18n::said(lang, Some(said), &f.message)
             )
         }
@@ -974,7 +975,10 @@ pub async fn upload_pack(
                     ctx.lang.msg(Msg::PackProblems, &[("n", &issues.len())])
                 },
                 field: Some("source".into()),
-                details: issues.iter().map(|i| i.to_string()).collect(),
+                details: issues
+                    .iter()
+                    .map(|i| crate::i18n::pack_issue(ctx.lang, i))
+                    .collect(),
                 said: None,
             }),
             Err(Err(e)) => Err(e.into()),

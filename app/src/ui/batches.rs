@@ -709,7 +709,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 })}
             </dd>
             <dt>{l.t("Host", "主机")}</dt><dd><a href=format!("/hosts/{}", b.host_id)>{b.host_name.clone()}</a>" "<span class="muted">{b.host_version.clone().map(|v| format!("v{v}")).unwrap_or_default()}</span></dd>
-            <dt>{l.t("Provider", "供应商")}</dt><dd><code>{format!("{}/{}", p.pack_id, p.provider_key)}</code>" "<span class="muted">{format!("pack {}", &p.pack_hash[..12])}</span></dd>
+            <dt>{l.t("Provider", "供应商")}</dt><dd><code>{format!("{}/{}", p.pack_id, p.provider_key)}</code>" "<span class="muted">{format!("{} {}", l.t("pack", "模板包"), &p.pack_hash[..12])}</span></dd>
             <dt>{l.t("Platform", "平台")}</dt><dd><code>{p.platform.clone()}</code>" — "{crate::i18n::said(l, p.strategy.as_ref(), &p.strategy_reason)}</dd>
             <dt>{l.t("Access mode", "开通方式")}</dt><dd data-mode=p.mode.as_str()>{mode_word(l, p.mode)}</dd>
             <dt>{l.t("Group / channel", "分组 / 渠道")}</dt><dd><code>{p.group_name.clone()}</code></dd>
@@ -732,11 +732,14 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         {blocked.then(|| view! {
             <h2 id="blockers">{l.t("Blocked: this plan cannot work on this host", "受阻：此计划无法在该主机上运行")}</h2>
             <ul class="findings" data-testid="blockers">
-                {p.blockers.iter().map(|b| view! {
-                    <li class="finding bad" data-capability=b.capability.clone()>
-                        <b>{b.message.clone()}</b>
-                        <p class="action">{l.t("What to do: ", "处理办法：")}{b.action.clone()}</p>
-                    </li>
+                {p.blockers.iter().map(|b| {
+                    let (message, action) = crate::i18n::blocker(l, b);
+                    view! {
+                        <li class="finding bad" data-capability=b.capability.clone()>
+                            <b>{message}</b>
+                            <p class="action">{l.t("What to do: ", "处理办法：")}{action}</p>
+                        </li>
+                    }
                 }).collect_view()}
             </ul>
             <p class="muted">{l.t("Nothing was written to the host. Once the host is upgraded and probed again, plan a new batch.", "未向主机写入任何内容。主机升级并重新探测后，请重新规划批次。")}" "
@@ -1126,7 +1129,7 @@ fn RollbackPlan(preview: RollbackPreview, force: bool) -> impl IntoView {
                         <td>{n + 1}</td>
                         <td>{i.target.clone()}</td>
                         <td><span class=match i.decision.as_str() { "remove" => "badge bad", "keep" => "badge warn", _ => "badge muted" }>{i.decision.clone()}</span></td>
-                        <td>{i.reason.clone()}</td>
+                        <td>{crate::i18n::said(l, i.said.as_ref(), &i.reason)}</td>
                         <td>{i.changed.iter().map(|(f, want, have)| view! { <div class="small"><code>{f.clone()}</code>": "{want.clone()}" → "{have.clone()}</div> }).collect_view()}</td>
                     </tr>
                 }).collect_view()}
@@ -1136,7 +1139,7 @@ fn RollbackPlan(preview: RollbackPreview, force: bool) -> impl IntoView {
             <p><a href=format!("/batches/{id}/rollback?force=1") data-testid="force">{l.t("Include the objects changed on the host (force)", "包括主机上已改动的对象（强制）")}</a></p>
         })}
         <h2>{l.t("What a rollback cannot undo", "回滚无法撤销的内容")}</h2>
-        <ul>{p.irreversible.iter().map(|t| view! { <li>{t.clone()}</li> }).collect_view()}</ul>
+        <ul>{p.irreversible.iter().enumerate().map(|(i, t)| view! { <li>{crate::i18n::said(l, p.irreversible_said.get(i), t)}</li> }).collect_view()}</ul>
         {ctx.can(Role::Operator).then(|| view! {
             <form method="post" action=format!("/batches/{id}/rollback") class="card">
                 <Csrf/>
@@ -1214,7 +1217,7 @@ fn ReplaceForm(view: ReplaceView) -> impl IntoView {
             <dt>{l.t("Batch", "批次")}</dt><dd><a href=format!("/batches/{id}")>{format!("#{id}")}</a>" "{batch_badge(l, v.status)}</dd>
             <dt>{l.t("Host", "主机")}</dt><dd><a href=format!("/hosts/{}/accounts", v.host_id)>{v.host_name.clone()}</a></dd>
             <dt>{l.t("Provider", "供应商")}</dt><dd><code>{v.provider_key.clone()}</code></dd>
-            <dt>{l.t("Accounts on the host", "主机上的账号")}</dt><dd>{v.live_accounts}</dd>
+            <dt>{l.t("Its accounts on the host", "本批次在主机上的账号")}</dt><dd>{v.live_accounts}</dd>
         </dl>
     };
     let body = if let Some(why) = v.refused.clone() {
@@ -1240,7 +1243,7 @@ fn ReplaceForm(view: ReplaceView) -> impl IntoView {
             <p>{l.t(
                 "The new key's account is created in the batch's group and tested through the host first. Only once it passed is the old account deleted from the host; then readiness is checked again. If the new key fails, the old account stays.",
                 "先在该批次的分组中创建新密钥的账号并通过主机测试；测试通过后才从主机删除旧账号，然后重新检查就绪。若新密钥未通过，旧账号保留。")}</p>
-            <form method="post" action=format!("/batches/{id}/replace") class="stack" data-testid="replace-form">
+            <form method="post" action=format!("/batches/{id}/replace") class="card form wide" data-testid="replace-form">
                 <Csrf/>
                 <label class=account_class>
                     <span>{l.t("Account to replace", "要替换的账号")}</span>
@@ -1260,11 +1263,11 @@ fn ReplaceForm(view: ReplaceView) -> impl IntoView {
                     <small class="hint">{l.t("One key. It is encrypted at rest, shown masked, and never logged.", "仅一个密钥。加密存储，仅以掩码显示，从不写入日志。")}</small>
                     {key_err.map(|e| view! { <small class="field-error" data-testid="error-key">{e}</small> })}
                 </label>
-                <label class=confirm_class>
-                    <span><input type="checkbox" name="confirm" value="yes" required data-testid="replace-confirm"/>
-                        {l.t(" delete the old account from the host once the new key passed", " 新密钥通过后从主机删除旧账号")}</span>
+                <div class=confirm_class>
+                    <label class="small"><input type="checkbox" name="confirm" value="yes" required data-testid="replace-confirm"/>
+                        {l.t(" delete the old account from the host once the new key passed", " 新密钥通过后从主机删除旧账号")}</label>
                     {confirm_err.map(|e| view! { <small class="field-error" data-testid="error-confirm">{e}</small> })}
-                </label>
+                </div>
                 <button type="submit" class="primary" data-testid="replace-submit">{l.t("Replace the key", "替换密钥")}</button>
             </form>
         }

@@ -753,11 +753,30 @@ async fn field_errors_skip_reasons_and_the_strategy_read_in_chinese_from_their_c
     let p = app.submit(&zh, "/hosts/new", &pairs(&form)).await;
     assert_eq!(p.status, 400, "{}", p.body);
     assert!(
-        p.body.contains("base_url：必须以 http:// 或 https:// 开头"),
+        p.body.contains("基础 URL：必须以 http:// 或 https:// 开头"),
         "{}",
         p.body
     );
     assert!(!p.body.contains("must start with http"));
+    // A pack with a type problem and a value problem: both located, in
+    // Chinese, the path and the values kept as written.
+    let bad = pack("not-a-url").replace("currency: USD", "currency: EUR");
+    let p = app.submit(&zh, "/packs", &[("source", &bad)]).await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    for zh_text in [
+        "第 9 行，providers.ds.base_url：`not-a-url` 不是 http(s) URL（应为URL，例如 https://api.deepseek.com）",
+        "providers.ds.models.deepseek-flash.price.currency：是文本“EUR”（应为以下之一：USD, CNY）",
+    ] {
+        assert!(p.body.contains(zh_text), "{zh_text}: {}", p.body);
+    }
+    for en in ["is not an http(s) URL", "is the text", "expected"] {
+        assert!(!p.body.contains(en), "{en} in a zh page");
+    }
+    // A refusal with a parameter: the name, in a Chinese sentence.
+    let taken: Vec<(String, String)> = app.host_form("h");
+    let p = app.submit(&zh, "/hosts/new", &pairs(&taken)).await;
+    assert_eq!(p.status, 409, "{}", p.body);
+    assert!(p.body.contains("名称：名为 `h` 的主机已存在"), "{}", p.body);
     // A plan of keys the first batch imported, and one too short.
     let host = app.core.list_hosts().await.unwrap()[0].id;
     let pv = app
