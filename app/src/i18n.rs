@@ -389,7 +389,7 @@ pub fn said_zh(code: &str) -> Option<&'static str> {
         "want.limit" => "≥ 0 的数（0 表示不限）",
         "want.days" => "1 到 36500 天",
         "want.positive" => "大于 0 的数",
-        "undo.shared" => "也被批次 {batches} 使用：在它们回滚之前保留",
+        "undo.shared" => "也被批次 {batches}（尚未回滚）使用：在它们回滚之前保留",
         "undo.gone" => "已不在主机上；只更新台账",
         "undo.as_applied" => "与写入时一致",
         "undo.forced" => "写入后在主机上被改动；因操作员选择强制而删除",

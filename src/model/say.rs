@@ -255,7 +255,7 @@ pub const SAID: &[(&str, &str)] = &[
     ("want.limit", "a number ≥ 0 (0 means no limit)"),
     ("want.days", "1 to 36500 days"),
     ("want.positive", "a number > 0"),
-    ("undo.shared", "also used by batch {batches}: kept until they are rolled back"),
+    ("undo.shared", "also used by batch {batches} (not rolled back): kept until they are rolled back"),
     ("undo.gone", "already gone from the host; only the ledger is updated"),
     ("undo.as_applied", "as applied"),
     ("undo.forced", "changed on the host since apply; removed because the operator forced it"),

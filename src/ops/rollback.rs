@@ -129,7 +129,7 @@ impl Core {
                 let batches = r
                     .other_live_batches
                     .iter()
-                    .map(|(id, st)| format!("#{id} ({st})"))
+                    .map(|(id, _)| format!("#{id}"))
                     .collect::<Vec<_>>()
                     .join(", ");
                 item.say(Said::new("undo.shared", &[("batches", &batches)]));

@@ -1127,8 +1127,13 @@ fn RollbackPlan(preview: RollbackPreview, force: bool) -> impl IntoView {
                 {p.items.iter().enumerate().map(|(n, i)| view! {
                     <tr data-kind=i.kind.clone() data-decision=i.decision.clone()>
                         <td>{n + 1}</td>
-                        <td>{i.target.clone()}</td>
-                        <td><span class=match i.decision.as_str() { "remove" => "badge bad", "keep" => "badge warn", _ => "badge muted" }>{i.decision.clone()}</span></td>
+                        <td>{crate::i18n::step_target(l, &i.target)}</td>
+                        <td><span class=match i.decision.as_str() { "remove" => "badge bad", "keep" => "badge warn", _ => "badge muted" }>{match i.decision.as_str() {
+                            "remove" => l.t("remove", "删除"),
+                            "keep" => l.t("keep", "保留"),
+                            "gone" => l.t("gone", "已不存在"),
+                            other => other,
+                        }.to_string()}</span></td>
                         <td>{crate::i18n::said(l, i.said.as_ref(), &i.reason)}</td>
                         <td>{i.changed.iter().map(|(f, want, have)| view! { <div class="small"><code>{f.clone()}</code>": "{want.clone()}" → "{have.clone()}</div> }).collect_view()}</td>
                     </tr>
