@@ -70,8 +70,7 @@ pub struct HostDetailData {
 
 #[server]
 pub async fn overview() -> Result<OverviewData, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     let hosts = state
         .core
         .list_hosts()
@@ -116,8 +115,7 @@ pub async fn overview() -> Result<OverviewData, AppError> {
 
 #[server]
 pub async fn list_hosts() -> Result<Vec<HostView>, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     state
         .core
         .list_hosts()
@@ -127,8 +125,7 @@ pub async fn list_hosts() -> Result<Vec<HostView>, AppError> {
 
 #[server]
 pub async fn host_detail(id: i64) -> Result<HostDetailData, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     let core = &state.core;
     let host = core.host_view(id).await.map_err(crate::server::op_error)?;
     let latest = core
@@ -154,8 +151,7 @@ pub async fn host_accounts(
     q: String,
     before: Option<i64>,
 ) -> Result<provisioning_core::model::HostAccounts, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     state
         .core
         .host_accounts(id, &q, before)
@@ -165,8 +161,8 @@ pub async fn host_accounts(
 
 #[server]
 pub async fn list_operators() -> Result<Vec<OperatorView>, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Admin).await?;
+    let (state, _) =
+        crate::server::auth::require(provisioning_core::ops::Operation::OperatorList).await?;
     let rows = state
         .core
         .store
@@ -176,14 +172,48 @@ pub async fn list_operators() -> Result<Vec<OperatorView>, AppError> {
     Ok(rows.iter().map(|r| r.view()).collect())
 }
 
+/// The tokens page's data: every token, and the operators one can be made for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokensData {
+    pub tokens: Vec<provisioning_core::model::ApiToken>,
+    pub operators: Vec<OperatorView>,
+    pub now_ms: i64,
+}
+
+#[server]
+pub async fn list_tokens() -> Result<TokensData, AppError> {
+    let (state, me) =
+        crate::server::auth::require(provisioning_core::ops::Operation::TokenManage).await?;
+    let p = provisioning_core::ops::Principal::operator(me.id, &me.username, me.role);
+    let tokens = state
+        .core
+        .list_tokens(&p)
+        .await
+        .map_err(crate::server::op_error)?;
+    let operators = state
+        .core
+        .store
+        .list_operators()
+        .await
+        .map_err(|e| crate::server::op_error(e.into()))?
+        .iter()
+        .filter(|o| o.active())
+        .map(|o| o.view())
+        .collect();
+    Ok(TokensData {
+        tokens,
+        operators,
+        now_ms: provisioning_core::store::now_ms(),
+    })
+}
+
 #[server]
 pub async fn audit_log(
     filter: provisioning_core::model::AuditFilter,
     before: Option<i64>,
 ) -> Result<AuditPage, AppError> {
-    use provisioning_core::model::Role;
     use provisioning_core::store::AuditColumn;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     const PER_PAGE: usize = 50;
     for (field, v) in [
         ("actor", &filter.actor),
@@ -251,8 +281,7 @@ pub struct BatchFormData {
 
 #[server]
 pub async fn list_packs() -> Result<Vec<provisioning_core::model::PackVersionView>, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     state
         .core
         .pack_versions()
@@ -262,8 +291,7 @@ pub async fn list_packs() -> Result<Vec<provisioning_core::model::PackVersionVie
 
 #[server]
 pub async fn pack_detail(id: i64, diff: Option<i64>) -> Result<PackDetailData, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     let core = &state.core;
     let all = core
         .pack_versions()
@@ -297,8 +325,7 @@ pub async fn pack_detail(id: i64, diff: Option<i64>) -> Result<PackDetailData, A
 
 #[server]
 pub async fn new_batch_options() -> Result<BatchFormData, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     let core = &state.core;
     let hosts = core.list_hosts().await.map_err(crate::server::op_error)?;
     let mut providers = Vec::new();
@@ -343,8 +370,7 @@ pub async fn list_batches(
     filter: provisioning_core::model::BatchFilter,
     before: Option<i64>,
 ) -> Result<BatchListData, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     let core = &state.core;
     let list = core
         .list_batches_where(&filter, before, 50)
@@ -377,8 +403,8 @@ pub async fn batch_detail(
     after: i64,
     state: Option<String>,
 ) -> Result<provisioning_core::model::BatchView, AppError> {
-    use provisioning_core::model::{Role, StepState};
-    let (app, _) = crate::server::auth::require(Role::Viewer).await?;
+    use provisioning_core::model::StepState;
+    let (app, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     let state = match state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -402,8 +428,7 @@ pub async fn batch_detail(
 /// One journal step with its (redacted) request and response.
 #[server]
 pub async fn batch_step(id: i64, seq: i64) -> Result<provisioning_core::model::StepView, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     state
         .core
         .batch_step(id, seq)
@@ -417,8 +442,7 @@ pub async fn batch_progress(
     id: i64,
     since_ms: i64,
 ) -> Result<provisioning_core::model::BatchProgress, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     state
         .core
         .batch_progress(id, since_ms)
@@ -431,8 +455,7 @@ pub async fn rollback_preview(
     id: i64,
     force: bool,
 ) -> Result<provisioning_core::model::RollbackPreview, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     state
         .core
         .rollback_preview(id, force)
@@ -444,8 +467,7 @@ pub async fn rollback_preview(
 pub async fn host_drift(
     id: i64,
 ) -> Result<Option<provisioning_core::model::DriftReport>, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     state
         .core
         .host_view(id)
@@ -464,8 +486,7 @@ pub async fn replace_view(
     id: i64,
     account: Option<i64>,
 ) -> Result<provisioning_core::model::ReplaceView, AppError> {
-    use provisioning_core::model::Role;
-    let (state, _) = crate::server::auth::require(Role::Viewer).await?;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
     state
         .core
         .replace_view(id, account)

@@ -144,6 +144,10 @@ messages! {
         "已忽略：该项在到期前列于“已忽略”下。再次检查以刷新计数。";
     RollingBack => "Rolling back: each removal appears in the timeline as it completes.", "正在回滚：每项删除完成后显示在时间线中。";
     ConfirmRemoveOperator => "tick the box to confirm: a removed operator can never sign in again", "请勾选确认：被移除的操作员永远不能再登录";
+    TokenShownOnce => "Token “{name}” for {user}: copy it now, it is shown this once (only its hash is kept). Send it as `Authorization: Bearer …`.",
+        "{user} 的令牌“{name}”：请立即复制，仅显示这一次（只保存其哈希）。请以 `Authorization: Bearer …` 发送。";
+    TokenRevoked => "Token #{id} revoked: requests with it are refused from now on.", "令牌 #{id} 已吊销：此后使用它的请求都会被拒绝。";
+    ConfirmRevokeToken => "tick the box to confirm: scripts using this token stop working", "请勾选确认：使用此令牌的脚本将无法再工作";
     PasswordMismatch => "does not match the new password", "与新密码不一致";
     UnknownAction => "unknown action `{action}`", "未知操作 `{action}`";
     NotANumber => "is not a number", "不是数字";
@@ -362,8 +366,8 @@ pub fn said_zh(code: &str) -> Option<&'static str> {
         "want.number" => "数字，例如 0.3",
         "want.count" => "整数，例如 1",
         "want.bool" => "true 或 false",
-        "want.one_of" => "以下之一：{words}",
-        "want.one_of_or_none" => "以下之一：{words}（或不填）",
+        "want.one_of" => "{words} 之一",
+        "want.one_of_or_none" => "{words} 之一（或不填）",
         "want.table" => "按名称分项的表，每项以其名称为键",
         "want.record" => "字段表",
         "want.needed" => "此处必须有该字段",
@@ -396,6 +400,9 @@ pub fn said_zh(code: &str) -> Option<&'static str> {
         "undo.changed" => "写入后在主机上被改动：除非强制，否则保留",
         "undo.top_up" => "探测用户 ${amount} 的余额充值（步骤 {step}）不会撤销：余额可能已被使用，主机也保留其用量记录。",
         "undo.usage" => "已通过这些账号计费的用量会保留在主机的用量记录中。",
+        "token.scope" => "必须是 read、write 或 admin",
+        "token.days" => "必须是 1 到 {max} 之间的整数天数",
+        "token.operator" => "不是可操作的操作员（不存在、已停用或已移除）",
         "wait.models" => "等待 GET /v1/models 列出 {model}（主机对每个分组的模型列表最多缓存 {cache} 秒）：第 {listings} 次查询，已用 {elapsed} 秒，{next} 秒后再查",
         "warn.unknown_need" => "无法判断主机是否具备 `{capability}`（{evidence}）；缺少它时此方案无法工作。账号测试会给出结果。",
         _ => return None,
@@ -444,6 +451,8 @@ pub fn field_name(lang: Lang, field: &str) -> String {
         "status" => "状态",
         "reason" => "原因",
         "days" => "天数",
+        "scope" => "范围",
+        "operator_id" => "操作员",
         "finding" => "发现",
         "action" => "操作",
         "id" => "操作员",
@@ -469,7 +478,7 @@ pub fn pack_issue(lang: Lang, i: &provisioning_core::model::PackIssue) -> String
     out += &said(lang, i.said.as_ref(), &i.message);
     let expected = said(lang, i.expected_said.as_ref(), &i.expected);
     if !expected.is_empty() {
-        out += &format!("（应为{expected}）");
+        out += &format!("（应为：{expected}）");
     }
     out
 }

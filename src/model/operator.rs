@@ -105,3 +105,30 @@ pub struct AuditPage {
     #[serde(default)]
     pub signing_key: String,
 }
+
+/// An API token as lists show it: never the token itself (shown once, at
+/// creation), only the start that names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub operator_id: i64,
+    /// The operator it acts for.
+    pub username: String,
+    pub name: String,
+    /// `rmt_` and the first characters: enough to tell tokens apart.
+    pub prefix: String,
+    /// `read`, `write` or `admin`.
+    pub scope: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub last_used_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl ApiToken {
+    /// Usable at `now_ms`: not revoked, not expired.
+    pub fn live(&self, now_ms: i64) -> bool {
+        self.revoked_at_ms.is_none() && now_ms < self.expires_at_ms
+    }
+}

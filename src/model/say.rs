@@ -262,6 +262,9 @@ pub const SAID: &[(&str, &str)] = &[
     ("undo.changed", "changed on the host since apply: kept unless forced"),
     ("undo.top_up", "The probe user's balance top-up of ${amount} (step {step}) is not reversed: balance may already be spent, and the host keeps its usage log."),
     ("undo.usage", "Usage already billed through these accounts stays in the host's usage records."),
+    ("token.scope", "must be read, write or admin"),
+    ("token.days", "must be a whole number of days from 1 to {max}"),
+    ("token.operator", "is not an operator who can act (unknown, disabled or removed)"),
 ];
 
 impl Said {
@@ -327,6 +330,7 @@ mod tests {
             include_str!("../ops/compliance.rs"),
             include_str!("../ops/rollback.rs"),
             include_str!("../ops/drift.rs"),
+            include_str!("../ops/tokens.rs"),
             include_str!("validate.rs"),
             include_str!("operator.rs"),
             include_str!("../pack/mod.rs"),

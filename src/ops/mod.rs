@@ -3,6 +3,7 @@
 
 mod aad;
 mod apply;
+pub mod authz;
 mod bundle;
 mod compliance;
 mod diagnose;
@@ -17,8 +18,10 @@ mod rekey;
 mod replace;
 pub mod resource;
 mod rollback;
+mod tokens;
 
 pub use apply::{redact, ApplyError, ApplyOptions, CrashPoint};
+pub use authz::{permits, Denied, Operation, Principal, Scope};
 pub use bundle::{digest_of, verify_bundle, Bundle, BUNDLE_SCHEMA};
 pub use compliance::ComplianceAsk;
 pub use diagnose::next_action;
@@ -29,6 +32,7 @@ pub use operators::{SignInError, THROTTLE_ADDRESS_LIMIT, THROTTLE_USER_LIMIT, TH
 pub use probe::probe_host;
 pub use rekey::Resealed;
 pub use replace::{replacement_of, Replaced};
+pub use tokens::{TokenRequest, MAX_TOKEN_DAYS, TOKEN_PREFIX};
 
 use crate::model::FieldError;
 use crate::secrets::{Cipher, SecretError};
@@ -53,6 +57,12 @@ pub enum OpError {
     /// No such thing (→ 404).
     #[error("{0} not found")]
     NotFound(String),
+    /// The principal may not do this (→ 403); audited.
+    #[error("not allowed: {0}")]
+    Forbidden(authz::Denied),
+    /// No valid credential came with the request (→ 401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// Too many failed attempts lately (→ 429).
     #[error("{0}")]
     Throttled(FieldError),
@@ -119,6 +129,8 @@ impl OpError {
                 | OpError::Conflict(_)
                 | OpError::NotFound(_)
                 | OpError::Throttled(_)
+                | OpError::Forbidden(_)
+                | OpError::Unauthorized(_)
         )
     }
 }

@@ -11,6 +11,7 @@ mod hosts;
 mod imports;
 mod operators;
 mod runs;
+mod tokens;
 
 pub use hosts::{HostRow, NewHost};
 pub use imports::{
@@ -18,6 +19,7 @@ pub use imports::{
 };
 pub use operators::OperatorRow;
 pub use runs::{AccessWrite, Claim, HostAccountRow, LedgerRow, LedgerWrite, RunRow};
+pub use tokens::{Replay, TokenGrant};
 
 use crate::model::AuditEntry;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

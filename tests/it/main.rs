@@ -10,6 +10,7 @@ mod probe;
 mod real_host;
 mod replace;
 mod rollback;
+mod tokens;
 mod versions;
 
 use fakehost::{FakeHost, FakeHostConfig};

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use leptos::prelude::use_context;
-use provisioning_core::model::{OperatorView, Role};
+use provisioning_core::model::OperatorView;
 use provisioning_core::secrets::random_hex;
 use tower_sessions::Session;
 
@@ -77,9 +77,11 @@ pub fn lang_from(headers: &HeaderMap) -> Lang {
     })
 }
 
-/// Server functions call this first: the state, and the operator if their
-/// role allows `needed`.
-pub async fn require(needed: Role) -> Result<(AppState, OperatorView), AppError> {
+/// Server functions call this first: the state, and the operator if the
+/// core allows them `op`.
+pub async fn require(
+    op_kind: provisioning_core::ops::Operation,
+) -> Result<(AppState, OperatorView), AppError> {
     let state = use_context::<AppState>()
         .ok_or_else(|| AppError::new(ErrorKind::Internal, "server state is not available"))?;
     let session: Session = leptos_axum::extract()
@@ -92,14 +94,12 @@ pub async fn require(needed: Role) -> Result<(AppState, OperatorView), AppError>
             "You are signed out.",
         ));
     };
-    if !op.role.allows(needed) {
-        super::answer_status(403);
-        return Err(AppError::new(
-            ErrorKind::Forbidden,
-            format!("This needs the {needed} role; you are {}.", op.role),
-        ));
+    let me = op;
+    let principal = provisioning_core::ops::Principal::operator(me.id, &me.username, me.role);
+    if let Err(e) = state.core.authorize(&principal, op_kind, "page").await {
+        return Err(super::op_error(e));
     }
-    Ok((state, op))
+    Ok((state, me))
 }
 
 /// Paths that are not pages: static files, server functions, health.

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use leptos::prelude::provide_context;
 use provisioning_core::model::{FieldError, HostInput, ProbeStatus, Role};
-use provisioning_core::ops::{OpError, SignInError};
+use provisioning_core::ops::{OpError, Operation, Principal, SignInError};
 use provisioning_core::secrets::{random_hex, Secret};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -97,6 +97,8 @@ impl From<OpError> for Failure {
             OpError::Invalid(f) => Failure::field(StatusCode::BAD_REQUEST, f),
             OpError::Conflict(f) => Failure::field(StatusCode::CONFLICT, f),
             OpError::Throttled(f) => Failure::field(StatusCode::TOO_MANY_REQUESTS, f),
+            OpError::Forbidden(why) => Failure::new(StatusCode::FORBIDDEN, why.sentence()),
+            OpError::Unauthorized(why) => Failure::new(StatusCode::UNAUTHORIZED, why),
             OpError::NotFound(what) => {
                 Failure::new(StatusCode::NOT_FOUND, format!("{what} not found"))
             }
@@ -138,6 +140,7 @@ fn form_audit_name(path: &str, form: &FormMap) -> Option<(String, String)> {
         ["hosts", id, "drift"] => (format!("host.drift_{act}"), format!("host:{id}")),
         ["operators"] => (format!("operator.{act}"), "operator".into()),
         ["account"] => ("operator.password_change".into(), "operator".into()),
+        ["tokens"] => (format!("token.{act}"), "token".into()),
         ["packs"] => ("pack.upload".into(), "pack:new".into()),
         ["batches", "new"] => ("batch.plan".into(), "batch:new".into()),
         ["batches", id] => (format!("batch.{act}"), format!("batch:{id}")),
@@ -289,39 +292,35 @@ fn csrf_ok(ctx: &PageCtx, form: &FormMap) -> Result<(), Failure> {
     }
 }
 
-/// Checks the role; a refusal is audited.
+/// Asks the core whether the signed-in operator may do `op`; a refusal is
+/// audited there.
 async fn allowed(
     state: &AppState,
     ctx: &PageCtx,
-    needed: Role,
-    action: &str,
+    op: Operation,
     target: &str,
 ) -> Result<String, Failure> {
-    let Some(op) = &ctx.operator else {
+    let Some(me) = &ctx.operator else {
         return Err(Failure::new(
             StatusCode::UNAUTHORIZED,
             ctx.lang.msg(Msg::SignedOut, &[]),
         ));
     };
-    if op.role.allows(needed) {
-        return Ok(op.username.clone());
-    }
-    let _ = state
+    let principal = Principal::operator(me.id, &me.username, me.role);
+    state
         .core
-        .store
-        .audit(
-            &op.username,
-            action,
-            target,
-            "denied",
-            &format!("role {} lacks {needed}", op.role),
-        )
-        .await;
-    Err(Failure::new(
-        StatusCode::FORBIDDEN,
-        ctx.lang
-            .msg(Msg::RoleDenied, &[("role", &op.role), ("needed", &needed)]),
-    ))
+        .authorize(&principal, op, target)
+        .await
+        .map_err(|e| match e {
+            OpError::Forbidden(_) => Failure::new(
+                StatusCode::FORBIDDEN,
+                ctx.lang.msg(
+                    Msg::RoleDenied,
+                    &[("role", &me.role), ("needed", &op.rule().role)],
+                ),
+            ),
+            other => other.into(),
+        })
 }
 
 fn client_addr(state: &AppState, parts: &Parts) -> String {
@@ -504,7 +503,7 @@ pub async fn create_host(
     let ctx = page_ctx(&parts);
     let result = async {
         csrf_ok(&ctx, &form)?;
-        let actor = allowed(&state, &ctx, Role::Operator, "host.create", "host:new").await?;
+        let actor = allowed(&state, &ctx, Operation::HostCreate, "host:new").await?;
         let view = state.core.create_host(&actor, &host_input(&form)).await?;
         // A first probe right away, so the capability matrix is there.
         let rec = state.core.probe_host(&actor, view.id).await?;
@@ -543,8 +542,7 @@ pub async fn host_action(
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Operator,
-                    "host.probe",
+                    Operation::HostProbe,
                     &provisioning_core::model::host_target(id),
                 )
                 .await?;
@@ -556,8 +554,7 @@ pub async fn host_action(
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Admin,
-                    "host.compliance.accept",
+                    Operation::HostComplianceAccept,
                     &provisioning_core::model::host_target(id),
                 )
                 .await?;
@@ -575,8 +572,7 @@ pub async fn host_action(
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Admin,
-                    "host.admin_key.obtain",
+                    Operation::HostAdminKeyObtain,
                     &provisioning_core::model::host_target(id),
                 )
                 .await?;
@@ -623,8 +619,7 @@ pub async fn edit_host(
         let actor = allowed(
             &state,
             &ctx,
-            Role::Operator,
-            "host.update",
+            Operation::HostUpdate,
             &provisioning_core::model::host_target(id),
         )
         .await?;
@@ -663,8 +658,7 @@ pub async fn delete_host(
         let actor = allowed(
             &state,
             &ctx,
-            Role::Admin,
-            "host.delete",
+            Operation::HostDelete,
             &provisioning_core::model::host_target(id),
         )
         .await?;
@@ -708,7 +702,7 @@ pub async fn operators(
         match get(&form, "action") {
             "create" => {
                 let actor =
-                    allowed(&state, &ctx, Role::Admin, "operator.create", "operator:new").await?;
+                    allowed(&state, &ctx, Operation::OperatorCreate, "operator:new").await?;
                 let role = Role::parse(get(&form, "role"))
                     .map_err(|f| Failure::field(StatusCode::BAD_REQUEST, f))?;
                 let op = state
@@ -726,8 +720,7 @@ pub async fn operators(
                 ))
             }
             "update" => {
-                let actor =
-                    allowed(&state, &ctx, Role::Admin, "operator.update", "operator").await?;
+                let actor = allowed(&state, &ctx, Operation::OperatorUpdate, "operator").await?;
                 let id: i64 = get(&form, "id").parse().map_err(|_| {
                     Failure::field(
                         StatusCode::BAD_REQUEST,
@@ -759,11 +752,11 @@ pub async fn operators(
             "reset_password" | "remove" => {
                 let reset = get(&form, "action") == "reset_password";
                 let what = if reset {
-                    "operator.password_reset"
+                    Operation::OperatorResetPassword
                 } else {
-                    "operator.remove"
+                    Operation::OperatorRemove
                 };
-                let actor = allowed(&state, &ctx, Role::Admin, what, "operator").await?;
+                let actor = allowed(&state, &ctx, what, "operator").await?;
                 let me = ctx.operator.as_ref().map(|o| o.id).unwrap_or_default();
                 let id: i64 = get(&form, "id").parse().map_err(|_| {
                     Failure::field(
@@ -796,6 +789,96 @@ pub async fn operators(
     match result {
         Ok(msg) => done(&session, "/operators", msg, true).await,
         Err(f) => render_failure(&state, &parts, "/operators", &form, f).await,
+    }
+}
+
+/// `POST /tokens`: an admin creates an API token for an operator (shown in
+/// this answer only) or revokes one.
+pub async fn tokens(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let Some(me) = &ctx.operator else {
+            return Err(Failure::new(
+                StatusCode::UNAUTHORIZED,
+                ctx.lang.msg(Msg::SignedOut, &[]),
+            ));
+        };
+        let principal = Principal::operator(me.id, &me.username, me.role);
+        let denied = |e: OpError| match e {
+            OpError::Forbidden(_) => Failure::new(
+                StatusCode::FORBIDDEN,
+                ctx.lang.msg(
+                    Msg::RoleDenied,
+                    &[("role", &me.role), ("needed", &Role::Admin)],
+                ),
+            ),
+            other => other.into(),
+        };
+        match get(&form, "action") {
+            "create" => {
+                let req = provisioning_core::ops::TokenRequest {
+                    operator_id: get(&form, "operator_id").parse().unwrap_or(-1),
+                    name: get(&form, "name").to_string(),
+                    scope: get(&form, "scope").to_string(),
+                    days: get(&form, "days").to_string(),
+                };
+                let (token, secret) = state
+                    .core
+                    .create_token(&principal, &req)
+                    .await
+                    .map_err(denied)?;
+                // Shown in this answer only: not in the session, not logged.
+                let flash = Flash {
+                    ok: true,
+                    message: ctx.lang.msg(
+                        Msg::TokenShownOnce,
+                        &[("name", &token.name), ("user", &token.username)],
+                    ),
+                    shown_once: Some(secret.expose().to_string()),
+                    ..Default::default()
+                };
+                Ok(Answer::Page(Box::new(flash)))
+            }
+            "revoke" => {
+                let id: i64 = get(&form, "id").parse().map_err(|_| {
+                    Failure::field(
+                        StatusCode::BAD_REQUEST,
+                        FieldError::new("id", ctx.lang.msg(Msg::NotANumber, &[])),
+                    )
+                })?;
+                confirmed(&form, ctx.lang, Msg::ConfirmRevokeToken)?;
+                state
+                    .core
+                    .revoke_token(&principal, id)
+                    .await
+                    .map_err(denied)?;
+                Ok(Answer::Done(
+                    ctx.lang.msg(Msg::TokenRevoked, &[("id", &id)]),
+                    true,
+                ))
+            }
+            other => Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                FieldError::new(
+                    "action",
+                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
+                ),
+            )),
+        }
+    }
+    .await;
+    match result {
+        Ok(Answer::Done(msg, ok)) => done(&session, "/tokens", msg, ok).await,
+        Ok(Answer::Page(flash)) => {
+            render_page(&state, &parts, "/tokens", *flash, StatusCode::OK).await
+        }
+        Err(f) => render_failure(&state, &parts, "/tokens", &form, f).await,
     }
 }
 
@@ -958,7 +1041,7 @@ pub async fn upload_pack(
     let ctx = page_ctx(&parts);
     let result = async {
         csrf_ok(&ctx, &form)?;
-        let actor = allowed(&state, &ctx, Role::Operator, "pack.upload", "pack:new").await?;
+        let actor = allowed(&state, &ctx, Operation::PackUpload, "pack:new").await?;
         let file = get(&form, "file");
         let source = if file.trim().is_empty() {
             get(&form, "source")
@@ -1016,7 +1099,7 @@ pub async fn new_batch(
     let ctx = page_ctx(&parts);
     let result = async {
         csrf_ok(&ctx, &form)?;
-        let actor = allowed(&state, &ctx, Role::Operator, "batch.plan", "batch:new").await?;
+        let actor = allowed(&state, &ctx, Operation::BatchPlan, "batch:new").await?;
         let bad = |field: &str, msg: &str| {
             Failure::field(StatusCode::BAD_REQUEST, FieldError::new(field, msg))
         };
@@ -1092,8 +1175,7 @@ pub async fn batch_action(
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Operator,
-                    "batch.apply",
+                    Operation::BatchApply,
                     &provisioning_core::model::batch_target(id),
                 )
                 .await?;
@@ -1107,8 +1189,7 @@ pub async fn batch_action(
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Operator,
-                    "batch.retry_failed",
+                    Operation::BatchRetryFailed,
                     &provisioning_core::model::batch_target(id),
                 )
                 .await?;
@@ -1130,8 +1211,7 @@ pub async fn batch_action(
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Operator,
-                    "batch.discard",
+                    Operation::BatchDiscard,
                     &provisioning_core::model::batch_target(id),
                 )
                 .await?;
@@ -1143,8 +1223,7 @@ pub async fn batch_action(
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Operator,
-                    "batch.remove_failed",
+                    Operation::BatchRemoveFailed,
                     &provisioning_core::model::batch_target(id),
                 )
                 .await?;
@@ -1155,14 +1234,13 @@ pub async fn batch_action(
             "pause_failed" | "resume_failed" => {
                 let pause = get(&form, "action") == "pause_failed";
                 let what = if pause {
-                    "batch.pause_failed"
+                    Operation::BatchPauseFailed
                 } else {
-                    "batch.resume_failed"
+                    Operation::BatchResumeFailed
                 };
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Operator,
                     what,
                     &provisioning_core::model::batch_target(id),
                 )
@@ -1181,8 +1259,7 @@ pub async fn batch_action(
                 let actor = allowed(
                     &state,
                     &ctx,
-                    Role::Operator,
-                    "batch.diagnose",
+                    Operation::BatchDiagnose,
                     &provisioning_core::model::batch_target(id),
                 )
                 .await?;
@@ -1227,8 +1304,7 @@ pub async fn drift_action(
         let target = provisioning_core::model::host_target(id);
         match get(&form, "action") {
             "check" => {
-                let actor =
-                    allowed(&state, &ctx, Role::Operator, "host.drift_check", &target).await?;
+                let actor = allowed(&state, &ctx, Operation::HostDriftCheck, &target).await?;
                 let r = state.core.drift_check(&actor, id).await?;
                 let open = r.findings.iter().filter(|f| f.ignored.is_none()).count();
                 Ok(ctx
@@ -1236,8 +1312,7 @@ pub async fn drift_action(
                     .msg(Msg::DriftChecked, &[("n", &r.compared), ("open", &open)]))
             }
             "repair" => {
-                let actor =
-                    allowed(&state, &ctx, Role::Operator, "host.drift_repair", &target).await?;
+                let actor = allowed(&state, &ctx, Operation::HostDriftRepair, &target).await?;
                 let msg = state
                     .core
                     .repair_drift(&actor, id, get(&form, "key"), get(&form, "act"))
@@ -1245,8 +1320,7 @@ pub async fn drift_action(
                 Ok(ctx.lang.msg(Msg::DriftRepaired, &[("what", &msg)]))
             }
             "ignore" => {
-                let actor =
-                    allowed(&state, &ctx, Role::Operator, "host.drift_ignore", &target).await?;
+                let actor = allowed(&state, &ctx, Operation::HostDriftIgnore, &target).await?;
                 let days = get(&form, "days").trim().parse::<i64>().map_err(|_| {
                     Failure::field(
                         StatusCode::BAD_REQUEST,
@@ -1290,8 +1364,7 @@ pub async fn rollback_batch(
         let actor = allowed(
             &state,
             &ctx,
-            Role::Operator,
-            "batch.rollback",
+            Operation::BatchRollback,
             &provisioning_core::model::batch_target(id),
         )
         .await?;
@@ -1338,8 +1411,7 @@ pub async fn replace_key(
         let actor = allowed(
             &state,
             &ctx,
-            Role::Operator,
-            "batch.replace_key",
+            Operation::BatchReplaceKey,
             &provisioning_core::model::batch_target(id),
         )
         .await?;

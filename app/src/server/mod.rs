@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod downloads;
 pub mod forms;
+pub mod rest;
 pub mod router;
 pub mod state;
 
@@ -30,6 +31,8 @@ pub fn op_error(e: OpError) -> AppError {
         OpError::Conflict(_) => 409,
         OpError::NotFound(_) => 404,
         OpError::Throttled(_) => 429,
+        OpError::Forbidden(_) => 403,
+        OpError::Unauthorized(_) => 401,
         OpError::Host(_) => 502,
         _ => 500,
     });
@@ -39,6 +42,8 @@ pub fn op_error(e: OpError) -> AppError {
             AppError::new(ErrorKind::Invalid, f.to_string())
         }
         OpError::NotFound(what) => AppError::new(ErrorKind::NotFound, format!("{what} not found")),
+        OpError::Forbidden(why) => AppError::new(ErrorKind::Forbidden, why.sentence()),
+        OpError::Unauthorized(why) => AppError::new(ErrorKind::Unauthorized, why),
         OpError::Host(why) => AppError::new(ErrorKind::Invalid, format!("the host: {why}")),
         other => {
             tracing::error!(error = %other, "internal error");

@@ -186,6 +186,7 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/hosts/{id}/delete", post(forms::delete_host))
         .route("/operators", post(forms::operators))
         .route("/account", post(forms::change_password))
+        .route("/tokens", post(forms::tokens))
         .route("/packs", post(forms::upload_pack))
         .route("/batches/new", post(forms::new_batch))
         .route("/batches/{id}", post(forms::batch_action))
@@ -199,6 +200,8 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
             "/batches/{id}/evidence.html",
             get(super::downloads::evidence_html),
         )
+        // The JSON API: bearer tokens only (see `rest`).
+        .nest("/api/v1", super::rest::router())
         .leptos_routes_with_context(&state, routes, ctx, move || shell(shell_opts.clone()))
         .nest_service("/pkg", assets(&state))
         .fallback(leptos_axum::file_and_error_handler_with_context::<

@@ -148,7 +148,7 @@ fn access_badge(l: Lang, s: AccessStatus) -> impl IntoView {
 
 /// A step's recorded error: the product's words in the reader's language,
 /// the host's (or upstream's) own words kept as they are, as code.
-fn step_error(l: Lang, error: &str) -> impl IntoView {
+pub(crate) fn step_error(l: Lang, error: &str) -> impl IntoView {
     const OURS: &[(&str, &str)] = &[
         ("account test failed: ", "账号测试失败："),
         (
@@ -686,7 +686,13 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
         {if running {
             view! { <LiveProgress batch=b.id lang=l since_ms=b.updated_at_ms done=done total=total/> }.into_any()
         } else {
-            view! { <p class="progress" data-testid="progress">{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}</p> }.into_any()
+            // Failed and unknown steps are said too: "8 / 9 done" alone
+            // reads as still working.
+            let troubled = totals.troubled();
+            let pending = total - done - troubled;
+            view! { <p class="progress" data-testid="progress">{format!("{done} / {total} {}", l.t("steps done", "步已完成"))}
+                {(troubled > 0).then(|| format!(" · {troubled} {}", l.t("failed or of unknown outcome", "步失败或结果未知")))}
+                {(pending > 0).then(|| format!(" · {pending} {}", l.t("not finished", "步未完成")))}</p> }.into_any()
         }}
         <nav class="toc" data-testid="toc">{l.t("On this page: ", "本页：")}
             <a href="#facts">{l.t("Facts", "概况")}</a>
@@ -960,8 +966,8 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
     view! {
         <table class="grid" data-testid="timeline">
             <thead><tr>
-                <th>"#"</th><th>{l.t("Step", "步骤")}</th><th>{l.t("Plan", "计划")}</th><th>{l.t("State", "状态")}</th>
-                <th>{l.t("Remote id", "远端 ID")}</th><th>{l.t("Duration", "耗时")}</th><th>{l.t("Evidence", "证据")}</th>
+                <th>"#"</th><th>{l.t("Step", "步骤")}</th><th class="nowrap">{l.t("Plan", "计划")}</th><th>{l.t("State", "状态")}</th>
+                <th class="nowrap">{l.t("Remote id", "远端 ID")}</th><th>{l.t("Duration", "耗时")}</th><th>{l.t("Evidence", "证据")}</th>
             </tr></thead>
             <tbody>
                 {steps.into_iter().map(|s| {
@@ -975,8 +981,8 @@ fn Timeline(batch: i64, steps: Vec<StepView>) -> impl IntoView {
                     view! {
                         <tr data-kind=s.kind.as_str() data-seq=s.seq.to_string() data-state=s.state.as_str()>
                             <td>{s.seq}</td>
-                            <td>{crate::i18n::step_target(l, &s.target)}</td>
-                            <td>{action}</td>
+                            <td class="target">{crate::i18n::step_target(l, &s.target)}</td>
+                            <td class="nowrap">{action}</td>
                             <td>{step_badge(l, s.state)}{(s.state == StepState::Sent).then(|| view! { <span class="muted small">{l.t(" outcome not yet known", " 结果未知")}</span> })}
                                 {(s.state == StepState::Sent && s.kind == StepKind::Readiness && !s.response.is_empty()).then(|| view! { <div class="small" data-testid="waiting">{crate::i18n::note(l, &s.response)}</div> })}</td>
                             <td>{s.remote_id.clone().map(|r| view! { <code>{r}</code> })}</td>

@@ -645,14 +645,18 @@ fn AccountsTable(accounts: provisioning_core::model::HostAccounts) -> impl IntoV
                                     view! {
                                         <span class=class data-test-state=st.as_str()>{text}</span>
                                         <span class="muted small">{at.map(|t| format!(" {}", when(t))).unwrap_or_default()}</span>
-                                        {(!err.is_empty()).then(|| view! { <div class="small">{err.clone()}</div> })}
+                                        {(!err.is_empty()).then(|| view! { <div class="small">{super::batches::step_error(l, err)}</div> })}
                                     }.into_any()
                                 }
                             };
                             view! {
                                 <tr data-testid="account-row">
                                     <td class="nowrap"><code>{r.masked.clone().unwrap_or_else(|| "—".into())}</code>
-                                        {r.fingerprint.clone().map(|f| view! { <div class="muted small mono">{f}</div> })}</td>
+                                        {r.fingerprint.clone().map(|f| {
+                                            // The start is what a search takes; the whole is in the title.
+                                            let short = if f.chars().count() > 20 { format!("{}…", f.chars().take(20).collect::<String>()) } else { f.clone() };
+                                            view! { <div class="muted small mono" title=f>{short}</div> }
+                                        })}</td>
                                     <td><code>{format!("#{}", r.remote_id)}</code></td>
                                     <td>{r.batch_id.map(|b| view! { <a href=format!("/batches/{b}")>{format!("#{b}")}</a> })}</td>
                                     <td>{format!("{} · {}", r.provider_key, r.platform.clone().unwrap_or_else(|| "—".into()))}</td>
@@ -667,7 +671,7 @@ fn AccountsTable(accounts: provisioning_core::model::HostAccounts) -> impl IntoV
                                         Some((false, at)) => format!("{} {}", l.t("no, paused", "否，已暂停"), when(at)),
                                     }}</td>
                                     <td>{test}</td>
-                                    {can_replace.then(|| view! { <td>{(r.status == "active").then(|| r.batch_id.map(|b| view! {
+                                    {can_replace.then(|| view! { <td class="nowrap">{(r.status == "active").then(|| r.batch_id.map(|b| view! {
                                         <a href=format!("/batches/{b}/replace?account={}", r.ledger_id) data-testid="replace-account-link">{l.t("Replace key…", "替换密钥…")}</a>
                                     })).flatten()}</td> })}
                                 </tr>

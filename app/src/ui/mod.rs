@@ -41,6 +41,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/hosts/:id/edit") view=hosts::EditHostPage ssr=SsrMode::Async/>
                 <Route path=path!("/hosts/:id/delete") view=hosts::DeleteHostPage ssr=SsrMode::Async/>
                 <Route path=path!("/operators") view=operators::OperatorsPage ssr=SsrMode::Async/>
+                <Route path=path!("/tokens") view=operators::TokensPage ssr=SsrMode::Async/>
                 <Route path=path!("/account") view=operators::AccountPage ssr=SsrMode::Async/>
                 <Route path=path!("/packs") view=packs::PacksPage ssr=SsrMode::Async/>
                 <Route path=path!("/packs/:id") view=packs::PackPage ssr=SsrMode::Async/>

@@ -1,7 +1,7 @@
 //! Operators (admin only): who may use the dashboard, with which role.
 
 use super::widgets::*;
-use crate::api::list_operators;
+use crate::api::{list_operators, list_tokens};
 use crate::page::page_ctx;
 use leptos::prelude::*;
 use provisioning_core::model::Role;
@@ -129,6 +129,97 @@ pub fn AccountPage() -> impl IntoView {
                 <Field name="confirm_password" kind="password" label=l.t("New password again", "再次输入新密码") required=true maxlength=256/>
                 <button type="submit" class="primary">{l.t("Change password", "修改密码")}</button>
             </form>
+        </Layout>
+    }
+}
+
+/// API tokens (admin only): made for an operator with a scope and an
+/// expiry, shown once, revocable.
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    let ctx = page_ctx();
+    let l = ctx.lang;
+    let data = Resource::new(|| (), |_| list_tokens());
+    view! {
+        <Layout>
+            <h1>{l.t("API tokens", "API 令牌")}</h1>
+            <p class="muted">{l.t(
+                "A token lets a script use the JSON API under /api/v1 as one operator: never above that operator's role, and only within its scope (read: look only; write: also hosts, packs, batches; admin: also operators and tokens). Only its hash is kept; it is shown once.",
+                "令牌让脚本以某个操作员的身份使用 /api/v1 下的 JSON API：权限绝不超过该操作员的角色，且只在其范围内（read：只读；write：另可操作主机、模板包、批次；admin：另可管理操作员和令牌）。只保存其哈希，仅显示一次。",
+            )}</p>
+            <Suspense fallback=move || loading(l)>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                        Ok(d) => {
+                            let now = d.now_ms;
+                            view! {
+                                {if d.tokens.is_empty() {
+                                    view! { <p class="empty" data-testid="no-tokens">{l.t("No token yet.", "还没有令牌。")}</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <div class="table-wrap"><table class="grid" data-testid="tokens">
+                                            <thead><tr>
+                                                <th>"#"</th><th>{l.t("Name", "名称")}</th><th>{l.t("Starts with", "开头")}</th>
+                                                <th>{l.t("Acts for", "代表")}</th><th>{l.t("Scope", "范围")}</th>
+                                                <th>{l.t("Expires", "到期")}</th><th>{l.t("Last used", "最近使用")}</th><th>{l.t("State", "状态")}</th><th></th>
+                                            </tr></thead>
+                                            <tbody>{d.tokens.into_iter().map(|t| {
+                                                let live = t.live(now);
+                                                let state = match (t.revoked_at_ms, live) {
+                                                    (Some(at), _) => view! { <span class="badge muted" title=when(at)>{l.t("revoked", "已吊销")}</span> }.into_any(),
+                                                    (None, false) => view! { <span class="badge muted">{l.t("expired", "已过期")}</span> }.into_any(),
+                                                    (None, true) => view! { <span class="badge ok">{l.t("live", "有效")}</span> }.into_any(),
+                                                };
+                                                view! {
+                                                    <tr data-testid="token-row" data-token=t.id.to_string()>
+                                                        <td>{t.id}</td>
+                                                        <td>{t.name.clone()}<p class="muted small">{format!("{} {}", l.t("by", "创建人"), t.created_by)}</p></td>
+                                                        <td><code>{format!("{}…", t.prefix)}</code></td>
+                                                        <td>{t.username.clone()}</td>
+                                                        <td><code>{t.scope.clone()}</code></td>
+                                                        <td class="nowrap">{when(t.expires_at_ms)}</td>
+                                                        <td class="nowrap muted">{t.last_used_ms.map(when).unwrap_or_else(|| l.t("never", "从未").into())}</td>
+                                                        <td>{state}</td>
+                                                        <td>{(t.revoked_at_ms.is_none()).then(|| view! {
+                                                            <form method="post" action="/tokens" class="inline">
+                                                                <Csrf/>
+                                                                <input type="hidden" name="action" value="revoke"/>
+                                                                <input type="hidden" name="id" value=t.id.to_string()/>
+                                                                <label class="small"><input type="checkbox" name="confirm" value="yes" required/>{l.t(" scripts using it stop", " 使用它的脚本将停止工作")}</label>
+                                                                <button type="submit" class="danger" data-testid="revoke-token">{l.t("Revoke", "吊销")}</button>
+                                                            </form>
+                                                        })}</td>
+                                                    </tr>
+                                                }
+                                            }).collect_view()}</tbody>
+                                        </table></div>
+                                    }.into_any()
+                                }}
+                                <h2>{l.t("Create a token", "创建令牌")}</h2>
+                                <form method="post" action="/tokens" class="card form" data-testid="token-form">
+                                    <Csrf/>
+                                    <input type="hidden" name="action" value="create"/>
+                                    <Field name="name" label=l.t("Name", "名称") hint=l.t("What uses it, e.g. staging CI", "用途，如 staging CI") required=true/>
+                                    <label class="field"><span>{l.t("Acts for", "代表操作员")}</span>
+                                        <select name="operator_id">{d.operators.into_iter().map(|o| view! {
+                                            <option value=o.id.to_string()>{format!("{} ({})", o.username, o.role)}</option>
+                                        }).collect_view()}</select></label>
+                                    <label class="field"><span>{l.t("Scope", "范围")}</span>
+                                        <select name="scope">
+                                            <option value="read">"read"</option>
+                                            <option value="write" selected>"write"</option>
+                                            <option value="admin">"admin"</option>
+                                        </select></label>
+                                    <label class="field"><span>{l.t("Expires after (days)", "有效天数")}</span>
+                                        <input type="number" name="days" value="90" min="1" max="366" required/></label>
+                                    <button type="submit" class="primary">{l.t("Create token", "创建令牌")}</button>
+                                </form>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Suspense>
         </Layout>
     }
 }

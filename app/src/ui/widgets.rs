@@ -27,7 +27,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a href="/packs">{l.t("Packs", "模板包")}</a>
                 <a href="/batches">{l.t("Batches", "批次")}</a>
                 <a href="/audit">{l.t("Audit log", "审计日志")}</a>
-                {is_admin.then(|| view! { <a href="/operators">{l.t("Operators", "操作员")}</a> })}
+                {is_admin.then(|| view! { <a href="/operators">{l.t("Operators", "操作员")}</a><a href="/tokens">{l.t("API tokens", "API 令牌")}</a> })}
             </nav>
             <div class="who">
                 <a class="lang" rel="external" href=format!("/lang?to={}", other.0)>{other.1}</a>

@@ -764,8 +764,8 @@ async fn field_errors_skip_reasons_and_the_strategy_read_in_chinese_from_their_c
     let p = app.submit(&zh, "/packs", &[("source", &bad)]).await;
     assert_eq!(p.status, 400, "{}", p.body);
     for zh_text in [
-        "第 9 行，providers.ds.base_url：`not-a-url` 不是 http(s) URL（应为URL，例如 https://api.deepseek.com）",
-        "providers.ds.models.deepseek-flash.price.currency：是文本“EUR”（应为以下之一：USD, CNY）",
+        "第 9 行，providers.ds.base_url：`not-a-url` 不是 http(s) URL（应为：URL，例如 https://api.deepseek.com）",
+        "providers.ds.models.deepseek-flash.price.currency：是文本“EUR”（应为：USD, CNY 之一）",
     ] {
         assert!(p.body.contains(zh_text), "{zh_text}: {}", p.body);
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the real router served on 127.0.0.1:0 with a fresh
 //! SQLite file, talking to a fake Sub2API host over HTTP.
 
+mod api;
 mod assets;
 mod auth;
 mod crash;
