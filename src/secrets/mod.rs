@@ -291,6 +291,15 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
+/// Whether two byte strings are equal, in time that depends only on their
+/// lengths (for comparing presented tokens with a configured one).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// SHA-256 of a string as hex (for storing one-time tokens by hash).
 pub fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))

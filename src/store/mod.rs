@@ -9,6 +9,7 @@
 mod group;
 mod hosts;
 mod imports;
+mod metrics;
 mod operators;
 mod runs;
 mod tokens;
@@ -17,6 +18,7 @@ pub use hosts::{HostRow, NewHost};
 pub use imports::{
     BatchRow, BatchSummaryRow, LedgerEntry, NewBatch, PackVersionRow, StepRow, StepUpdate,
 };
+pub use metrics::MetricCounts;
 pub use operators::OperatorRow;
 pub use runs::{AccessWrite, Claim, HostAccountRow, LedgerRow, LedgerWrite, RunRow};
 pub use tokens::{Replay, TokenGrant};

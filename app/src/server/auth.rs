@@ -107,6 +107,7 @@ fn is_page(path: &str) -> bool {
     !(path.starts_with("/pkg/")
         || path.starts_with("/api/")
         || path == "/healthz"
+        || path == "/metrics"
         || path == "/lang"
         || path
             .rsplit('/')

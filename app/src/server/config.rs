@@ -37,6 +37,8 @@ pub struct Config {
     /// Demo mode only: the fake upstream's keys, offered on the new-batch
     /// page (they open nothing real).
     pub demo_keys: Vec<(String, String)>,
+    /// The bearer token `/metrics` wants (`None`: metrics are off).
+    pub metrics_token: Option<provisioning_core::secrets::Secret>,
 }
 
 fn rules(name: &str) -> Result<Vec<provisioning_core::host::outbound::Rule>, String> {
@@ -86,6 +88,7 @@ impl Config {
             models_cache_wait_secs: 0,
             demo_keys: Vec::new(),
             outbound: Default::default(),
+            metrics_token: None,
         }
     }
 
@@ -119,6 +122,18 @@ impl Config {
                 .ok()
                 .filter(|m| (5..=43_200).contains(m))
                 .ok_or_else(|| format!("DASHBOARD_SESSION_IDLE_MINUTES=`{v}`: expected minutes between 5 and 43200"))?,
+        };
+        let metrics_token = match var("DASHBOARD_METRICS_TOKEN") {
+            None => None,
+            Some(t) if t.trim().len() >= 16 && !t.chars().any(char::is_whitespace) => {
+                Some(provisioning_core::secrets::Secret::new(t.trim()))
+            }
+            Some(_) => {
+                return Err(
+                    "DASHBOARD_METRICS_TOKEN: expected at least 16 characters without spaces"
+                        .into(),
+                )
+            }
         };
         let public_url = var("DASHBOARD_PUBLIC_URL");
         if let Some(u) = &public_url {
@@ -154,6 +169,7 @@ impl Config {
             outbound,
             models_cache_wait_secs,
             demo_keys: Vec::new(),
+            metrics_token,
             addr,
             data_dir,
             database,

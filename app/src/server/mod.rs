@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod downloads;
 pub mod forms;
+pub mod metrics;
 pub mod rest;
 pub mod router;
 pub mod state;

@@ -175,6 +175,7 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         )));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(super::metrics::metrics))
         .route("/lang", get(forms::set_lang))
         .route("/login", post(forms::sign_in))
         .route("/setup", post(forms::setup))
@@ -213,6 +214,12 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::page_ctx_layer,
+        ))
+        // Outside the page context (scrapes and API calls need none) and
+        // after routing, so each request is timed under its route template.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::metrics::track,
         ))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(

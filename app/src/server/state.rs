@@ -11,6 +11,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub core: Core,
     pub config: Arc<Config>,
+    /// Request counts and latencies for `/metrics`.
+    pub http_metrics: Arc<super::metrics::HttpMetrics>,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
             leptos_options,
             core,
             config: Arc::new(config),
+            http_metrics: Arc::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! → ready flow against the fake host.
 
 use crate::imports::pack;
-use crate::{pairs, TestApp};
+use crate::{pairs, TestApp, METRICS_TOKEN};
 use app::server::rest::ROUTES;
 use fakehost::{FakeUpstream, ProviderStyle, UpstreamBehaviour};
 use provisioning_core::model::Role;
@@ -11,6 +11,31 @@ use provisioning_core::ops::{Principal, TokenRequest};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-api-provider-key-00000000000000000001";
+
+/// `/metrics` scraped with the token: each sample line as (name{labels}, value).
+async fn scrape(app: &TestApp) -> std::collections::BTreeMap<String, f64> {
+    let r = reqwest::Client::new()
+        .get(format!("{}/metrics", app.url))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
+    let text = r.text().await.unwrap();
+    assert!(
+        ctype.starts_with("text/plain; version=0.0.4"),
+        "{ctype}: {}",
+        &text[..text.len().min(600)]
+    );
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
 
 struct Api<'a> {
     app: &'a TestApp,
@@ -133,6 +158,7 @@ async fn a_token_plans_applies_and_watches_a_batch_to_ready_with_idempotent_post
         app: &app,
         http: reqwest::Client::new(),
     };
+    let before = scrape(&app).await;
     let write = token(&app, "otto", Role::Operator, "write").await;
     let read = token(&app, "otto", Role::Operator, "read").await;
     let viewer_write = token(&app, "vera", Role::Viewer, "write").await;
@@ -414,6 +440,40 @@ async fn a_token_plans_applies_and_watches_a_batch_to_ready_with_idempotent_post
         )
         .await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    // The scrape moved by what happened: one batch succeeded, one account
+    // created and tested, ready on h; the plan route answered 201 twice
+    // (once run, once replayed) and 422 twice.
+    let after = scrape(&app).await;
+    let moved =
+        |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
+    assert_eq!(
+        moved("relay_batches{status=\"succeeded\"}"),
+        1.0,
+        "{after:?}"
+    );
+    assert_eq!(moved("relay_steps{kind=\"account\",state=\"done\"}"), 1.0);
+    assert_eq!(
+        moved("relay_steps{kind=\"account_test\",state=\"done\"}"),
+        1.0
+    );
+    assert_eq!(
+        after["relay_ready{host=\"h\",provider=\"ds\",access=\"self_service_ready\"}"],
+        1.0
+    );
+    assert_eq!(after["relay_host_up{host=\"h\"}"], 1.0);
+    let plan_201 = "relay_http_request_duration_seconds_count{route=\"/api/v1/batches\",method=\"POST\",status=\"201\"}";
+    assert_eq!(moved(plan_201), 2.0, "{after:?}");
+    assert_eq!(
+        moved("relay_http_request_duration_seconds_count{route=\"/api/v1/batches\",method=\"POST\",status=\"422\"}"),
+        2.0
+    );
+    // Without the token, nothing.
+    let r = reqwest::Client::new()
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     let (_, _, hosts) = api
         .call("GET", "/api/v1/hosts", Some(&read), None, None)
         .await;

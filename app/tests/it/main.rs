@@ -52,6 +52,9 @@ impl std::io::Write for BufWriter {
     }
 }
 
+/// The scrape token of every test server's `/metrics`.
+pub const METRICS_TOKEN: &str = "test-metrics-scrape-token";
+
 pub struct TestApp {
     pub url: String,
     pub client: reqwest::Client,
@@ -83,7 +86,9 @@ impl TestApp {
         sessions.migrate().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(core.clone(), Config::local(dir.path(), addr));
+        let mut config = Config::local(dir.path(), addr);
+        config.metrics_token = Some(Secret::new(METRICS_TOKEN));
+        let state = AppState::new(core.clone(), config);
         let router = app::server::router::build_router(state, sessions);
         tokio::spawn(async move {
             axum::serve(
