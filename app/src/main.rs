@@ -2,7 +2,7 @@
 //! router → serve; or one of the CLI commands.
 
 use anyhow::{anyhow, Context};
-use app::server::cli::{BatchCommand, Cli, Command, KeyCommand, UserCommand};
+use app::server::cli::{BatchCommand, Cli, Command, KeyCommand, PackCommand, UserCommand};
 use app::server::config::Config;
 use app::server::state::AppState;
 use clap::Parser;
@@ -236,6 +236,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Batch { command } => batch(&config, command).await,
+        Command::Pack {
+            command: PackCommand::Validate { file, json },
+        } => validate_pack(&file, json),
         Command::Key {
             command: KeyCommand::Rotate,
         } => rotate_key(&config).await,
@@ -300,10 +303,70 @@ async fn rotate_key(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `dashboard pack validate FILE`: see [`PackCommand::Validate`].
+fn validate_pack(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    let source = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            writeln!(std::io::stderr(), "{}: cannot be read: {e}", file.display())?;
+            std::process::exit(2);
+        }
+    };
+    let name = file.display().to_string();
+    match provisioning_core::pack::parse(&source, None) {
+        Ok(p) => {
+            if json {
+                let line = serde_json::json!({"valid": true, "file": name, "id": p.pack.id, "hash": p.hash, "providers": p.pack.providers.keys().collect::<Vec<_>>(), "issues": []});
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{name}: valid pack `{}` ({} provider(s): {}), hash {}",
+                    p.pack.id,
+                    p.pack.providers.len(),
+                    p.pack
+                        .providers
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    &p.hash[..12]
+                )?;
+            }
+            Ok(())
+        }
+        Err(issues) => {
+            if json {
+                let line = serde_json::json!({"valid": false, "file": name, "issues": issues});
+                writeln!(out, "{line}")?;
+            } else {
+                for i in &issues {
+                    // `file:line: path: message (expected …)`, as compilers say it.
+                    let at = i.line.map(|l| format!("{l}:")).unwrap_or_default();
+                    let expected = if i.expected.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (expected {})", i.expected)
+                    };
+                    writeln!(out, "{name}:{at} {}: {}{expected}", i.path, i.message)?;
+                }
+                writeln!(out, "{name}: {} problem(s); not a valid pack", issues.len())?;
+            }
+            out.flush()?;
+            std::process::exit(1);
+        }
+    }
+}
+
 async fn batch(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
     use provisioning_core::model::BatchStatus;
     let core = open_core(config).await?;
+    if let BatchCommand::Status { id, watch } = command {
+        return batch_status(&core, id, watch).await;
+    }
     let (id, status, wanted) = match command {
+        BatchCommand::Status { .. } => unreachable!("answered above"),
         BatchCommand::Apply { id, actor } => {
             let s = core
                 .apply_batch(&actor, id, config.apply_options())
@@ -331,4 +394,49 @@ async fn batch(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// `dashboard batch status ID [--watch]`: see [`BatchCommand::Status`].
+async fn batch_status(
+    core: &provisioning_core::ops::Core,
+    id: i64,
+    watch: bool,
+) -> anyhow::Result<()> {
+    use provisioning_core::model::BatchStatus;
+    let mut last = String::new();
+    loop {
+        let p = core
+            .batch_progress(id, i64::MAX)
+            .await
+            .map_err(|e| anyhow!("batch {id}: {e}"))?;
+        let running = matches!(p.status, BatchStatus::Running | BatchStatus::RollingBack);
+        let waiting = p.waiting.as_deref().map(|w| {
+            provisioning_core::model::Said::parse(w)
+                .map(|s| s.english())
+                .unwrap_or_else(|| w.to_string())
+        });
+        let line = serde_json::json!({
+            "batch": id,
+            "status": p.status.as_str(),
+            "access_status": p.access_status.as_str(),
+            "steps": {"total": p.steps.total(), "done": p.steps.done, "failed": p.steps.failed, "unknown": p.steps.unknown, "skipped": p.steps.skipped, "pending": p.steps.pending + p.steps.sent},
+            "running": running,
+            "waiting": waiting,
+        })
+        .to_string();
+        if line != last {
+            writeln!(std::io::stdout(), "{line}")?;
+            std::io::stdout().flush()?;
+            last = line;
+        }
+        if !watch || !running {
+            let ok =
+                p.status == BatchStatus::Succeeded && p.access_status.as_str().ends_with("_ready");
+            if !ok {
+                std::process::exit(3);
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }

@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `user create`, `batch
-//! apply|rollback`, `demo`,
+//! apply|status|rollback`, `pack validate`, `demo`,
 //! and `fake-host` (a fake Sub2API host for end-to-end tests).
 
 use clap::{Parser, Subcommand};
@@ -34,6 +34,13 @@ pub enum Command {
         #[command(subcommand)]
         command: BatchCommand,
     },
+    /// Check a provider pack file without storing it (CI for pack changes).
+    /// Prints every problem with its line; exits 0 when the pack is valid,
+    /// 1 when it is not, 2 when the file cannot be read.
+    Pack {
+        #[command(subcommand)]
+        command: PackCommand,
+    },
     /// Serve the dashboard with a fake Sub2API host and a fake DeepSeek-like
     /// upstream on loopback, already registered, to click through.
     Demo,
@@ -66,6 +73,14 @@ pub enum BatchCommand {
         #[arg(long, default_value = "cli")]
         actor: String,
     },
+    /// A batch's status, access status and step counts as one JSON line;
+    /// with `--watch`, one line per change until it stops running. Exits 0
+    /// when it is `succeeded` and ready, 3 otherwise.
+    Status {
+        id: i64,
+        #[arg(long)]
+        watch: bool,
+    },
     /// Roll a batch back (or resume its rollback).
     Rollback {
         id: i64,
@@ -74,6 +89,18 @@ pub enum BatchCommand {
         force: bool,
         #[arg(long, default_value = "cli")]
         actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackCommand {
+    /// Validate a YAML or TOML pack file.
+    Validate {
+        file: std::path::PathBuf,
+        /// One JSON object on stdout instead of lines for people:
+        /// `{"valid", "file", "id", "hash", "providers", "issues": [{path, line, message, expected}]}`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
