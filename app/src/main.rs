@@ -361,13 +361,26 @@ fn validate_pack(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
 
 async fn batch(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
     use provisioning_core::model::BatchStatus;
+    match &command {
+        BatchCommand::Status {
+            id,
+            watch,
+            server: Some(url),
+        } => return remote::status(url, *id, *watch).await,
+        BatchCommand::Apply {
+            id,
+            server: Some(url),
+            ..
+        } => return remote::apply(url, *id).await,
+        _ => {}
+    }
     let core = open_core(config).await?;
-    if let BatchCommand::Status { id, watch } = command {
+    if let BatchCommand::Status { id, watch, .. } = command {
         return batch_status(&core, id, watch).await;
     }
     let (id, status, wanted) = match command {
         BatchCommand::Status { .. } => unreachable!("answered above"),
-        BatchCommand::Apply { id, actor } => {
+        BatchCommand::Apply { id, actor, .. } => {
             let s = core
                 .apply_batch(&actor, id, config.apply_options())
                 .await
@@ -438,5 +451,100 @@ async fn batch_status(
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// The batch commands against a running server's JSON API (`--server`),
+/// printing the same JSON lines and exit codes as on the local database.
+mod remote {
+    use anyhow::anyhow;
+    use serde_json::{json, Value};
+    use std::io::Write as _;
+
+    fn token() -> anyhow::Result<String> {
+        std::env::var("RELAY_TOKEN").map_err(|_| {
+            anyhow!("--server needs an API token in RELAY_TOKEN (made on the API tokens page)")
+        })
+    }
+
+    /// A call; a refusal prints the problem's code and detail and exits 1.
+    async fn call(method: reqwest::Method, url: &str, token: &str) -> anyhow::Result<Value> {
+        let r = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{url}: {e}"))?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            writeln!(
+                std::io::stderr(),
+                "{url}: {status}: {} {}",
+                body["code"].as_str().unwrap_or("?"),
+                body["detail"].as_str().unwrap_or("")
+            )?;
+            std::process::exit(1);
+        }
+        Ok(body)
+    }
+
+    fn line(id: i64, p: &Value) -> Value {
+        let s = &p["steps"];
+        let n = |k: &str| s[k].as_i64().unwrap_or(0);
+        let total: i64 = ["pending", "sent", "done", "failed", "unknown", "skipped"]
+            .iter()
+            .map(|k| n(k))
+            .sum();
+        json!({
+            "batch": id,
+            "status": p["status"],
+            "access_status": p["access_status"],
+            "steps": {"total": total, "done": n("done"), "failed": n("failed"), "unknown": n("unknown"), "skipped": n("skipped"), "pending": n("pending") + n("sent")},
+            "running": !p["finished"].as_bool().unwrap_or(true),
+            "waiting": p["waiting"],
+        })
+    }
+
+    pub async fn status(server: &str, id: i64, watch: bool) -> anyhow::Result<()> {
+        let token = token()?;
+        let url = format!(
+            "{}/api/v1/batches/{id}/progress",
+            server.trim_end_matches('/')
+        );
+        let mut last = String::new();
+        loop {
+            let p = call(reqwest::Method::GET, &url, &token).await?;
+            let l = line(id, &p);
+            let text = l.to_string();
+            if text != last {
+                writeln!(std::io::stdout(), "{text}")?;
+                std::io::stdout().flush()?;
+                last = text;
+            }
+            if !watch || !l["running"].as_bool().unwrap_or(false) {
+                let ok = p["status"] == "succeeded"
+                    && p["access_status"]
+                        .as_str()
+                        .is_some_and(|a| a.ends_with("_ready"));
+                if !ok {
+                    std::process::exit(3);
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    pub async fn apply(server: &str, id: i64) -> anyhow::Result<()> {
+        let token = token()?;
+        let base = server.trim_end_matches('/');
+        call(
+            reqwest::Method::POST,
+            &format!("{base}/api/v1/batches/{id}/apply"),
+            &token,
+        )
+        .await?;
+        status(server, id, true).await
     }
 }

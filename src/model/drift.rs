@@ -64,6 +64,9 @@ pub struct DriftFinding {
     pub changed: Vec<(String, String, String)>,
     /// The host's own message (unhealthy), or why it is a finding.
     pub message: String,
+    /// `message` as a coded message (unhealthy accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub said: Option<super::Said>,
     /// The observed object, redacted.
     pub evidence: String,
     /// What can be done: `reapply`, `adopt`, `remove_duplicate`, `pause`,

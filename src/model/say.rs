@@ -265,6 +265,11 @@ pub const SAID: &[(&str, &str)] = &[
     ("token.scope", "must be read, write or admin"),
     ("token.days", "must be a whole number of days from 1 to {max}"),
     ("token.operator", "is not an operator who can act (unknown, disabled or removed)"),
+    ("unhealthy.status", "status `{status}`{said}"),
+    ("unhealthy.unschedulable", "not schedulable (schedulable=false)"),
+    ("unhealthy.rate_limited", "rate-limited until {until}{said}"),
+    ("unhealthy.temporary", "temporarily unschedulable until {until}{said}"),
+    ("unhealthy.overloaded", "overloaded until {until}{said}"),
 ];
 
 impl Said {

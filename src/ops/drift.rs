@@ -12,7 +12,7 @@ use super::resource::{diff, Fields, Resource};
 use super::{Core, OpError};
 use crate::host::{HostClient, HostError};
 use crate::model::{
-    Action, DriftClass, DriftFinding, DriftReport, FieldError, StepKind, StepState, Unmanaged,
+    Action, DriftClass, DriftFinding, DriftReport, FieldError, Said, StepKind, StepState, Unmanaged,
 };
 use crate::store::{LedgerRow, StepRow, StepUpdate};
 use futures_util::StreamExt;
@@ -106,25 +106,28 @@ fn rfc3339_now(now_s: i64) -> String {
 }
 
 /// Why the host will not schedule an account, in its own words.
-fn unhealthy(a: &Value, now_s: i64) -> Option<String> {
+fn unhealthy(a: &Value, now_s: i64) -> Option<Said> {
     let status = a.get("status").and_then(Value::as_str).unwrap_or("");
     let msg = a
         .get("error_message")
         .and_then(Value::as_str)
         .filter(|m| !m.is_empty());
     if status != "active" {
-        return Some(format!(
-            "status `{status}`{}",
-            msg.map(|m| format!(": {m}")).unwrap_or_default()
+        return Some(Said::new(
+            "unhealthy.status",
+            &[
+                ("status", &status),
+                ("said", &msg.map(|m| format!(": {m}")).unwrap_or_default()),
+            ],
         ));
     }
     if a.get("schedulable").and_then(Value::as_bool) == Some(false) {
-        return Some("not schedulable (schedulable=false)".into());
+        return Some(Said::new("unhealthy.unschedulable", &[]));
     }
-    for (field, what) in [
-        ("rate_limit_reset_at", "rate-limited"),
-        ("temp_unschedulable_until", "temporarily unschedulable"),
-        ("overload_until", "overloaded"),
+    for (field, code) in [
+        ("rate_limit_reset_at", "unhealthy.rate_limited"),
+        ("temp_unschedulable_until", "unhealthy.temporary"),
+        ("overload_until", "unhealthy.overloaded"),
     ] {
         if in_future(a, field, now_s) {
             let why = a
@@ -133,7 +136,7 @@ fn unhealthy(a: &Value, now_s: i64) -> Option<String> {
                 .filter(|r| !r.is_empty() && field == "temp_unschedulable_until")
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
-            return Some(format!("{what} until {}{why}", a[field]));
+            return Some(Said::new(code, &[("until", &a[field]), ("said", &why)]));
         }
     }
     None
@@ -764,6 +767,7 @@ pub fn classify(
             target: format!("{}{name} (#{remote_id})", r.kind),
             changed: Vec::new(),
             message: String::new(),
+            said: None,
             evidence: seen
                 .map(|v| serde_json::to_string(&redact(v)).unwrap_or_default())
                 .unwrap_or_default(),
@@ -837,7 +841,8 @@ pub fn classify(
                 // (rate-limited, cooling down); one in error is not scheduled.
                 let schedulable = seen.get("schedulable").and_then(Value::as_bool) != Some(false)
                     && seen.get("status").and_then(Value::as_str) == Some("active");
-                f.message = why;
+                f.message = why.english();
+                f.said = Some(why);
                 f.actions = if schedulable {
                     vec!["pause".into(), "ignore".into()]
                 } else {

@@ -72,6 +72,10 @@ pub enum BatchCommand {
         /// The name recorded in the audit log.
         #[arg(long, default_value = "cli")]
         actor: String,
+        /// Ask this running server instead of opening the database, with
+        /// the API token in RELAY_TOKEN; waits until the batch stops running.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// A batch's status, access status and step counts as one JSON line;
     /// with `--watch`, one line per change until it stops running. Exits 0
@@ -80,6 +84,9 @@ pub enum BatchCommand {
         id: i64,
         #[arg(long)]
         watch: bool,
+        /// Ask this running server (token in RELAY_TOKEN).
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Roll a batch back (or resume its rollback).
     Rollback {

@@ -152,7 +152,11 @@ fn finding_text(l: crate::i18n::Lang, f: &DriftFinding) -> String {
             f.changed.len(),
             l.t("field(s) differ from what was applied:", "个字段与写入值不同：")
         ),
-        DriftClass::Unhealthy => format!("{} {}", l.t("The host says:", "主机报告："), f.message),
+        DriftClass::Unhealthy => format!(
+            "{} {}",
+            l.t("The host says:", "主机报告："),
+            crate::i18n::said(l, f.said.as_ref(), &f.message)
+        ),
         DriftClass::Duplicate => l
             .t("A second account for the same key (same marker or name); the ledger's own account is kept.", "同一密钥的第二个账号（标记或名称相同）；保留台账中的账号。")
             .to_string(),

@@ -163,9 +163,24 @@ pub fn ErrorBox(err: AppError) -> impl IntoView {
         ),
         _ => None,
     };
+    // The server function's message is English; a Chinese reader gets the
+    // kind in Chinese and the message kept as it is, as code.
+    let message = match l {
+        Lang::Zh => {
+            let kind = match err.kind {
+                ErrorKind::Unauthorized => "你已退出登录。",
+                ErrorKind::Forbidden => "你的角色无权查看此内容。",
+                ErrorKind::NotFound => "未找到：",
+                ErrorKind::Invalid => "请求有误：",
+                ErrorKind::Internal => "服务器内部错误（详情见服务器日志）：",
+            };
+            view! { {kind}<code class="host-words">{err.message}</code> }.into_any()
+        }
+        Lang::En => view! { {err.message} }.into_any(),
+    };
     view! {
         <div class="flash error" role="alert" data-testid="error">
-            <strong>{err.message}</strong>
+            <strong>{message}</strong>
             " "
             {hint}
         </div>

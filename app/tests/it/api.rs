@@ -11,6 +11,7 @@ use provisioning_core::ops::{Principal, TokenRequest};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-api-provider-key-00000000000000000001";
+const SECOND: &str = "sk-api-provider-key-00000000000000000002";
 
 /// `/metrics` scraped with the token: each sample line as (name{labels}, value).
 async fn scrape(app: &TestApp) -> std::collections::BTreeMap<String, f64> {
@@ -482,4 +483,76 @@ async fn a_token_plans_applies_and_watches_a_batch_to_ready_with_idempotent_post
         !hosts.to_string().contains(&app.host.admin_api_key()),
         "no admin key"
     );
+
+    // The CLI against this server: status of the applied batch, then a
+    // second batch applied and watched to ready, all through the API.
+    let cli = |args: Vec<String>, token: String| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
+                .args(&args)
+                .env("RELAY_TOKEN", token)
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = cli(
+        vec![
+            "batch".into(),
+            "status".into(),
+            id.to_string(),
+            "--server".into(),
+            app.url.clone(),
+        ],
+        read.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["running"].as_bool()),
+        (Some("succeeded"), Some(false))
+    );
+    upstream.add_key(SECOND, UpstreamBehaviour::Ok);
+    let (status, _, second) = api
+        .call(
+            "POST",
+            "/api/v1/batches",
+            Some(&write),
+            Some(plan(SECOND)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    let second = second["id"].as_i64().unwrap().to_string();
+    let args = vec![
+        "batch".into(),
+        "apply".into(),
+        second.clone(),
+        "--server".into(),
+        app.url.clone(),
+    ];
+    // A read token is refused: the problem's code on stderr, exit 1.
+    let out = cli(args.clone(), read.clone()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"));
+    let out = cli(args, write.clone()).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], "succeeded", "{last}");
+    assert_eq!(last["access_status"], "self_service_ready");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(SECOND));
 }

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod hosts;
 mod imports;
+mod readme;
 mod rotate;
 mod secrets;
 
