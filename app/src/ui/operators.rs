@@ -82,6 +82,8 @@ pub fn OperatorsPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            // Only an admin is offered the form (the server refuses anyone else).
+            {ctx.can(Role::Admin).then(|| view! {
             <h2>{l.t("Add an operator", "添加操作员")}</h2>
             <form method="post" action="/operators" class="card form" data-testid="operator-form">
                 <Csrf/>
@@ -99,6 +101,7 @@ pub fn OperatorsPage() -> impl IntoView {
                 </label>
                 <button type="submit" class="primary">{l.t("Add operator", "添加操作员")}</button>
             </form>
+            })}
         </Layout>
     }
 }

@@ -326,6 +326,10 @@ async fn a_viewer_reads_but_every_change_is_refused_on_the_server() {
         !p.body.contains("data-testid=\"operators\""),
         "operator list not leaked"
     );
+    assert!(
+        !p.body.contains("data-testid=\"operator-form\""),
+        "no form offered that the server would refuse"
+    );
 }
 
 #[tokio::test]
