@@ -408,6 +408,7 @@ pub fn said_zh(code: &str) -> Option<&'static str> {
         "unhealthy.rate_limited" => "限流至 {until}{said}",
         "unhealthy.temporary" => "暂时不可调度，至 {until}{said}",
         "unhealthy.overloaded" => "过载，至 {until}{said}",
+        "audit.filter_long" => "比日志中的任何值都长（最多 {max} 个字符）",
         "wait.models" => "等待 GET /v1/models 列出 {model}（主机对每个分组的模型列表最多缓存 {cache} 秒）：第 {listings} 次查询，已用 {elapsed} 秒，{next} 秒后再查",
         "warn.unknown_need" => "无法判断主机是否具备 `{capability}`（{evidence}）；缺少它时此方案无法工作。账号测试会给出结果。",
         _ => return None,

@@ -409,32 +409,33 @@ async fn batch(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `batch status` says of a batch, read locally or from a server.
+struct StatusView {
+    status: String,
+    access_status: String,
+    steps: provisioning_core::model::StateCounts,
+    running: bool,
+    waiting: Option<String>,
+}
+
 /// `dashboard batch status ID [--watch]`: see [`BatchCommand::Status`].
-async fn batch_status(
-    core: &provisioning_core::ops::Core,
-    id: i64,
-    watch: bool,
-) -> anyhow::Result<()> {
-    use provisioning_core::model::BatchStatus;
+/// One JSON line per change; exits 3 unless it ended succeeded and ready.
+async fn watch_status<F, Fut>(id: i64, watch: bool, mut read: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<StatusView>>,
+{
     let mut last = String::new();
     loop {
-        let p = core
-            .batch_progress(id, i64::MAX)
-            .await
-            .map_err(|e| anyhow!("batch {id}: {e}"))?;
-        let running = matches!(p.status, BatchStatus::Running | BatchStatus::RollingBack);
-        let waiting = p.waiting.as_deref().map(|w| {
-            provisioning_core::model::Said::parse(w)
-                .map(|s| s.english())
-                .unwrap_or_else(|| w.to_string())
-        });
+        let v = read().await?;
+        let s = &v.steps;
         let line = serde_json::json!({
             "batch": id,
-            "status": p.status.as_str(),
-            "access_status": p.access_status.as_str(),
-            "steps": {"total": p.steps.total(), "done": p.steps.done, "failed": p.steps.failed, "unknown": p.steps.unknown, "skipped": p.steps.skipped, "pending": p.steps.pending + p.steps.sent},
-            "running": running,
-            "waiting": waiting,
+            "status": v.status,
+            "access_status": v.access_status,
+            "steps": {"total": s.total(), "done": s.done, "failed": s.failed, "unknown": s.unknown, "skipped": s.skipped, "pending": s.pending + s.sent},
+            "running": v.running,
+            "waiting": v.waiting,
         })
         .to_string();
         if line != last {
@@ -442,10 +443,8 @@ async fn batch_status(
             std::io::stdout().flush()?;
             last = line;
         }
-        if !watch || !running {
-            let ok =
-                p.status == BatchStatus::Succeeded && p.access_status.as_str().ends_with("_ready");
-            if !ok {
+        if !watch || !v.running {
+            if !(v.status == "succeeded" && v.access_status.ends_with("_ready")) {
                 std::process::exit(3);
             }
             return Ok(());
@@ -454,11 +453,35 @@ async fn batch_status(
     }
 }
 
+/// The batch's status from the local database.
+async fn batch_status(
+    core: &provisioning_core::ops::Core,
+    id: i64,
+    watch: bool,
+) -> anyhow::Result<()> {
+    use provisioning_core::model::{BatchStatus, Said};
+    watch_status(id, watch, || async {
+        let p = core
+            .batch_progress(id, i64::MAX)
+            .await
+            .map_err(|e| anyhow!("batch {id}: {e}"))?;
+        Ok(StatusView {
+            status: p.status.as_str().to_string(),
+            access_status: p.access_status.as_str().to_string(),
+            running: matches!(p.status, BatchStatus::Running | BatchStatus::RollingBack),
+            waiting: p.waiting.as_deref().map(Said::english_of),
+            steps: p.steps,
+        })
+    })
+    .await
+}
+
 /// The batch commands against a running server's JSON API (`--server`),
 /// printing the same JSON lines and exit codes as on the local database.
 mod remote {
+    use super::{watch_status, StatusView};
     use anyhow::anyhow;
-    use serde_json::{json, Value};
+    use serde_json::Value;
     use std::io::Write as _;
 
     fn token() -> anyhow::Result<String> {
@@ -489,51 +512,25 @@ mod remote {
         Ok(body)
     }
 
-    fn line(id: i64, p: &Value) -> Value {
-        let s = &p["steps"];
-        let n = |k: &str| s[k].as_i64().unwrap_or(0);
-        let total: i64 = ["pending", "sent", "done", "failed", "unknown", "skipped"]
-            .iter()
-            .map(|k| n(k))
-            .sum();
-        json!({
-            "batch": id,
-            "status": p["status"],
-            "access_status": p["access_status"],
-            "steps": {"total": total, "done": n("done"), "failed": n("failed"), "unknown": n("unknown"), "skipped": n("skipped"), "pending": n("pending") + n("sent")},
-            "running": !p["finished"].as_bool().unwrap_or(true),
-            "waiting": p["waiting"],
-        })
-    }
-
     pub async fn status(server: &str, id: i64, watch: bool) -> anyhow::Result<()> {
         let token = token()?;
         let url = format!(
             "{}/api/v1/batches/{id}/progress",
             server.trim_end_matches('/')
         );
-        let mut last = String::new();
-        loop {
+        watch_status(id, watch, || async {
             let p = call(reqwest::Method::GET, &url, &token).await?;
-            let l = line(id, &p);
-            let text = l.to_string();
-            if text != last {
-                writeln!(std::io::stdout(), "{text}")?;
-                std::io::stdout().flush()?;
-                last = text;
-            }
-            if !watch || !l["running"].as_bool().unwrap_or(false) {
-                let ok = p["status"] == "succeeded"
-                    && p["access_status"]
-                        .as_str()
-                        .is_some_and(|a| a.ends_with("_ready"));
-                if !ok {
-                    std::process::exit(3);
-                }
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
+            let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            Ok(StatusView {
+                status: text("status"),
+                access_status: text("access_status"),
+                steps: serde_json::from_value(p["steps"].clone())
+                    .map_err(|e| anyhow!("{url}: step counts: {e}"))?,
+                running: !p["finished"].as_bool().unwrap_or(true),
+                waiting: p["waiting"].as_str().map(String::from),
+            })
+        })
+        .await
     }
 
     pub async fn apply(server: &str, id: i64) -> anyhow::Result<()> {

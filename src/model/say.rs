@@ -270,6 +270,7 @@ pub const SAID: &[(&str, &str)] = &[
     ("unhealthy.rate_limited", "rate-limited until {until}{said}"),
     ("unhealthy.temporary", "temporarily unschedulable until {until}{said}"),
     ("unhealthy.overloaded", "overloaded until {until}{said}"),
+    ("audit.filter_long", "is longer than any value in the log ({max} characters at most)"),
 ];
 
 impl Said {
@@ -279,6 +280,14 @@ impl Said {
         serde_json::from_str::<Said>(text)
             .ok()
             .filter(|s| SAID.iter().any(|(c, _)| *c == s.code))
+    }
+
+    /// A stored note in English: its message when it is coded, else the
+    /// text as it is.
+    pub fn english_of(text: &str) -> String {
+        Said::parse(text)
+            .map(|s| s.english())
+            .unwrap_or_else(|| text.to_string())
     }
 
     /// `code` must be in [`SAID`] (a test reads every call's code back).

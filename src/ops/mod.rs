@@ -28,7 +28,9 @@ pub use diagnose::next_action;
 pub use drift::DRIFT_CONCURRENCY;
 pub use hosts::HostSecrets;
 pub use import::BatchRequest;
-pub use operators::{SignInError, THROTTLE_ADDRESS_LIMIT, THROTTLE_USER_LIMIT, THROTTLE_WINDOW_MS};
+pub use operators::{
+    AuditSlice, SignInError, THROTTLE_ADDRESS_LIMIT, THROTTLE_USER_LIMIT, THROTTLE_WINDOW_MS,
+};
 pub use probe::probe_host;
 pub use rekey::Resealed;
 pub use replace::{replacement_of, Replaced};

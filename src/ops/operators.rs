@@ -71,6 +71,49 @@ async fn verify_password(password: Secret, hash: String) -> bool {
     .unwrap_or(false)
 }
 
+/// A page of the audit log: entries newest first, the cursor of the next
+/// (older) page, and how many entries match.
+pub struct AuditSlice {
+    pub entries: Vec<model::AuditEntry>,
+    pub next_before: Option<i64>,
+    pub total: i64,
+}
+
+impl Core {
+    /// The audit log filtered by who, action (or a family, `batch.`),
+    /// outcome and target, `limit` entries older than `before`. A filter
+    /// longer than any value in the log is refused with its field.
+    pub async fn audit_entries(
+        &self,
+        filter: &model::AuditFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<AuditSlice, OpError> {
+        for (field, v) in [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("outcome", &filter.outcome),
+            ("target", &filter.target),
+        ] {
+            if v.chars().count() > 200 {
+                return Err(FieldError::coded(field, "audit.filter_long", &[("max", &200)]).into());
+            }
+        }
+        let limit = limit.clamp(1, 200);
+        let (mut entries, total) = self
+            .store
+            .audit_entries(filter, before, limit as i64 + 1)
+            .await?;
+        let next_before = (entries.len() > limit).then(|| entries[limit - 1].id);
+        entries.truncate(limit);
+        Ok(AuditSlice {
+            entries,
+            next_before,
+            total,
+        })
+    }
+}
+
 impl Core {
     /// Creates an operator (admin page or CLI). Validates the username and
     /// the password length; the password is hashed, never stored.

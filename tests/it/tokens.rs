@@ -2,26 +2,31 @@
 //! their operator within their scope, refused once revoked or expired.
 
 use provisioning_core::model::Role;
-use provisioning_core::ops::{OpError, Operation, Principal, Scope, TokenRequest};
+use provisioning_core::ops::{Core, OpError, Operation, Principal, Scope, TokenRequest};
 use provisioning_core::secrets::Secret;
 
 const PW: &str = "a long password 1";
+
+/// An admin `root` (as a principal) and an operator `name` (their row id).
+async fn root_and(core: &Core, name: &str) -> (Principal, i64) {
+    let admin = core
+        .create_operator("cli", "root", Secret::new(PW), Role::Admin)
+        .await
+        .unwrap();
+    let op = core
+        .create_operator("cli", name, Secret::new(PW), Role::Operator)
+        .await
+        .unwrap();
+    (Principal::operator(admin.id, "root", Role::Admin), op.id)
+}
 
 #[tokio::test]
 async fn a_token_acts_for_its_operator_within_its_scope_until_revoked() {
     let ctx = crate::core().await;
     let core = &ctx.core;
-    let admin = core
-        .create_operator("cli", "root", Secret::new(PW), Role::Admin)
-        .await
-        .unwrap();
-    let alice = core
-        .create_operator("cli", "alice", Secret::new(PW), Role::Operator)
-        .await
-        .unwrap();
-    let root = Principal::operator(admin.id, "root", Role::Admin);
+    let (root, alice) = root_and(core, "alice").await;
     let req = |scope: &str, days: &str| TokenRequest {
-        operator_id: alice.id,
+        operator_id: alice,
         name: "ci staging".into(),
         scope: scope.into(),
         days: days.into(),
@@ -115,18 +120,10 @@ async fn a_token_acts_for_its_operator_within_its_scope_until_revoked() {
 async fn tokens_are_made_by_admins_only_and_refuse_bad_input_by_field() {
     let ctx = crate::core().await;
     let core = &ctx.core;
-    let admin = core
-        .create_operator("cli", "root", Secret::new(PW), Role::Admin)
-        .await
-        .unwrap();
-    let bob = core
-        .create_operator("cli", "bob", Secret::new(PW), Role::Operator)
-        .await
-        .unwrap();
-    let root = Principal::operator(admin.id, "root", Role::Admin);
-    let as_bob = Principal::operator(bob.id, "bob", Role::Operator);
+    let (root, bob) = root_and(core, "bob").await;
+    let as_bob = Principal::operator(bob, "bob", Role::Operator);
     let good = TokenRequest {
-        operator_id: bob.id,
+        operator_id: bob,
         name: "cron".into(),
         scope: "read".into(),
         days: "7".into(),
@@ -191,7 +188,7 @@ async fn tokens_are_made_by_admins_only_and_refuse_bad_input_by_field() {
     // A removed operator's tokens stop working.
     let (_, secret) = core.create_token(&root, &good).await.unwrap();
     assert!(core.authenticate_token(secret.expose()).await.is_ok());
-    core.remove_operator("root", admin.id, bob.id)
+    core.remove_operator("root", root.operator_id, bob)
         .await
         .unwrap();
     assert!(core.authenticate_token(secret.expose()).await.is_err());

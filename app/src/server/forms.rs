@@ -292,6 +292,40 @@ fn csrf_ok(ctx: &PageCtx, form: &FormMap) -> Result<(), Failure> {
     }
 }
 
+/// The signed-in operator as the core's principal (401 when signed out).
+fn signed_in(ctx: &PageCtx) -> Result<Principal, Failure> {
+    let me = ctx
+        .operator
+        .as_ref()
+        .ok_or_else(|| Failure::new(StatusCode::UNAUTHORIZED, ctx.lang.msg(Msg::SignedOut, &[])))?;
+    Ok(Principal::operator(me.id, &me.username, me.role))
+}
+
+/// A core error for a form: a refusal of `op` in the reader's language.
+fn refused(ctx: &PageCtx, p: &Principal, op: Operation, e: OpError) -> Failure {
+    match e {
+        OpError::Forbidden(_) => Failure::new(
+            StatusCode::FORBIDDEN,
+            ctx.lang.msg(
+                Msg::RoleDenied,
+                &[("role", &p.role), ("needed", &op.rule().role)],
+            ),
+        ),
+        other => other.into(),
+    }
+}
+
+/// A form's `action` the handler does not know.
+fn unknown_action(ctx: &PageCtx, other: &str) -> Failure {
+    Failure::field(
+        StatusCode::BAD_REQUEST,
+        FieldError::new(
+            "action",
+            ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
+        ),
+    )
+}
+
 /// Asks the core whether the signed-in operator may do `op`; a refusal is
 /// audited there.
 async fn allowed(
@@ -300,27 +334,12 @@ async fn allowed(
     op: Operation,
     target: &str,
 ) -> Result<String, Failure> {
-    let Some(me) = &ctx.operator else {
-        return Err(Failure::new(
-            StatusCode::UNAUTHORIZED,
-            ctx.lang.msg(Msg::SignedOut, &[]),
-        ));
-    };
-    let principal = Principal::operator(me.id, &me.username, me.role);
+    let p = signed_in(ctx)?;
     state
         .core
-        .authorize(&principal, op, target)
+        .authorize(&p, op, target)
         .await
-        .map_err(|e| match e {
-            OpError::Forbidden(_) => Failure::new(
-                StatusCode::FORBIDDEN,
-                ctx.lang.msg(
-                    Msg::RoleDenied,
-                    &[("role", &me.role), ("needed", &op.rule().role)],
-                ),
-            ),
-            other => other.into(),
-        })
+        .map_err(|e| refused(ctx, &p, op, e))
 }
 
 fn client_addr(state: &AppState, parts: &Parts) -> String {
@@ -589,13 +608,7 @@ pub async fn host_action(
                 };
                 Ok(Answer::Page(Box::new(flash)))
             }
-            other => Err(Failure::field(
-                StatusCode::BAD_REQUEST,
-                FieldError::new(
-                    "action",
-                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
-                ),
-            )),
+            other => Err(unknown_action(&ctx, other)),
         }
     }
     .await;
@@ -776,13 +789,7 @@ pub async fn operators(
                     Ok(ctx.lang.msg(Msg::OperatorRemoved, &[("name", &name)]))
                 }
             }
-            other => Err(Failure::field(
-                StatusCode::BAD_REQUEST,
-                FieldError::new(
-                    "action",
-                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
-                ),
-            )),
+            other => Err(unknown_action(&ctx, other)),
         }
     }
     .await;
@@ -803,23 +810,8 @@ pub async fn tokens(
     let ctx = page_ctx(&parts);
     let result = async {
         csrf_ok(&ctx, &form)?;
-        let Some(me) = &ctx.operator else {
-            return Err(Failure::new(
-                StatusCode::UNAUTHORIZED,
-                ctx.lang.msg(Msg::SignedOut, &[]),
-            ));
-        };
-        let principal = Principal::operator(me.id, &me.username, me.role);
-        let denied = |e: OpError| match e {
-            OpError::Forbidden(_) => Failure::new(
-                StatusCode::FORBIDDEN,
-                ctx.lang.msg(
-                    Msg::RoleDenied,
-                    &[("role", &me.role), ("needed", &Role::Admin)],
-                ),
-            ),
-            other => other.into(),
-        };
+        let principal = signed_in(&ctx)?;
+        let denied = |e| refused(&ctx, &principal, Operation::TokenManage, e);
         match get(&form, "action") {
             "create" => {
                 let req = provisioning_core::ops::TokenRequest {
@@ -863,13 +855,7 @@ pub async fn tokens(
                     true,
                 ))
             }
-            other => Err(Failure::field(
-                StatusCode::BAD_REQUEST,
-                FieldError::new(
-                    "action",
-                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
-                ),
-            )),
+            other => Err(unknown_action(&ctx, other)),
         }
     }
     .await;
@@ -1273,13 +1259,7 @@ pub async fn batch_action(
                     )
                 })
             }
-            other => Err(Failure::field(
-                StatusCode::BAD_REQUEST,
-                FieldError::new(
-                    "action",
-                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
-                ),
-            )),
+            other => Err(unknown_action(&ctx, other)),
         }
     }
     .await;
@@ -1333,13 +1313,7 @@ pub async fn drift_action(
                     .await?;
                 Ok(ctx.lang.msg(Msg::DriftIgnored, &[]))
             }
-            other => Err(Failure::field(
-                StatusCode::BAD_REQUEST,
-                FieldError::new(
-                    "action",
-                    ctx.lang.msg(Msg::UnknownAction, &[("action", &other)]),
-                ),
-            )),
+            other => Err(unknown_action(&ctx, other)),
         }
     }
     .await;

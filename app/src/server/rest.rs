@@ -219,18 +219,28 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
     })
 }
 
-/// Runs a POST once per `Idempotency-Key`: a retry with the same body gets
-/// the first answer again, a different body under the key is refused (409).
-async fn once(
+/// Authenticates, then runs a POST once per `Idempotency-Key`: a retry
+/// with the same body gets the first answer again, a different body under
+/// the key is refused (409). `run` gets the caller (authenticated once).
+async fn once<F, Fut>(
     state: &AppState,
     headers: &HeaderMap,
     method: &Method,
     uri: &Uri,
     bytes: &Bytes,
-    run: impl std::future::Future<Output = Answer>,
-) -> Response {
+    run: F,
+) -> Response
+where
+    F: FnOnce(Principal) -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    // The key belongs to the token: authenticate before looking it up.
+    let p = match caller(state, headers).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
-        return respond(run.await);
+        return respond(run(p).await);
     };
     if key.is_empty() || key.len() > 200 {
         return Problem {
@@ -243,11 +253,6 @@ async fn once(
         }
         .into_response();
     }
-    // The key belongs to the token: authenticate before looking it up.
-    let p = match caller(state, headers).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
     let token_id = p.token.map(|(id, _)| id).unwrap_or_default();
     let request_hash = sha256_hex(&format!(
         "{method} {}\n{}",
@@ -287,7 +292,7 @@ async fn once(
             r
         }
         Ok(Replay::First) => {
-            let answer = run.await;
+            let answer = run(p).await;
             let (status, value) = match &answer {
                 Ok((s, v)) => (*s, v.clone()),
                 Err(p) => (p.status, p.body()),
@@ -319,7 +324,8 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
         async {
             let p = caller(&state, &headers).await?;
             state.core.authorize(&p, Operation::Read, "me").await?;
-            let (id, scope) = p.token.unwrap_or_default_token();
+            // The API is opened by tokens only, so there is always one.
+            let (id, scope) = p.token.unzip();
             Ok((
                 StatusCode::OK,
                 json!({ "operator": p.username, "role": p.role, "token_id": id, "scope": scope }),
@@ -327,17 +333,6 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
         }
         .await,
     )
-}
-
-trait TokenParts {
-    fn unwrap_or_default_token(self) -> (i64, String);
-}
-
-impl TokenParts for Option<(i64, provisioning_core::ops::Scope)> {
-    fn unwrap_or_default_token(self) -> (i64, String) {
-        self.map(|(id, s)| (id, s.to_string()))
-            .unwrap_or((0, String::new()))
-    }
 }
 
 async fn hosts(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -398,13 +393,17 @@ async fn probe(
     Path(id): Path<i64>,
     bytes: Bytes,
 ) -> Response {
-    let run = async {
+    let (state, bytes) = (&state, &bytes);
+    let run = move |p: Principal| async move {
         let target = provisioning_core::model::host_target(id);
-        let actor = allowed(&state, &headers, Operation::HostProbe, &target).await?;
+        let actor = state
+            .core
+            .authorize(&p, Operation::HostProbe, &target)
+            .await?;
         let rec = state.core.probe_host(&actor, id).await?;
         Ok((StatusCode::OK, to_json(&rec)))
     };
-    once(&state, &headers, &method, &uri, &bytes, run).await
+    once(state, &headers, &method, &uri, bytes, run).await
 }
 
 async fn packs(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -467,9 +466,13 @@ async fn upload_pack(
     uri: Uri,
     bytes: Bytes,
 ) -> Response {
-    let run = async {
-        let actor = allowed(&state, &headers, Operation::PackUpload, "pack:new").await?;
-        let b: PackBody = body(&bytes)?;
+    let (state, bytes) = (&state, &bytes);
+    let run = move |p: Principal| async move {
+        let actor = state
+            .core
+            .authorize(&p, Operation::PackUpload, "pack:new")
+            .await?;
+        let b: PackBody = body(bytes)?;
         match state.core.upload_pack(&actor, &b.source).await {
             Ok((id, created)) => Ok((
                 if created {
@@ -483,7 +486,7 @@ async fn upload_pack(
             Err(Err(e)) => Err(e.into()),
         }
     };
-    once(&state, &headers, &method, &uri, &bytes, run).await
+    once(state, &headers, &method, &uri, bytes, run).await
 }
 
 #[derive(Deserialize, Default)]
@@ -545,9 +548,13 @@ async fn plan(
     uri: Uri,
     bytes: Bytes,
 ) -> Response {
-    let run = async {
-        let actor = allowed(&state, &headers, Operation::BatchPlan, "batch:new").await?;
-        let b: PlanBody = body(&bytes)?;
+    let (state, bytes) = (&state, &bytes);
+    let run = move |p: Principal| async move {
+        let actor = state
+            .core
+            .authorize(&p, Operation::BatchPlan, "batch:new")
+            .await?;
+        let b: PlanBody = body(bytes)?;
         let mode = match b.mode.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(m) => Some(AccessMode::parse(m).ok_or_else(|| Problem {
@@ -575,7 +582,7 @@ async fn plan(
         let view = state.core.batch_view(id).await?;
         Ok((StatusCode::CREATED, batch_json(&view)))
     };
-    once(&state, &headers, &method, &uri, &bytes, run).await
+    once(state, &headers, &method, &uri, bytes, run).await
 }
 
 /// A batch as the API gives it: its summary and plan, never key material
@@ -618,7 +625,7 @@ async fn progress(
                 "access_status": p.access_status,
                 "steps": to_json(&p.steps),
                 "finished": !matches!(p.status, provisioning_core::model::BatchStatus::Running | provisioning_core::model::BatchStatus::RollingBack),
-                "waiting": p.waiting.as_deref().map(|w| provisioning_core::model::Said::parse(w).map(|s| s.english()).unwrap_or_else(|| w.to_string())),
+                "waiting": p.waiting.as_deref().map(provisioning_core::model::Said::english_of),
                 "at_ms": p.at_ms,
             }),
         ))
@@ -634,9 +641,13 @@ async fn apply(
     Path(id): Path<i64>,
     bytes: Bytes,
 ) -> Response {
-    let run = async {
+    let (state, bytes) = (&state, &bytes);
+    let run = move |p: Principal| async move {
         let target = provisioning_core::model::batch_target(id);
-        let actor = allowed(&state, &headers, Operation::BatchApply, &target).await?;
+        let actor = state
+            .core
+            .authorize(&p, Operation::BatchApply, &target)
+            .await?;
         // The core claims the batch's lease before this returns, as for
         // the page's button: a second start is refused with 409.
         state
@@ -648,7 +659,7 @@ async fn apply(
             json!({ "batch_id": id, "started": true, "progress": format!("/api/v1/batches/{id}/progress") }),
         ))
     };
-    once(&state, &headers, &method, &uri, &bytes, run).await
+    once(state, &headers, &method, &uri, bytes, run).await
 }
 
 #[derive(Deserialize, Default)]
@@ -704,7 +715,7 @@ struct AuditQuery {
     #[serde(default)]
     target: String,
     before: Option<i64>,
-    limit: Option<i64>,
+    limit: Option<usize>,
 }
 
 async fn audit(
@@ -715,43 +726,17 @@ async fn audit(
     respond(
         async {
             allowed(&state, &headers, Operation::Read, "audit").await?;
-            for (field, v) in [
-                ("actor", &q.actor),
-                ("action", &q.action),
-                ("outcome", &q.outcome),
-                ("target", &q.target),
-            ] {
-                if v.chars().count() > 200 {
-                    return Err(Problem {
-                        field: Some(field.into()),
-                        ..Problem::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "invalid",
-                            format!("{field} is longer than 200 characters"),
-                        )
-                    });
-                }
-            }
-            let limit = q.limit.unwrap_or(50).clamp(1, 200);
             let f = AuditFilter {
                 actor: q.actor,
                 action: q.action,
                 outcome: q.outcome,
                 target: q.target,
             };
-            let (rows, _) = state
+            let slice = state
                 .core
-                .store
-                .audit_entries(&f, q.before, limit + 1)
-                .await
-                .map_err(OpError::from)?;
-            let more = rows.len() as i64 > limit;
-            let items: Vec<_> = rows.into_iter().take(limit as usize).collect();
-            let next_before = if more {
-                items.last().map(|e| e.id)
-            } else {
-                None
-            };
+                .audit_entries(&f, q.before, q.limit.unwrap_or(50))
+                .await?;
+            let (items, next_before) = (slice.entries, slice.next_before);
             Ok((
                 StatusCode::OK,
                 json!({ "items": to_json(&items), "next_before": next_before }),

@@ -3,10 +3,8 @@
 //! every answer one JSON line.
 
 use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBehaviour};
-use provisioning_core::model::HostInput;
-use provisioning_core::ops::{BatchRequest, Core};
-use provisioning_core::secrets::{Cipher, MasterKey};
-use provisioning_core::store::Store;
+use provisioning_core::ops::BatchRequest;
+use provisioning_core::secrets::MasterKey;
 use serde_json::Value;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -116,27 +114,9 @@ async fn a_pack_is_validated_then_a_batch_applied_and_watched_to_ready_from_the_
     // A planned batch (the database the CLI opens, its master key).
     std::fs::write(d.join("master.key"), MasterKey::generate().to_hex()).unwrap();
     let id = {
-        let key = std::fs::read_to_string(d.join("master.key")).unwrap();
-        let core = Core {
-            store: Store::open(&d.join("dashboard.db")).await.unwrap(),
-            cipher: Cipher::new(&MasterKey::parse(&key).unwrap(), &[]),
-        }
-        .with_keyring()
-        .await
-        .unwrap();
+        let core = crate::open_data_dir(d).await;
         let h = core
-            .create_host(
-                "t",
-                &HostInput {
-                    name: "h".into(),
-                    base_url: host.url(),
-                    auth_kind: "api_key".into(),
-                    admin_api_key: host.admin_api_key(),
-                    probe_user_email: "probe@example.com".into(),
-                    probe_user_password: "probe-password-1".into(),
-                    ..Default::default()
-                },
-            )
+            .create_host("t", &crate::host_input(&host, "h"))
             .await
             .unwrap();
         let (pv, _) = core.upload_pack("t", &pack(&upstream.url())).await.unwrap();

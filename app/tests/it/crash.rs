@@ -9,7 +9,7 @@
 //! the journal could not decide is `unknown`, its key not on the host.
 
 use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBehaviour};
-use provisioning_core::model::{AccessMode, BatchStatus, HostInput, StepKind, StepState};
+use provisioning_core::model::{AccessMode, BatchStatus, StepKind, StepState};
 use provisioning_core::ops::{BatchRequest, Core};
 use provisioning_core::secrets::{Cipher, MasterKey};
 use provisioning_core::store::Store;
@@ -110,18 +110,7 @@ async fn world(case: &Case, mode: AccessMode, seed: u64) -> World {
     .await
     .unwrap();
     let h = core
-        .create_host(
-            "crash",
-            &HostInput {
-                name: "h".into(),
-                base_url: host.url(),
-                auth_kind: "api_key".into(),
-                admin_api_key: host.admin_api_key(),
-                probe_user_email: "probe@example.com".into(),
-                probe_user_password: "probe-password-1".into(),
-                ..Default::default()
-            },
-        )
+        .create_host("crash", &crate::host_input(&host, "h"))
         .await
         .unwrap();
     core.probe_host("crash", h.id).await.unwrap();

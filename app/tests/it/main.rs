@@ -54,6 +54,32 @@ impl std::io::Write for BufWriter {
     }
 }
 
+/// A fake host as the core registers it (admin key, the fake's probe user).
+pub fn host_input(host: &FakeHost, name: &str) -> provisioning_core::model::HostInput {
+    provisioning_core::model::HostInput {
+        name: name.into(),
+        base_url: host.url(),
+        auth_kind: "api_key".into(),
+        admin_api_key: host.admin_api_key(),
+        probe_user_email: "probe@example.com".into(),
+        probe_user_password: "probe-password-1".into(),
+        ..Default::default()
+    }
+}
+
+/// The core a `dashboard` process opens in `dir` (its database and the
+/// master key in `master.key`).
+pub async fn open_data_dir(dir: &std::path::Path) -> Core {
+    let key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    Core {
+        store: Store::open(&dir.join("dashboard.db")).await.unwrap(),
+        cipher: Cipher::new(&MasterKey::parse(&key).unwrap(), &[]),
+    }
+    .with_keyring()
+    .await
+    .unwrap()
+}
+
 /// The scrape token of every test server's `/metrics`.
 pub const METRICS_TOKEN: &str = "test-metrics-scrape-token";
 

@@ -3,7 +3,7 @@
 //! after the rotation creating nothing new (fingerprints unchanged).
 
 use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBehaviour};
-use provisioning_core::model::{AccessMode, BatchStatus, HostInput, StepKind};
+use provisioning_core::model::{AccessMode, BatchStatus, StepKind};
 use provisioning_core::ops::{ApplyOptions, BatchRequest, Core};
 use provisioning_core::secrets::{Cipher, MasterKey};
 use provisioning_core::store::Store;
@@ -25,17 +25,6 @@ providers:
       mode: self_service
 ";
 
-async fn open(dir: &std::path::Path) -> Core {
-    let key = std::fs::read_to_string(dir.join("master.key")).unwrap();
-    Core {
-        store: Store::open(&dir.join("dashboard.db")).await.unwrap(),
-        cipher: Cipher::new(&MasterKey::parse(&key).unwrap(), &[]),
-    }
-    .with_keyring()
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn rotating_the_master_key_reseals_everything_and_a_reimport_creates_nothing() {
     let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
@@ -54,20 +43,9 @@ async fn rotating_the_master_key_reseals_everything_and_a_reimport_creates_nothi
     let old_key = MasterKey::generate();
     std::fs::write(dir.path().join("master.key"), old_key.to_hex()).unwrap();
     let (host_id, pack_version) = {
-        let core = open(dir.path()).await;
+        let core = crate::open_data_dir(dir.path()).await;
         let h = core
-            .create_host(
-                "t",
-                &HostInput {
-                    name: "h".into(),
-                    base_url: host.url(),
-                    auth_kind: "api_key".into(),
-                    admin_api_key: host.admin_api_key(),
-                    probe_user_email: "probe@example.com".into(),
-                    probe_user_password: "probe-password-1".into(),
-                    ..Default::default()
-                },
-            )
+            .create_host("t", &crate::host_input(&host, "h"))
             .await
             .unwrap();
         let (pv, _) = core
@@ -140,7 +118,7 @@ async fn rotating_the_master_key_reseals_everything_and_a_reimport_creates_nothi
     }
     assert!(!dir.path().join("master.key.next").exists());
     // The new key alone opens everything; the old one opens nothing.
-    let core = open(dir.path()).await;
+    let core = crate::open_data_dir(dir.path()).await;
     let row = core.host_row(host_id).await.unwrap();
     core.host_client(&row)
         .expect("the host's secrets open with the new key");
