@@ -163,13 +163,11 @@ pub async fn host_accounts(
 pub async fn list_operators() -> Result<Vec<OperatorView>, AppError> {
     let (state, _) =
         crate::server::auth::require(provisioning_core::ops::Operation::OperatorList).await?;
-    let rows = state
+    state
         .core
-        .store
         .list_operators()
         .await
-        .map_err(|e| crate::server::op_error(e.into()))?;
-    Ok(rows.iter().map(|r| r.view()).collect())
+        .map_err(crate::server::op_error)
 }
 
 /// The tokens page's data: every token, and the operators one can be made for.
@@ -192,13 +190,11 @@ pub async fn list_tokens() -> Result<TokensData, AppError> {
         .map_err(crate::server::op_error)?;
     let operators = state
         .core
-        .store
         .list_operators()
         .await
-        .map_err(|e| crate::server::op_error(e.into()))?
-        .iter()
-        .filter(|o| o.active())
-        .map(|o| o.view())
+        .map_err(crate::server::op_error)?
+        .into_iter()
+        .filter(|o| !o.disabled)
         .collect();
     Ok(TokensData {
         tokens,
@@ -242,15 +238,7 @@ pub async fn audit_log(
 }
 
 /// A pack version with its providers and, optionally, the diff to another.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PackDetailData {
-    pub version: provisioning_core::model::PackVersionView,
-    pub pack: provisioning_core::model::Pack,
-    pub source: String,
-    pub others: Vec<provisioning_core::model::PackVersionView>,
-    pub diff_against: Option<i64>,
-    pub diff: Vec<provisioning_core::model::PackChange>,
-}
+pub type PackDetailData = provisioning_core::model::PackDetail;
 
 /// What the new-batch form offers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,35 +265,11 @@ pub async fn list_packs() -> Result<Vec<provisioning_core::model::PackVersionVie
 #[server]
 pub async fn pack_detail(id: i64, diff: Option<i64>) -> Result<PackDetailData, AppError> {
     let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
-    let core = &state.core;
-    let all = core
-        .pack_versions()
+    state
+        .core
+        .pack_detail(id, diff)
         .await
-        .map_err(crate::server::op_error)?;
-    let version = all.iter().find(|v| v.id == id).cloned().ok_or_else(|| {
-        AppError::new(ErrorKind::NotFound, format!("pack version {id} not found"))
-    })?;
-    let (row, pack) = core.pack(id).await.map_err(crate::server::op_error)?;
-    let others: Vec<_> = all
-        .into_iter()
-        .filter(|v| v.pack_id == version.pack_id && v.id != id)
-        .collect();
-    let diff_against = diff.filter(|d| others.iter().any(|o| o.id == *d));
-    let changes = match diff_against {
-        Some(d) => {
-            let (_, old) = core.pack(d).await.map_err(crate::server::op_error)?;
-            provisioning_core::pack::diff(&old, &pack)
-        }
-        None => Vec::new(),
-    };
-    Ok(PackDetailData {
-        version,
-        pack,
-        source: row.source,
-        others,
-        diff_against,
-        diff: changes,
-    })
+        .map_err(crate::server::op_error)
 }
 
 #[server]

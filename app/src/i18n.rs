@@ -106,7 +106,6 @@ messages! {
     OperatorAdded => "Operator {name} added as {role}.", "已添加操作员 {name}，角色 {role}。";
     OperatorChanged => "Operator {name} is now {role}.", "操作员 {name} 现在的角色为 {role}。";
     OperatorChangedDisabled => "Operator {name} is now {role}, disabled.", "操作员 {name} 现在的角色为 {role}，已停用。";
-    LastAdmin => "The last enabled admin cannot be demoted or disabled.", "不能降级或停用最后一个启用的管理员。";
     PasswordReset => "Password of {name} reset: their sessions have ended; tell them the new one out of band.",
         "已重置 {name} 的密码：其会话均已结束；请通过其他渠道告知新密码。";
     OperatorRemoved => "Operator {name} removed: signed out everywhere, and the name stays in the audit log.",

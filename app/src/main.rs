@@ -2,10 +2,15 @@
 //! router → serve; or one of the CLI commands.
 
 use anyhow::{anyhow, Context};
-use app::server::cli::{BatchCommand, Cli, Command, KeyCommand, PackCommand, UserCommand};
+mod commands;
+
+use app::server::cli::{
+    BatchCommand, Cli, Command, HostCommand, KeyCommand, On, PackCommand, TokenCommand, UserCommand,
+};
 use app::server::config::Config;
 use app::server::state::AppState;
 use clap::Parser;
+use commands::{PlanArgs, Target, TokenArgs, Want};
 use provisioning_core::model::Role;
 use provisioning_core::ops::Core;
 use provisioning_core::secrets::{
@@ -235,7 +240,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(username = %op.username, role = %op.role, "operator created");
             Ok(())
         }
-        Command::Batch { command } => batch(&config, command).await,
+        Command::Host { command } => commands(&config, Command::Host { command }).await,
+        Command::Batch { command } => commands(&config, Command::Batch { command }).await,
+        Command::Reconcile { host, on } => commands(&config, Command::Reconcile { host, on }).await,
+        Command::Token { command } => commands(&config, Command::Token { command }).await,
         Command::Pack {
             command: PackCommand::Validate { file, json },
         } => validate_pack(&file, json),
@@ -359,189 +367,96 @@ fn validate_pack(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
     }
 }
 
-async fn batch(config: &Config, command: BatchCommand) -> anyhow::Result<()> {
-    use provisioning_core::model::BatchStatus;
-    match &command {
-        BatchCommand::Status {
-            id,
-            watch,
-            server: Some(url),
-        } => return remote::status(url, *id, *watch).await,
-        BatchCommand::Apply {
-            id,
-            server: Some(url),
-            ..
-        } => return remote::apply(url, *id).await,
-        _ => {}
-    }
-    let core = open_core(config).await?;
-    if let BatchCommand::Status { id, watch, .. } = command {
-        return batch_status(&core, id, watch).await;
-    }
-    let (id, status, wanted) = match command {
-        BatchCommand::Status { .. } => unreachable!("answered above"),
-        BatchCommand::Apply { id, actor, .. } => {
-            let s = core
-                .apply_batch(&actor, id, config.apply_options())
-                .await
-                .map_err(|e| anyhow!("batch {id}: {e}"))?;
-            (id, s, BatchStatus::Succeeded)
+/// The host, batch, reconcile and token commands: on the local database,
+/// or through a server's API with `--server`. A refusal says why on stderr
+/// and exits with its code (see `cli::EXIT_CODES`).
+async fn commands(config: &Config, command: Command) -> anyhow::Result<()> {
+    let on: On = match &command {
+        Command::Host {
+            command: HostCommand::Probe { on, .. },
         }
-        BatchCommand::Rollback { id, force, actor } => {
-            let s = core
-                .rollback_batch(&actor, id, force)
-                .await
-                .map_err(|e| anyhow!("batch {id}: {e}"))?;
-            (id, s, BatchStatus::RolledBack)
-        }
+        | Command::Reconcile { on, .. }
+        | Command::Token {
+            command: TokenCommand::Create { on, .. },
+        } => on.clone(),
+        Command::Batch { command } => match command {
+            BatchCommand::Plan { on, .. }
+            | BatchCommand::Apply { on, .. }
+            | BatchCommand::Status { on, .. }
+            | BatchCommand::Rollback { on, .. } => on.clone(),
+        },
+        _ => unreachable!("only the commands above come here"),
     };
-    let access = core
-        .batch_view(id)
-        .await
-        .map_err(|e| anyhow!("{e}"))?
-        .access_status;
-    let line = serde_json::json!({"batch": id, "status": status.as_str(), "access_status": access.as_str()});
-    writeln!(std::io::stdout(), "{line}")?;
-    std::io::stdout().flush()?;
-    if status != wanted {
-        std::process::exit(3);
-    }
-    Ok(())
-}
-
-/// What `batch status` says of a batch, read locally or from a server.
-struct StatusView {
-    status: String,
-    access_status: String,
-    steps: provisioning_core::model::StateCounts,
-    running: bool,
-    waiting: Option<String>,
-}
-
-/// `dashboard batch status ID [--watch]`: see [`BatchCommand::Status`].
-/// One JSON line per change; exits 3 unless it ended succeeded and ready.
-async fn watch_status<F, Fut>(id: i64, watch: bool, mut read: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<StatusView>>,
-{
-    let mut last = String::new();
-    loop {
-        let v = read().await?;
-        let s = &v.steps;
-        let line = serde_json::json!({
-            "batch": id,
-            "status": v.status,
-            "access_status": v.access_status,
-            "steps": {"total": s.total(), "done": s.done, "failed": s.failed, "unknown": s.unknown, "skipped": s.skipped, "pending": s.pending + s.sent},
-            "running": v.running,
-            "waiting": v.waiting,
-        })
-        .to_string();
-        if line != last {
-            writeln!(std::io::stdout(), "{line}")?;
-            std::io::stdout().flush()?;
-            last = line;
-        }
-        if !watch || !v.running {
-            if !(v.status == "succeeded" && v.access_status.ends_with("_ready")) {
-                std::process::exit(3);
+    let core = match on.server {
+        Some(_) => None,
+        None => Some(open_core(config).await?),
+    };
+    let result = async {
+        let t = Target::new(core.as_ref(), &on)?;
+        let json = on.json;
+        match command {
+            Command::Host {
+                command: HostCommand::Probe { name, .. },
+            } => commands::host_probe(&t, &name, json).await,
+            Command::Reconcile { host, .. } => commands::reconcile(&t, &host, json).await,
+            Command::Token {
+                command:
+                    TokenCommand::Create {
+                        operator,
+                        scope,
+                        days,
+                        name,
+                        ..
+                    },
+            } => {
+                let a = TokenArgs {
+                    operator: &operator,
+                    scope: &scope,
+                    days,
+                    name: &name,
+                };
+                commands::token_create(&t, a, json).await
             }
-            return Ok(());
+            Command::Batch { command } => match command {
+                BatchCommand::Plan {
+                    host,
+                    pack,
+                    provider,
+                    mode,
+                    keys,
+                    ..
+                } => {
+                    let a = PlanArgs {
+                        host: &host,
+                        pack: &pack,
+                        provider: &provider,
+                        mode: mode.as_deref(),
+                        keys: &keys,
+                    };
+                    commands::batch_plan(&t, a, json).await
+                }
+                BatchCommand::Apply { id, .. } => {
+                    commands::batch_apply(&t, id, config.apply_options(), json).await
+                }
+                BatchCommand::Status { id, watch, .. } => {
+                    commands::watch(&t, id, watch, Want::Ready, json).await
+                }
+                BatchCommand::Rollback { id, force, .. } => {
+                    commands::batch_rollback(&t, id, force, json).await
+                }
+            },
+            _ => unreachable!("only the commands above come here"),
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
-}
-
-/// The batch's status from the local database.
-async fn batch_status(
-    core: &provisioning_core::ops::Core,
-    id: i64,
-    watch: bool,
-) -> anyhow::Result<()> {
-    use provisioning_core::model::{BatchStatus, Said};
-    watch_status(id, watch, || async {
-        let p = core
-            .batch_progress(id, i64::MAX)
-            .await
-            .map_err(|e| anyhow!("batch {id}: {e}"))?;
-        Ok(StatusView {
-            status: p.status.as_str().to_string(),
-            access_status: p.access_status.as_str().to_string(),
-            running: matches!(p.status, BatchStatus::Running | BatchStatus::RollingBack),
-            waiting: p.waiting.as_deref().map(Said::english_of),
-            steps: p.steps,
-        })
-    })
-    .await
-}
-
-/// The batch commands against a running server's JSON API (`--server`),
-/// printing the same JSON lines and exit codes as on the local database.
-mod remote {
-    use super::{watch_status, StatusView};
-    use anyhow::anyhow;
-    use serde_json::Value;
-    use std::io::Write as _;
-
-    fn token() -> anyhow::Result<String> {
-        std::env::var("RELAY_TOKEN").map_err(|_| {
-            anyhow!("--server needs an API token in RELAY_TOKEN (made on the API tokens page)")
-        })
-    }
-
-    /// A call; a refusal prints the problem's code and detail and exits 1.
-    async fn call(method: reqwest::Method, url: &str, token: &str) -> anyhow::Result<Value> {
-        let r = reqwest::Client::new()
-            .request(method, url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| anyhow!("{url}: {e}"))?;
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            writeln!(
-                std::io::stderr(),
-                "{url}: {status}: {} {}",
-                body["code"].as_str().unwrap_or("?"),
-                body["detail"].as_str().unwrap_or("")
-            )?;
-            std::process::exit(1);
-        }
-        Ok(body)
-    }
-
-    pub async fn status(server: &str, id: i64, watch: bool) -> anyhow::Result<()> {
-        let token = token()?;
-        let url = format!(
-            "{}/api/v1/batches/{id}/progress",
-            server.trim_end_matches('/')
-        );
-        watch_status(id, watch, || async {
-            let p = call(reqwest::Method::GET, &url, &token).await?;
-            let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-            Ok(StatusView {
-                status: text("status"),
-                access_status: text("access_status"),
-                steps: serde_json::from_value(p["steps"].clone())
-                    .map_err(|e| anyhow!("{url}: step counts: {e}"))?,
-                running: !p["finished"].as_bool().unwrap_or(true),
-                waiting: p["waiting"].as_str().map(String::from),
-            })
-        })
-        .await
-    }
-
-    pub async fn apply(server: &str, id: i64) -> anyhow::Result<()> {
-        let token = token()?;
-        let base = server.trim_end_matches('/');
-        call(
-            reqwest::Method::POST,
-            &format!("{base}/api/v1/batches/{id}/apply"),
-            &token,
-        )
-        .await?;
-        status(server, id, true).await
+    .await;
+    match result {
+        Err(e) => match e.downcast_ref::<commands::Exit>() {
+            Some(commands::Exit(code, why)) => {
+                let _ = writeln!(std::io::stderr(), "{why}");
+                std::process::exit(*code);
+            }
+            None => Err(e),
+        },
+        ok => ok,
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Batch status (names as in the original board).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BatchStatus {
     Planned,
@@ -52,6 +53,7 @@ impl BatchStatus {
 
 /// What the batch list is filtered by (empty: anything).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchFilter {
     pub host_id: Option<i64>,
     /// A provider key (`deepseek`).
@@ -98,6 +100,7 @@ pub fn host_target(id: i64) -> String {
 
 /// Access status of a batch's route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccessStatus {
     None,
@@ -144,6 +147,7 @@ impl AccessStatus {
 
 /// What a step does on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Group,
@@ -214,6 +218,7 @@ impl StepKind {
 
 /// Planned action on one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
@@ -227,6 +232,7 @@ pub enum Action {
 
 /// One planned step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlannedStep {
     pub seq: i64,
     pub kind: StepKind,
@@ -243,6 +249,7 @@ pub struct PlannedStep {
 
 /// A key that will not be imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SkippedKey {
     pub masked: String,
     pub line: usize,
@@ -265,6 +272,7 @@ impl SkippedKey {
 
 /// The whole plan, shown before anything is written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plan {
     pub host_id: i64,
     pub host_name: String,
@@ -305,6 +313,7 @@ pub struct Plan {
 
 /// A capability the plan needs that the host's last probe says it lacks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanBlocker {
     /// The capability row (`chat_completions_passthrough`, …).
     pub capability: String,
@@ -326,6 +335,7 @@ pub struct PlanBlocker {
 /// Field names and pricing rules that differ between host versions, fixed
 /// at plan time from the probe so apply, drift and rollback agree.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostShape {
     /// The group is exclusive: only users granted it may bind keys to it.
     #[serde(default)]
@@ -346,6 +356,7 @@ pub struct HostShape {
 
 /// Journal state of a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
     Pending,
@@ -383,6 +394,7 @@ impl StepState {
 /// Why a step failed, typed, so resume can tell "the host refused" from
 /// "the request may have reached the host".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepErrorKind {
     /// The host answered a definite refusal: nothing was written, a later
@@ -425,6 +437,7 @@ impl StepErrorKind {
 
 /// What a run of a batch does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
     Apply,
@@ -458,6 +471,7 @@ impl RunKind {
 
 /// A run with its place in the batch's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunView {
     pub id: i64,
     pub kind: RunKind,
@@ -477,6 +491,7 @@ pub struct RunView {
 
 /// An account of a batch that a key replacement can take the place of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplaceCandidate {
     /// The ledger row (what the form names).
     pub ledger_id: i64,
@@ -489,6 +504,7 @@ pub struct ReplaceCandidate {
 
 /// What the key-replacement page shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplaceView {
     pub batch_id: i64,
     pub status: BatchStatus,
@@ -507,6 +523,7 @@ pub struct ReplaceView {
 
 /// A step as recorded in the journal, with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepView {
     pub seq: i64,
     /// The run it belongs to.
@@ -530,6 +547,7 @@ pub struct StepView {
 
 /// What became of a batch's own keys (each key once, whatever its steps).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct KeyOutcomes {
     /// Its account is on the host and passed its account test.
@@ -573,6 +591,7 @@ impl KeyOutcomes {
 
 /// Steps counted by journal state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateCounts {
     pub pending: i64,
     pub sent: i64,
@@ -620,6 +639,7 @@ impl StateCounts {
 
 /// A run's steps of one kind, counted by state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindCount {
     pub run_id: i64,
     pub kind: StepKind,
@@ -629,6 +649,7 @@ pub struct KindCount {
 /// A batch as the batch list shows it: counts, never its plan or journal,
 /// so a row's size does not grow with the batch's keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchSummary {
     pub id: i64,
     pub uid: String,
@@ -656,6 +677,7 @@ pub struct BatchSummary {
 
 /// One page of the batch list, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchList {
     /// What the list was filtered by.
     #[serde(default)]
@@ -670,6 +692,7 @@ pub struct BatchList {
 /// The part of a batch's journal a page shows: `limit` steps after seq
 /// `after`, of one state when `state` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepWindow {
     pub after: i64,
     pub state: Option<StepState>,
@@ -680,6 +703,7 @@ pub struct StepWindow {
 
 /// What changed in a running batch since a refresh (live progress).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchProgress {
     pub status: BatchStatus,
     pub access_status: AccessStatus,
@@ -696,6 +720,7 @@ pub struct BatchProgress {
 
 /// A batch as lists and its page show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchView {
     pub id: i64,
     pub uid: String,
@@ -761,6 +786,7 @@ impl BatchView {
 
 /// Why a check failed, in the product's words (PRODUCT.md item 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     UpstreamQuotaExhausted,
@@ -797,6 +823,7 @@ impl FailureClass {
 
 /// One failed check, its class, what decided it, and what to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Diagnosis {
     pub seq: i64,
     pub target: String,
@@ -812,6 +839,7 @@ pub struct Diagnosis {
 
 /// A diagnosis run over a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiagnosisReport {
     pub at_ms: i64,
     pub items: Vec<Diagnosis>,
@@ -821,6 +849,7 @@ pub struct DiagnosisReport {
 
 /// One object in a rollback preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RollbackItem {
     pub ledger_id: i64,
     /// `user_key`, `subscription`, `channel`, `account` or `group`.
@@ -848,6 +877,7 @@ impl RollbackItem {
 
 /// What a rollback would do, in the order it would do it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RollbackPreview {
     pub batch_id: i64,
     pub items: Vec<RollbackItem>,
@@ -863,6 +893,7 @@ pub struct RollbackPreview {
 /// An account the product created or adopted on a host, as its ledger and
 /// journal know it (never read from the host: the drift check does that).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostAccount {
     pub ledger_id: i64,
     /// The account's id on the host.
@@ -886,6 +917,7 @@ pub struct HostAccount {
 /// One page of a host's accounts, newest first; `q` filters by key mask
 /// or fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostAccounts {
     pub host_id: i64,
     pub host_name: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of difference a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DriftClass {
     /// In the ledger, gone from the host.
@@ -46,6 +47,7 @@ impl DriftClass {
 
 /// One difference, with its evidence and what can be done about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DriftFinding {
     /// Stable across checks: `class:kind:remote id` (what an ignore names).
     pub key: String,
@@ -78,6 +80,7 @@ pub struct DriftFinding {
 
 /// Objects on the host that are not ours: counted, never drift.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Unmanaged {
     pub groups: Vec<String>,
     pub channels: Vec<String>,
@@ -87,6 +90,7 @@ pub struct Unmanaged {
 
 /// One drift check of a host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DriftReport {
     pub id: i64,
     pub host_id: i64,

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// How the product signs in to a host's admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AdminAuthKind {
     /// The installation-wide `x-api-key: admin-…` key.
@@ -29,6 +30,7 @@ impl AdminAuthKind {
 
 /// A registered host as pages and the API show it: secrets masked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostView {
     pub id: i64,
     pub name: String,
@@ -44,6 +46,7 @@ pub struct HostView {
 
 /// Overall verdict of one probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeStatus {
     /// Everything the product needs works.
@@ -74,6 +77,7 @@ impl ProbeStatus {
 
 /// The short form of a probe kept in host lists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProbeSummary {
     pub id: i64,
     pub at_ms: i64,
@@ -91,6 +95,7 @@ pub struct ProbeSummary {
 
 /// Whether a host has a capability, and how we know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Support {
     Yes,
@@ -110,6 +115,7 @@ impl Support {
 
 /// One row of the capability matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Capability {
     /// Stable key, e.g. `channels`, `cn_platforms`.
     pub key: String,
@@ -120,6 +126,7 @@ pub struct Capability {
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -129,6 +136,7 @@ pub enum Severity {
 
 /// Something the probe found that the operator should read: what, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Finding {
     /// Stable code, e.g. `compliance_required`.
     pub code: String,
@@ -165,6 +173,7 @@ pub const READY_HEADLINE: &str = "Host ready for provisioning";
 
 /// The result of the admin-credential check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum AdminAuthState {
     Ok,
@@ -182,6 +191,7 @@ pub enum AdminAuthState {
 
 /// The compliance gate (HTTP 423 until an admin accepts the text).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum ComplianceState {
     /// The host has no gate (404 on `/api/v1/admin/compliance`).
@@ -201,6 +211,7 @@ pub enum ComplianceState {
 
 /// The probe user's ability to sign in (needed to create user keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum ProbeUserState {
     NotConfigured,
@@ -218,6 +229,7 @@ pub enum ProbeUserState {
 
 /// Everything one probe of a host learnt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProbeReport {
     pub reachable: bool,
     pub latency_ms: Option<u64>,
@@ -263,6 +275,7 @@ impl ProbeReport {
 
 /// A stored probe with its full report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProbeRecord {
     pub id: i64,
     pub host_id: i64,
@@ -274,6 +287,7 @@ pub struct ProbeRecord {
 /// What a person typed into the host form. Secrets travel once, inbound only,
 /// and its `Debug` never shows them.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostInput {
     pub name: String,
     pub base_url: String,

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// What an operator may do. Ordered: a higher role includes the lower ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Handover reviewers: read everything, change nothing.
@@ -55,6 +56,7 @@ impl fmt::Display for Role {
 
 /// A signed-in operator as the UI sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperatorView {
     pub id: i64,
     pub username: String,
@@ -66,6 +68,7 @@ pub struct OperatorView {
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
     pub at_ms: i64,
@@ -78,6 +81,7 @@ pub struct AuditEntry {
 
 /// What the audit log is filtered by (empty: anything).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditFilter {
     pub actor: String,
     /// An action (`batch.apply`) or a family of them (`batch.`).
@@ -89,6 +93,7 @@ pub struct AuditFilter {
 
 /// A page of audit entries, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     pub filter: AuditFilter,
@@ -109,6 +114,7 @@ pub struct AuditPage {
 /// An API token as lists show it: never the token itself (shown once, at
 /// creation), only the start that names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
     pub id: i64,
     pub operator_id: i64,

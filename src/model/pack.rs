@@ -24,6 +24,7 @@ pub const BILLING_MODEL_SOURCES: &[&str] =
     &["channel_mapped", "requested", "upstream", "response_model"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Currency {
     #[serde(rename = "USD")]
     Usd,
@@ -33,6 +34,7 @@ pub enum Currency {
 
 /// How users get access to the route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccessMode {
     /// The probe user's key bound to a standard group; the user has balance.
@@ -60,6 +62,7 @@ impl AccessMode {
 
 /// A price as the provider publishes it: per million tokens, in its currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     pub currency: Currency,
@@ -75,6 +78,7 @@ pub struct Price {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PackModel {
     /// The provider's model id when it differs from the client-facing id.
@@ -100,6 +104,7 @@ fn default_balance() -> f64 {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChannelPolicy {
     #[serde(default = "default_bms")]
@@ -118,6 +123,7 @@ impl Default for ChannelPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GroupTemplate {
     /// Group name on the host; `relay-<provider>` when absent. Subscription
@@ -160,6 +166,7 @@ impl Default for GroupTemplate {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccessDefaults {
     pub mode: AccessMode,
@@ -178,6 +185,7 @@ impl Default for AccessDefaults {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PackProvider {
     pub display_name: String,
@@ -205,6 +213,7 @@ pub struct PackProvider {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeRate {
     pub cny_per_usd: f64,
@@ -214,6 +223,7 @@ pub struct ExchangeRate {
 
 /// A whole pack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Pack {
     pub schema: u32,
@@ -239,6 +249,7 @@ impl Pack {
 
 /// One problem found in a pack: where, what is wrong, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackIssue {
     /// Dotted path, e.g. `providers.deepseek.models.deepseek-flash.price.input`.
     pub path: String,
@@ -286,6 +297,7 @@ impl std::fmt::Display for PackIssue {
 
 /// A stored pack version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackVersionView {
     pub id: i64,
     pub pack_id: String,
@@ -312,8 +324,24 @@ impl PackVersionView {
     }
 }
 
+/// A pack version with its source, the other versions of its pack, and
+/// optionally the differences from one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackDetail {
+    pub version: PackVersionView,
+    pub pack: Pack,
+    pub source: String,
+    pub others: Vec<PackVersionView>,
+    /// The version the diff is against, when one of `others` was asked for.
+    pub diff_against: Option<i64>,
+    /// What changed from `diff_against` to this version.
+    pub diff: Vec<PackChange>,
+}
+
 /// One difference between two pack versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackChange {
     pub path: String,
     pub old: Option<String>,

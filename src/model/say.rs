@@ -8,6 +8,7 @@ use std::fmt::Display;
 
 /// A message: a code from [`SAID`] and its parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Said {
     pub code: String,
     #[serde(default)]

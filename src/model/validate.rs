@@ -3,6 +3,7 @@ use std::fmt;
 
 /// A problem with one field a person typed: which field, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     /// In English (logs, the CLI, the API); pages write [`FieldError::said`].

@@ -10,6 +10,7 @@ use std::fmt;
 /// What an API token may do. Ordered: `write` includes `read`, `admin`
 /// includes both. A token never does more than its operator's role allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Read,

@@ -1152,6 +1152,40 @@ impl Core {
         Ok(out)
     }
 
+    /// One pack version as its page shows it, with the changes from
+    /// another version of the same pack when `diff` names one (another
+    /// pack's version is ignored, not compared).
+    pub async fn pack_detail(
+        &self,
+        id: i64,
+        diff: Option<i64>,
+    ) -> Result<crate::model::PackDetail, OpError> {
+        let all = self.pack_versions().await?;
+        let version = all
+            .iter()
+            .find(|v| v.id == id)
+            .cloned()
+            .ok_or_else(|| OpError::NotFound(format!("pack version {id}")))?;
+        let (row, pack) = self.pack(id).await?;
+        let others: Vec<_> = all
+            .into_iter()
+            .filter(|v| v.pack_id == version.pack_id && v.id != id)
+            .collect();
+        let diff_against = diff.filter(|d| others.iter().any(|o| o.id == *d));
+        let changes = match diff_against {
+            Some(d) => crate::pack::diff(&self.pack(d).await?.1, &pack),
+            None => Vec::new(),
+        };
+        Ok(crate::model::PackDetail {
+            version,
+            pack,
+            source: row.source,
+            others,
+            diff_against,
+            diff: changes,
+        })
+    }
+
     /// Validates and stores an uploaded pack. `Err` lists every problem.
     pub async fn upload_pack(
         &self,

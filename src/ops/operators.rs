@@ -232,6 +232,38 @@ impl Core {
         Ok(epoch)
     }
 
+    /// Every operator not removed, by name (never a password hash).
+    pub async fn list_operators(&self) -> Result<Vec<model::OperatorView>, OpError> {
+        Ok(self
+            .store
+            .list_operators()
+            .await?
+            .iter()
+            .map(OperatorRow::view)
+            .collect())
+    }
+
+    /// Sets another operator's role and whether they are disabled (admin);
+    /// the last enabled admin stays one.
+    pub async fn update_operator(
+        &self,
+        actor: &str,
+        id: i64,
+        role: Role,
+        disabled: bool,
+    ) -> Result<model::OperatorView, OpError> {
+        match self.store.update_operator(actor, id, role, disabled).await {
+            Ok(Some(row)) => Ok(row.view()),
+            Ok(None) => Err(OpError::NotFound(format!("operator {id}"))),
+            Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::coded(
+                "id",
+                "operator.last_admin",
+                &[],
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Removes another operator (admin): they are signed out at once and
     /// can never sign in again; the last enabled admin stays.
     pub async fn remove_operator(

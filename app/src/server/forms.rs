@@ -743,24 +743,15 @@ pub async fn operators(
                 let role = Role::parse(get(&form, "role"))
                     .map_err(|f| Failure::field(StatusCode::BAD_REQUEST, f))?;
                 let disabled = get(&form, "disabled") == "1";
-                match state
+                let op = state
                     .core
-                    .store
                     .update_operator(&actor, id, role, disabled)
-                    .await
-                {
-                    Ok(Some(op)) => Ok(format!(
-                        "Operator {} is now {role}{}.",
-                        op.username,
-                        if disabled { ", disabled" } else { "" }
-                    )),
-                    Ok(None) => Err(Failure::new(StatusCode::NOT_FOUND, "operator not found")),
-                    Err(e) if e.is_conflict() => Err(Failure::new(
-                        StatusCode::CONFLICT,
-                        ctx.lang.msg(Msg::LastAdmin, &[]),
-                    )),
-                    Err(e) => Err(OpError::from(e).into()),
-                }
+                    .await?;
+                Ok(format!(
+                    "Operator {} is now {role}{}.",
+                    op.username,
+                    if disabled { ", disabled" } else { "" }
+                ))
             }
             "reset_password" | "remove" => {
                 let reset = get(&form, "action") == "reset_password";

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod downloads;
 pub mod forms;
 pub mod metrics;
+pub mod reference;
 pub mod rest;
 pub mod router;
 pub mod state;

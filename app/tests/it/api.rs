@@ -38,13 +38,30 @@ async fn scrape(app: &TestApp) -> std::collections::BTreeMap<String, f64> {
         .collect()
 }
 
-struct Api<'a> {
+/// Calls the API; every answer of a route in `ROUTES` is checked against
+/// the OpenAPI document the server serves: its status is documented for
+/// the route, and a JSON body conforms to the documented schema.
+pub struct Api<'a> {
     app: &'a TestApp,
     http: reqwest::Client,
+    doc: Value,
 }
 
-impl Api<'_> {
-    async fn call(
+impl<'a> Api<'a> {
+    pub async fn new(app: &'a TestApp) -> Api<'a> {
+        let http = reqwest::Client::new();
+        let doc = http
+            .get(format!("{}/api/v1/openapi.json", app.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Api { app, http, doc }
+    }
+
+    pub async fn call(
         &self,
         method: &str,
         path: &str,
@@ -70,8 +87,142 @@ impl Api<'_> {
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        self.check(method, path, status, &headers, &v);
         (status, headers, v)
     }
+
+    /// The answer is what the document says this route answers.
+    fn check(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        v: &Value,
+    ) {
+        let bare = path.split('?').next().unwrap();
+        let Some((_, template, _)) = ROUTES
+            .iter()
+            .find(|(m, t, _)| *m == method && template_matches(t, bare))
+        else {
+            return;
+        };
+        let op = &self.doc["paths"][template][method.to_lowercase()];
+        let documented = &op["responses"][status.to_string()];
+        assert!(
+            !documented.is_null(),
+            "{method} {template} answered {status}, which its document does not list: {v}"
+        );
+        let ctype = headers
+            .get("content-type")
+            .and_then(|c| c.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        if !ctype.ends_with("json") {
+            return;
+        }
+        let schema = &documented["content"][&ctype]["schema"];
+        assert!(
+            !schema.is_null(),
+            "{method} {template} {status}: {ctype} is not documented: {documented}"
+        );
+        if let Err(e) = conforms(&self.doc, schema, v, "$") {
+            panic!("{method} {template} {status}: the body does not match the document: {e}\n{v}");
+        }
+    }
+}
+
+/// `/api/v1/batches/{id}` matches `/api/v1/batches/3`.
+fn template_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(a, b)| a == b || (a.starts_with('{') && !b.is_empty()))
+}
+
+/// Whether `v` is what JSON Schema `s` (as the document writes it)
+/// describes: references, one/any/allOf, enums, types, required and
+/// typed properties, items and maps.
+fn conforms(doc: &Value, s: &Value, v: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap();
+        let target = &doc["components"]["schemas"][name];
+        if target.is_null() {
+            return Err(format!("{at}: {r} is not in the document"));
+        }
+        return conforms(doc, target, v, at);
+    }
+    for k in ["oneOf", "anyOf"] {
+        if let Some(list) = s.get(k).and_then(Value::as_array) {
+            let errs: Vec<String> = list
+                .iter()
+                .filter_map(|x| conforms(doc, x, v, at).err())
+                .collect();
+            if errs.len() == list.len() {
+                return Err(format!("{at}: none of {k}: {}", errs.join("; ")));
+            }
+        }
+    }
+    if let Some(list) = s.get("allOf").and_then(Value::as_array) {
+        for x in list {
+            conforms(doc, x, v, at)?;
+        }
+    }
+    if let Some(e) = s.get("enum").and_then(Value::as_array) {
+        if !e.contains(v) {
+            return Err(format!("{at}: {v} is not one of {e:?}"));
+        }
+    }
+    let kinds: Vec<&str> = match s.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !kinds.is_empty() {
+        let is = |k: &str| match k {
+            "null" => v.is_null(),
+            "boolean" => v.is_boolean(),
+            "integer" => v.is_i64() || v.is_u64(),
+            "number" => v.is_number(),
+            "string" => v.is_string(),
+            "array" => v.is_array(),
+            "object" => v.is_object(),
+            _ => true,
+        };
+        if !kinds.iter().any(|k| is(k)) {
+            return Err(format!("{at}: {v} is not {kinds:?}"));
+        }
+    }
+    if let Some(o) = v.as_object() {
+        if let Some(req) = s.get("required").and_then(Value::as_array) {
+            for r in req.iter().filter_map(Value::as_str) {
+                if !o.contains_key(r) {
+                    return Err(format!("{at}: `{r}` is required and missing"));
+                }
+            }
+        }
+        let props = s.get("properties").and_then(Value::as_object);
+        for (k, x) in o {
+            match props.and_then(|p| p.get(k)) {
+                Some(p) => conforms(doc, p, x, &format!("{at}.{k}"))?,
+                None => {
+                    if let Some(extra) = s.get("additionalProperties").filter(|e| e.is_object()) {
+                        conforms(doc, extra, x, &format!("{at}.{k}"))?;
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(a), Some(items)) = (v.as_array(), s.get("items").filter(|i| i.is_object())) {
+        for (i, x) in a.iter().enumerate() {
+            conforms(doc, items, x, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
 }
 
 async fn token(app: &TestApp, for_name: &str, role: Role, scope: &str) -> String {
@@ -114,12 +265,9 @@ async fn token(app: &TestApp, for_name: &str, role: Role, scope: &str) -> String
 async fn every_route_wants_a_token_and_sessions_do_not_count() {
     let app = TestApp::spawn().await;
     app.admin().await;
-    let api = Api {
-        app: &app,
-        http: reqwest::Client::new(),
-    };
-    for (method, path) in ROUTES {
-        let path = path.replace("{id}", "1");
+    let api = Api::new(&app).await;
+    for (method, path, _) in ROUTES {
+        let path = path.replace("{id}", "1").replace("{seq}", "1");
         let (status, headers, body) = api.call(method, &path, None, None, None).await;
         assert_eq!(status, 401, "{method} {path}: {body}");
         assert_eq!(body["code"], "unauthorized", "{method} {path}");
@@ -155,10 +303,7 @@ async fn a_token_plans_applies_and_watches_a_batch_to_ready_with_idempotent_post
         .await;
     assert_eq!(p.status, 303, "{}", p.body);
     let host_id = app.core.list_hosts().await.unwrap()[0].id;
-    let api = Api {
-        app: &app,
-        http: reqwest::Client::new(),
-    };
+    let api = Api::new(&app).await;
     let before = scrape(&app).await;
     let write = token(&app, "otto", Role::Operator, "write").await;
     let read = token(&app, "otto", Role::Operator, "read").await;
@@ -501,6 +646,7 @@ async fn a_token_plans_applies_and_watches_a_batch_to_ready_with_idempotent_post
             "batch".into(),
             "status".into(),
             id.to_string(),
+            "--json".into(),
             "--server".into(),
             app.url.clone(),
         ],
@@ -535,6 +681,7 @@ async fn a_token_plans_applies_and_watches_a_batch_to_ready_with_idempotent_post
         "batch".into(),
         "apply".into(),
         second.clone(),
+        "--json".into(),
         "--server".into(),
         app.url.clone(),
     ];
@@ -555,4 +702,674 @@ async fn a_token_plans_applies_and_watches_a_batch_to_ready_with_idempotent_post
     assert_eq!(last["status"], "succeeded", "{last}");
     assert_eq!(last["access_status"], "self_service_ready");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(SECOND));
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_served_routes_and_the_reference_page_renders_it_offline(
+) {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let api = Api::new(&app).await;
+    let doc = &api.doc;
+    assert_eq!(doc["openapi"], "3.1.0");
+    // The document's operations are the route table, no more, no less.
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            documented.insert((m.to_uppercase(), path.clone()));
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{m} {path} says what it does"
+            );
+            for code in ["401", "403"] {
+                assert!(
+                    !op["responses"][code].is_null(),
+                    "{m} {path} documents {code}"
+                );
+            }
+            let idem = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key"));
+            assert_eq!(
+                idem,
+                m != "get",
+                "{m} {path}: Idempotency-Key on mutating routes"
+            );
+        }
+    }
+    let table: std::collections::BTreeSet<_> = ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, table);
+    // Every reference in the document resolves.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+                    out.push(r.to_string());
+                }
+                o.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    assert!(all.len() > 50, "{}", all.len());
+    for r in &all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            !doc["components"]["schemas"][name].is_null(),
+            "{r} resolves"
+        );
+    }
+    // The router serves no method the document leaves out on its paths
+    // (and each listed one exists: see the 401 test).
+    let t = token(&app, "root", Role::Admin, "admin").await;
+    for (_, path) in &documented {
+        for m in ["GET", "POST", "PATCH", "DELETE"] {
+            if table.contains(&(m.to_string(), path.clone())) {
+                continue;
+            }
+            let concrete = path.replace("{id}", "1").replace("{seq}", "1");
+            let r = api
+                .http
+                .request(
+                    reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+                    format!("{}{concrete}", app.url),
+                )
+                .bearer_auth(&t)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 405, "{m} {path} is not served");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "method_not_allowed", "{m} {path}");
+        }
+    }
+    // The reference page: open without a token, every route on it, and
+    // nothing fetched from elsewhere.
+    let r = reqwest::get(format!("{}/api/v1/reference", app.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    for (m, p, _) in ROUTES {
+        assert!(
+            html.contains(&format!("id=\"{}-{p}\"", m.to_lowercase())),
+            "{m} {p} on the page"
+        );
+    }
+    assert!(html.contains("id=\"schema-BatchDoc\""));
+    for outside in ["<script", "src=\"http", "href=\"http", "@import", "url("] {
+        assert!(
+            !html.contains(outside),
+            "the page uses nothing from outside ({outside})"
+        );
+    }
+}
+
+/// Every operation of the core's table either has an API route or is
+/// listed as left out with a reason, never both.
+#[test]
+fn every_mutating_operation_is_in_the_api_or_left_out_with_a_reason() {
+    use app::server::rest::NOT_IN_API;
+    use provisioning_core::ops::authz::RULES;
+    for rule in RULES.iter().filter(|r| r.op.mutates()) {
+        let routed = ROUTES.iter().any(|(_, _, op)| *op == rule.op);
+        let left = NOT_IN_API.iter().any(|(op, _)| *op == rule.op);
+        assert!(
+            routed != left,
+            "{}: routed {routed}, left out {left}",
+            rule.action
+        );
+    }
+}
+
+/// The role × operation matrix for the API and the CLI, generated from the
+/// route and command tables: each mutating route and command refused (403,
+/// exit 1) for a `read` token, for a role below the operation's (with a
+/// token of enough scope), audited; every cell is checked and a failure
+/// names its cell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutating_route_and_command_is_refused_for_a_read_token_and_a_lesser_role() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let p = app
+        .submit(&app.client, "/hosts/new", &pairs(&app.host_form("h")))
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
+    app.core
+        .upload_pack("test", &pack(&upstream.url()))
+        .await
+        .unwrap();
+    let api = Api::new(&app).await;
+    let admin_read = token(&app, "root", Role::Admin, "read").await;
+    let mut lesser = std::collections::HashMap::new();
+    for scope in ["write", "admin"] {
+        lesser.insert(
+            ("vera", scope),
+            token(&app, "vera", Role::Viewer, scope).await,
+        );
+    }
+    lesser.insert(
+        ("otto", "admin"),
+        token(&app, "otto", Role::Operator, "admin").await,
+    );
+    let audited = |who: String, action: &'static str| {
+        let core = app.core.clone();
+        async move {
+            let (audit, _) = core.store.audit_page(1, 10).await.unwrap();
+            audit.iter().any(|e| {
+                e.actor.starts_with(&format!("{who} (token #"))
+                    && e.action == action
+                    && e.outcome == "denied"
+            })
+        }
+    };
+    let mut failed = Vec::new();
+    let mut cells = 0;
+    for (method, path, op) in ROUTES.iter().filter(|(_, _, op)| op.mutates()) {
+        let rule = op.rule();
+        let concrete = path.replace("{id}", "1").replace("{seq}", "1");
+        let mut who = vec![("root", admin_read.clone(), "scope")];
+        let need = rule.scope.as_str();
+        who.push(("vera", lesser[&("vera", need)].clone(), "role"));
+        if rule.role == Role::Admin {
+            who.push(("otto", lesser[&("otto", "admin")].clone(), "role"));
+        }
+        for (name, t, why) in who {
+            cells += 1;
+            let cell = format!("API {method} {path} × {name} ({why})");
+            let (status, _, body) = api
+                .call(method, &concrete, Some(&t), Some(json!({})), None)
+                .await;
+            let detail = body["detail"].as_str().unwrap_or("");
+            if status != 403 || body["code"] != "forbidden" || !detail.contains(why) {
+                failed.push(format!("{cell}: {status} {body}"));
+            } else if !audited(name.to_string(), rule.action).await {
+                failed.push(format!("{cell}: not audited as {}", rule.action));
+            }
+        }
+    }
+    // The CLI's mutating commands through this server.
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(keys.path(), KEY).unwrap();
+    let keys_path = keys.path().to_str().unwrap().to_string();
+    for (command, op) in app::server::cli::MUTATING {
+        let rule = op.rule();
+        let mut args: Vec<String> = command.split(' ').map(String::from).collect();
+        let rest: Vec<&str> = match *command {
+            "host probe" | "reconcile" => vec!["h"],
+            "batch plan" => vec![
+                "--host",
+                "h",
+                "--pack",
+                "1",
+                "--provider",
+                "deepseek",
+                "--keys",
+                &keys_path,
+            ],
+            "batch apply" | "batch rollback" => vec!["1"],
+            "token create" => vec!["--operator", "otto", "--scope", "read"],
+            other => panic!("no arguments for `{other}` in this test"),
+        };
+        args.extend(rest.iter().map(|s| s.to_string()));
+        args.extend(["--server".to_string(), app.url.clone()]);
+        let need = rule.scope.as_str();
+        let mut who = vec![("root", admin_read.clone(), "scope")];
+        who.push(("vera", lesser[&("vera", need)].clone(), "role"));
+        for (name, t, why) in who {
+            cells += 1;
+            let cell = format!("CLI {command} × {name} ({why})");
+            let a = args.clone();
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
+                    .args(&a)
+                    .env("RELAY_TOKEN", t)
+                    .env("RUST_LOG", "warn")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.code() != Some(1) || !err.contains("forbidden") || !err.contains(why) {
+                failed.push(format!("{cell}: exit {:?}: {err}", out.status.code()));
+            } else if !audited(name.to_string(), rule.action).await {
+                failed.push(format!("{cell}: not audited as {}", rule.action));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {cells} cells failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    // 13 mutating routes × 2, 6 admin ones × 1 more, 6 commands × 2.
+    assert!(cells >= 50, "the matrix has its cells ({cells})");
+    // Nothing was written: one host, no batch, no new operator or token
+    // beyond the test's own.
+    assert_eq!(app.core.list_hosts().await.unwrap().len(), 1);
+    assert_eq!(app.core.store.operator_count().await.unwrap(), 3);
+    let root = Principal::operator(1, "root", Role::Admin);
+    assert_eq!(app.core.list_tokens(&root).await.unwrap().len(), 4);
+}
+
+/// Polls a batch's progress until it stops running.
+async fn settled(api: &Api<'_>, t: &str, id: i64) -> Value {
+    for _ in 0..400 {
+        let (_, _, p) = api
+            .call(
+                "GET",
+                &format!("/api/v1/batches/{id}/progress"),
+                Some(t),
+                None,
+                None,
+            )
+            .await;
+        if p["finished"] == true {
+            return p;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("batch {id} did not settle");
+}
+
+#[tokio::test]
+async fn hosts_drift_rollback_operators_and_tokens_through_the_api() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
+    upstream.add_key(KEY, UpstreamBehaviour::Ok);
+    let api = Api::new(&app).await;
+    let admin = token(&app, "root", Role::Admin, "admin").await;
+    let a = Some(admin.as_str());
+
+    // Register: a missing field is named, the good one is 201 without secrets.
+    let mut host = json!({
+        "name": "api-host",
+        "base_url": app.host.url(),
+        "auth_kind": "api_key",
+        "admin_api_key": app.host.admin_api_key(),
+        "probe_user_email": "probe@example.com",
+        "probe_user_password": "probe-password-1",
+    });
+    let mut no_url = host.clone();
+    no_url.as_object_mut().unwrap().remove("base_url");
+    let (status, _, body) = api
+        .call("POST", "/api/v1/hosts", a, Some(no_url), None)
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("base_url")),
+        "{body}"
+    );
+    let (status, _, body) = api
+        .call(
+            "POST",
+            "/api/v1/hosts",
+            a,
+            Some(json!({"name": "x", "colour": "red"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_body")),
+        "{body}"
+    );
+    let (status, _, created) = api
+        .call("POST", "/api/v1/hosts", a, Some(host.clone()), None)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(!created.to_string().contains(&app.host.admin_api_key()));
+    let hid = created["id"].as_i64().unwrap();
+    let (status, _, body) = api
+        .call("POST", "/api/v1/hosts", a, Some(host.clone()), None)
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (409, Some("name")),
+        "{body}"
+    );
+    // Edit: a missing field keeps its value, the stored key is kept.
+    let (status, _, edited) = api
+        .call(
+            "PATCH",
+            &format!("/api/v1/hosts/{hid}"),
+            a,
+            Some(json!({"name": "renamed"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(
+        (edited["name"].as_str(), edited["base_url"].as_str()),
+        (Some("renamed"), Some(app.host.url().as_str()))
+    );
+    host["base_url"] = json!("http://127.0.0.1:9/");
+    host.as_object_mut().unwrap().remove("admin_api_key");
+    let (status, _, body) = api
+        .call(
+            "PATCH",
+            &format!("/api/v1/hosts/{hid}"),
+            a,
+            Some(json!({"base_url": "http://127.0.0.2:9"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("admin_api_key")),
+        "moving needs the key again: {body}"
+    );
+    let (status, _, _) = api
+        .call("GET", &format!("/api/v1/hosts/{}", hid + 9), a, None, None)
+        .await;
+    assert_eq!(status, 404);
+
+    // Drift: none checked yet, then a check of nothing made.
+    let (_, _, latest) = api
+        .call("GET", &format!("/api/v1/hosts/{hid}/drift"), a, None, None)
+        .await;
+    assert_eq!(latest["report"], Value::Null);
+    let (status, _, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/hosts/{hid}/drift/ignore"),
+            a,
+            Some(json!({"key": "k", "reason": "x", "days": 3})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("reason")),
+        "{body}"
+    );
+
+    // A batch planned with the pack of this test, applied, its journal
+    // read a page and a step at a time, then rolled back.
+    let (_, _, stored) = api
+        .call(
+            "POST",
+            "/api/v1/packs",
+            a,
+            Some(json!({"source": pack(&upstream.url())})),
+            None,
+        )
+        .await;
+    let pv = stored["pack_version_id"].as_i64().unwrap();
+    let (status, _, detail) = api
+        .call("GET", &format!("/api/v1/packs/{pv}"), a, None, None)
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["version"]["pack_id"], "app-pack");
+    assert!(detail["source"]
+        .as_str()
+        .unwrap()
+        .contains("deepseek-flash"));
+    let (_, _, planned) = api
+        .call(
+            "POST",
+            "/api/v1/batches",
+            a,
+            Some(json!({"host_id": hid, "pack_version_id": pv, "provider": "ds", "keys": KEY})),
+            None,
+        )
+        .await;
+    let id = planned["id"].as_i64().unwrap();
+    let (status, _, body) = api
+        .call(
+            "GET",
+            &format!("/api/v1/batches/{id}/rollback"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("batch")),
+        "never applied: {body}"
+    );
+    api.call(
+        "POST",
+        &format!("/api/v1/batches/{id}/apply"),
+        a,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(settled(&api, &admin, id).await["status"], "succeeded");
+    let (_, _, steps) = api
+        .call("GET", &format!("/api/v1/batches/{id}/steps"), a, None, None)
+        .await;
+    let items = steps["items"].as_array().unwrap();
+    assert!(items.len() >= 5, "{steps}");
+    let seq = items[0]["seq"].as_i64().unwrap();
+    let (status, _, step) = api
+        .call(
+            "GET",
+            &format!("/api/v1/batches/{id}/steps/{seq}"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, step["seq"].as_i64()), (200, Some(seq)));
+    let (status, _, body) = api
+        .call(
+            "GET",
+            &format!("/api/v1/batches/{id}/steps?state=nope"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("state")));
+    let (status, _, report) = api
+        .call("POST", &format!("/api/v1/hosts/{hid}/drift"), a, None, None)
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert!(report["compared"].as_i64().unwrap() >= 1, "{report}");
+    assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report}");
+    let (status, _, preview) = api
+        .call(
+            "GET",
+            &format!("/api/v1/batches/{id}/rollback"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert!(!preview["items"].as_array().unwrap().is_empty());
+    let (status, _, started) = api
+        .call(
+            "POST",
+            &format!("/api/v1/batches/{id}/rollback"),
+            a,
+            Some(json!({"force": false})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(settled(&api, &admin, id).await["status"], "rolled_back");
+    let (status, _, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/batches/{id}/rollback"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+
+    // Operators: a bad role and a short password are named; add, change, remove.
+    let (status, _, body) = api
+        .call(
+            "POST",
+            "/api/v1/operators",
+            a,
+            Some(json!({"username": "nina", "password": crate::PASSWORD, "role": "owner"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("role")),
+        "{body}"
+    );
+    let (status, _, body) = api
+        .call(
+            "POST",
+            "/api/v1/operators",
+            a,
+            Some(json!({"username": "nina", "password": "short", "role": "operator"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("password")),
+        "{body}"
+    );
+    let (status, _, nina) = api
+        .call(
+            "POST",
+            "/api/v1/operators",
+            a,
+            Some(json!({"username": "nina", "password": crate::PASSWORD, "role": "operator"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{nina}");
+    assert!(!nina.to_string().contains("argon2"), "no hash answered");
+    let nid = nina["id"].as_i64().unwrap();
+    let (status, _, body) = api
+        .call(
+            "PATCH",
+            &format!("/api/v1/operators/{nid}"),
+            a,
+            Some(json!({"role": "viewer"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["role"].as_str()),
+        (200, Some("viewer")),
+        "{body}"
+    );
+    let (_, _, list) = api.call("GET", "/api/v1/operators", a, None, None).await;
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["username"] == "nina"));
+    let root_id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["username"] == "root")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _, body) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/operators/{root_id}"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("id")),
+        "an admin cannot remove themself: {body}"
+    );
+
+    // Tokens: made (the secret once, even when the request is retried), used, revoked.
+    let ask = json!({"operator": "nina", "name": "ci", "scope": "read", "days": 7});
+    let (status, _, made) = api
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            a,
+            Some(ask.clone()),
+            Some("tok-1"),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let secret = made["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("rmt_"));
+    let (status, headers, again) = api
+        .call("POST", "/api/v1/tokens", a, Some(ask), Some("tok-1"))
+        .await;
+    assert_eq!(
+        (status, headers.contains_key("idempotent-replay")),
+        (201, true)
+    );
+    assert_eq!(
+        (again["secret"].clone(), again["token"]["id"].clone()),
+        (Value::Null, made["token"]["id"].clone())
+    );
+    let stored: Vec<String> = sqlx::query_scalar("SELECT body FROM api_idempotency")
+        .fetch_all(app.core.store.pool())
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|b| !b.contains(&secret)),
+        "the secret is not kept for replays"
+    );
+    let (_, _, me) = api
+        .call("GET", "/api/v1/me", Some(&secret), None, None)
+        .await;
+    assert_eq!(
+        (me["operator"].as_str(), me["scope"].as_str()),
+        (Some("nina"), Some("read"))
+    );
+    let (status, _, body) = api
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            a,
+            Some(json!({"operator": "nobody", "name": "x", "scope": "read", "days": 7})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("operator")),
+        "{body}"
+    );
+    let tid = made["token"]["id"].as_i64().unwrap();
+    let (status, _, _) = api
+        .call("DELETE", &format!("/api/v1/tokens/{tid}"), a, None, None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = api
+        .call("GET", "/api/v1/me", Some(&secret), None, None)
+        .await;
+    assert_eq!(status, 401, "a revoked token opens nothing");
+    let (status, _, _) = api
+        .call("DELETE", &format!("/api/v1/operators/{nid}"), a, None, None)
+        .await;
+    assert_eq!(status, 200);
 }

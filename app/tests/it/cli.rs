@@ -3,8 +3,8 @@
 //! every answer one JSON line.
 
 use fakehost::{FakeHost, FakeHostConfig, FakeUpstream, ProviderStyle, UpstreamBehaviour};
-use provisioning_core::ops::BatchRequest;
-use provisioning_core::secrets::MasterKey;
+use provisioning_core::model::Role;
+use provisioning_core::secrets::{MasterKey, Secret};
 use serde_json::Value;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -111,35 +111,78 @@ async fn a_pack_is_validated_then_a_batch_applied_and_watched_to_ready_from_the_
         (Some(true), Some("cli-pack"))
     );
 
-    // A planned batch (the database the CLI opens, its master key).
+    // A host registered in the database the CLI opens (its master key);
+    // the batch planned from the command line, from a keys file.
     std::fs::write(d.join("master.key"), MasterKey::generate().to_hex()).unwrap();
-    let id = {
+    {
         let core = crate::open_data_dir(d).await;
-        let h = core
-            .create_host("t", &crate::host_input(&host, "h"))
+        core.create_host("t", &crate::host_input(&host, "h"))
             .await
             .unwrap();
-        let (pv, _) = core.upload_pack("t", &pack(&upstream.url())).await.unwrap();
-        core.plan_batch(
-            "t",
-            &BatchRequest {
-                host_id: h.id,
-                pack_version_id: pv,
-                provider_key: "ds".into(),
-                mode: None,
-                keys_text: KEY.into(),
-            },
-        )
-        .await
-        .unwrap()
+        core.upload_pack("t", &pack(&upstream.url())).await.unwrap();
+        core.create_operator("t", "otto", Secret::new(crate::PASSWORD), Role::Operator)
+            .await
+            .unwrap();
+    }
+    let out = dashboard(d, &["host", "probe", "h"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("host h (0.1.179): "), "{text}");
+    let out = dashboard(d, &["host", "probe", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no host is named `nope` (there are: h)"));
+    let keys = d.join("keys.txt");
+    std::fs::write(&keys, format!("{KEY}\n")).unwrap();
+    let plan = |extra: &[&str]| {
+        let mut a = vec![
+            "batch",
+            "plan",
+            "--host",
+            "h",
+            "--pack",
+            "cli-pack",
+            "--provider",
+            "ds",
+            "--keys",
+        ];
+        a.push(keys.to_str().unwrap());
+        a.extend_from_slice(extra);
+        dashboard(d, &a)
     };
+    let out = plan(&["--mode", "monthly"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mode"));
+    let out = plan(&["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let planned = &json_lines(&out)[0];
+    assert_eq!(planned["status"], "planned");
+    assert_eq!(planned["plan"]["provider_key"], "ds");
+    assert!(!planned.to_string().contains(KEY), "the key is masked");
+    let id = planned["id"].as_i64().unwrap();
     let sid = id.to_string();
     // Not applied yet: status says so and exits 3.
     let out = dashboard(d, &["batch", "status", &sid]);
     assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("batch {id}: planned · 0/")),
+        "{text}"
+    );
+    let out = dashboard(d, &["batch", "status", "--json", &sid]);
+    assert_eq!(out.status.code(), Some(3));
     assert_eq!(json_lines(&out)[0]["status"], "planned");
     // Apply, then watch: the last line is the end, and it is ready.
-    let out = dashboard(d, &["batch", "apply", &sid]);
+    let out = dashboard(d, &["batch", "apply", "--json", &sid]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -147,8 +190,10 @@ async fn a_pack_is_validated_then_a_batch_applied_and_watched_to_ready_from_the_
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(json_lines(&out)[0]["status"], "succeeded");
-    let out = dashboard(d, &["batch", "status", "--watch", &sid]);
+    // Progress while it ran, then the end.
+    let lines = json_lines(&out);
+    assert_eq!(lines.last().unwrap()["status"], "succeeded");
+    let out = dashboard(d, &["batch", "status", "--json", "--watch", &sid]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -168,4 +213,68 @@ async fn a_pack_is_validated_then_a_batch_applied_and_watched_to_ready_from_the_
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!printed.contains(KEY), "no key in the output");
+
+    // Reconcile: what it made is as it made it.
+    let out = dashboard(d, &["reconcile", "h", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = &json_lines(&out)[0];
+    assert!(r["compared"].as_i64().unwrap() >= 3, "{r}");
+    assert_eq!(r["findings"].as_array().unwrap().len(), 0, "{r}");
+    // A token for a script, printed once.
+    let out = dashboard(
+        d,
+        &[
+            "token",
+            "create",
+            "--operator",
+            "otto",
+            "--scope",
+            "write",
+            "--days",
+            "7",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("for otto (write scope, 7 day(s)); shown once"),
+        "{text}"
+    );
+    assert!(text.lines().nth(1).unwrap().starts_with("rmt_"), "{text}");
+    let out = dashboard(
+        d,
+        &["token", "create", "--operator", "otto", "--scope", "root"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scope"));
+    // Roll it back and watch: rolled back, exit 0.
+    let out = dashboard(d, &["batch", "rollback", &sid]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with(&format!("batch {id}: rolled_back")),
+        "{text}"
+    );
+    let out = dashboard(d, &["batch", "rollback", &sid]);
+    assert_eq!(out.status.code(), Some(1), "a second rollback is refused");
 }

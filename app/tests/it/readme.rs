@@ -112,6 +112,41 @@ async fn the_readme_api_example_runs_as_written() {
     // The POST planned the batch, once.
     let list = app.core.list_batches(None, 10).await.unwrap();
     assert_eq!(list.items.len(), 1);
+    // The CLI lines against the same server, the binary for the script.
+    let lines = block("cli-server-example");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let mut last = String::new();
+    for line in lines {
+        let line = line
+            .strip_prefix("bash scripts/run.sh ")
+            .map(|rest| format!("{} {rest}", env!("CARGO_BIN_EXE_dashboard")))
+            .unwrap_or_else(|| panic!("{line}"));
+        let url = app.url.clone();
+        let secret = token.expose().to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("bash")
+                .args(["-c", &line])
+                .env("RELAY", url)
+                .env("RELAY_TOKEN", secret)
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "exit {:?}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        last = String::from_utf8_lossy(&out.stdout).to_string();
+    }
+    assert!(
+        last.starts_with("batch 1: succeeded ·") && last.contains("access self_service_ready"),
+        "{last}"
+    );
 }
 
 #[test]
