@@ -1184,6 +1184,107 @@ async fn hosts_drift_rollback_operators_and_tokens_through_the_api() {
     assert_eq!(status, 200, "{report}");
     assert!(report["compared"].as_i64().unwrap() >= 1, "{report}");
     assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report}");
+    // A second tool copies an account and another goes into error: two
+    // findings; one repaired, one ignored; then the host is clean.
+    app.host.with_state(|s| {
+        let mut copy = s.accounts.iter().find(|a| !a.deleted).unwrap().clone();
+        copy.id = s.id();
+        s.accounts.push(copy);
+    });
+    let (_, _, report) = api
+        .call("POST", &format!("/api/v1/hosts/{hid}/drift"), a, None, None)
+        .await;
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    let key = findings[0]["key"].as_str().unwrap().to_string();
+    let (status, _, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/hosts/{hid}/drift/repair"),
+            a,
+            Some(json!({"key": key, "action": "remove_duplicate"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.host.with_state(|s| {
+        let acc = s.accounts.iter_mut().find(|a| !a.deleted).unwrap();
+        acc.status = "error".into();
+        acc.error_message = "Authentication failed (401): invalid key".into();
+    });
+    let (_, _, report) = api
+        .call("POST", &format!("/api/v1/hosts/{hid}/drift"), a, None, None)
+        .await;
+    let key = report["findings"][0]["key"].as_str().unwrap().to_string();
+    let (status, _, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/hosts/{hid}/drift/ignore"),
+            a,
+            Some(json!({"key": key, "reason": "the key is being replaced", "days": 7})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, latest) = api
+        .call("GET", &format!("/api/v1/hosts/{hid}/drift"), a, None, None)
+        .await;
+    assert_eq!(
+        latest["report"]["findings"].as_array().unwrap().len(),
+        1,
+        "{latest}"
+    );
+    let (_, _, report) = api
+        .call("POST", &format!("/api/v1/hosts/{hid}/drift"), a, None, None)
+        .await;
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["ignored"].is_null()),
+        "only the ignored one is left: {report}"
+    );
+    app.host.with_state(|s| {
+        let acc = s.accounts.iter_mut().find(|a| !a.deleted).unwrap();
+        acc.status = "active".into();
+        acc.error_message.clear();
+    });
+    // Probe now, then its history; the pack list; the token list.
+    let (status, _, probed) = api
+        .call("POST", &format!("/api/v1/hosts/{hid}/probe"), a, None, None)
+        .await;
+    assert_eq!(
+        (status, probed["host_id"].as_i64()),
+        (200, Some(hid)),
+        "{probed}"
+    );
+    let (_, _, history) = api
+        .call(
+            "GET",
+            &format!("/api/v1/hosts/{hid}/probes?limit=1"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
+    let (_, _, packs) = api.call("GET", "/api/v1/packs", a, None, None).await;
+    assert!(packs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == pv));
+    let (_, _, detail) = api
+        .call(
+            "GET",
+            &format!("/api/v1/packs/{}?diff={pv}", pv + 50),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(detail["code"], "not_found");
     let (status, _, preview) = api
         .call(
             "GET",
@@ -1360,6 +1461,15 @@ async fn hosts_drift_rollback_operators_and_tokens_through_the_api() {
         "{body}"
     );
     let tid = made["token"]["id"].as_i64().unwrap();
+    let (_, _, list) = api.call("GET", "/api/v1/tokens", a, None, None).await;
+    let listed = list["items"].as_array().unwrap();
+    assert!(listed
+        .iter()
+        .any(|t| t["id"] == tid && t["username"] == "nina"));
+    assert!(
+        !list.to_string().contains(&secret),
+        "a list never shows a token"
+    );
     let (status, _, _) = api
         .call("DELETE", &format!("/api/v1/tokens/{tid}"), a, None, None)
         .await;

@@ -774,3 +774,69 @@ async fn guessing_the_current_password_on_the_account_page_is_throttled() {
         "unchanged"
     );
 }
+
+/// The server functions that need more than reading, from one table: each
+/// refuses a viewer and an operator (their operation is an admin's) with
+/// the role's sentence and no data; a source scan keeps the table whole.
+#[tokio::test]
+async fn server_functions_beyond_reading_refuse_a_lesser_role() {
+    use leptos::server_fn::ServerFn;
+    use provisioning_core::ops::Operation as O;
+    let table: &[(&str, O)] = &[
+        (<app::api::ListOperators as ServerFn>::PATH, O::OperatorList),
+        (<app::api::ListTokens as ServerFn>::PATH, O::TokenManage),
+    ];
+    // Every `require(` of an operation other than reading is in the table.
+    let src = include_str!("../../src/api.rs");
+    let guarded = src
+        .matches("auth::require(provisioning_core::ops::Operation::")
+        .count()
+        - src
+            .matches("auth::require(provisioning_core::ops::Operation::Read)")
+            .count();
+    assert_eq!(
+        guarded,
+        table.len(),
+        "a guarded server function is missing from the table"
+    );
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    app.add_operator("vera", Role::Viewer).await;
+    app.add_operator("otto", Role::Operator).await;
+    for (name, role) in [("vera", Role::Viewer), ("otto", Role::Operator)] {
+        let client = app.new_client();
+        app.sign_in(&client, name).await;
+        for (path, op) in table {
+            let r = client
+                .post(format!("{}{path}", app.url))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            assert_eq!(status, 403, "{role} × {path}: {body}");
+            assert!(
+                body.contains(&format!("you are {role}")),
+                "{role} × {} ({path}): {status} {body}",
+                op.action()
+            );
+            assert!(
+                !body.contains("root"),
+                "no operator data for {role}: {body}"
+            );
+        }
+    }
+    // The admin gets the data.
+    let r = app
+        .client
+        .post(format!("{}{}", app.url, table[0].0))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("root"));
+}
