@@ -81,8 +81,21 @@ fn schema_of_content(content: &Value) -> String {
         .join("<br>")
 }
 
+/// Escaped prose, with `code` spans and paragraphs kept.
+fn prose(s: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in esc(s).split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            out.push_str(&part.replace("\n\n", "</p><p>"));
+        }
+    }
+    out
+}
+
 fn text(v: &Value, key: &str) -> String {
-    esc(v.get(key).and_then(Value::as_str).unwrap_or(""))
+    prose(v.get(key).and_then(Value::as_str).unwrap_or(""))
 }
 
 /// The page, from the document.
@@ -102,33 +115,57 @@ pub fn render(doc: &utoipa::openapi::OpenApi) -> String {
         oas = text(&doc, "openapi"),
         desc = text(info, "description"),
     );
-    h.push_str("<nav><h2>Routes</h2><ul>");
     let paths = doc["paths"].as_object().cloned().unwrap_or_default();
     let methods = ["get", "post", "patch", "put", "delete"];
-    for (path, item) in &paths {
-        for m in methods {
-            if let Some(op) = item.get(m) {
-                let _ = write!(
-                    h,
-                    "<li><a href=\"#{id}\"><span class=\"m {m}\">{M}</span> <code>{p}</code></a> {s}</li>",
-                    id = esc(&format!("{m}-{path}")),
-                    M = m.to_uppercase(),
-                    p = esc(path),
-                    s = text(op, "summary"),
-                );
+    // Operations by tag, in the document's tag order.
+    let tags: Vec<(String, String)> = doc["tags"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| (text(t, "name"), text(t, "description")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ops_of = |tag: &str| {
+        let mut out = Vec::new();
+        for (path, item) in &paths {
+            for m in methods {
+                if let Some(op) = item.get(m) {
+                    let t = op["tags"][0].as_str().unwrap_or("");
+                    if esc(t) == tag {
+                        out.push((m, path.clone(), op.clone()));
+                    }
+                }
             }
         }
+        out
+    };
+    h.push_str("<nav><h2>Routes</h2>");
+    for (tag, about) in &tags {
+        let _ = write!(h, "<h3>{tag} <small>{about}</small></h3><ul>");
+        for (m, path, op) in ops_of(tag) {
+            let _ = write!(
+                h,
+                "<li><a href=\"#{id}\"><span class=\"m {m}\">{M}</span> <code>{p}</code></a> {s}</li>",
+                id = esc(&format!("{m}-{path}")),
+                M = m.to_uppercase(),
+                p = esc(&path),
+                s = text(&op, "summary"),
+            );
+        }
+        h.push_str("</ul>");
     }
-    h.push_str("</ul></nav><main>");
-    for (path, item) in &paths {
-        for m in methods {
-            let Some(op) = item.get(m) else { continue };
+    h.push_str("</nav><main>");
+    for (tag, _) in &tags {
+        let _ = write!(h, "<h2>{tag}</h2>");
+        for (m, path, op) in ops_of(tag) {
+            let op = &op;
             let _ = write!(
                 h,
                 "<section id=\"{id}\"><h3><span class=\"m {m}\">{M}</span> <code>{p}</code></h3><p>{s}</p>",
                 id = esc(&format!("{m}-{path}")),
                 M = m.to_uppercase(),
-                p = esc(path),
+                p = esc(&path),
                 s = text(op, "summary"),
             );
             let desc = text(op, "description");
@@ -225,7 +262,7 @@ code{font:13px ui-monospace,monospace;background:#f2f4f6;padding:0 .2em;border-r
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}\
 th,td{border:1px solid #d8dde2;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 th{background:#f7f8f9}section{border-top:1px solid #e4e7ea;padding-top:.5rem}\
-nav ul{columns:2;list-style:none;padding:0}nav li{break-inside:avoid}\
+nav ul{columns:2;list-style:none;padding:0}nav h3 small{font-weight:normal;color:#5b6570}nav li{break-inside:avoid}\
 .m{display:inline-block;min-width:4.2em;font:bold 12px ui-monospace,monospace;color:#fff;border-radius:3px;padding:0 .3em;text-align:center}\
 .get{background:#2f6f9f}.post{background:#2e7d4f}.patch{background:#9a6b12}.delete{background:#a33}.put{background:#6a4c9c}\
 .media{color:#5b6570;font-size:12px}em{color:#a33;font-size:12px;font-style:normal}";

@@ -581,15 +581,36 @@ impl utoipa::Modify for Common {
                 utoipa::openapi::schema::Type::String,
             )))
             .build();
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
             let ops = [
-                (&mut item.get, false),
-                (&mut item.post, true),
-                (&mut item.patch, true),
-                (&mut item.delete, true),
+                (&mut item.get, "GET", false),
+                (&mut item.post, "POST", true),
+                (&mut item.patch, "PATCH", true),
+                (&mut item.delete, "DELETE", true),
             ];
-            for (op, mutates) in ops {
+            for (op, method, mutates) in ops {
                 let Some(op) = op.as_mut() else { continue };
+                // Who may call it, from the core's table (as enforced).
+                if let Some((_, _, needs)) =
+                    ROUTES.iter().find(|(m, p, _)| *m == method && p == path)
+                {
+                    let rule = needs.rule();
+                    let who = if *needs == Operation::Read {
+                        "Any live token: the `read` scope and the `viewer` role suffice."
+                            .to_string()
+                    } else {
+                        format!(
+                            "Needs the `{}` role and a token with the `{}` scope; the audit log records it (and any refusal) as `{}`.",
+                            rule.role.as_str(),
+                            rule.scope.as_str(),
+                            rule.action
+                        )
+                    };
+                    op.description = Some(match op.description.take() {
+                        Some(d) if !d.is_empty() => format!("{d}\n\n{who}"),
+                        _ => who,
+                    });
+                }
                 for (code, d) in shared {
                     op.responses
                         .responses

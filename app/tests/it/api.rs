@@ -1482,4 +1482,30 @@ async fn hosts_drift_rollback_operators_and_tokens_through_the_api() {
         .call("DELETE", &format!("/api/v1/operators/{nid}"), a, None, None)
         .await;
     assert_eq!(status, 200);
+    // Each change made through the API is in the audit log under its
+    // operation's name (tokens: `token.*`), as the token's operator.
+    let done: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT action, outcome FROM audit_log WHERE actor LIKE 'root (token #%'",
+    )
+    .fetch_all(app.core.store.pool())
+    .await
+    .unwrap();
+    let seen = format!("{done:?}");
+    for (method, _, op) in ROUTES
+        .iter()
+        .filter(|(m, _, op)| op.mutates() && *m != "GET")
+    {
+        let name = op.action().split('.').next().unwrap();
+        let want = if name == "token" {
+            "token."
+        } else {
+            op.action()
+        };
+        assert!(
+            done.iter().any(|(a, o)| a.starts_with(want)
+                && !["denied", "invalid", "conflict", "not_found"].contains(&o.as_str())),
+            "{method} {} is audited: {seen}",
+            op.action()
+        );
+    }
 }
