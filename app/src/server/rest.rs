@@ -201,7 +201,8 @@ pub struct ProblemBody {
     /// Stable for scripts: `unauthorized`, `forbidden`, `not_found`,
     /// `invalid`, `invalid_pack`, `bad_body`, `conflict`, `throttled`,
     /// `idempotency_mismatch`, `idempotency_in_progress`,
-    /// `host_unavailable`, `internal`.
+    /// `method_not_allowed`, `host_unavailable` (502), `host_timeout`
+    /// (504), `internal`.
     pub code: String,
     pub detail: String,
     /// The field (or header) the caller sent wrong.
@@ -267,6 +268,14 @@ impl From<OpError> for Problem {
             }
             OpError::Unauthorized(why) => {
                 Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", why)
+            }
+            // The host did not answer in time (the client's timeout).
+            OpError::Host(why) if why.contains("timed out") || why.contains("timeout") => {
+                Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "host_timeout",
+                    format!("the host did not answer in time: {why}"),
+                )
             }
             OpError::Host(why) => Problem::new(
                 StatusCode::BAD_GATEWAY,
@@ -623,6 +632,12 @@ impl utoipa::Modify for Common {
                         .flatten()
                         .any(|p| p.parameter_in == place)
                 };
+                if op.responses.responses.contains_key("502") {
+                    op.responses
+                        .responses
+                        .entry("504".into())
+                        .or_insert_with(|| problem("The host did not answer in time"));
+                }
                 if takes(ParameterIn::Query) {
                     op.responses
                         .responses
@@ -2041,4 +2056,25 @@ async fn revoke_token(
         )
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_outage_is_a_gateway_error_and_a_slow_host_a_gateway_timeout() {
+        let p = Problem::from(OpError::Host("connection refused".into()));
+        assert_eq!(
+            (p.status, p.code),
+            (StatusCode::BAD_GATEWAY, "host_unavailable")
+        );
+        let p = Problem::from(OpError::Host(
+            "GET /api/v1/admin/groups: operation timed out".into(),
+        ));
+        assert_eq!(
+            (p.status, p.code),
+            (StatusCode::GATEWAY_TIMEOUT, "host_timeout")
+        );
+    }
 }
