@@ -8,7 +8,7 @@ use app::server::cli::On;
 use app::server::rest::{BatchDoc, TokenCreated};
 use provisioning_core::model::{
     AccessMode, BatchStatus, DriftReport, HostView, PackVersionView, ProbeRecord, ProbeStatus,
-    Role, Said, Severity, StateCounts,
+    Role, Said, Severity, StateCounts, StepKind,
 };
 use provisioning_core::ops::{BatchRequest, Core, Principal, TokenRequest};
 use serde_json::{json, Value};
@@ -75,14 +75,11 @@ impl Remote {
         let status = r.status();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let field = body["field"]
-                .as_str()
-                .map(|f| format!(" ({f})"))
-                .unwrap_or_default();
+            // The detail names the field when there is one.
             return Err(Exit(
                 if status.is_server_error() { 2 } else { 1 },
                 format!(
-                    "{url}: {status}: {}{field}: {}",
+                    "{url}: {status}: {}: {}",
                     body["code"].as_str().unwrap_or("?"),
                     body["detail"].as_str().unwrap_or("")
                 ),
@@ -290,14 +287,19 @@ pub async fn batch_plan(t: &Target<'_>, a: PlanArgs<'_>, json: bool) -> anyhow::
         }
     };
     let p = &doc.plan;
+    let accounts = p
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Account)
+        .count();
     let mut human = vec![format!(
-        "batch {} planned on {}: {} ({}), {} step(s), {} key(s) skipped",
+        "batch {} planned on {}: {} ({}), {accounts} key(s) to import, {} skipped, {} step(s)",
         doc.id,
         p.host_name,
         p.provider_key,
         p.mode.as_str(),
+        p.skipped.len(),
         p.steps.len(),
-        p.skipped.len()
     )];
     for s in &p.skipped {
         human.push(format!(
