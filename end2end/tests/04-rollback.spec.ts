@@ -25,8 +25,13 @@ test.describe.serial('rollback', () => {
     const paused = (await hostItems(page.request, e, 'accounts?page_size=1000')).filter(a => !a.schedulable);
     expect(paused.length).toBe(1);
     await expect(page.locator('h3[data-run-kind=pause]')).toHaveCount(1);
+    // Only what applies is offered: nothing is left to pause, one to resume.
+    await expect(page.getByTestId('pause-failed')).toHaveCount(0);
+    await expect(page.getByTestId('resume-failed')).toContainText('(1)');
     await page.getByTestId('resume-failed').click();
     await expect(page.getByTestId('flash')).toContainText('Resumed 1 account(s)');
+    await expect(page.getByTestId('resume-failed')).toHaveCount(0);
+    await expect(page.getByTestId('pause-failed')).toBeVisible();
     expect((await hostItems(page.request, e, 'accounts?page_size=1000')).filter(a => !a.schedulable).length).toBe(0);
     // Removing needs the box ticked; then only that account goes.
     const before = (await hostItems(page.request, e, 'accounts?page_size=1000')).length;

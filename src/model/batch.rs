@@ -746,6 +746,10 @@ pub struct BatchView {
     /// Accounts whose test failed that are still on the host (what pause
     /// and remove act on).
     pub failed_live_accounts: i64,
+    /// Of those, how many the newest pause left unschedulable (what resume
+    /// acts on).
+    #[serde(default)]
+    pub failed_paused_accounts: i64,
     /// Open drift findings about this batch's objects in its host's newest
     /// check (`None`: the host was never checked). Lists only.
     pub drift_open: Option<i64>,

@@ -1064,7 +1064,8 @@ impl Core {
                 })
             })
             .collect();
-        let failed_live_accounts = self.store.failed_live_accounts(b.id).await?;
+        let (failed_live_accounts, failed_paused_accounts) =
+            self.store.failed_live_accounts(b.id).await?;
         let diagnosis = match self.store.latest_diagnosis(b.id).await? {
             Some(j) => serde_json::from_str(&j).ok(),
             None => None,
@@ -1089,6 +1090,7 @@ impl Core {
             plan,
             runs,
             failed_live_accounts,
+            failed_paused_accounts,
             drift_open: None,
             steps,
             diagnosis,

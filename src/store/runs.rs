@@ -675,15 +675,21 @@ impl Store {
             .collect())
     }
 
-    /// How many of the batch's accounts whose test failed are still live.
-    pub async fn failed_live_accounts(&self, batch_id: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ledger l JOIN ledger_refs r ON r.ledger_id = l.id
-             WHERE r.batch_id = ? AND l.kind = 'account' AND l.status = 'active'
+    /// How many of the batch's accounts whose test failed are still live,
+    /// and how many of those its newest pause run left unschedulable.
+    pub async fn failed_live_accounts(&self, batch_id: i64) -> Result<(i64, i64), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(
+                 (SELECT json_extract(pr.options_json, '$.schedulable')
+                  FROM steps s INDEXED BY steps_fingerprint JOIN runs pr ON pr.id = s.run_id
+                  WHERE s.fingerprint = l.fingerprint AND s.batch_id = ?1
+                    AND s.kind = 'pause' AND s.state = 'done'
+                  ORDER BY s.seq DESC LIMIT 1) = 0), 0)
+             FROM ledger l JOIN ledger_refs r ON r.ledger_id = l.id
+             WHERE r.batch_id = ?1 AND l.kind = 'account' AND l.status = 'active'
                AND l.fingerprint IN (SELECT fingerprint FROM steps
-                                     WHERE batch_id = ? AND kind = 'account_test' AND state = 'failed')",
+                                     WHERE batch_id = ?1 AND kind = 'account_test' AND state = 'failed')",
         )
-        .bind(batch_id)
         .bind(batch_id)
         .fetch_one(&self.pool)
         .await?)

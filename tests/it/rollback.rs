@@ -420,6 +420,13 @@ async fn the_accounts_of_failed_keys_can_be_paused_and_resumed() {
         schedulable(&w).iter().all(|(_, s)| *s),
         "a 402 leaves the account schedulable (reference §12.3)"
     );
+    let counts =
+        |v: provisioning_core::model::BatchView| (v.failed_live_accounts, v.failed_paused_accounts);
+    assert_eq!(
+        counts(w.view(id).await),
+        (1, 0),
+        "one to pause, none to resume"
+    );
     assert_eq!(
         w.ctx
             .core
@@ -435,6 +442,7 @@ async fn the_accounts_of_failed_keys_can_be_paused_and_resumed() {
             "only the failed key's account is paused"
         );
     }
+    assert_eq!(counts(w.view(id).await), (1, 1), "paused: one to resume");
     assert_eq!(
         w.ctx
             .core
@@ -444,6 +452,7 @@ async fn the_accounts_of_failed_keys_can_be_paused_and_resumed() {
         1
     );
     assert!(schedulable(&w).iter().all(|(_, s)| *s));
+    assert_eq!(counts(w.view(id).await), (1, 0), "resumed: none to resume");
     assert_eq!(w.view(id).await.runs.len(), 3);
     // Removing them deletes only that account; the batch stays ready.
     assert_eq!(

@@ -584,6 +584,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 | BatchStatus::RollbackFailed
         );
     let failed_tests = b.failed_live_accounts;
+    let paused = b.failed_paused_accounts;
     let can_pause = ctx.can(Role::Operator)
         && failed_tests > 0
         && matches!(
@@ -793,18 +794,22 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 </form>
             })}
             {can_pause.then(|| view! {
+                {(failed_tests > paused).then(|| view! {
                 <form method="post" action=format!("/batches/{}", b.id) class="inline">
                     <Csrf/>
                     <input type="hidden" name="action" value="pause_failed"/>
                     <button type="submit" data-testid="pause-failed" title=l.t("A quota-exhausted account stays schedulable on the host and keeps taking traffic; this sets schedulable=false (reversible).", "额度耗尽的账号在主机上仍可调度并继续接收流量；此操作设置 schedulable=false（可恢复）。")>
-                        {format!("{} ({failed_tests})", l.t("Pause failed accounts", "暂停失败的账号"))}
+                        {format!("{} ({})", l.t("Pause failed accounts", "暂停失败的账号"), failed_tests - paused)}
                     </button>
                 </form>
+                })}
+                {(paused > 0).then(|| view! {
                 <form method="post" action=format!("/batches/{}", b.id) class="inline">
                     <Csrf/>
                     <input type="hidden" name="action" value="resume_failed"/>
-                    <button type="submit" data-testid="resume-failed">{l.t("Resume them", "恢复调度")}</button>
+                    <button type="submit" data-testid="resume-failed">{format!("{} ({paused})", l.t("Resume paused accounts", "恢复已暂停的账号"))}</button>
                 </form>
+                })}
                 <form method="post" action=format!("/batches/{}", b.id) class="inline">
                     <Csrf/>
                     <input type="hidden" name="action" value="remove_failed"/>
