@@ -90,7 +90,24 @@ impl Remote {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let v = self.call(reqwest::Method::GET, path, None).await?;
+        self.typed(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<T> {
+        self.typed(reqwest::Method::POST, path, body).await
+    }
+
+    async fn typed<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<T> {
+        let v = self.call(method, path, body).await?;
         serde_json::from_value(v).map_err(|e| anyhow!("{path}: unexpected answer: {e}"))
     }
 }
@@ -166,14 +183,7 @@ pub async fn host_probe(t: &Target<'_>, name: &str, json: bool) -> anyhow::Resul
     let host = t.host(name).await?;
     let rec: ProbeRecord = match t {
         Target::Local { core, actor } => core.probe_host(actor, host.id).await?,
-        Target::Remote(r) => serde_json::from_value(
-            r.call(
-                reqwest::Method::POST,
-                &format!("/hosts/{}/probe", host.id),
-                None,
-            )
-            .await?,
-        )?,
+        Target::Remote(r) => r.post(&format!("/hosts/{}/probe", host.id), None).await?,
     };
     let rep = &rec.report;
     let mut human = vec![format!(
@@ -280,10 +290,7 @@ pub async fn batch_plan(t: &Target<'_>, a: PlanArgs<'_>, json: bool) -> anyhow::
                 "mode": a.mode,
                 "keys": keys_text,
             });
-            serde_json::from_value(
-                r.call(reqwest::Method::POST, "/batches", Some(body))
-                    .await?,
-            )?
+            r.post("/batches", Some(body)).await?
         }
     };
     let p = &doc.plan;
@@ -437,22 +444,14 @@ pub async fn batch_apply(
     json: bool,
 ) -> anyhow::Result<()> {
     let job = match t {
-        Target::Local { core, actor } => Some(
-            core.start_apply(actor, id, opts)
-                .await
-                .map_err(|e| refused(format!("batch {id}: {e}")))?,
-        ),
+        Target::Local { core, actor } => Some(core.start_apply(actor, id, opts).await),
         Target::Remote(r) => {
             r.call(reqwest::Method::POST, &format!("/batches/{id}/apply"), None)
                 .await?;
             None
         }
     };
-    let out = watch(t, id, true, Want::Ready, json).await;
-    if let Some(job) = job {
-        let _ = job.await;
-    }
-    out
+    watch_job(t, id, job, Want::Ready, json).await
 }
 
 /// `batch rollback ID`: as `apply`, the other way.
@@ -463,22 +462,34 @@ pub async fn batch_rollback(
     json: bool,
 ) -> anyhow::Result<()> {
     let job = match t {
-        Target::Local { core, actor } => Some(
-            core.start_rollback(actor, id, force)
-                .await
-                .map_err(|e| refused(format!("batch {id}: {e}")))?,
-        ),
+        Target::Local { core, actor } => Some(core.start_rollback(actor, id, force).await),
         Target::Remote(r) => {
+            let body = Some(json!({ "force": force }));
             r.call(
                 reqwest::Method::POST,
                 &format!("/batches/{id}/rollback"),
-                Some(json!({ "force": force })),
+                body,
             )
             .await?;
             None
         }
     };
-    let out = watch(t, id, true, Want::RolledBack, json).await;
+    watch_job(t, id, job, Want::RolledBack, json).await
+}
+
+/// Watches a started run to its end; a local one (`job`, running in this
+/// process) is waited for too.
+async fn watch_job(
+    t: &Target<'_>,
+    id: i64,
+    job: Option<Result<tokio::task::JoinHandle<()>, provisioning_core::ops::OpError>>,
+    want: Want,
+    json: bool,
+) -> anyhow::Result<()> {
+    let job = job
+        .transpose()
+        .map_err(|e| refused(format!("batch {id}: {e}")))?;
+    let out = watch(t, id, true, want, json).await;
     if let Some(job) = job {
         let _ = job.await;
     }
@@ -490,14 +501,7 @@ pub async fn reconcile(t: &Target<'_>, name: &str, json: bool) -> anyhow::Result
     let host = t.host(name).await?;
     let report: DriftReport = match t {
         Target::Local { core, actor } => core.drift_check(actor, host.id).await?,
-        Target::Remote(r) => serde_json::from_value(
-            r.call(
-                reqwest::Method::POST,
-                &format!("/hosts/{}/drift", host.id),
-                None,
-            )
-            .await?,
-        )?,
+        Target::Remote(r) => r.post(&format!("/hosts/{}/drift", host.id), None).await?,
     };
     let open: Vec<_> = report
         .findings
@@ -565,14 +569,7 @@ pub async fn token_create(t: &Target<'_>, a: TokenArgs<'_>, json: bool) -> anyho
                 secret: Some(secret.expose().to_string()),
             }
         }
-        Target::Remote(r) => serde_json::from_value(
-            r.call(
-                reqwest::Method::POST,
-                "/tokens",
-                Some(json!({"operator": a.operator, "name": a.name, "scope": a.scope, "days": a.days})),
-            )
-            .await?,
-        )?,
+        Target::Remote(r) => r.post("/tokens", Some(json!({"operator": a.operator, "name": a.name, "scope": a.scope, "days": a.days}))).await?,
     };
     let secret = made.secret.clone().unwrap_or_default();
     let human = vec![

@@ -114,6 +114,21 @@ impl Core {
     }
 }
 
+/// A change to another operator as the store answered it: none found is
+/// 404, a refusal that would leave no enabled admin is 409.
+fn changed<T>(r: Result<Option<T>, crate::store::StoreError>, id: i64) -> Result<T, OpError> {
+    match r {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(OpError::NotFound(format!("operator {id}"))),
+        Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::coded(
+            "id",
+            "operator.last_admin",
+            &[],
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Core {
     /// Creates an operator (admin page or CLI). Validates the username and
     /// the password length; the password is hashed, never stored.
@@ -252,16 +267,11 @@ impl Core {
         role: Role,
         disabled: bool,
     ) -> Result<model::OperatorView, OpError> {
-        match self.store.update_operator(actor, id, role, disabled).await {
-            Ok(Some(row)) => Ok(row.view()),
-            Ok(None) => Err(OpError::NotFound(format!("operator {id}"))),
-            Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::coded(
-                "id",
-                "operator.last_admin",
-                &[],
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        changed(
+            self.store.update_operator(actor, id, role, disabled).await,
+            id,
+        )
+        .map(|row| row.view())
     }
 
     /// Removes another operator (admin): they are signed out at once and
@@ -275,16 +285,7 @@ impl Core {
         if id == actor_id {
             return Err(FieldError::coded("id", "operator.remove_self", &[]).into());
         }
-        match self.store.remove_operator(actor, id).await {
-            Ok(Some(name)) => Ok(name),
-            Ok(None) => Err(OpError::NotFound(format!("operator {id}"))),
-            Err(e) if e.is_conflict() => Err(OpError::Conflict(FieldError::coded(
-                "id",
-                "operator.last_admin",
-                &[],
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        changed(self.store.remove_operator(actor, id).await, id)
     }
 
     /// Checks a sign-in. Throttles after [`THROTTLE_USER_LIMIT`] failures per
