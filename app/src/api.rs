@@ -442,3 +442,80 @@ pub async fn replace_view(
         .await
         .map_err(crate::server::op_error)
 }
+
+/// What the batch page says about reviews and four eyes (no journal read).
+#[server]
+pub async fn batch_reviews(id: i64) -> Result<provisioning_core::model::ReviewPanel, AppError> {
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
+    state
+        .core
+        .review_panel(id)
+        .await
+        .map_err(crate::server::op_error)
+}
+
+/// The review page's data: the panel, the evidence digest now (what a
+/// decision or a rollback approval names) and the batch's headline facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewFormData {
+    pub panel: provisioning_core::model::ReviewPanel,
+    pub digest: String,
+    pub batch: provisioning_core::model::BatchSummary,
+    /// Smoke checks (account tests and readiness): passed, failed.
+    pub checks: (i64, i64),
+}
+
+#[server]
+pub async fn review_form(id: i64) -> Result<ReviewFormData, AppError> {
+    use provisioning_core::model::{BatchFilter, StepKind, StepState};
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
+    let core = &state.core;
+    let panel = core
+        .review_panel(id)
+        .await
+        .map_err(crate::server::op_error)?;
+    let view = core.batch_view(id).await.map_err(crate::server::op_error)?;
+    let digest = provisioning_core::ops::review::evidence_digest(&view);
+    let checks = view
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::AccountTest | StepKind::Readiness))
+        .fold((0, 0), |(ok, bad), s| match s.state {
+            StepState::Done => (ok + 1, bad),
+            StepState::Failed | StepState::Unknown => (ok, bad + 1),
+            _ => (ok, bad),
+        });
+    let batch = core
+        .list_batches_where(&BatchFilter::default(), Some(id + 1), 1)
+        .await
+        .map_err(crate::server::op_error)?
+        .items
+        .into_iter()
+        .find(|b| b.id == id)
+        .ok_or_else(|| AppError::new(ErrorKind::NotFound, format!("batch {id} not found")))?;
+    Ok(ReviewFormData {
+        panel,
+        digest,
+        batch,
+        checks,
+    })
+}
+
+/// The review queue: finished batches never reviewed, or whose decision
+/// went stale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueData {
+    pub items: Vec<provisioning_core::model::QueueItem>,
+    pub total: i64,
+}
+
+#[server]
+pub async fn review_queue() -> Result<QueueData, AppError> {
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
+    let (items, total) = state
+        .core
+        .review_queue(200)
+        .await
+        .map_err(crate::server::op_error)?;
+    Ok(QueueData { items, total })
+}

@@ -136,6 +136,11 @@ messages! {
     Replacing => "Replacing the key: the new account is created and tested first; the old one is removed only if it passed.",
         "正在替换密钥：先创建并测试新账号；仅当其通过后才删除旧账号。";
     NothingToDiagnose => "Nothing failed: there is nothing to diagnose.", "没有失败项：无需诊断。";
+    Reviewed => "Decision recorded: {decision}. It is signed and goes into the evidence bundle.", "已记录决定：{decision}。该决定已签名并写入证据包。";
+    ApprovedApply => "Approved: this plan may now be applied (any change to the plan voids the approval).", "已批准：现在可以执行此计划（计划的任何改动都会使批准失效）。";
+    ApprovedRollback => "Approved: another operator or admin may now roll this batch back (any run before then voids the approval).", "已批准：现在可由另一位操作员或管理员回滚此批次（在此之前的任何运行都会使批准失效）。";
+    HostProtected => "The host is protected: applies and rollbacks on it now need a second person's approval.", "主机已设为受保护：其上的执行和回滚现在需要第二个人批准。";
+    HostUnprotected => "The host is no longer protected.", "主机已取消保护。";
     Diagnosed => "Diagnosed {n} failed check(s); {spent} upstream completion(s) spent.", "已诊断 {n} 项失败检查；消耗 {spent} 次上游调用。";
     DriftChecked => "Checked {n} object(s): {open} open finding(s).", "已检查 {n} 个对象：{open} 项未处理。";
     DriftRepaired => "Done: {what}. Check again to confirm.", "已完成：{what}。请再次检查以确认。";
@@ -312,6 +317,19 @@ pub fn said_zh(code: &str) -> Option<&'static str> {
         "rollback.never_applied" => "从未执行过：主机上没有可回滚的内容",
         "rollback.running" => "正在运行：请等其结束后再回滚",
         "rollback.done" => "已经回滚",
+        "review.own" => "由你规划或执行：需由既未规划也未执行的人审核",
+        "approval.own" => "由你规划：需由另一位操作员或管理员批准执行",
+        "approval.own_rollback" => "的回滚由你批准：需由另一位操作员或管理员执行",
+        "filter.review" => "{review} 不是审核状态",
+        "review.not_finished" => "状态为 {status}：只审核已结束的批次（成功、部分成功或失败）",
+        "review.evidence_changed" => "在你打开后已改变（之后有运行或诊断）：请重新阅读证据后再决定",
+        "review.decision" => "必须是 accepted、rejected 或 needs_changes",
+        "review.comment_required" => "在拒绝或要求修改时必填：请说明问题所在",
+        "review.comment_long" => "超过 2000 个字符",
+        "approval.required" => "需要第二个人批准：主机 {host} 受保护。请由 {author} 以外的人在批次页批准 {purpose}",
+        "approval.plan_changed" => "属于另一个计划：计划摘要现在是 {digest}。请重新阅读计划后批准",
+        "approval.not_protected" => "无需批准：该主机未受保护",
+        "approval.state" => "状态为 {status}：没有可批准的 {purpose}",
         "rollback.applying" => "正在执行：请等执行结束后再回滚",
         "failed.status" => "状态为 {status}：现在不能更改其失败的账号",
         "failed.none" => "没有测试失败且仍在主机上的账号",
@@ -457,6 +475,11 @@ pub fn field_name(lang: Lang, field: &str) -> String {
         "reason" => "原因",
         "days" => "天数",
         "scope" => "范围",
+        "decision" => "决定",
+        "comment" => "意见",
+        "digest" => "证据",
+        "review" => "审核状态",
+        "purpose" => "批准事项",
         "operator_id" => "操作员",
         "finding" => "发现",
         "action" => "操作",

@@ -188,7 +188,7 @@ async fn fake_host(
         &["deepseek-flash", "deepseek-v4-pro"],
     )
     .await;
-    let good: Vec<String> = (1..=6)
+    let good: Vec<String> = (1..=8)
         .map(|i| format!("sk-e2e-healthy-key-{i:04}"))
         .collect();
     for k in &good {

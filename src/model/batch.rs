@@ -64,6 +64,10 @@ pub struct BatchFilter {
     /// rollback that failed, or applied and not ready.
     #[serde(default)]
     pub attention: bool,
+    /// A review state (`not_reviewed`, `accepted`, `rejected`,
+    /// `needs_changes`, `stale`).
+    #[serde(default)]
+    pub review: String,
 }
 
 impl BatchFilter {
@@ -673,6 +677,10 @@ pub struct BatchSummary {
     /// Open drift findings about the batch in its host's newest check
     /// (`None`: the host was never checked).
     pub drift_open: Option<i64>,
+    /// Where its reviewers stand (`None`: not a batch one reviews, such as
+    /// a planned or rolled-back one never reviewed).
+    #[serde(default)]
+    pub review: Option<crate::model::ReviewState>,
 }
 
 /// One page of the batch list, newest first.

@@ -42,6 +42,9 @@ pub struct HostView {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub last_probe: Option<ProbeSummary>,
+    /// Its batches need a second person's approval to apply or roll back.
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// Overall verdict of one probe.

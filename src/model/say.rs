@@ -175,6 +175,52 @@ pub const SAID: &[(&str, &str)] = &[
     ("filter.status", "{status} is not a batch status"),
     ("rollback.never_applied", "was never applied: there is nothing on the host to roll back"),
     ("rollback.running", "is running: wait for it to end before rolling it back"),
+    (
+        "review.own",
+        "was planned or applied by you: someone who did neither reviews it",
+    ),
+    (
+        "approval.own",
+        "was planned by you: another operator or admin approves its apply",
+    ),
+    (
+        "approval.own_rollback",
+        "rollback was approved by you: another operator or admin carries it out",
+    ),
+    ("filter.review", "{review} is not a review state"),
+    (
+        "review.not_finished",
+        "is {status}: only a finished batch (succeeded, partly or failed) is reviewed",
+    ),
+    (
+        "review.evidence_changed",
+        "changed since you opened it (a run or a diagnosis came after): read the evidence again, then decide",
+    ),
+    (
+        "review.decision",
+        "must be accepted, rejected or needs_changes",
+    ),
+    (
+        "review.comment_required",
+        "is needed when you reject or ask for changes: say what is wrong",
+    ),
+    ("review.comment_long", "is longer than 2000 characters"),
+    (
+        "approval.required",
+        "needs a second person's approval: host {host} is protected. Someone other than {author} approves the {purpose} on the batch page",
+    ),
+    (
+        "approval.plan_changed",
+        "is of another plan: the plan's digest is now {digest}. Read the plan again and approve it",
+    ),
+    (
+        "approval.not_protected",
+        "is not needed: the host is not protected",
+    ),
+    (
+        "approval.state",
+        "is {status}: there is nothing to approve for {purpose}",
+    ),
     ("rollback.done", "is already rolled back"),
     ("rollback.applying", "is being applied: wait for the apply to end before rolling it back"),
     ("failed.status", "is {status}: its failed accounts cannot be changed now"),

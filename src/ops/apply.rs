@@ -372,6 +372,9 @@ impl Core {
                 &[],
             )));
         }
+        // Four eyes on a protected host: an approval of this plan by
+        // someone other than its author (audited when missing).
+        self.require_four_eyes(actor, batch_id, "apply").await?;
         if let Ok(plan) = serde_json::from_str::<Plan>(&batch.plan_json) {
             if let Some(b) = plan.blockers.first() {
                 return Err(OpError::Conflict(crate::model::FieldError::coded(

@@ -86,6 +86,8 @@ pub enum Operation {
     HostDriftCheck,
     HostDriftRepair,
     HostDriftIgnore,
+    /// Mark a host protected (four eyes) or not.
+    HostProtect,
     PackUpload,
     BatchPlan,
     BatchApply,
@@ -97,6 +99,11 @@ pub enum Operation {
     BatchDiagnose,
     BatchRollback,
     BatchReplaceKey,
+    /// Record a handover decision on a finished batch's evidence: a
+    /// reviewer's (viewer's) one change.
+    BatchReview,
+    /// Approve an apply or a rollback on a protected host (four eyes).
+    BatchApprove,
     OperatorList,
     OperatorCreate,
     OperatorUpdate,
@@ -127,8 +134,9 @@ const fn rule(op: Operation, action: &'static str, role: Role, scope: Scope) -> 
 use Operation as O;
 use Role::{Admin, Operator, Viewer};
 
-/// Who may do what. Every mutating operation needs at least the operator
-/// role and a `write` token; operators and tokens need an admin.
+/// Who may do what. Every mutating operation needs a `write` token and,
+/// but for a reviewer's decision, at least the operator role; operators and
+/// tokens need an admin.
 pub const RULES: &[Rule] = &[
     rule(O::Read, "read", Viewer, Scope::Read),
     rule(O::HostCreate, "host.create", Operator, Scope::Write),
@@ -165,6 +173,7 @@ pub const RULES: &[Rule] = &[
         Operator,
         Scope::Write,
     ),
+    rule(O::HostProtect, "host.protect", Admin, Scope::Admin),
     rule(O::PackUpload, "pack.upload", Operator, Scope::Write),
     rule(O::BatchPlan, "batch.plan", Operator, Scope::Write),
     rule(O::BatchApply, "batch.apply", Operator, Scope::Write),
@@ -201,6 +210,8 @@ pub const RULES: &[Rule] = &[
         Operator,
         Scope::Write,
     ),
+    rule(O::BatchReview, "batch.review", Viewer, Scope::Write),
+    rule(O::BatchApprove, "batch.approve", Operator, Scope::Write),
     rule(O::OperatorList, "operator.list", Admin, Scope::Admin),
     rule(O::OperatorCreate, "operator.create", Admin, Scope::Admin),
     rule(O::OperatorUpdate, "operator.update", Admin, Scope::Admin),
@@ -236,8 +247,20 @@ impl Operation {
 /// Why a principal may not do an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denied {
-    Role { have: Role, need: Role },
-    Scope { have: Scope, need: Scope },
+    Role {
+        have: Role,
+        need: Role,
+    },
+    Scope {
+        have: Scope,
+        need: Scope,
+    },
+    /// Four eyes: the principal's own work (a code of [`crate::model::SAID`]
+    /// about `field`).
+    Own {
+        field: &'static str,
+        code: &'static str,
+    },
 }
 
 impl fmt::Display for Denied {
@@ -245,6 +268,7 @@ impl fmt::Display for Denied {
         match self {
             Denied::Role { have, need } => write!(f, "role {have} lacks {need}"),
             Denied::Scope { have, need } => write!(f, "token scope {have} lacks {need}"),
+            Denied::Own { code, .. } => write!(f, "four eyes: {code}"),
         }
     }
 }
@@ -256,6 +280,9 @@ impl Denied {
             Denied::Role { have, need } => format!("This needs the {need} role; you are {have}."),
             Denied::Scope { have, need } => {
                 format!("This needs a token with the {need} scope; this one has {have}.")
+            }
+            Denied::Own { field, code } => {
+                crate::model::FieldError::coded(*field, code, &[]).to_string()
             }
         }
     }
@@ -347,7 +374,7 @@ mod tests {
                     );
                 }
             }
-            if r.op.mutates() {
+            if r.op.mutates() && r.op != Operation::BatchReview {
                 let viewer = Principal::operator(1, "v", Role::Viewer);
                 assert!(permits(&viewer, r.op).is_err(), "viewer × {}", r.action);
                 let read = Principal {
@@ -357,6 +384,22 @@ mod tests {
                 assert!(permits(&read, r.op).is_err(), "read token × {}", r.action);
             }
         }
+    }
+
+    #[test]
+    fn a_reviewer_may_record_a_decision_and_nothing_else() {
+        let viewer = Principal::operator(1, "v", Role::Viewer);
+        let allowed: Vec<_> = RULES
+            .iter()
+            .filter(|r| r.op.mutates() && permits(&viewer, r.op).is_ok())
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(allowed, ["batch.review"]);
+        let read = Principal {
+            token: Some((1, Scope::Read)),
+            ..viewer
+        };
+        assert!(permits(&read, Operation::BatchReview).is_err());
     }
 
     #[test]

@@ -180,13 +180,39 @@ pub fn verify_bundle(text: &str) -> Result<bool, String> {
     let Some(sig) = v.get("signature") else {
         return Ok(true);
     };
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
     let pem = sig
         .get("public_key_pem")
         .and_then(Value::as_str)
         .ok_or("no signature.public_key_pem")?;
-    let der = b64
+    let key = pem_key(pem)?;
+    if !verify_with(&key, &signed_bytes(&v), sig.get("value"))? {
+        return Ok(false);
+    }
+    // The evidence digest a decision names is of the bundle's `batch`.
+    if let Some(e) = v.get("evidence_digest").and_then(Value::as_str) {
+        if v.get("batch").map(digest_of).as_deref() != Some(e) {
+            return Ok(false);
+        }
+    }
+    // Each decision carries its own signature, checkable on its own.
+    for d in v
+        .pointer("/reviews/decisions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let signed = d.get("signed").ok_or("a decision without `signed`")?;
+        if !verify_with(&key, &canonical_json(signed), d.pointer("/signature/value"))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// An Ed25519 public key from its PEM (SubjectPublicKeyInfo).
+fn pem_key(pem: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD
         .decode(
             pem.lines()
                 .filter(|l| !l.starts_with("-----"))
@@ -197,20 +223,22 @@ pub fn verify_bundle(text: &str) -> Result<bool, String> {
         .get(12..)
         .and_then(|k| k.try_into().ok())
         .ok_or("public key: not an Ed25519 key")?;
-    let key =
-        ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| format!("public key: {e}"))?;
-    let value = b64
-        .decode(
-            sig.get("value")
-                .and_then(Value::as_str)
-                .ok_or("no signature.value")?,
-        )
+    ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| format!("public key: {e}"))
+}
+
+/// Whether `value` (base64) is the key's signature of `bytes`.
+fn verify_with(
+    key: &ed25519_dalek::VerifyingKey,
+    bytes: &str,
+    value: Option<&Value>,
+) -> Result<bool, String> {
+    use base64::Engine as _;
+    let value = base64::engine::general_purpose::STANDARD
+        .decode(value.and_then(Value::as_str).ok_or("no signature value")?)
         .map_err(|e| format!("signature: {e}"))?;
     let signature =
         ed25519_dalek::Signature::from_slice(&value).map_err(|e| format!("signature: {e}"))?;
-    Ok(key
-        .verify_strict(signed_bytes(&v).as_bytes(), &signature)
-        .is_ok())
+    Ok(key.verify_strict(bytes.as_bytes(), &signature).is_ok())
 }
 
 fn esc(s: &str) -> String {
@@ -226,6 +254,29 @@ impl Core {
         let b = self.batch_view(batch_id).await?;
         let host = self.host_view(b.host_id).await?;
         let audit = self.store.audit_for_batch(b.id, &b.uid).await?;
+        let panel = self.review_panel(b.id).await?;
+        let evidence = super::review::evidence_digest(&b);
+        let decisions: Vec<Value> = panel
+            .history
+            .iter()
+            .map(|r| {
+                json!({
+                    "decision": r.decision,
+                    "comment": r.comment,
+                    "reviewer": r.reviewer,
+                    "at_ms": r.at_ms,
+                    "evidence_digest": r.digest,
+                    "superseded": r.superseded,
+                    "stale": r.stale,
+                    "signed": r.signed_content(&b.uid),
+                    "signature": {
+                        "algorithm": "Ed25519",
+                        "over": "the RFC 8785 (JCS) canonical JSON of `signed`",
+                        "value": r.signature,
+                    },
+                })
+            })
+            .collect();
         let exported_at = crate::store::now_ms();
         let mut doc = json!({
             "kind": "sub2api-cn-relay-manager/evidence-bundle",
@@ -241,6 +292,12 @@ impl Core {
                 "latest_probe": host.last_probe,
             },
             "batch": b,
+            "evidence_digest": evidence,
+            "reviews": {
+                "state": panel.state,
+                "decisions": decisions,
+                "changes_since": panel.changes,
+            },
             "audit": audit,
         });
         let digest = digest_of(&doc);
@@ -271,6 +328,8 @@ impl Core {
             exported_at,
             &digest,
             &audit,
+            &panel,
+            &evidence,
         );
         self.store
             .audit(
@@ -297,6 +356,8 @@ fn render_html(
     exported_at: i64,
     digest: &str,
     audit: &[crate::model::AuditEntry],
+    panel: &crate::model::ReviewPanel,
+    evidence: &str,
 ) -> String {
     let p = &b.plan;
     let mut h = String::new();
@@ -315,6 +376,7 @@ fn render_html(
         b.status.as_str(),
         b.access_status.as_str()
     ));
+    h.push_str(&review_banner(panel));
     h.push_str(&format!(
         "<p class=\"muted\">Exported {} by {} · product v{} · host {} ({}) at v{} when planned · batch created {} by {} with product v{}</p>",
         format_ms(exported_at),
@@ -328,7 +390,7 @@ fn render_html(
         esc(&b.product_version)
     ));
     h.push_str(&format!(
-        "<p>SHA-256 of the JSON bundle content: <code id=\"digest\">{digest}</code></p>"
+        "<p>SHA-256 of the JSON bundle content: <code id=\"digest\">{digest}</code> · evidence digest (what a reviewer decides on): <code id=\"evidence-digest\">{evidence}</code></p>"
     ));
     // Contents: a long report is read by section.
     let mut toc = vec![("plan", "Plan")];
@@ -340,6 +402,7 @@ fn render_html(
         toc.push(("diagnosis", "Diagnosis"));
     }
     toc.extend([
+        ("reviews", "Review"),
         ("runs", "Runs"),
         ("timeline", "Timeline"),
         ("audit", "Who did what"),
@@ -431,6 +494,7 @@ fn render_html(
         }
         h.push_str("</table>");
     }
+    h.push_str(&review_section(panel));
     h.push_str("<h2 id=\"runs\">Runs</h2><table><tr><th>Run</th><th>Kind</th><th>Status</th><th>Who</th><th>Started</th><th>Finished</th></tr>");
     for r in &b.runs {
         h.push_str(&format!(
@@ -480,6 +544,73 @@ fn render_html(
         ));
     }
     h.push_str("</table></body></html>");
+    h
+}
+
+/// The banner under the title: what the reviewers decided, and whether it
+/// still holds.
+fn review_banner(panel: &crate::model::ReviewPanel) -> String {
+    use crate::model::ReviewState as S;
+    let newest = panel.history.first();
+    let (class, text) = match (panel.state, newest) {
+        (S::Accepted, Some(r)) => ("accepted", format!("Accepted by {} on {}", esc(&r.reviewer), format_ms(r.at_ms))),
+        (S::Rejected, Some(r)) => ("rejected", format!("Rejected by {} on {}", esc(&r.reviewer), format_ms(r.at_ms))),
+        (S::NeedsChanges, Some(r)) => ("needs_changes", format!("Changes asked by {} on {}", esc(&r.reviewer), format_ms(r.at_ms))),
+        (S::Stale, Some(r)) => ("stale", format!(
+            "Stale: {} by {} on {}, but the batch changed after it ({} change(s) since); it needs a new review",
+            r.decision.as_str(),
+            esc(&r.reviewer),
+            format_ms(r.at_ms),
+            panel.changes.len()
+        )),
+        _ => ("not_reviewed", "Not reviewed: no reviewer has decided on this evidence".to_string()),
+    };
+    let color = match class {
+        "accepted" => "#e7f6ef;border-color:#12805c",
+        "not_reviewed" => "#f2f4f7;border-color:#667085",
+        _ => "#fdecea;border-color:#b42318",
+    };
+    format!(
+        "<p id=\"review-banner\" data-review-state=\"{}\" style=\"padding:10px 12px;border:2px solid;background:{color};font-weight:600\">{text}</p>",
+        panel.state.as_str()
+    )
+}
+
+/// The decisions, newest first, with what changed after the newest.
+fn review_section(panel: &crate::model::ReviewPanel) -> String {
+    let mut h = String::from("<h2 id=\"reviews\">Review</h2>");
+    if panel.history.is_empty() {
+        h.push_str("<p class=\"muted\">No decision recorded.</p>");
+        return h;
+    }
+    h.push_str("<table><tr><th>When</th><th>Reviewer</th><th>Decision</th><th>Comment</th><th>Evidence digest reviewed</th><th>Signature (Ed25519)</th></tr>");
+    for r in &panel.history {
+        h.push_str(&format!(
+            "<tr class=\"review\"><td>{}</td><td>{}</td><td><b>{}</b>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            format_ms(r.at_ms),
+            esc(&r.reviewer),
+            r.decision.as_str(),
+            if r.superseded { " (superseded)" } else if r.stale { " (stale)" } else { "" },
+            esc(&r.comment),
+            esc(&r.digest),
+            esc(&r.signature)
+        ));
+    }
+    h.push_str("</table>");
+    if !panel.changes.is_empty() {
+        h.push_str("<p>Changed after the newest decision:</p><ul>");
+        for c in &panel.changes {
+            h.push_str(&format!(
+                "<li>{} #{} by {} on {} ({})</li>",
+                esc(&c.kind),
+                c.id,
+                esc(&c.actor),
+                format_ms(c.at_ms),
+                esc(&c.status)
+            ));
+        }
+        h.push_str("</ul>");
+    }
     h
 }
 

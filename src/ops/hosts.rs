@@ -254,6 +254,7 @@ impl Core {
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
             last_probe: last,
+            protected: r.protected,
         }
     }
 

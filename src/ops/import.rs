@@ -917,6 +917,14 @@ impl Core {
             )
             .into());
         }
+        if !filter.review.is_empty() && crate::model::ReviewState::parse(&filter.review).is_none() {
+            return Err(crate::model::FieldError::coded(
+                "review",
+                "filter.review",
+                &[("review", &format!("{:?}", filter.review))],
+            )
+            .into());
+        }
         let mut rows = self
             .store
             .batch_summaries(filter, before, limit + 1)
@@ -954,7 +962,14 @@ impl Core {
                     _ => {}
                 }
             }
+            let review = match r.review_state.as_deref() {
+                Some(s) => crate::model::ReviewState::parse(s),
+                None => r
+                    .reviewable
+                    .then_some(crate::model::ReviewState::NotReviewed),
+            };
             items.push(BatchSummary {
+                review,
                 drift_open: drift
                     .get(&r.host_id)
                     .map(|m| m.get(&r.id).copied().unwrap_or(0)),

@@ -17,6 +17,7 @@ mod probe;
 mod rekey;
 mod replace;
 pub mod resource;
+pub mod review;
 mod rollback;
 mod tokens;
 

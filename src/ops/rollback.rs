@@ -236,6 +236,11 @@ impl Core {
             .rev()
             .find(|r| r.kind == "rollback" && r.status != "done")
             .map(|r| r.id);
+        // Four eyes on a protected host, for a new rollback (resuming an
+        // interrupted one was approved when it started).
+        if unfinished.is_none() {
+            self.require_four_eyes(actor, batch_id, "rollback").await?;
+        }
         let run_id = match unfinished {
             Some(id) => id,
             None => {

@@ -18,6 +18,8 @@ pub struct HostRow {
     pub probe_password_sealed: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Its batches need a second person's approval to apply or roll back.
+    pub protected: bool,
 }
 
 /// A host ready to be written: secrets already sealed by the caller.
@@ -47,10 +49,11 @@ type Row = (
     Option<String>,
     i64,
     i64,
+    bool,
 );
 
 const COLS: &str = "id, uid, name, base_url, auth_kind, admin_email, admin_secret_sealed,
-    admin_secret_mask, probe_email, probe_password_sealed, created_at_ms, updated_at_ms";
+    admin_secret_mask, probe_email, probe_password_sealed, created_at_ms, updated_at_ms, protected";
 
 fn from_row(r: Row) -> Result<HostRow, StoreError> {
     Ok(HostRow {
@@ -67,6 +70,7 @@ fn from_row(r: Row) -> Result<HostRow, StoreError> {
         probe_password_sealed: r.9,
         created_at_ms: r.10,
         updated_at_ms: r.11,
+        protected: r.12,
     })
 }
 

@@ -298,6 +298,10 @@ pub struct BatchSummaryRow {
     pub step_counts: String,
     /// See [`SUMMARY_SET`].
     pub key_outcomes: String,
+    /// See [`super::REVIEW_STATE_SQL`] (NULL: never reviewed).
+    pub review_state: Option<String>,
+    /// A finished batch, one a reviewer decides on.
+    pub reviewable: bool,
 }
 
 pub(super) const STEP_COLS: &str =
@@ -528,15 +532,19 @@ impl Store {
                     batches.created_by, batches.created_at_ms, batches.updated_at_ms, batches.key_count,
                     CASE WHEN batches.status IN ('running', 'rolling_back') THEN {STEP_COUNTS_SQL}
                          ELSE batches.step_counts END AS step_counts,
-                    batches.key_outcomes
+                    batches.key_outcomes, {review} AS review_state, {reviewable} AS reviewable
              FROM batches JOIN hosts h ON h.id = batches.host_id
                           JOIN pack_versions p ON p.id = batches.pack_version_id
              WHERE batches.id < ?1 AND (?3 IS NULL OR batches.host_id = ?3)
+               AND (?7 = '' OR (?7 = 'not_reviewed' AND review_state IS NULL AND reviewable)
+                    OR review_state = ?7)
                AND (?4 = '' OR batches.provider_key = ?4) AND (?5 = '' OR batches.status = ?5)
                AND (?6 = 0 OR batches.status IN ('running', 'rolling_back', 'failed', 'partially_succeeded', 'rollback_failed')
                     OR (batches.status = 'succeeded'
                         AND batches.access_status NOT IN ('self_service_ready', 'subscription_ready', 'fully_ready')))
-             ORDER BY batches.id DESC LIMIT ?2"
+             ORDER BY batches.id DESC LIMIT ?2",
+            review = super::REVIEW_STATE_SQL,
+            reviewable = super::REVIEWABLE_SQL,
         ))
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit as i64)
@@ -544,6 +552,7 @@ impl Store {
         .bind(&f.provider)
         .bind(&f.status)
         .bind(f.attention)
+        .bind(&f.review)
         .fetch_all(&self.pool)
         .await?)
     }

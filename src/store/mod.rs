@@ -11,6 +11,7 @@ mod hosts;
 mod imports;
 mod metrics;
 mod operators;
+mod reviews;
 mod runs;
 mod tokens;
 
@@ -20,6 +21,8 @@ pub use imports::{
 };
 pub use metrics::MetricCounts;
 pub use operators::OperatorRow;
+pub use reviews::NewReview;
+pub(crate) use reviews::{REVIEWABLE_SQL, REVIEW_STATE_SQL};
 pub use runs::{AccessWrite, Claim, HostAccountRow, LedgerRow, LedgerWrite, RunRow};
 pub use tokens::{Replay, TokenGrant};
 

@@ -9,6 +9,7 @@ mod import;
 mod probe;
 mod real_host;
 mod replace;
+mod review;
 mod rollback;
 mod tokens;
 mod versions;

@@ -97,6 +97,9 @@ impl From<OpError> for Failure {
             OpError::Invalid(f) => Failure::field(StatusCode::BAD_REQUEST, f),
             OpError::Conflict(f) => Failure::field(StatusCode::CONFLICT, f),
             OpError::Throttled(f) => Failure::field(StatusCode::TOO_MANY_REQUESTS, f),
+            OpError::Forbidden(provisioning_core::ops::Denied::Own { field, code }) => {
+                Failure::field(StatusCode::FORBIDDEN, FieldError::coded(field, code, &[]))
+            }
             OpError::Forbidden(why) => Failure::new(StatusCode::FORBIDDEN, why.sentence()),
             OpError::Unauthorized(why) => Failure::new(StatusCode::UNAUTHORIZED, why),
             OpError::NotFound(what) => {
@@ -145,6 +148,7 @@ fn form_audit_name(path: &str, form: &FormMap) -> Option<(String, String)> {
         ["batches", "new"] => ("batch.plan".into(), "batch:new".into()),
         ["batches", id] => (format!("batch.{act}"), format!("batch:{id}")),
         ["batches", id, "rollback"] => ("batch.rollback".into(), format!("batch:{id}")),
+        ["batches", id, "review"] => ("batch.review".into(), format!("batch:{id}")),
         ["batches", id, "replace"] => ("batch.replace_key".into(), format!("batch:{id}")),
         _ => return None,
     };
@@ -170,8 +174,13 @@ async fn render_failure(
         StatusCode::NOT_FOUND => Some("not_found"),
         _ => None,
     };
+    // The core audits its four-eyes refusals itself.
+    let core_audited = f
+        .said
+        .as_ref()
+        .is_some_and(|s| provisioning_core::ops::review::AUDITED_CODES.contains(&s.code.as_str()));
     if let (Some(outcome), Some(op), Some((action, target))) = (
-        outcome,
+        outcome.filter(|_| !core_audited),
         page_ctx(parts).operator,
         form_audit_name(path, form),
     ) {
@@ -304,6 +313,7 @@ fn signed_in(ctx: &PageCtx) -> Result<Principal, Failure> {
 /// A core error for a form: a refusal of `op` in the reader's language.
 fn refused(ctx: &PageCtx, p: &Principal, op: Operation, e: OpError) -> Failure {
     match e {
+        OpError::Forbidden(provisioning_core::ops::Denied::Own { .. }) => e.into(),
         OpError::Forbidden(_) => Failure::new(
             StatusCode::FORBIDDEN,
             ctx.lang.msg(
@@ -557,6 +567,26 @@ pub async fn host_action(
     let result = async {
         csrf_ok(&ctx, &form)?;
         match get(&form, "action") {
+            "protect" | "unprotect" => {
+                let p = signed_in(&ctx)?;
+                let on = get(&form, "action") == "protect";
+                state
+                    .core
+                    .set_host_protected(&p, id, on)
+                    .await
+                    .map_err(|e| refused(&ctx, &p, Operation::HostProtect, e))?;
+                Ok(Answer::Done(
+                    ctx.lang.msg(
+                        if on {
+                            Msg::HostProtected
+                        } else {
+                            Msg::HostUnprotected
+                        },
+                        &[],
+                    ),
+                    true,
+                ))
+            }
             "probe" => {
                 let actor = allowed(
                     &state,
@@ -1232,6 +1262,20 @@ pub async fn batch_action(
                     ctx.lang.msg(Msg::ResumedFailed, &[("n", &n)])
                 })
             }
+            "approve" => {
+                let p = signed_in(&ctx)?;
+                let purpose = get(&form, "purpose");
+                state
+                    .core
+                    .approve_batch(&p, id, purpose, get(&form, "digest"), get(&form, "comment"))
+                    .await
+                    .map_err(|e| refused(&ctx, &p, Operation::BatchApprove, e))?;
+                Ok(if purpose == "rollback" {
+                    ctx.lang.msg(Msg::ApprovedRollback, &[])
+                } else {
+                    ctx.lang.msg(Msg::ApprovedApply, &[])
+                })
+            }
             "diagnose" => {
                 let actor = allowed(
                     &state,
@@ -1254,9 +1298,15 @@ pub async fn batch_action(
         }
     }
     .await;
+    // A rollback's approval is given on the rollback page: back there.
+    let back = if get(&form, "action") == "approve" && get(&form, "purpose") == "rollback" {
+        format!("{path}/rollback")
+    } else {
+        path
+    };
     match result {
-        Ok(msg) => done(&session, &path, msg, true).await,
-        Err(f) => render_failure(&state, &parts, &path, &form, f).await,
+        Ok(msg) => done(&session, &back, msg, true).await,
+        Err(f) => render_failure(&state, &parts, &back, &form, f).await,
     }
 }
 
@@ -1413,5 +1463,40 @@ impl Failure {
     /// For failures before the page context is known (unreadable uploads).
     fn into_plain(self) -> Response {
         (self.status, self.message).into_response()
+    }
+}
+
+/// `POST /batches/{id}/review`: a reviewer's decision on the evidence they
+/// saw (its digest comes with the form).
+pub async fn review_batch(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let path = format!("/batches/{id}/review");
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let p = signed_in(&ctx)?;
+        let decision = get(&form, "decision");
+        state
+            .core
+            .review_batch(
+                &p,
+                id,
+                decision,
+                get(&form, "comment"),
+                get(&form, "digest"),
+            )
+            .await
+            .map_err(|e| refused(&ctx, &p, Operation::BatchReview, e))?;
+        Ok(ctx.lang.msg(Msg::Reviewed, &[("decision", &decision)]))
+    }
+    .await;
+    match result {
+        Ok(msg) => done(&session, &format!("/batches/{id}#review"), msg, true).await,
+        Err(f) => render_failure(&state, &parts, &path, &form, f).await,
     }
 }

@@ -170,6 +170,18 @@ pub const NOT_IN_API: &[(Operation, &str)] = &[
         "the new key would travel in a script; the page takes it once",
     ),
     (
+        Operation::HostProtect,
+        "turning four eyes on or off is an admin's decision on the host's page",
+    ),
+    (
+        Operation::BatchReview,
+        "a reviewer's decision on evidence they read, signed as theirs: made on the review page",
+    ),
+    (
+        Operation::BatchApprove,
+        "the second pair of eyes is a person reading the plan on the batch page, not a script",
+    ),
+    (
         Operation::OperatorResetPassword,
         "a password set by a script would sit in its history; the page takes it once",
     ),
@@ -848,6 +860,10 @@ struct BatchQuery {
     /// Only those that need attention (running, failed, not ready, …).
     #[serde(default)]
     attention: bool,
+    /// A review state: `not_reviewed`, `accepted`, `rejected`,
+    /// `needs_changes` or `stale`.
+    #[serde(default)]
+    review: String,
     /// The `next_before` of the previous page.
     before: Option<i64>,
     /// 1 to 100 (50 unless given).
@@ -1487,6 +1503,7 @@ async fn batches(
                 provider: q.provider,
                 status: q.status,
                 attention: q.attention,
+                review: q.review,
             };
             let list = state
                 .core

@@ -192,6 +192,7 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/batches/new", post(forms::new_batch))
         .route("/batches/{id}", post(forms::batch_action))
         .route("/batches/{id}/rollback", post(forms::rollback_batch))
+        .route("/batches/{id}/review", post(forms::review_batch))
         .route("/batches/{id}/replace", post(forms::replace_key))
         .route(
             "/batches/{id}/evidence.json",

@@ -3,7 +3,8 @@
 
 use super::widgets::*;
 use crate::api::{
-    batch_detail, batch_step, list_batches, new_batch_options, replace_view, rollback_preview,
+    batch_detail, batch_reviews, batch_step, list_batches, new_batch_options, replace_view,
+    review_form, rollback_preview,
 };
 use crate::i18n::Lang;
 use crate::page::page_ctx;
@@ -226,7 +227,7 @@ fn step_badge(l: Lang, s: StepState) -> impl IntoView {
 
 /// "18 / 20 passed · 2 failed · 1 skipped": what became of a batch's own
 /// keys; "20 not tested yet" before its tests ran.
-fn key_outcomes(l: Lang, k: &KeyOutcomes) -> String {
+pub(super) fn key_outcomes(l: Lang, k: &KeyOutcomes) -> String {
     if k.total() == 0 {
         return "—".to_string();
     }
@@ -296,6 +297,7 @@ pub fn BatchesPage() -> impl IntoView {
                 provider: get("provider"),
                 status: get("status"),
                 attention: get("attention") == "1",
+                review: get("review"),
             },
             q.get("before").and_then(|s| s.parse::<i64>().ok()),
         )
@@ -336,6 +338,11 @@ pub fn BatchesPage() -> impl IntoView {
                                             <option value="" selected=f.status.is_empty()>{l.t("any", "全部")}</option>
                                             {statuses.into_iter().map(|s| view! { <option value=s selected=s == f.status>{s}</option> }).collect_view()}
                                         </select></label>
+                                    <label class="field"><span>{l.t("Review", "审核")}</span>
+                                        <select name="review" data-testid="review-filter">
+                                            <option value="" selected=f.review.is_empty()>{l.t("any", "全部")}</option>
+                                            {provisioning_core::model::ReviewState::ALL.into_iter().map(|s| view! { <option value=s.as_str() selected=s.as_str() == f.review>{super::reviews::state_word(l, s)}</option> }).collect_view()}
+                                        </select></label>
                                     <label class="check"><input type="checkbox" name="attention" value="1" checked=f.attention/>{l.t(" needs attention only", " 仅显示需处理的")}</label>
                                     <button type="submit">{l.t("Filter", "筛选")}</button>
                                     {(!f.is_empty()).then(|| view! { " " <a href="/batches">{l.t("Clear", "清除")}</a> })}
@@ -374,6 +381,9 @@ fn batches_query(f: &BatchFilter, before: Option<i64>) -> String {
     if f.attention {
         parts.push("attention=1".into());
     }
+    if !f.review.is_empty() {
+        parts.push(format!("review={}", urlencode(&f.review)));
+    }
     if let Some(b) = before {
         parts.push(format!("before={b}"));
     }
@@ -401,6 +411,7 @@ pub fn BatchTable(items: Vec<provisioning_core::model::BatchSummary>) -> impl In
                 <th>{l.t("Batch status", "批次状态")}</th>
                 <th>{l.t("Group access", "分组访问")}</th>
                 <th>{l.t("Drift", "漂移")}</th>
+                <th>{l.t("Review", "审核")}</th>
                 <th>{l.t("Created", "创建")}</th>
             </tr></thead>
             <tbody>
@@ -419,6 +430,7 @@ pub fn BatchTable(items: Vec<provisioning_core::model::BatchSummary>) -> impl In
                             Some(0) => l.t("none open", "无未处理").to_string(),
                             Some(n) => format!("{n} {}", l.t("open", "项未处理")),
                         }}</a></td>
+                        <td data-testid="batch-review">{b.review.map(|s| super::reviews::state_badge(l, s))}</td>
                         <td class="muted">{format!("{} · {}", when(b.created_at_ms), b.created_by)}</td>
                     </tr>
                 }).collect_view()}
@@ -554,13 +566,14 @@ pub fn BatchPage() -> impl IntoView {
         move || (id(), after(), state()),
         |(id, after, state)| batch_detail(id, after, state),
     );
+    let reviews = Resource::new(id, batch_reviews);
     view! {
         <Layout>
             <Suspense fallback=move || loading(l)>
                 {move || Suspend::new(async move {
-                    match data.await {
-                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
-                        Ok(b) => view! { <BatchDetail batch=b/> }.into_any(),
+                    match (data.await, reviews.await) {
+                        (Err(e), _) | (_, Err(e)) => view! { <ErrorBox err=e/> }.into_any(),
+                        (Ok(b), Ok(r)) => view! { <BatchDetail batch=b panel=r/> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -569,7 +582,7 @@ pub fn BatchPage() -> impl IntoView {
 }
 
 #[component]
-fn BatchDetail(batch: BatchView) -> impl IntoView {
+fn BatchDetail(batch: BatchView, panel: provisioning_core::model::ReviewPanel) -> impl IntoView {
     let ctx = page_ctx();
     let l = ctx.lang;
     let b = batch;
@@ -602,8 +615,11 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             .any(|r| r.status == "running" && r.lease_until_ms.is_some_and(|u| u > now));
     // What the apply button does, in words, or no button when it would do
     // nothing (a live run, a rolled-back or discarded batch).
+    // On a protected host nothing is applied without a valid approval: the
+    // four-eyes section says who must give it.
+    let awaiting_approval = panel.four_eyes.protected && panel.four_eyes.valid("apply").is_none();
     let apply = match b.status {
-        _ if blocked || !ctx.can(Role::Operator) => None,
+        _ if blocked || !ctx.can(Role::Operator) || awaiting_approval => None,
         BatchStatus::Planned => Some(("apply", l.t("Apply", "执行").to_string())),
         BatchStatus::Running if stalled => Some((
             "apply",
@@ -700,6 +716,7 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
             {blocked.then(|| view! { " · " <a href="#blockers">{l.t("Blocked", "受阻")}</a> })}
             {(!p.skipped.is_empty()).then(|| view! { " · " <a href="#skipped">{l.t("Keys not imported", "未导入的密钥")}</a> })}
             {b.diagnosis.is_some().then(|| view! { " · " <a href="#diagnosis">{l.t("What failed", "失败原因")}</a> })}
+            " · " <a href="#review">{l.t("Review", "审核")}</a>
             " · " <a href="#timeline">{l.t("Timeline", "时间线")}</a>
             " · " <a href=format!("/batches/{}/evidence.html", b.id) rel="external">{l.t("Evidence report", "证据报告")}</a>
         </nav>
@@ -818,6 +835,10 @@ fn BatchDetail(batch: BatchView) -> impl IntoView {
                 </form>
             })}
         </div>
+        {(awaiting_approval && ctx.can(Role::Operator) && !blocked && !running).then(|| view! {
+            <p class="finding warn" data-testid="apply-needs-approval">{l.t("Applying waits for a second person's approval: the host is protected (see Four eyes below).", "执行需等待第二个人批准：主机受保护（见下方双人复核）。")}</p>
+        })}
+        <super::reviews::ReviewSection panel=panel status=b.status/>
         <h2 id="timeline">{l.t("Timeline", "时间线")}</h2>
         <TimelineFilter batch=b.id window=b.window.clone() totals=totals/>
         {b.runs.iter().map(|r| {
@@ -1104,15 +1125,30 @@ pub fn RollbackPage() -> impl IntoView {
         move || (id(), force()),
         |(id, force)| rollback_preview(id, force),
     );
+    let gate = Resource::new(id, review_form);
     view! {
         <Layout>
             <p><a href=move || format!("/batches/{}", id())>{l.t("← Back to the batch", "← 返回批次")}</a></p>
             <h1>{move || format!("{} #{}", l.t("Roll back batch", "回滚批次"), id())}</h1>
             <Suspense fallback=move || view! { <p>{l.t("Reading the host…", "正在读取主机…")}</p> }>
                 {move || Suspend::new(async move {
-                    match preview.await {
-                        Err(e) => view! { <ErrorBox err=e/> }.into_any(),
-                        Ok(p) => view! { <RollbackPlan preview=p force=force()/> }.into_any(),
+                    match (preview.await, gate.await) {
+                        (Err(e), _) | (_, Err(e)) => view! { <ErrorBox err=e/> }.into_any(),
+                        (Ok(p), Ok(g)) => {
+                            let me = page_ctx().operator.map(|o| o.username).unwrap_or_default();
+                            let fe = &g.panel.four_eyes;
+                            // A protected host's rollback needs a valid
+                            // approval by someone other than who rolls back.
+                            let cleared = !fe.protected || fe.approvals.iter().any(|a| {
+                                a.purpose == "rollback" && a.valid
+                                    && provisioning_core::model::actor_username(&a.approver) != me
+                            });
+                            let protected = fe.protected;
+                            view! {
+                                {protected.then(|| view! { <super::reviews::RollbackApproval data=g.clone()/> })}
+                                <RollbackPlan preview=p force=force() cleared=cleared/>
+                            }.into_any()
+                        }
                     }
                 })}
             </Suspense>
@@ -1121,7 +1157,7 @@ pub fn RollbackPage() -> impl IntoView {
 }
 
 #[component]
-fn RollbackPlan(preview: RollbackPreview, force: bool) -> impl IntoView {
+fn RollbackPlan(preview: RollbackPreview, force: bool, cleared: bool) -> impl IntoView {
     let ctx = page_ctx();
     let l = ctx.lang;
     let p = preview;
@@ -1156,7 +1192,7 @@ fn RollbackPlan(preview: RollbackPreview, force: bool) -> impl IntoView {
         })}
         <h2>{l.t("What a rollback cannot undo", "回滚无法撤销的内容")}</h2>
         <ul>{p.irreversible.iter().enumerate().map(|(i, t)| view! { <li>{crate::i18n::said(l, p.irreversible_said.get(i), t)}</li> }).collect_view()}</ul>
-        {ctx.can(Role::Operator).then(|| view! {
+        {(ctx.can(Role::Operator) && cleared).then(|| view! {
             <form method="post" action=format!("/batches/{id}/rollback") class="card">
                 <Csrf/>
                 <input type="hidden" name="force" value=if force { "1" } else { "0" }/>

@@ -292,6 +292,21 @@ fn HostDetailView(detail: HostDetailData) -> impl IntoView {
                 None => l.t("none", "无").into_any(),
             }}</dd>
             <dt>{l.t("Registered", "登记时间")}</dt><dd>{when(h.created_at_ms)}</dd>
+            <dt>{l.t("Four eyes", "双人复核")}</dt><dd data-testid="host-protected" data-protected=h.protected.to_string()>
+                {if h.protected {
+                    view! { <span class="badge warn">{l.t("protected", "受保护")}</span>" "<span class="muted small">{l.t("an apply or a rollback needs a second person's approval", "执行或回滚需要第二个人批准")}</span> }.into_any()
+                } else {
+                    view! { <span class="muted">{l.t("not protected: an operator applies and rolls back alone", "未受保护：操作员可独自执行和回滚")}</span> }.into_any()
+                }}
+                {ctx.can(Role::Admin).then(|| view! {
+                    " "
+                    <form method="post" action=format!("/hosts/{id}") class="inline">
+                        <Csrf/>
+                        <input type="hidden" name="action" value=if h.protected { "unprotect" } else { "protect" }/>
+                        <button type="submit" data-testid="protect-toggle">{if h.protected { l.t("Stop protecting", "取消保护") } else { l.t("Protect (four eyes)", "设为受保护（双人复核）") }}</button>
+                    </form>
+                })}
+            </dd>
         </dl>
         {match detail.latest {
             None => view! {

@@ -11,6 +11,7 @@ mod hosts;
 mod operators;
 mod overview;
 mod packs;
+mod reviews;
 mod widgets;
 
 pub use widgets::*;
@@ -52,6 +53,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/hosts/:id/accounts") view=hosts::HostAccountsPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/steps/:seq") view=batches::StepPage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/rollback") view=batches::RollbackPage ssr=SsrMode::Async/>
+                <Route path=path!("/batches/:id/review") view=reviews::ReviewPage ssr=SsrMode::Async/>
+                <Route path=path!("/reviews") view=reviews::ReviewQueuePage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/replace") view=batches::ReplacePage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
             </Routes>

@@ -26,6 +26,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a href="/hosts">{l.t("Hosts", "主机")}</a>
                 <a href="/packs">{l.t("Packs", "模板包")}</a>
                 <a href="/batches">{l.t("Batches", "批次")}</a>
+                <a href="/reviews">{l.t("Reviews", "审核")}</a>
                 <a href="/audit">{l.t("Audit log", "审计日志")}</a>
                 {is_admin.then(|| view! { <a href="/operators">{l.t("Operators", "操作员")}</a><a href="/tokens">{l.t("API tokens", "API 令牌")}</a> })}
             </nav>

@@ -240,6 +240,18 @@ async fn a_viewer_reads_but_every_change_is_refused_on_the_server() {
             O::HostDriftCheck => (format!("{h}/drift"), act("check")),
             O::HostDriftRepair => (format!("{h}/drift"), act("repair")),
             O::HostDriftIgnore => (format!("{h}/drift"), act("ignore")),
+            O::HostProtect => (h, act("protect")),
+            O::BatchApprove => (
+                "/batches/1".into(),
+                vec![
+                    ("action".into(), "approve".into()),
+                    ("purpose".into(), "apply".into()),
+                ],
+            ),
+            O::BatchReview => (
+                "/batches/1/review".into(),
+                vec![("decision".into(), "accepted".into())],
+            ),
             O::PackUpload => ("/packs".into(), vec![("source".into(), "schema: 1".into())]),
             O::BatchPlan => ("/batches/new".into(), vec![("keys".into(), "sk-x".into())]),
             O::BatchApply => ("/batches/1".into(), act("apply")),
@@ -281,7 +293,11 @@ async fn a_viewer_reads_but_every_change_is_refused_on_the_server() {
             assert_eq!(rule.op, O::OperatorList, "{} has no form", rule.action);
             continue;
         };
-        let mut who = vec![(&viewer, "vera", Role::Viewer)];
+        // A reviewer's decision is the one change a viewer may make.
+        let mut who = Vec::new();
+        if rule.role > Role::Viewer {
+            who.push((&viewer, "vera", Role::Viewer));
+        }
         if rule.role == Role::Admin {
             who.push((&operator, "otto", Role::Operator));
         }
