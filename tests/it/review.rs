@@ -163,6 +163,7 @@ async fn a_reviewer_accepts_a_batch_signed_into_its_bundle_and_a_rerun_makes_it_
     );
     assert!(bundle.html.contains("data-review-state=\"accepted\""));
     assert!(bundle.html.contains("Accepted by rita"));
+    readme_line_verifies(&bundle.json, "ok, accepted, 1 decision(s) signed");
 
     // A re-run after the decision makes it stale, says what changed, and
     // puts the batch back in the queue.
@@ -319,4 +320,41 @@ async fn on_a_protected_host_a_second_person_approves_one_plan_and_every_refusal
         .await
         .unwrap_err();
     assert_eq!(code(&e), "approval.not_protected");
+}
+
+/// Runs the README's decision-verification line on a bundle (Node's
+/// standard library only): it must print `want`, and refuse an edited
+/// comment.
+fn readme_line_verifies(json: &str, want: &str) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("node -e ") && l.contains("decision(s) signed"))
+        .expect("the README has the decision line")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        std::fs::write(dir.path().join("evidence.json"), text).unwrap();
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(dir.path())
+            .output()
+            .expect("sh and node run")
+    };
+    let ok = run(json);
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        want,
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(ok.status.success());
+    let mut edited: serde_json::Value = serde_json::from_str(json).unwrap();
+    edited["reviews"]["decisions"][0]["signed"]["comment"] = serde_json::json!("edited");
+    let bad = run(&edited.to_string());
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).starts_with("MISMATCH"));
 }

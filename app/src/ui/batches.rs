@@ -94,7 +94,7 @@ pub fn batch_badge(l: Lang, s: BatchStatus) -> impl IntoView {
     view! { <span class=class data-status=s.as_str() title=what>{text}</span> }
 }
 
-fn access_badge(l: Lang, s: AccessStatus) -> impl IntoView {
+pub(super) fn access_badge(l: Lang, s: AccessStatus) -> impl IntoView {
     let class = match s {
         AccessStatus::SelfServiceReady
         | AccessStatus::SubscriptionReady
@@ -711,6 +711,12 @@ fn BatchDetail(batch: BatchView, panel: provisioning_core::model::ReviewPanel) -
                 {(troubled > 0).then(|| format!(" · {troubled} {}", l.t("failed or of unknown outcome", "步失败或结果未知")))}
                 {(pending > 0).then(|| format!(" · {pending} {}", l.t("not finished", "步未完成")))}</p> }.into_any()
         }}
+        {(awaiting_approval && ctx.can(Role::Operator) && !blocked && matches!(
+            b.status,
+            BatchStatus::Planned | BatchStatus::Failed | BatchStatus::PartiallySucceeded | BatchStatus::Succeeded
+        )).then(|| view! {
+            <p class="finding warn" data-testid="apply-needs-approval">{l.t("Applying waits for a second person's approval: the host is protected. ", "执行需等待第二个人批准：主机受保护。")}<a href="#four-eyes">{l.t("Who approves", "由谁批准")}</a></p>
+        })}
         <nav class="toc" data-testid="toc">{l.t("On this page: ", "本页：")}
             <a href="#facts">{l.t("Facts", "概况")}</a>
             {blocked.then(|| view! { " · " <a href="#blockers">{l.t("Blocked", "受阻")}</a> })}
@@ -835,9 +841,6 @@ fn BatchDetail(batch: BatchView, panel: provisioning_core::model::ReviewPanel) -
                 </form>
             })}
         </div>
-        {(awaiting_approval && ctx.can(Role::Operator) && !blocked && !running).then(|| view! {
-            <p class="finding warn" data-testid="apply-needs-approval">{l.t("Applying waits for a second person's approval: the host is protected (see Four eyes below).", "执行需等待第二个人批准：主机受保护（见下方双人复核）。")}</p>
-        })}
         <super::reviews::ReviewSection panel=panel status=b.status/>
         <h2 id="timeline">{l.t("Timeline", "时间线")}</h2>
         <TimelineFilter batch=b.id window=b.window.clone() totals=totals/>

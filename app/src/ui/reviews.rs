@@ -302,7 +302,7 @@ fn ReviewForm(data: ReviewFormData) -> impl IntoView {
         <dl class="facts" data-testid="review-facts">
             <dt>{l.t("Batch status", "批次状态")}</dt><dd>{super::batches::batch_badge(l, b.status)}</dd>
             <dt>{l.t("Its keys", "本批次密钥")}</dt><dd>{super::batches::key_outcomes(l, &b.keys)}</dd>
-            <dt>{l.t("Group access", "分组访问")}</dt><dd>{b.access_status.as_str()}</dd>
+            <dt>{l.t("Group access", "分组访问")}</dt><dd>{super::batches::access_badge(l, b.access_status)}</dd>
             <dt>{l.t("Smoke checks", "冒烟检查")}</dt><dd data-testid="review-checks">{format!("{} {} · {} {}", data.checks.0, l.t("passed", "通过"), data.checks.1, l.t("failed", "失败"))}</dd>
             <dt>{l.t("Host / provider", "主机 / 供应商")}</dt><dd>{format!("{} · {}/{}", b.host_name, b.pack_id, b.provider_key)}</dd>
             <dt>{l.t("Planned / applied by", "规划 / 执行人")}</dt><dd>{p.authors.join(", ")}</dd>
@@ -322,16 +322,16 @@ fn ReviewForm(data: ReviewFormData) -> impl IntoView {
             ().into_any()
         } else {
             let err = ctx.field_error("decision");
-            let class = if err.is_some() { "field invalid" } else { "field" };
+            let class = if err.is_some() { "decision invalid" } else { "decision" };
             view! {
                 <form method="post" action=format!("/batches/{id}/review") class="card" data-testid="review-form">
                     <Csrf/>
                     <input type="hidden" name="digest" value=data.digest.clone()/>
                     <fieldset class=class>
                         <legend>{l.t("Your decision on this evidence", "你对此证据的决定")}</legend>
-                        {Decision::ALL.into_iter().map(|d| view! {
+                        <div>{Decision::ALL.into_iter().map(|d| view! {
                             <label class="check"><input type="radio" name="decision" value=d.as_str() required checked=chosen == d.as_str() data-testid=format!("decision-{}", d.as_str())/>" "{decision_word(l, d)}</label>
-                        }).collect_view()}
+                        }).collect_view()}</div>
                         {err.map(|e| view! { <span class="error">{e}</span> })}
                     </fieldset>
                     <label class=if ctx.field_error("comment").is_some() { "field invalid" } else { "field" }>
