@@ -351,6 +351,8 @@ pub async fn batch_detail(
     id: i64,
     after: i64,
     state: Option<String>,
+    diag: Option<String>,
+    diag_after: i64,
 ) -> Result<provisioning_core::model::BatchView, AppError> {
     use provisioning_core::model::StepState;
     let (app, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
@@ -368,8 +370,20 @@ pub async fn batch_detail(
                 })?,
         ),
     };
+    let diag = match diag.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some((
+            provisioning_core::model::FailureClass::parse(c).ok_or_else(|| {
+                AppError::new(
+                    ErrorKind::Invalid,
+                    format!("diag: unknown failure class {c:?}"),
+                )
+            })?,
+            diag_after,
+        )),
+    };
     app.core
-        .batch_page(id, after, state)
+        .batch_page_diag(id, after, state, diag)
         .await
         .map_err(crate::server::op_error)
 }

@@ -774,6 +774,9 @@ pub struct BatchView {
     /// How many keys the plan skipped (a page lists only the first ones).
     #[serde(default)]
     pub skipped_total: usize,
+    /// On pages: the diagnosis grouped by class (see [`group_diagnosis`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnosis_groups: Vec<DiagnosisGroup>,
 }
 
 impl BatchView {
@@ -831,6 +834,84 @@ impl FailureClass {
             FailureClass::NetworkError => "network_error",
         }
     }
+
+    pub const ALL: [FailureClass; 10] = [
+        FailureClass::UpstreamQuotaExhausted,
+        FailureClass::UpstreamKeyInvalid,
+        FailureClass::UpstreamRateLimited,
+        FailureClass::UpstreamModelUnknown,
+        FailureClass::UpstreamContentRejected,
+        FailureClass::HostCompatibilityGap,
+        FailureClass::HostAuthFailed,
+        FailureClass::HostComplianceRequired,
+        FailureClass::HostConfigIncomplete,
+        FailureClass::NetworkError,
+    ];
+
+    pub fn parse(s: &str) -> Option<FailureClass> {
+        FailureClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The failed checks of one class, for a page: how many there are, and a
+/// few of them (or, when the page is filtered to the class, one page of
+/// them after a cursor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiagnosisGroup {
+    pub class: FailureClass,
+    pub count: usize,
+    /// In journal order.
+    pub items: Vec<Diagnosis>,
+    /// The seq to page on from, when more of the class follow.
+    pub next_after: Option<i64>,
+    /// The page shows this class only (`?diag=`), after `after`.
+    #[serde(default)]
+    pub focused: bool,
+    #[serde(default)]
+    pub after: i64,
+}
+
+/// Groups failed checks by class, in order of first appearance: `shown`
+/// items of each, or, for the `focus` class, `page` items after seq
+/// `after`.
+pub fn group_diagnosis(
+    items: &[Diagnosis],
+    focus: Option<FailureClass>,
+    after: i64,
+    shown: usize,
+    page: usize,
+) -> Vec<DiagnosisGroup> {
+    let mut groups: Vec<DiagnosisGroup> = Vec::new();
+    for item in items {
+        let i = match groups.iter().position(|g| g.class == item.class) {
+            Some(i) => i,
+            None => {
+                let focused = focus == Some(item.class);
+                groups.push(DiagnosisGroup {
+                    class: item.class,
+                    count: 0,
+                    items: Vec::new(),
+                    next_after: None,
+                    focused,
+                    after: if focused { after } else { 0 },
+                });
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i];
+        g.count += 1;
+        let (limit, from) = if g.focused { (page, after) } else { (shown, 0) };
+        if item.seq <= from && g.focused {
+            continue;
+        }
+        if g.items.len() < limit {
+            g.items.push(item.clone());
+        } else if g.next_after.is_none() {
+            g.next_after = g.items.last().map(|x| x.seq);
+        }
+    }
+    groups
 }
 
 /// One failed check, its class, what decided it, and what to do.
@@ -941,4 +1022,42 @@ pub struct HostAccounts {
     pub matched: i64,
     /// Accounts on this host in the ledger.
     pub total: i64,
+}
+
+#[cfg(test)]
+mod diagnosis_tests {
+    use super::*;
+
+    fn item(seq: i64, class: FailureClass) -> Diagnosis {
+        Diagnosis {
+            seq,
+            target: format!("account test {seq}"),
+            class,
+            evidence: Vec::new(),
+            action: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_diagnosis_groups_by_class_with_counts_and_pages_the_focused_class() {
+        use FailureClass::{NetworkError as N, UpstreamQuotaExhausted as Q};
+        let items: Vec<_> = (1..=10)
+            .map(|s| item(s, if s % 5 == 0 { N } else { Q }))
+            .collect();
+        let g = group_diagnosis(&items, None, 0, 3, 4);
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[0].class, g[0].count, g[0].items.len()), (Q, 8, 3));
+        assert_eq!(g[0].next_after, Some(3));
+        assert_eq!((g[1].class, g[1].count, g[1].items.len()), (N, 2, 2));
+        assert_eq!(g[1].next_after, None);
+        // Focused: a page of 4 after seq 3, the others unchanged.
+        let g = group_diagnosis(&items, Some(Q), 3, 3, 4);
+        let seqs: Vec<i64> = g[0].items.iter().map(|i| i.seq).collect();
+        assert_eq!(seqs, [4, 6, 7, 8]);
+        assert_eq!((g[0].count, g[0].next_after), (8, Some(8)));
+        let g = group_diagnosis(&items, Some(Q), 8, 3, 4);
+        let seqs: Vec<i64> = g[0].items.iter().map(|i| i.seq).collect();
+        assert_eq!((seqs, g[0].next_after), (vec![9], None));
+    }
 }

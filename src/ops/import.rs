@@ -793,6 +793,10 @@ pub const STEP_PAGE: u32 = 100;
 
 /// Skipped keys a batch page lists (the evidence bundle has all of them).
 pub const SKIPPED_SHOWN: usize = 200;
+/// Failed checks of each class a batch page shows (the rest a link away).
+pub const DIAGNOSIS_SHOWN: usize = 3;
+/// Failed checks of one class per page when the page is filtered to it.
+pub const DIAGNOSIS_PAGE: usize = 50;
 
 impl Core {
     /// A batch with its plan and its whole journal with evidence, for
@@ -814,6 +818,18 @@ impl Core {
         after: i64,
         state: Option<StepState>,
     ) -> Result<crate::model::BatchView, OpError> {
+        self.batch_page_diag(id, after, state, None).await
+    }
+
+    /// [`Core::batch_page`] with the diagnosis grouped by class: a few of
+    /// each class, or one page of the `diag` class after its seq cursor.
+    pub async fn batch_page_diag(
+        &self,
+        id: i64,
+        after: i64,
+        state: Option<StepState>,
+        diag: Option<(crate::model::FailureClass, i64)>,
+    ) -> Result<crate::model::BatchView, OpError> {
         let b = self
             .store
             .batch_head(id)
@@ -830,6 +846,13 @@ impl Core {
         v.skipped_total = v.plan.skipped.len();
         v.plan.skipped.truncate(SKIPPED_SHOWN);
         if let Some(d) = v.diagnosis.as_mut() {
+            v.diagnosis_groups = crate::model::group_diagnosis(
+                &d.items,
+                diag.map(|x| x.0),
+                diag.map(|x| x.1).unwrap_or(0),
+                DIAGNOSIS_SHOWN,
+                DIAGNOSIS_PAGE,
+            );
             d.items.truncate(SKIPPED_SHOWN);
         }
         Ok(v)
@@ -1109,6 +1132,7 @@ impl Core {
             drift_open: None,
             steps,
             diagnosis,
+            diagnosis_groups: Vec::new(),
             skipped_total: 0,
             counts,
             window,

@@ -562,9 +562,18 @@ pub fn BatchPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let state = move || query.read().get("state").filter(|s| !s.is_empty());
+    let diag = move || {
+        let q = query.read();
+        (
+            q.get("diag").filter(|s| !s.is_empty()),
+            q.get("diag_after")
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0),
+        )
+    };
     let data = Resource::new(
-        move || (id(), after(), state()),
-        |(id, after, state)| batch_detail(id, after, state),
+        move || (id(), after(), state(), diag()),
+        |(id, after, state, (diag, diag_after))| batch_detail(id, after, state, diag, diag_after),
     );
     let reviews = Resource::new(id, batch_reviews);
     view! {
@@ -788,22 +797,45 @@ fn BatchDetail(batch: BatchView, panel: provisioning_core::model::ReviewPanel) -
                 <p class="muted small">{format!("{} {} {} {}", l.t("Showing the first", "仅显示前"), p.skipped.len(), l.t("of", "条，共"), b.skipped_total)}" · "{l.t("the evidence bundle lists them all.", "证据包中列出全部。")}</p>
             })}
         })}
-        {b.diagnosis.clone().map(|d| view! {
+        {b.diagnosis.clone().map(|d| {
+            let total: usize = b.diagnosis_groups.iter().map(|g| g.count).sum();
+            let focused = b.diagnosis_groups.iter().any(|g| g.focused);
+            let id = b.id;
+            view! {
             <h2 id="diagnosis">{l.t("What failed, and what to do", "失败原因与处理办法")}</h2>
-            <p class="muted small">{format!("{} · {} {}", when(d.at_ms), d.upstream_completions, l.t("upstream completion(s) spent", "次上游最小调用"))}</p>
+            <p class="muted small">{format!("{} · {} {} · {} {} {} · {} {}", when(d.at_ms), total, l.t("failed check(s)", "项失败检查"), l.t("in", "分为"), b.diagnosis_groups.len(), l.t("class(es)", "类"), d.upstream_completions, l.t("upstream completion(s) spent", "次上游最小调用"))}
+                {focused.then(|| view! { " · " <a href=format!("/batches/{id}#diagnosis") data-testid="diagnosis-all">{l.t("all classes", "全部类别")}</a> })}</p>
             <ul class="findings" data-testid="diagnosis">
-                {d.items.into_iter().map(|i| view! {
-                    <li class="finding bad" data-class=i.class.as_str()>
-                        <b>{crate::i18n::step_target(l, &i.target)}": "<code>{i.class.as_str()}</code></b>
-                        <p class="action">{l.t("What to do: ", "处理办法：")}{crate::i18n::next_action(l, &i)}</p>
+                {b.diagnosis_groups.iter().filter(|g| !focused || g.focused).map(|g| {
+                    let first = g.items.first().cloned();
+                    let class = g.class.as_str();
+                    view! {
+                    <li class="finding bad" data-class=class data-count=g.count.to_string()>
+                        <b><code>{class}</code>" · "{format!("{} {}", g.count, l.t("check(s)", "项检查"))}</b>
+                        {first.map(|i| view! { <p class="action">{l.t("What to do: ", "处理办法：")}{crate::i18n::next_action(l, &i)}</p> })}
                         <details>
-                            <summary>{l.t("evidence", "证据")}</summary>
-                            {i.evidence.into_iter().map(|e| view! { <pre class="evidence">{e}</pre> }).collect_view()}
+                            <summary>{if g.focused {
+                                format!("{} ({} {})", l.t("evidence", "证据"), g.items.len(), l.t("on this page", "条在本页"))
+                            } else if g.count > g.items.len() {
+                                format!("{} ({} {} {})", l.t("evidence", "证据"), l.t("the first", "前"), g.items.len(), l.t("shown", "条"))
+                            } else {
+                                l.t("evidence", "证据").to_string()
+                            }}</summary>
+                            {g.items.iter().cloned().map(|i| view! {
+                                <div class="diag-item" data-seq=i.seq.to_string()><b>{crate::i18n::step_target(l, &i.target)}</b>
+                                {i.evidence.into_iter().map(|e| view! { <pre class="evidence">{e}</pre> }).collect_view()}</div>
+                            }).collect_view()}
                         </details>
+                        {(!g.focused && g.count > g.items.len()).then(|| view! {
+                            <a href=format!("/batches/{id}?diag={class}#diagnosis") data-testid="diagnosis-class">{format!("{} {} →", l.t("All", "查看全部"), g.count)}</a>
+                        })}
+                        {g.next_after.filter(|_| g.focused).map(|n| view! {
+                            <a href=format!("/batches/{id}?diag={class}&diag_after={n}#diagnosis") data-testid="diagnosis-next">{l.t("Next →", "下一页 →")}</a>
+                        })}
                     </li>
-                }).collect_view()}
+                }}).collect_view()}
             </ul>
-        })}
+        }})}
         // A <div>: a <form> inside a <p> is invalid HTML, which the browser
         // repairs, and the repaired DOM no longer matches what hydrates.
         <div class="actions">

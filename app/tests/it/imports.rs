@@ -353,6 +353,61 @@ async fn pages_are_sized_by_what_they_show_not_by_the_keys() {
     assert!(!next.body.contains("data-seq=\"100\""));
     let bad = app.get(&format!("/batches/{big}?state=bogus")).await;
     assert!(bad.body.contains("unknown journal state"), "{}", bad.body);
+
+    // A diagnosis of 300 failed checks: grouped by class with counts, a
+    // few of each shown, one class paged on its own.
+    let items: Vec<serde_json::Value> = (1..=300)
+        .map(|seq| {
+            serde_json::json!({
+                "seq": seq,
+                "target": format!("account test sk-…{seq:04}"),
+                "class": if seq % 15 == 0 { "network_error" } else { "upstream_quota_exhausted" },
+                "evidence": [format!("HTTP 402 Insufficient Balance (check {seq})")],
+                "action": "Recharge the provider account",
+            })
+        })
+        .collect();
+    let report = serde_json::json!({"at_ms": 1, "items": items, "upstream_completions": 300});
+    app.core
+        .store
+        .insert_diagnosis(big, "test", &report.to_string())
+        .await
+        .unwrap();
+    let page = app.get(&format!("/batches/{big}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page
+        .body
+        .contains("data-class=\"upstream_quota_exhausted\" data-count=\"280\""));
+    assert!(page
+        .body
+        .contains("data-class=\"network_error\" data-count=\"20\""));
+    assert_eq!(
+        page.body.matches("class=\"diag-item\"").count(),
+        6,
+        "three checks of each class, not 300"
+    );
+    let class = app
+        .get(&format!("/batches/{big}?diag=upstream_quota_exhausted"))
+        .await;
+    assert_eq!(class.body.matches("class=\"diag-item\"").count(), 50);
+    assert!(!class.body.contains("data-class=\"network_error\""));
+    let next = class
+        .body
+        .split("data-testid=\"diagnosis-next\"")
+        .next()
+        .and_then(|s| s.rsplit("diag_after=").next())
+        .and_then(|s| s.split('#').next())
+        .map(str::to_string)
+        .expect("a next link");
+    let more = app
+        .get(&format!(
+            "/batches/{big}?diag=upstream_quota_exhausted&diag_after={next}"
+        ))
+        .await;
+    assert_eq!(more.body.matches("class=\"diag-item\"").count(), 50);
+    assert!(!more.body.contains(&format!("data-seq=\"{next}\"><b>")));
+    let bad = app.get(&format!("/batches/{big}?diag=bogus")).await;
+    assert!(bad.body.contains("unknown failure class"), "{}", bad.body);
 }
 
 /// Applies a batch here and now (no wait for the host's model cache) and
