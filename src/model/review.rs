@@ -148,7 +148,8 @@ pub struct ApprovalView {
     pub approver: String,
     pub comment: String,
     pub at_ms: i64,
-    /// It still holds: same plan (apply) / no run since (rollback).
+    /// It still holds: the host is protected and the plan is the same
+    /// (apply) / the batch did not change since (rollback).
     pub valid: bool,
 }
 
@@ -158,7 +159,8 @@ pub struct ApprovalView {
 pub struct FourEyes {
     /// The host is protected (else nothing here applies).
     pub protected: bool,
-    /// The plan's digest now.
+    /// The plan's digest now (empty when the host is not protected: it is
+    /// not read then).
     pub plan_digest: String,
     /// Who may not approve an apply: the plan's author.
     pub author: String,

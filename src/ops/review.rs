@@ -229,12 +229,19 @@ impl Core {
             .host(head.host_id)
             .await?
             .ok_or_else(|| OpError::NotFound(format!("host {}", head.host_id)))?;
-        let plan = self
-            .store
-            .plan_json(head.id)
-            .await?
-            .ok_or_else(|| OpError::NotFound(format!("batch {}", head.id)))?;
-        let plan_digest = plan_digest(&plan);
+        // Only a protected host needs the plan's digest: reading and hashing
+        // the whole stored plan (megabytes for thousands of keys) on every
+        // page view of other batches would make their pages grow with it.
+        let plan_digest = if host.protected {
+            let plan = self
+                .store
+                .plan_json(head.id)
+                .await?
+                .ok_or_else(|| OpError::NotFound(format!("batch {}", head.id)))?;
+            plan_digest(&plan)
+        } else {
+            String::new()
+        };
         let rev = self.store.evidence_rev(head.id).await?;
         let approvals = self
             .store
@@ -242,10 +249,11 @@ impl Core {
             .await?
             .into_iter()
             .map(|(mut a, rev_at, _)| {
-                a.valid = match a.purpose.as_str() {
-                    "apply" => a.digest == plan_digest,
-                    _ => rev_at == rev,
-                };
+                a.valid = host.protected
+                    && match a.purpose.as_str() {
+                        "apply" => a.digest == plan_digest,
+                        _ => rev_at == rev,
+                    };
                 a
             })
             .collect();
