@@ -169,6 +169,31 @@ pub struct FourEyes {
 }
 
 impl FourEyes {
+    /// Whether a batch in `status` has an apply or a rollback to approve:
+    /// an apply while one can run, a rollback once something was applied.
+    pub fn open(purpose: &str, status: crate::model::BatchStatus) -> bool {
+        use crate::model::BatchStatus as S;
+        match purpose {
+            "apply" => matches!(
+                status,
+                S::Planned | S::Failed | S::PartiallySucceeded | S::Succeeded
+            ),
+            _ => matches!(
+                status,
+                S::Failed | S::PartiallySucceeded | S::Succeeded | S::RollbackFailed
+            ),
+        }
+    }
+
+    /// Whether `username` may roll back now: the host is not protected, or
+    /// someone else gave a rollback approval that still holds.
+    pub fn rollback_cleared_for(&self, username: &str) -> bool {
+        !self.protected
+            || self.approvals.iter().any(|a| {
+                a.purpose == "rollback" && a.valid && actor_username(&a.approver) != username
+            })
+    }
+
     /// The approval an apply (or rollback) would use now, if any.
     pub fn valid(&self, purpose: &str) -> Option<&ApprovalView> {
         self.approvals

@@ -297,22 +297,7 @@ impl Core {
             let e = OpError::Conflict(FieldError::coded("batch", "approval.not_protected", &[]));
             return Err(refuse(e).await);
         }
-        let open = match purpose {
-            "apply" => matches!(
-                status,
-                BatchStatus::Planned
-                    | BatchStatus::Failed
-                    | BatchStatus::PartiallySucceeded
-                    | BatchStatus::Succeeded
-            ),
-            _ => matches!(
-                status,
-                BatchStatus::Failed
-                    | BatchStatus::PartiallySucceeded
-                    | BatchStatus::Succeeded
-                    | BatchStatus::RollbackFailed
-            ),
-        };
+        let open = FourEyes::open(purpose, status);
         if !open {
             let e = OpError::Conflict(FieldError::coded(
                 "batch",
@@ -403,7 +388,7 @@ impl Core {
             return Err(self.refuse(actor, op, batch_id, e).await);
         }
         // Whoever approved a rollback does not carry it out too.
-        if purpose == "rollback" && valid.iter().all(|a| actor_username(&a.approver) == me) {
+        if purpose == "rollback" && !fe.rollback_cleared_for(me) {
             let e = OpError::Forbidden(Denied::Own {
                 field: "batch",
                 code: "approval.own_rollback",

@@ -325,14 +325,7 @@ async fn an_evidence_bundle_is_complete_verifiable_and_free_of_secrets() {
 /// re-digested).
 #[tokio::test]
 async fn the_readmes_one_liner_verifies_a_bundle_and_catches_an_edit() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let line = readme
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("node -e ") && l.ends_with(" evidence.json"))
-        .expect("the README has the verification line")
-        .to_string();
+    let run = crate::readme_node_line(|l| l.ends_with(" evidence.json"));
     let w = crate::import::world(Profile::V0_1_179).await;
     let id = w
         .plan(&crate::import::keys(2), AccessMode::SelfService)
@@ -347,16 +340,6 @@ async fn the_readmes_one_liner_verifies_a_bundle_and_catches_an_edit() {
         b.json.contains("e-7") || b.json.contains("e-6"),
         "prices are small floats"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let run = |text: &str| {
-        std::fs::write(dir.path().join("evidence.json"), text).unwrap();
-        std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .current_dir(dir.path())
-            .output()
-            .expect("sh and node run")
-    };
     let ok = run(&b.json);
     assert!(
         ok.status.success(),

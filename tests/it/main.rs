@@ -52,3 +52,27 @@ pub fn input_for(host: &FakeHost, name: &str) -> HostInput {
 pub async fn fake(cfg: FakeHostConfig) -> FakeHost {
     FakeHost::start(cfg).await
 }
+
+/// A `node -e …` line of the README (the first that `pick` accepts) and a
+/// runner that writes a bundle to `evidence.json` and runs the line on it,
+/// as a reader would.
+pub fn readme_node_line(pick: impl Fn(&str) -> bool) -> impl Fn(&str) -> std::process::Output {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("node -e ") && pick(l))
+        .expect("the README has the verification line")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    move |text: &str| {
+        std::fs::write(dir.path().join("evidence.json"), text).unwrap();
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(dir.path())
+            .output()
+            .expect("sh and node run")
+    }
+}

@@ -326,24 +326,7 @@ async fn on_a_protected_host_a_second_person_approves_one_plan_and_every_refusal
 /// standard library only): it must print `want`, and refuse an edited
 /// comment.
 fn readme_line_verifies(json: &str, want: &str) {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let line = readme
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("node -e ") && l.contains("decision(s) signed"))
-        .expect("the README has the decision line")
-        .to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let run = |text: &str| {
-        std::fs::write(dir.path().join("evidence.json"), text).unwrap();
-        std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .current_dir(dir.path())
-            .output()
-            .expect("sh and node run")
-    };
+    let run = crate::readme_node_line(|l| l.contains("decision(s) signed"));
     let ok = run(json);
     assert_eq!(
         String::from_utf8_lossy(&ok.stdout).trim(),

@@ -1174,10 +1174,7 @@ pub fn RollbackPage() -> impl IntoView {
                             let fe = &g.panel.four_eyes;
                             // A protected host's rollback needs a valid
                             // approval by someone other than who rolls back.
-                            let cleared = !fe.protected || fe.approvals.iter().any(|a| {
-                                a.purpose == "rollback" && a.valid
-                                    && provisioning_core::model::actor_username(&a.approver) != me
-                            });
+                            let cleared = fe.rollback_cleared_for(&me);
                             let protected = fe.protected;
                             view! {
                                 {protected.then(|| view! { <super::reviews::RollbackApproval data=g.clone()/> })}

@@ -159,13 +159,7 @@ pub fn ReviewSection(panel: ReviewPanel, status: BatchStatus) -> impl IntoView {
 }
 
 fn apply_open(s: BatchStatus) -> bool {
-    matches!(
-        s,
-        BatchStatus::Planned
-            | BatchStatus::Failed
-            | BatchStatus::PartiallySucceeded
-            | BatchStatus::Succeeded
-    )
+    FourEyes::open("apply", s)
 }
 
 #[component]
@@ -228,9 +222,7 @@ pub fn RollbackApproval(data: ReviewFormData) -> impl IntoView {
         .filter(|a| a.purpose == "rollback" && a.valid)
         .cloned()
         .collect();
-    let by_other = valid
-        .iter()
-        .any(|a| provisioning_core::model::actor_username(&a.approver) != me);
+    let by_other = !valid.is_empty() && fe.rollback_cleared_for(&me);
     view! {
         <h2 id="four-eyes">{l.t("Four eyes: the host is protected", "双人复核：主机受保护")}</h2>
         <p data-testid="rollback-approval" data-approved=by_other.to_string()>{if let Some(a) = valid.first() {
