@@ -533,3 +533,115 @@ pub async fn review_queue() -> Result<QueueData, AppError> {
         .map_err(crate::server::op_error)?;
     Ok(QueueData { items, total })
 }
+
+/// What the batch page shows of keeping watch: the newest readiness
+/// checks and the key balances (counts, and the rows to show: low ones
+/// first, at most [`BALANCE_ROWS`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchWatchData {
+    pub checks: Vec<provisioning_core::model::CheckView>,
+    pub balances: Vec<provisioning_core::model::BalanceView>,
+    /// Keys with a reading: (known, unknown, unsupported, low).
+    pub balance_counts: (usize, usize, usize, usize),
+}
+
+/// Most balance rows a batch page lists.
+pub const BALANCE_ROWS: usize = 50;
+
+#[server]
+pub async fn batch_watch(id: i64) -> Result<BatchWatchData, AppError> {
+    use provisioning_core::model::BalanceState;
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
+    let checks = state
+        .core
+        .readiness_checks(id, 5)
+        .await
+        .map_err(crate::server::op_error)?;
+    let mut balances = state
+        .core
+        .balances(id)
+        .await
+        .map_err(crate::server::op_error)?;
+    let count = |s: BalanceState| balances.iter().filter(|b| b.state == s).count();
+    let balance_counts = (
+        count(BalanceState::Known),
+        count(BalanceState::Unknown),
+        count(BalanceState::Unsupported),
+        balances.iter().filter(|b| b.low).count(),
+    );
+    balances.sort_by_key(|b| !b.low);
+    balances.truncate(BALANCE_ROWS);
+    Ok(BatchWatchData {
+        checks,
+        balances,
+        balance_counts,
+    })
+}
+
+#[server]
+pub async fn host_schedule(
+    id: i64,
+) -> Result<Vec<provisioning_core::model::ScheduleView>, AppError> {
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
+    state
+        .core
+        .host_schedule(id, provisioning_core::store::now_ms())
+        .await
+        .map_err(crate::server::op_error)
+}
+
+/// The overview's attention section: open incidents, and the newest
+/// resolved ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttentionData {
+    pub open: Vec<provisioning_core::model::IncidentView>,
+    pub resolved: Vec<provisioning_core::model::IncidentView>,
+    /// Whether this server runs the scheduler (else nothing is watched).
+    pub scheduler_on: bool,
+}
+
+#[server]
+pub async fn attention() -> Result<AttentionData, AppError> {
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
+    let (open, resolved) = state
+        .core
+        .incidents(5)
+        .await
+        .map_err(crate::server::op_error)?;
+    Ok(AttentionData {
+        open,
+        resolved,
+        scheduler_on: state.config.scheduler_tick_secs.is_some(),
+    })
+}
+
+/// The webhooks page: where alerts go, and the delivery log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhooksData {
+    pub webhooks: Vec<provisioning_core::model::WebhookView>,
+    pub deliveries: Vec<provisioning_core::model::DeliveryView>,
+    /// The cursor of the next (older) page of the log.
+    pub older: Option<i64>,
+}
+
+#[server]
+pub async fn webhooks_page(before: Option<i64>) -> Result<WebhooksData, AppError> {
+    let (state, _) = crate::server::auth::require(provisioning_core::ops::Operation::Read).await?;
+    let webhooks = state
+        .core
+        .webhooks()
+        .await
+        .map_err(crate::server::op_error)?;
+    let mut deliveries = state
+        .core
+        .deliveries(before, 51)
+        .await
+        .map_err(crate::server::op_error)?;
+    let older = (deliveries.len() > 50).then(|| deliveries[49].id);
+    deliveries.truncate(50);
+    Ok(WebhooksData {
+        webhooks,
+        deliveries,
+        older,
+    })
+}

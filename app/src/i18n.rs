@@ -155,6 +155,20 @@ messages! {
     PasswordMismatch => "does not match the new password", "与新密码不一致";
     UnknownAction => "unknown action `{action}`", "未知操作 `{action}`";
     NotANumber => "is not a number", "不是数字";
+    ScheduleSaved => "Schedule saved: {job} every {secs} s.", "已保存定时任务：{job} 每 {secs} 秒一次。";
+    ScheduleOff => "Schedule saved: {job} is off.", "已保存定时任务：{job} 已关闭。";
+    RecheckedReady => "Re-checked: ready ({access}). {detail}", "已复查：就绪（{access}）。{detail}";
+    RecheckedNotReady => "Re-checked: not ready, access is now {access}. {detail}", "已复查：未就绪，访问状态现为 {access}。{detail}";
+    BalancesRead => "Balances read for {n} key(s): {known} known, {unknown} unknown, {unsupported} unsupported, {low} low.",
+        "已读取 {n} 个密钥的余额：{known} 个已知，{unknown} 个未知，{unsupported} 个不支持，{low} 个偏低。";
+    WebhookAdded => "Webhook {name} added: it signs with the bot secret you gave.", "已添加 Webhook {name}：使用你提供的机器人密钥签名。";
+    WebhookSecretShownOnce => "Webhook {name} added. Its signing secret is below, shown this once (stored encrypted): check each delivery's X-Relay-Signature header with it.",
+        "已添加 Webhook {name}。其签名密钥如下，仅显示这一次（加密存储）：用它校验每次投递的 X-Relay-Signature 头。";
+    WebhookRemoved => "Webhook #{id} removed: alerts no longer go there.", "Webhook #{id} 已移除：告警不再发往此处。";
+    ConfirmRemoveWebhook => "tick the box to confirm: alerts stop going to this webhook", "请勾选确认：告警将不再发往此 Webhook";
+    WebhookTestDelivered => "Test delivered to {name} ({answer}).", "测试消息已送达 {name}（{answer}）。";
+    WebhookTestFailed => "Test to {name} failed ({answer}): {error}. It is retried; see the delivery log.",
+        "发往 {name} 的测试失败（{answer}）：{error}。将会重试；见投递记录。";
 }
 
 impl Lang {
@@ -428,7 +442,7 @@ pub fn said_zh(code: &str) -> Option<&'static str> {
         "audit.filter_long" => "比日志中的任何值都长（最多 {max} 个字符）",
         "wait.models" => "等待 GET /v1/models 列出 {model}（主机对每个分组的模型列表最多缓存 {cache} 秒）：第 {listings} 次查询，已用 {elapsed} 秒，{next} 秒后再查",
         "warn.unknown_need" => "无法判断主机是否具备 `{capability}`（{evidence}）；缺少它时此方案无法工作。账号测试会给出结果。",
-        _ => return None,
+        _ => return provisioning_core::model::watch_zh(code),
     })
 }
 

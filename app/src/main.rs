@@ -122,6 +122,38 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
             config.addr
         );
     }
+    // Scheduled jobs and alert deliveries: every process ticks, and the
+    // lease rows make each due run happen once among them.
+    let scheduler = config.scheduler_tick_secs.map(|secs| {
+        let core = core.clone();
+        let settings = config.watch_settings();
+        tracing::info!(every_secs = secs, "scheduler on");
+        tokio::task::spawn(async move {
+            let owner = provisioning_core::ops::lease::owner_id();
+            let clock = provisioning_core::ops::SystemClock;
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(secs));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match core.tick(owner, &clock, &settings).await {
+                    Ok(r) => {
+                        for (job, outcome) in &r.ran {
+                            tracing::info!(job = %job, outcome = %outcome, "scheduled job ran");
+                        }
+                        if r.delivered + r.retrying + r.failed > 0 {
+                            tracing::info!(
+                                delivered = r.delivered,
+                                retrying = r.retrying,
+                                failed = r.failed,
+                                "alert deliveries"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+                }
+            }
+        })
+    });
     let addr = config.addr;
     let state = AppState::new(core, config);
     let router = app::server::router::build_router(state, sessions);
@@ -138,6 +170,9 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     })
     .await?;
     sweeper.abort();
+    if let Some(s) = scheduler {
+        s.abort();
+    }
     Ok(())
 }
 

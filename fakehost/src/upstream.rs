@@ -61,6 +61,8 @@ pub enum UpstreamBehaviour {
 struct St {
     keys: HashMap<String, UpstreamBehaviour>,
     calls: HashMap<String, u32>,
+    /// When set, the balance endpoints answer this status (an outage).
+    balance_fault: Option<u16>,
 }
 
 struct Inner {
@@ -131,6 +133,12 @@ impl FakeUpstream {
             .unwrap()
             .keys
             .insert(key.into(), behaviour);
+    }
+
+    /// Makes the balance endpoints answer `status` (e.g. 500) until cleared
+    /// with `None`, as a provider's billing service does in an outage.
+    pub fn fail_balance(&self, status: Option<u16>) {
+        self.inner.st.lock().unwrap().balance_fault = status;
     }
 
     /// Calls seen on `path` (e.g. `/v1/chat/completions`).
@@ -487,11 +495,18 @@ async fn balance(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let behaviour = {
+    let (behaviour, fault) = {
         let mut st = inner.st.lock().unwrap();
         *st.calls.entry(uri.path().to_string()).or_insert(0) += 1;
-        st.keys.get(&key_of(&headers)).copied()
+        (st.keys.get(&key_of(&headers)).copied(), st.balance_fault)
     };
+    if let Some(status) = fault {
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "billing service unavailable",
+        )
+            .into_response();
+    }
     let path = uri.path();
     let empty = behaviour == Some(UpstreamBehaviour::QuotaExhausted);
     match (inner.style, behaviour) {

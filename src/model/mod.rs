@@ -9,6 +9,7 @@ mod review;
 mod say;
 mod time;
 mod validate;
+mod watch;
 
 pub use batch::*;
 pub use drift::*;
@@ -19,3 +20,4 @@ pub use review::*;
 pub use say::*;
 pub use time::*;
 pub use validate::*;
+pub use watch::*;

@@ -210,6 +210,11 @@ pub struct PackProvider {
     pub group: GroupTemplate,
     #[serde(default)]
     pub access: AccessDefaults,
+    /// Below this upstream balance (in the currency the provider states)
+    /// a key counts as low and the balance alert fires; a balance at or
+    /// below zero is low whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_balance: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

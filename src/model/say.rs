@@ -326,7 +326,7 @@ impl Said {
     pub fn parse(text: &str) -> Option<Said> {
         serde_json::from_str::<Said>(text)
             .ok()
-            .filter(|s| SAID.iter().any(|(c, _)| *c == s.code))
+            .filter(|s| template(&s.code).is_some())
     }
 
     /// A stored note in English: its message when it is coded, else the
@@ -337,7 +337,8 @@ impl Said {
             .unwrap_or_else(|| text.to_string())
     }
 
-    /// `code` must be in [`SAID`] (a test reads every call's code back).
+    /// `code` must be in [`SAID`] or [`super::WATCH_SAID`] (a test reads every
+    /// call's code back).
     pub fn new(code: &str, args: &[(&str, &dyn Display)]) -> Said {
         Said {
             code: code.into(),
@@ -350,11 +351,7 @@ impl Said {
 
     /// The message in English.
     pub fn english(&self) -> String {
-        let template = SAID
-            .iter()
-            .find(|(c, _)| *c == self.code)
-            .map(|(_, t)| *t)
-            .unwrap_or(self.code.as_str());
+        let template = template(&self.code).unwrap_or(self.code.as_str());
         self.fill(template)
     }
 
@@ -366,6 +363,14 @@ impl Said {
         }
         out
     }
+}
+
+/// The English template of a code, wherever it is declared.
+pub fn template(code: &str) -> Option<&'static str> {
+    SAID.iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, t)| *t)
+        .or_else(|| super::watch_en(code))
 }
 
 #[cfg(test)]
@@ -392,6 +397,7 @@ mod tests {
             include_str!("../ops/rollback.rs"),
             include_str!("../ops/drift.rs"),
             include_str!("../ops/tokens.rs"),
+            include_str!("../ops/watch.rs"),
             include_str!("validate.rs"),
             include_str!("operator.rs"),
             include_str!("../pack/mod.rs"),
@@ -405,10 +411,7 @@ mod tests {
                 // pass literals, matched below as "strategy.…").
                 if let Some(lit) = rest.strip_prefix('"') {
                     let code = &lit[..lit.find('"').unwrap()];
-                    assert!(
-                        SAID.iter().any(|(c, _)| *c == code),
-                        "{code} has no template"
-                    );
+                    assert!(template(code).is_some(), "{code} has no template");
                     seen += 1;
                 }
             }
@@ -423,10 +426,7 @@ mod tests {
                     .step_by(2)
                     .find(|l| l.contains('.') && !l.contains(' '));
                 if let Some(code) = code {
-                    assert!(
-                        SAID.iter().any(|(c, _)| *c == code),
-                        "{code} has no template"
-                    );
+                    assert!(template(code).is_some(), "{code} has no template");
                     seen += 1;
                 }
             }
@@ -437,10 +437,7 @@ mod tests {
             for start in calls {
                 let lit = &src[start..];
                 let code = &lit[..lit.find('"').unwrap()];
-                assert!(
-                    SAID.iter().any(|(c, _)| *c == code),
-                    "{code} has no template"
-                );
+                assert!(template(code).is_some(), "{code} has no template");
                 seen += 1;
             }
         }
@@ -461,9 +458,14 @@ mod tests {
 
     #[test]
     fn codes_are_unique() {
-        let mut codes: Vec<_> = SAID.iter().map(|(c, _)| *c).collect();
+        let mut codes: Vec<_> = SAID
+            .iter()
+            .map(|(c, _)| *c)
+            .chain(super::super::WATCH_SAID.iter().map(|(c, _, _)| *c))
+            .collect();
+        let all = codes.len();
         codes.sort();
         codes.dedup();
-        assert_eq!(codes.len(), SAID.len());
+        assert_eq!(codes.len(), all);
     }
 }

@@ -21,3 +21,8 @@ pub(crate) fn access_key(host_id: i64, group: &str) -> String {
 pub(crate) fn keyring(name: &str) -> String {
     format!("keyring/{name}")
 }
+
+/// A webhook's URL (`part` = `url`) or signing secret (`secret`).
+pub(crate) fn webhook(name: &str, part: &str) -> String {
+    format!("webhook/{}/{part}", name.to_lowercase())
+}

@@ -144,7 +144,7 @@ pub fn redact(v: &Value) -> Value {
     }
 }
 
-fn ev(v: &Value) -> String {
+pub(super) fn ev(v: &Value) -> String {
     serde_json::to_string(&redact(v)).unwrap_or_default()
 }
 
@@ -1719,100 +1719,47 @@ impl Core {
                         &super::aad::access_key(ctx.batch.host_id, &plan.group_name),
                     )
                     .map_err(|err| StepFail::from(err.to_string()))?;
-                // The host caches /v1/models per group (15 s by default,
-                // 10–30 s allowed), filled on the first listing: a new group
-                // is listed fresh. Poll with backoff only while the smoke
-                // model is missing, up to the cache lifetime.
-                let started = std::time::Instant::now();
-                let mut delay = Duration::from_millis(250);
-                let mut listings = 0u32;
-                let models = loop {
-                    listings += 1;
-                    let models = c.gateway_models(Some(&key)).await.map_err(|err| {
-                        StepFail::new(
-                            StepErrorKind::Check,
-                            format!("GET /v1/models with the probe user's key: {err}"),
-                        )
-                    })?;
-                    let left = ctx.opts.models_cache_wait.saturating_sub(started.elapsed());
-                    if models.contains(&plan.smoke_model) || left.is_zero() {
-                        break models;
-                    }
-                    // Say what it waits for while it waits (the page shows
-                    // it; the answer replaces it when the check settles).
-                    // (A message with its code, as JSON: pages write it in
-                    // the reader's language.)
-                    let note = serde_json::to_string(&crate::model::Said::new(
-                        "wait.models",
-                        &[
-                            ("model", &plan.smoke_model),
-                            ("cache", &ctx.opts.models_cache_wait.as_secs()),
-                            ("listings", &listings),
-                            (
-                                "elapsed",
-                                &format!("{:.1}", started.elapsed().as_secs_f64()),
-                            ),
-                            ("next", &format!("{:.1}", delay.min(left).as_secs_f64())),
-                        ],
-                    ))
-                    .unwrap_or_default();
-                    if let Err(e) = self
-                        .store
-                        .update_step(
-                            ctx.batch.id,
-                            s.seq,
-                            StepUpdate {
-                                response_json: Some(note),
-                                ..Default::default()
-                            },
-                        )
-                        .await
-                    {
-                        tracing::warn!(error = %e, "could not record the readiness wait");
-                    }
-                    tokio::time::sleep(delay.min(left)).await;
-                    delay = (delay * 2).min(Duration::from_secs(4));
-                };
-                let waited_ms = started.elapsed().as_millis() as u64;
-                let listed = models.contains(&plan.smoke_model);
                 // v0.2.x may leave exact allowlist entries out of the
                 // listing (upstream issue #7517): the completion decides.
                 let allowlist_host =
                     plan.shape.allowlist_field.as_deref() == Some("model_allowlist");
-                if !listed && !allowlist_host {
-                    return Err(StepFail::new(StepErrorKind::Check, format!(
-                        "GET /v1/models does not list {} after {listings} listing(s) over {:.1} s (it lists: {}). Not ready: check the account mapping and that an account is schedulable.",
-                        plan.smoke_model,
-                        waited_ms as f64 / 1000.0,
-                        models.join(", ")
-                    )));
-                }
-                let body = json!({"model": plan.smoke_model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1});
-                let v = c.gateway_chat(&key, &body).await.map_err(|err| {
-                    StepFail::new(
-                        StepErrorKind::Check,
-                        format!("POST /v1/chat/completions: {err}"),
-                    )
-                })?;
-                if v.get("choices")
-                    .and_then(Value::as_array)
-                    .is_none_or(|a| a.is_empty())
-                {
-                    return Err(StepFail::new(
-                        StepErrorKind::Check,
-                        format!(
-                            "POST /v1/chat/completions answered without choices: {}",
-                            ev(&v)
-                        ),
-                    ));
-                }
+                // Say what it waits for while it waits (the page shows it;
+                // the answer replaces it when the check settles), as a
+                // message with its code: pages write it in the reader's
+                // language.
+                let store = &self.store;
+                let p = super::readiness::prove(
+                    c,
+                    &key,
+                    &plan.smoke_model,
+                    allowlist_host,
+                    ctx.opts.models_cache_wait,
+                    |note| async move {
+                        let note = serde_json::to_string(&note).unwrap_or_default();
+                        if let Err(e) = store
+                            .update_step(
+                                ctx.batch.id,
+                                s.seq,
+                                StepUpdate {
+                                    response_json: Some(note),
+                                    ..Default::default()
+                                },
+                            )
+                            .await
+                        {
+                            tracing::warn!(error = %e, "could not record the readiness wait");
+                        }
+                    },
+                )
+                .await
+                .map_err(|n| StepFail::new(StepErrorKind::Check, n.message().to_string()))?;
                 Ok(Outcome {
                     remote_id: String::new(),
                     request: ev(
-                        &json!({"models": "GET /v1/models", "chat": body, "authorization": format!("Bearer {}", key.expose())}),
+                        &json!({"models": "GET /v1/models", "chat": p.chat_request, "authorization": format!("Bearer {}", key.expose())}),
                     ),
                     response: ev(
-                        &json!({"models": models, "smoke_model_listed": listed, "listings": listings, "waited_ms": waited_ms, "chat": v}),
+                        &json!({"models": p.models, "smoke_model_listed": p.listed, "listings": p.listings, "waited_ms": p.waited_ms, "chat": p.chat}),
                     ),
                     ..Default::default()
                 })

@@ -104,6 +104,14 @@ pub enum Operation {
     BatchReview,
     /// Approve an apply or a rollback on a protected host (four eyes).
     BatchApprove,
+    /// Re-check a ready batch's readiness now (one 1-token completion).
+    BatchRecheck,
+    /// Read a batch's key balances at the provider now (nothing spent).
+    BatchBalances,
+    /// Set how often a host's jobs run, or switch them off.
+    HostSchedule,
+    /// Add, remove and test alert webhooks.
+    WebhookManage,
     OperatorList,
     OperatorCreate,
     OperatorUpdate,
@@ -212,6 +220,20 @@ pub const RULES: &[Rule] = &[
     ),
     rule(O::BatchReview, "batch.review", Viewer, Scope::Write),
     rule(O::BatchApprove, "batch.approve", Operator, Scope::Write),
+    rule(
+        O::BatchRecheck,
+        "batch.readiness_check",
+        Operator,
+        Scope::Write,
+    ),
+    rule(
+        O::BatchBalances,
+        "batch.read_balances",
+        Operator,
+        Scope::Write,
+    ),
+    rule(O::HostSchedule, "host.schedule", Operator, Scope::Write),
+    rule(O::WebhookManage, "webhook.manage", Admin, Scope::Admin),
     rule(O::OperatorList, "operator.list", Admin, Scope::Admin),
     rule(O::OperatorCreate, "operator.create", Admin, Scope::Admin),
     rule(O::OperatorUpdate, "operator.update", Admin, Scope::Admin),

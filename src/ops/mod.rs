@@ -14,12 +14,14 @@ mod kinds;
 pub mod lease;
 mod operators;
 mod probe;
+mod readiness;
 mod rekey;
 mod replace;
 pub mod resource;
 pub mod review;
 mod rollback;
 mod tokens;
+mod watch;
 
 pub use apply::{redact, ApplyError, ApplyOptions, CrashPoint};
 pub use authz::{permits, Denied, Operation, Principal, Scope};
@@ -36,6 +38,10 @@ pub use probe::probe_host;
 pub use rekey::Resealed;
 pub use replace::{replacement_of, Replaced};
 pub use tokens::{TokenRequest, MAX_TOKEN_DAYS, TOKEN_PREFIX};
+pub use watch::{
+    mask_url, sign_body, Clock, ManualClock, SystemClock, TickReport, WatchSettings, WebhookInput,
+    SCHEDULER_ACTOR, SIGNATURE_HEADER,
+};
 
 use crate::model::FieldError;
 use crate::secrets::{Cipher, SecretError};

@@ -15,11 +15,12 @@ pub struct Resealed {
     pub batch_keys: usize,
     pub access_keys: usize,
     pub keyring: usize,
+    pub webhooks: usize,
 }
 
 impl Resealed {
     pub fn total(&self) -> usize {
-        self.host_secrets + self.batch_keys + self.access_keys + self.keyring
+        self.host_secrets + self.batch_keys + self.access_keys + self.keyring + self.webhooks
     }
 }
 
@@ -92,6 +93,23 @@ impl Core {
                 .map_err(db)?;
             n.access_keys += 1;
         }
+        for r in sqlx::query("SELECT id, name, url_sealed, secret_sealed FROM webhooks")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?
+        {
+            let (id, name): (i64, String) = (r.get(0), r.get(1));
+            let url = again(&r.get::<String, _>(2), &aad::webhook(&name, "url"))?;
+            let secret = again(&r.get::<String, _>(3), &aad::webhook(&name, "secret"))?;
+            sqlx::query("UPDATE webhooks SET url_sealed = ?, secret_sealed = ? WHERE id = ?")
+                .bind(url)
+                .bind(secret)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            n.webhooks += 1;
+        }
         for r in sqlx::query("SELECT name, sealed FROM keyring")
             .fetch_all(&mut *tx)
             .await
@@ -113,11 +131,12 @@ impl Core {
         )
         .bind(crate::store::now_ms())
         .bind(format!(
-            "re-sealed {} values ({} hosts, {} batch keys, {} access keys, {} keyring) from key {} to key {}",
+            "re-sealed {} values ({} hosts, {} batch keys, {} access keys, {} webhooks, {} keyring) from key {} to key {}",
             n.total(),
             n.host_secrets,
             n.batch_keys,
             n.access_keys,
+            n.webhooks,
             n.keyring,
             from.current_key_id(),
             to.current_key_id()

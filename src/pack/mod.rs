@@ -446,6 +446,15 @@ pub fn validate(pack: &Pack, source: &str, format: Format) -> Vec<PackIssue> {
                 said("want.positive"),
             );
         }
+        if let Some(low) = p.low_balance {
+            if !(low.is_finite() && low >= 0.0) {
+                bad(
+                    at("low_balance"),
+                    about("is.value", &low),
+                    said("want.limit"),
+                );
+            }
+        }
     }
     out
 }

@@ -55,6 +55,7 @@ fn provider() -> Shape {
             ("base_url", Shape::Text, true),
             ("native_base_url", Shape::Text, false),
             ("smoke_model", Shape::Text, true),
+            ("low_balance", Shape::Number, false),
             (
                 "models",
                 Shape::Table(

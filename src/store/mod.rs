@@ -14,6 +14,7 @@ mod operators;
 mod reviews;
 mod runs;
 mod tokens;
+mod watch;
 
 pub use hosts::{HostRow, NewHost};
 pub use imports::{
@@ -25,6 +26,10 @@ pub use reviews::NewReview;
 pub(crate) use reviews::{REVIEWABLE_SQL, REVIEW_STATE_SQL};
 pub use runs::{AccessWrite, Claim, HostAccountRow, LedgerRow, LedgerWrite, RunRow};
 pub use tokens::{Replay, TokenGrant};
+pub use watch::{
+    BalanceRow, CheckRow, DeliveryOutcome, DeliveryRow, IncidentChange, IncidentRow, JobRunRow,
+    NewWebhook, ScheduleRow, WatchTarget, WebhookRow,
+};
 
 use crate::model::AuditEntry;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

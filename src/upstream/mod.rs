@@ -357,6 +357,73 @@ pub async fn probe(family: Family, base_url: &str, key: &Secret, model: &str) ->
     }
 }
 
+/// Reads a key's balance at the provider: one GET, nothing spent.
+pub async fn balance(family: Family, base_url: &str, key: &Secret) -> Option<Call> {
+    let path = family.balance_path()?;
+    let http = crate::host::outbound::guarded_builder()
+        .timeout(Duration::from_secs(20))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("static client configuration");
+    let base = base_url.trim_end_matches('/');
+    Some(call(&http, family, "GET", &format!("{base}{path}"), key, None).await)
+}
+
+/// What a balance answer states: `Ok((amount, currency))`, or why it
+/// states nothing readable (an error, an unknown shape). Never a made-up 0.
+pub fn read_balance(family: Family, base_url: &str, c: &Call) -> Result<(f64, String), String> {
+    let status = match c.status {
+        Some(s) => s,
+        None => return Err(format!("no answer: {}", c.body)),
+    };
+    if status != 200 {
+        return Err(format!("HTTP {status}: {}", clip_balance(&c.body)));
+    }
+    let v: Value = serde_json::from_str(&c.body)
+        .map_err(|_| format!("HTTP 200 but not JSON: {}", clip_balance(&c.body)))?;
+    let num = |x: Option<&Value>| -> Option<f64> {
+        match x? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    let found = match family {
+        // {"is_available":…,"balance_infos":[{"currency":"CNY","total_balance":"110.00",…}]}
+        Family::DeepSeek => v
+            .get("balance_infos")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(|b| {
+                Some((
+                    num(b.get("total_balance"))?,
+                    b.get("currency")
+                        .and_then(Value::as_str)
+                        .unwrap_or("CNY")
+                        .to_string(),
+                ))
+            }),
+        // {"code":0,"data":{"available_balance":49.58,…}}: CNY on .cn, USD on .ai.
+        Family::Kimi => num(v.pointer("/data/available_balance")).map(|a| {
+            let usd = base_url.to_ascii_lowercase().contains(".ai");
+            (a, if usd { "USD" } else { "CNY" }.to_string())
+        }),
+        // {"code":20000,"data":{"totalBalance":"88.00",…}}
+        Family::SiliconFlow => num(v.pointer("/data/totalBalance")).map(|a| (a, "CNY".into())),
+        _ => None,
+    };
+    found.ok_or_else(|| {
+        format!(
+            "HTTP 200 without a balance this product can read: {}",
+            clip_balance(&c.body)
+        )
+    })
+}
+
+fn clip_balance(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod review;
 mod rollback;
 mod tokens;
 mod versions;
+mod watch;
 
 use fakehost::{FakeHost, FakeHostConfig};
 use provisioning_core::model::HostInput;

@@ -39,6 +39,12 @@ pub struct Config {
     pub demo_keys: Vec<(String, String)>,
     /// The bearer token `/metrics` wants (`None`: metrics are off).
     pub metrics_token: Option<provisioning_core::secrets::Secret>,
+    /// Seconds between scheduler ticks in this process (`None`: this
+    /// process runs no scheduled jobs and sends no alerts).
+    pub scheduler_tick_secs: Option<u64>,
+    /// Days of probe, check and job history kept before it is folded into
+    /// daily counts.
+    pub history_days: i64,
 }
 
 fn rules(name: &str) -> Result<Vec<provisioning_core::host::outbound::Rule>, String> {
@@ -61,6 +67,14 @@ fn var(name: &str) -> Option<String> {
 }
 
 impl Config {
+    /// What the scheduler of this server is told.
+    pub fn watch_settings(&self) -> provisioning_core::ops::WatchSettings {
+        provisioning_core::ops::WatchSettings {
+            history_days: self.history_days,
+            ..Default::default()
+        }
+    }
+
     /// How applies started by this server run (pages and CLI alike).
     pub fn apply_options(&self) -> provisioning_core::ops::ApplyOptions {
         provisioning_core::ops::ApplyOptions {
@@ -89,6 +103,8 @@ impl Config {
             demo_keys: Vec::new(),
             outbound: Default::default(),
             metrics_token: None,
+            scheduler_tick_secs: None,
+            history_days: 30,
         }
     }
 
@@ -151,6 +167,23 @@ impl Config {
                 )
             })?,
         };
+        let scheduler_tick_secs = match var("DASHBOARD_SCHEDULER").as_deref() {
+            None | Some("on" | "true" | "1" | "yes") => Some(15),
+            Some("off" | "false" | "0" | "no") => None,
+            Some(v) => Some(v.parse::<u64>().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| {
+                format!("DASHBOARD_SCHEDULER=`{v}`: expected on, off, or seconds between ticks (1–3600)")
+            })?),
+        };
+        let history_days = match var("DASHBOARD_HISTORY_DAYS") {
+            None => 30,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| {
+                    format!("DASHBOARD_HISTORY_DAYS=`{v}`: expected whole days between 1 and 3650")
+                })?,
+        };
         let allow_private = match var("DASHBOARD_OUTBOUND_PRIVATE").as_deref() {
             None | Some("true" | "1" | "yes") => true,
             Some("false" | "0" | "no") => false,
@@ -170,6 +203,8 @@ impl Config {
             models_cache_wait_secs,
             demo_keys: Vec::new(),
             metrics_token,
+            scheduler_tick_secs,
+            history_days,
             addr,
             data_dir,
             database,

@@ -38,6 +38,9 @@ const SECRET_FIELDS: &[&str] = &[
     "admin_password",
     "probe_user_password",
     "new_key",
+    // A webhook's URL carries a bot's token; its signing secret.
+    "url",
+    "secret",
 ];
 
 fn get<'a>(f: &'a FormMap, k: &str) -> &'a str {
@@ -144,6 +147,7 @@ fn form_audit_name(path: &str, form: &FormMap) -> Option<(String, String)> {
         ["operators"] => (format!("operator.{act}"), "operator".into()),
         ["account"] => ("operator.password_change".into(), "operator".into()),
         ["tokens"] => (format!("token.{act}"), "token".into()),
+        ["webhooks"] => (format!("webhook.{act}"), "webhook".into()),
         ["packs"] => ("pack.upload".into(), "pack:new".into()),
         ["batches", "new"] => ("batch.plan".into(), "batch:new".into()),
         ["batches", id] => (format!("batch.{act}"), format!("batch:{id}")),
@@ -587,6 +591,41 @@ pub async fn host_action(
                     true,
                 ))
             }
+            "schedule" => {
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Operation::HostSchedule,
+                    &provisioning_core::model::host_target(id),
+                )
+                .await?;
+                let on = get(&form, "enabled") == "yes";
+                state
+                    .core
+                    .set_host_schedule(
+                        &actor,
+                        id,
+                        get(&form, "job"),
+                        get(&form, "interval_s"),
+                        on,
+                        provisioning_core::store::now_ms(),
+                    )
+                    .await?;
+                Ok(Answer::Done(
+                    ctx.lang.msg(
+                        if on {
+                            Msg::ScheduleSaved
+                        } else {
+                            Msg::ScheduleOff
+                        },
+                        &[
+                            ("job", &get(&form, "job")),
+                            ("secs", &get(&form, "interval_s")),
+                        ],
+                    ),
+                    true,
+                ))
+            }
             "probe" => {
                 let actor = allowed(
                     &state,
@@ -886,6 +925,107 @@ pub async fn tokens(
             render_page(&state, &parts, "/tokens", *flash, StatusCode::OK).await
         }
         Err(f) => render_failure(&state, &parts, "/tokens", &form, f).await,
+    }
+}
+
+/// `POST /webhooks`: add, remove or test a webhook (admins).
+pub async fn webhooks(
+    State(state): State<AppState>,
+    session: Session,
+    parts: Parts,
+    Form(form): Form<FormMap>,
+) -> Response {
+    let ctx = page_ctx(&parts);
+    let result = async {
+        csrf_ok(&ctx, &form)?;
+        let actor = allowed(&state, &ctx, Operation::WebhookManage, "webhook").await?;
+        let id = || -> Result<i64, Failure> {
+            get(&form, "id").parse().map_err(|_| {
+                Failure::field(
+                    StatusCode::BAD_REQUEST,
+                    FieldError::new("id", ctx.lang.msg(Msg::NotANumber, &[])),
+                )
+            })
+        };
+        match get(&form, "action") {
+            "create" => {
+                let input = provisioning_core::ops::WebhookInput {
+                    name: get(&form, "name").to_string(),
+                    url: get(&form, "url").to_string(),
+                    format: get(&form, "format").to_string(),
+                    kinds: provisioning_core::model::AlertKind::ALL
+                        .iter()
+                        .filter(|k| get(&form, &format!("kind_{}", k.as_str())) == "yes")
+                        .map(|k| k.as_str().to_string())
+                        .collect(),
+                    secret: get(&form, "secret").to_string(),
+                };
+                let (w, secret) = state.core.create_webhook(&actor, &input).await?;
+                Ok(match secret {
+                    // Shown in this answer only: not in the session, not logged.
+                    Some(secret) => Answer::Page(Box::new(Flash {
+                        ok: true,
+                        message: ctx
+                            .lang
+                            .msg(Msg::WebhookSecretShownOnce, &[("name", &w.name)]),
+                        shown_once: Some(secret),
+                        ..Default::default()
+                    })),
+                    None => {
+                        Answer::Done(ctx.lang.msg(Msg::WebhookAdded, &[("name", &w.name)]), true)
+                    }
+                })
+            }
+            "delete" => {
+                let id = id()?;
+                confirmed(&form, ctx.lang, Msg::ConfirmRemoveWebhook)?;
+                state.core.delete_webhook(&actor, id).await?;
+                Ok(Answer::Done(
+                    ctx.lang.msg(Msg::WebhookRemoved, &[("id", &id)]),
+                    true,
+                ))
+            }
+            "test" => {
+                let d = state
+                    .core
+                    .test_webhook(&actor, id()?, &provisioning_core::ops::SystemClock)
+                    .await?;
+                let answer = d
+                    .last_status
+                    .map(|s| format!("HTTP {s}"))
+                    .unwrap_or_else(|| "—".into());
+                Ok(if d.state == "delivered" {
+                    Answer::Done(
+                        ctx.lang.msg(
+                            Msg::WebhookTestDelivered,
+                            &[("name", &d.webhook), ("answer", &answer)],
+                        ),
+                        true,
+                    )
+                } else {
+                    Answer::Done(
+                        ctx.lang.msg(
+                            Msg::WebhookTestFailed,
+                            &[
+                                ("name", &d.webhook),
+                                ("answer", &answer),
+                                ("error", &d.last_error),
+                            ],
+                        ),
+                        false,
+                    )
+                })
+            }
+            other => Err(unknown_action(&ctx, other)),
+        }
+    }
+    .await;
+    match result {
+        Ok(Answer::Done(msg, ok)) => done(&session, "/webhooks", msg, ok).await,
+        Ok(Answer::Page(flash)) => {
+            render_page(&state, &parts, "/webhooks", *flash, StatusCode::OK).await
+        }
+        Err(f) => render_failure(&state, &parts, "/webhooks", &form, f).await,
     }
 }
 
@@ -1275,6 +1415,74 @@ pub async fn batch_action(
                 } else {
                     ctx.lang.msg(Msg::ApprovedApply, &[])
                 })
+            }
+            "readiness_check" => {
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Operation::BatchRecheck,
+                    &provisioning_core::model::batch_target(id),
+                )
+                .await?;
+                let c = state
+                    .core
+                    .recheck_readiness(&actor, id, &provisioning_core::ops::SystemClock)
+                    .await?;
+                Ok(ctx.lang.msg(
+                    match c.outcome {
+                        provisioning_core::model::CheckOutcome::Ready => Msg::RecheckedReady,
+                        _ => Msg::RecheckedNotReady,
+                    },
+                    &[("access", &c.access_after.as_str()), ("detail", &c.detail)],
+                ))
+            }
+            "read_balances" => {
+                let actor = allowed(
+                    &state,
+                    &ctx,
+                    Operation::BatchBalances,
+                    &provisioning_core::model::batch_target(id),
+                )
+                .await?;
+                let b = state
+                    .core
+                    .read_balances(
+                        id,
+                        &provisioning_core::ops::SystemClock,
+                        &state.config.watch_settings(),
+                    )
+                    .await?;
+                state
+                    .core
+                    .store
+                    .audit(
+                        &actor,
+                        "batch.read_balances",
+                        &provisioning_core::model::batch_target(id),
+                        "ok",
+                        &format!("{} key(s)", b.len()),
+                    )
+                    .await
+                    .map_err(|e| Failure::from(OpError::from(e)))?;
+                let n = |s: provisioning_core::model::BalanceState| {
+                    b.iter().filter(|x| x.state == s).count()
+                };
+                Ok(ctx.lang.msg(
+                    Msg::BalancesRead,
+                    &[
+                        ("n", &b.len()),
+                        ("known", &n(provisioning_core::model::BalanceState::Known)),
+                        (
+                            "unknown",
+                            &n(provisioning_core::model::BalanceState::Unknown),
+                        ),
+                        (
+                            "unsupported",
+                            &n(provisioning_core::model::BalanceState::Unsupported),
+                        ),
+                        ("low", &b.iter().filter(|x| x.low).count()),
+                    ],
+                ))
             }
             "diagnose" => {
                 let actor = allowed(

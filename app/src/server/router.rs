@@ -188,6 +188,7 @@ pub fn build_router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/operators", post(forms::operators))
         .route("/account", post(forms::change_password))
         .route("/tokens", post(forms::tokens))
+        .route("/webhooks", post(forms::webhooks))
         .route("/packs", post(forms::upload_pack))
         .route("/batches/new", post(forms::new_batch))
         .route("/batches/{id}", post(forms::batch_action))

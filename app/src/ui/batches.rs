@@ -874,6 +874,9 @@ fn BatchDetail(batch: BatchView, panel: provisioning_core::model::ReviewPanel) -
             })}
         </div>
         <super::reviews::ReviewSection panel=panel status=b.status/>
+        {(b.access_status != AccessStatus::None && matches!(b.status, BatchStatus::Succeeded | BatchStatus::PartiallySucceeded)).then(|| view! {
+            <super::watch::BatchWatchSection batch_id=b.id standing=matches!(b.status, BatchStatus::Succeeded | BatchStatus::PartiallySucceeded)/>
+        })}
         <h2 id="timeline">{l.t("Timeline", "时间线")}</h2>
         <TimelineFilter batch=b.id window=b.window.clone() totals=totals/>
         {b.runs.iter().map(|r| {

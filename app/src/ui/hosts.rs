@@ -354,6 +354,9 @@ fn HostDetailView(detail: HostDetailData) -> impl IntoView {
                 }.into_any()
             }}
         </section>
+        <section>
+            <super::watch::ScheduleSection host_id=id/>
+        </section>
     }
 }
 

@@ -12,6 +12,7 @@ mod operators;
 mod overview;
 mod packs;
 mod reviews;
+mod watch;
 mod widgets;
 
 pub use widgets::*;
@@ -57,6 +58,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/reviews") view=reviews::ReviewQueuePage ssr=SsrMode::Async/>
                 <Route path=path!("/batches/:id/replace") view=batches::ReplacePage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditPage ssr=SsrMode::Async/>
+                <Route path=path!("/webhooks") view=watch::WebhooksPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

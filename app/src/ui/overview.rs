@@ -74,6 +74,9 @@ pub fn OverviewPage() -> impl IntoView {
                                         }.into_any()
                                     }}
                                 </section>
+                                <section data-testid="watching">
+                                    <super::watch::AttentionSection/>
+                                </section>
                                 <section data-testid="attention">
                                     <h2>{l.t("Batches that need attention", "需要处理的批次")}</h2>
                                     <p class="muted small">{l.t("Running, failed or partly failed, a rollback that failed, or applied and not ready.", "正在运行、失败或部分失败、回滚失败，或已执行但未就绪。")}</p>

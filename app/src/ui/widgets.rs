@@ -28,6 +28,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a href="/batches">{l.t("Batches", "批次")}</a>
                 <a href="/reviews">{l.t("Reviews", "审核")}</a>
                 <a href="/audit">{l.t("Audit log", "审计日志")}</a>
+                <a href="/webhooks">{l.t("Webhooks", "Webhook")}</a>
                 {is_admin.then(|| view! { <a href="/operators">{l.t("Operators", "操作员")}</a><a href="/tokens">{l.t("API tokens", "API 令牌")}</a> })}
             </nav>
             <div class="who">

@@ -261,6 +261,25 @@ async fn a_viewer_reads_but_every_change_is_refused_on_the_server() {
             O::BatchPauseFailed => ("/batches/1".into(), act("pause_failed")),
             O::BatchResumeFailed => ("/batches/1".into(), act("resume_failed")),
             O::BatchDiagnose => ("/batches/1".into(), act("diagnose")),
+            O::BatchRecheck => ("/batches/1".into(), act("readiness_check")),
+            O::BatchBalances => ("/batches/1".into(), act("read_balances")),
+            O::HostSchedule => (
+                h,
+                vec![
+                    ("action".into(), "schedule".into()),
+                    ("job".into(), "probe".into()),
+                    ("interval_s".into(), "60".into()),
+                ],
+            ),
+            O::WebhookManage => (
+                "/webhooks".into(),
+                vec![
+                    ("action".into(), "create".into()),
+                    ("name".into(), "w".into()),
+                    ("url".into(), "http://127.0.0.1:9/h".into()),
+                    ("format".into(), "generic".into()),
+                ],
+            ),
             O::BatchRollback => (
                 "/batches/1/rollback".into(),
                 vec![("confirm".into(), "1".into())],

@@ -10,6 +10,7 @@ mod hosts;
 mod imports;
 mod readme;
 mod rotate;
+mod scheduler;
 mod secrets;
 
 use app::server::config::Config;
