@@ -168,7 +168,7 @@ impl Config {
             })?,
         };
         let scheduler_tick_secs = match var("DASHBOARD_SCHEDULER").as_deref() {
-            None | Some("on" | "true" | "1" | "yes") => Some(15),
+            None | Some("on" | "true" | "yes") => Some(15),
             Some("off" | "false" | "0" | "no") => None,
             Some(v) => Some(v.parse::<u64>().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| {
                 format!("DASHBOARD_SCHEDULER=`{v}`: expected on, off, or seconds between ticks (1–3600)")
