@@ -5,6 +5,7 @@ use super::Said;
 use serde::{Deserialize, Serialize};
 
 /// A job the scheduler runs per host (and the product-wide retention).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Job {
@@ -69,6 +70,7 @@ pub const MIN_INTERVAL_S: i64 = 1;
 pub const MAX_INTERVAL_S: i64 = 7 * 86_400;
 
 /// A scheduled job as the pages show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleView {
     pub job: Job,
@@ -84,6 +86,7 @@ pub struct ScheduleView {
 }
 
 /// What a readiness re-check found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckOutcome {
@@ -113,6 +116,7 @@ impl CheckOutcome {
 }
 
 /// A readiness re-check of a batch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckView {
     pub id: i64,
@@ -127,6 +131,7 @@ pub struct CheckView {
 }
 
 /// Whether a key's balance is known.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BalanceState {
@@ -156,6 +161,7 @@ impl BalanceState {
 }
 
 /// A key's latest balance reading.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BalanceView {
     pub fingerprint: String,
@@ -171,6 +177,7 @@ pub struct BalanceView {
 }
 
 /// What an alert is about: the rules.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
@@ -205,6 +212,7 @@ impl AlertKind {
 }
 
 /// Which message format a webhook takes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
@@ -239,6 +247,7 @@ impl WebhookFormat {
 }
 
 /// A webhook as shown: its URL masked, its secret never.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookView {
     pub id: i64,
@@ -252,6 +261,7 @@ pub struct WebhookView {
 }
 
 /// An incident: one condition, from when it was seen until it cleared.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentView {
     pub id: i64,
@@ -267,6 +277,7 @@ pub struct IncidentView {
 }
 
 /// A delivery of an alert to a webhook.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryView {
     pub id: i64,

@@ -743,6 +743,10 @@ impl Core {
         batch_id: i64,
         limit: i64,
     ) -> Result<Vec<CheckView>, OpError> {
+        self.store
+            .batch_head(batch_id)
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
         Ok(self
             .store
             .checks(batch_id, limit)
@@ -1096,6 +1100,36 @@ impl Core {
             .collect();
         self.store.put_balances(&rows).await?;
         self.balances_with(batch_id, provider.low_balance).await
+    }
+
+    /// A person's (or a script's) reading of a batch's balances now:
+    /// [`Core::read_balances`], audited.
+    pub async fn read_balances_now(
+        &self,
+        actor: &str,
+        batch_id: i64,
+        clock: &dyn Clock,
+        settings: &WatchSettings,
+    ) -> Result<Vec<BalanceView>, OpError> {
+        let b = self.read_balances(batch_id, clock, settings).await?;
+        let n = |s: BalanceState| b.iter().filter(|x| x.state == s).count();
+        self.store
+            .audit(
+                actor,
+                "batch.read_balances",
+                &crate::model::batch_target(batch_id),
+                "ok",
+                &format!(
+                    "{} key(s): {} known, {} unknown, {} unsupported, {} low",
+                    b.len(),
+                    n(BalanceState::Known),
+                    n(BalanceState::Unknown),
+                    n(BalanceState::Unsupported),
+                    b.iter().filter(|x| x.low).count()
+                ),
+            )
+            .await?;
+        Ok(b)
     }
 
     /// A batch's latest balance readings, in key order.

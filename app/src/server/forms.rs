@@ -1446,24 +1446,13 @@ pub async fn batch_action(
                 .await?;
                 let b = state
                     .core
-                    .read_balances(
+                    .read_balances_now(
+                        &actor,
                         id,
                         &provisioning_core::ops::SystemClock,
                         &state.config.watch_settings(),
                     )
                     .await?;
-                state
-                    .core
-                    .store
-                    .audit(
-                        &actor,
-                        "batch.read_balances",
-                        &provisioning_core::model::batch_target(id),
-                        "ok",
-                        &format!("{} key(s)", b.len()),
-                    )
-                    .await
-                    .map_err(|e| Failure::from(OpError::from(e)))?;
                 let n = |s: provisioning_core::model::BalanceState| {
                     b.iter().filter(|x| x.state == s).count()
                 };

@@ -54,6 +54,10 @@ pub fn router() -> Router<AppState> {
             get(rollback_preview).post(rollback),
         )
         .route("/batches/{id}/evidence", get(evidence))
+        .route("/batches/{id}/checks", get(checks).post(recheck))
+        .route("/batches/{id}/balances", get(balances).post(read_balances))
+        .route("/hosts/{id}/schedule", get(schedule).put(set_schedule))
+        .route("/incidents", get(incidents))
         .route("/audit", get(audit))
         .route("/operators", get(operators).post(create_operator))
         .route(
@@ -112,6 +116,25 @@ pub const ROUTES: &[(&str, &str, Operation)] = &[
         Operation::BatchRollback,
     ),
     ("GET", "/api/v1/batches/{id}/evidence", Operation::Read),
+    ("GET", "/api/v1/batches/{id}/checks", Operation::Read),
+    (
+        "POST",
+        "/api/v1/batches/{id}/checks",
+        Operation::BatchRecheck,
+    ),
+    ("GET", "/api/v1/batches/{id}/balances", Operation::Read),
+    (
+        "POST",
+        "/api/v1/batches/{id}/balances",
+        Operation::BatchBalances,
+    ),
+    ("GET", "/api/v1/hosts/{id}/schedule", Operation::Read),
+    (
+        "PUT",
+        "/api/v1/hosts/{id}/schedule",
+        Operation::HostSchedule,
+    ),
+    ("GET", "/api/v1/incidents", Operation::Read),
     ("GET", "/api/v1/audit", Operation::Read),
     ("GET", "/api/v1/operators", Operation::OperatorList),
     ("POST", "/api/v1/operators", Operation::OperatorCreate),
@@ -129,18 +152,6 @@ pub const ROUTES: &[(&str, &str, Operation)] = &[
 /// Operations of the core's table the API does not offer, and why (a
 /// test fails when an operation is in neither list).
 pub const NOT_IN_API: &[(Operation, &str)] = &[
-    (
-        Operation::BatchRecheck,
-        "not yet in the API: the scheduler re-checks ready batches; a person re-checks one on its page",
-    ),
-    (
-        Operation::BatchBalances,
-        "not yet in the API: the scheduler reads balances; a person reads them now on the batch page",
-    ),
-    (
-        Operation::HostSchedule,
-        "not yet in the API: a host's schedule is set on its page",
-    ),
     (
         Operation::WebhookManage,
         "webhook URLs carry bot tokens and secrets are shown once: set up on the webhooks page by an admin",
@@ -546,7 +557,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     paths(
         me, hosts, create_host, host, update_host, probe, probes, drift, drift_check,
         drift_repair, drift_ignore, packs, upload_pack, validate_pack, pack, batches, plan,
-        batch, apply, progress, steps, step, rollback_preview, rollback, evidence, audit,
+        batch, apply, progress, steps, step, rollback_preview, rollback, evidence, checks,
+        recheck, balances, read_balances, schedule, set_schedule, incidents, audit,
         operators, create_operator, update_operator, remove_operator, tokens, create_token,
         revoke_token
     ),
@@ -556,7 +568,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     tags(
         (name = "hosts", description = "Sub2API hosts: registration, probes, drift"),
         (name = "packs", description = "Provider packs"),
-        (name = "batches", description = "Import batches: plan, apply, progress, rollback, evidence"),
+        (name = "batches", description = "Import batches: plan, apply, progress, rollback, evidence, readiness re-checks, balances"),
+        (name = "watch", description = "Scheduled jobs and the incidents they open"),
         (name = "admin", description = "The audit log, operators and API tokens"),
     )
 )]
@@ -623,6 +636,7 @@ impl utoipa::Modify for Common {
                 (&mut item.get, "GET", false),
                 (&mut item.post, "POST", true),
                 (&mut item.patch, "PATCH", true),
+                (&mut item.put, "PUT", true),
                 (&mut item.delete, "DELETE", true),
             ];
             for (op, method, mutates) in ops {
@@ -792,6 +806,42 @@ impl HostBody {
 struct Page {
     /// At most this many (1 to 100; 20 unless given).
     limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CheckList {
+    /// Newest first.
+    items: Vec<provisioning_core::model::CheckView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BalanceList {
+    /// In the batch's key order; keys never read are absent.
+    items: Vec<provisioning_core::model::BalanceView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ScheduleList {
+    items: Vec<provisioning_core::model::ScheduleView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct IncidentList {
+    /// Open incidents, oldest first.
+    open: Vec<provisioning_core::model::IncidentView>,
+    /// The newest resolved ones.
+    resolved: Vec<provisioning_core::model::IncidentView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ScheduleBody {
+    /// `probe`, `readiness`, `drift` or `balance`.
+    job: String,
+    /// Seconds between runs (1 to 604800).
+    interval_s: i64,
+    /// `false` switches the job off.
+    enabled: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -2110,4 +2160,216 @@ mod tests {
             (StatusCode::GATEWAY_TIMEOUT, "host_timeout")
         );
     }
+}
+
+/// A batch's readiness re-checks, newest first.
+#[utoipa::path(get, path = "/api/v1/batches/{id}/checks", tag = "batches",
+    params(("id" = i64, Path, description = "The batch's number"), Page),
+    responses((status = 200, description = "Readiness checks", body = CheckList),
+        (status = 404, description = "No such batch", body = ProblemBody, content_type = "application/problem+json")))]
+async fn checks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(page): Query<Page>,
+) -> Response {
+    respond(
+        async {
+            allowed(&state, &headers, Operation::Read, "batch").await?;
+            let limit = page.limit.unwrap_or(20).clamp(1, 100);
+            ok(
+                StatusCode::OK,
+                &CheckList {
+                    items: state.core.readiness_checks(id, limit as i64).await?,
+                },
+            )
+        }
+        .await,
+    )
+}
+
+/// Re-checks a ready batch now: `/v1/models` through the host must list
+/// the smoke model and a 1-token completion must answer, both with the
+/// probe user's key. Moves its access status (`degraded`, `broken`, or
+/// back to ready) and is stored with its evidence.
+#[utoipa::path(post, path = "/api/v1/batches/{id}/checks", tag = "batches",
+    params(("id" = i64, Path, description = "The batch's number")),
+    responses((status = 200, description = "The check", body = provisioning_core::model::CheckView),
+        (status = 422, description = "The batch was never proven ready, or is not standing", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such batch", body = ProblemBody, content_type = "application/problem+json")))]
+async fn recheck(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    Path(id): Path<i64>,
+    bytes: Bytes,
+) -> Response {
+    let c = mutating(&state, &headers, &method, &uri, &bytes);
+    let state = &state;
+    once(c, all, move |p: Principal| async move {
+        let actor = state
+            .core
+            .authorize(&p, Operation::BatchRecheck, &batch_target(id))
+            .await?;
+        let check = state
+            .core
+            .recheck_readiness(&actor, id, &provisioning_core::ops::SystemClock)
+            .await?;
+        ok(StatusCode::OK, &check)
+    })
+    .await
+}
+
+/// A batch's latest balance readings: `known` (the provider stated an
+/// amount), `unknown` (its endpoint failed: never a made-up 0) or
+/// `unsupported` (no balance endpoint for an API key).
+#[utoipa::path(get, path = "/api/v1/batches/{id}/balances", tag = "batches",
+    params(("id" = i64, Path, description = "The batch's number")),
+    responses((status = 200, description = "Balance readings", body = BalanceList),
+        (status = 404, description = "No such batch", body = ProblemBody, content_type = "application/problem+json")))]
+async fn balances(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    respond(
+        async {
+            allowed(&state, &headers, Operation::Read, "batch").await?;
+            ok(
+                StatusCode::OK,
+                &BalanceList {
+                    items: state.core.balances(id).await?,
+                },
+            )
+        }
+        .await,
+    )
+}
+
+/// Reads every key's balance at its provider now (one GET per key,
+/// nothing spent) and stores the readings.
+#[utoipa::path(post, path = "/api/v1/batches/{id}/balances", tag = "batches",
+    params(("id" = i64, Path, description = "The batch's number")),
+    responses((status = 200, description = "Balance readings", body = BalanceList),
+        (status = 404, description = "No such batch", body = ProblemBody, content_type = "application/problem+json")))]
+async fn read_balances(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    Path(id): Path<i64>,
+    bytes: Bytes,
+) -> Response {
+    let c = mutating(&state, &headers, &method, &uri, &bytes);
+    let state = &state;
+    once(c, all, move |p: Principal| async move {
+        let actor = state
+            .core
+            .authorize(&p, Operation::BatchBalances, &batch_target(id))
+            .await?;
+        let items = state
+            .core
+            .read_balances_now(
+                &actor,
+                id,
+                &provisioning_core::ops::SystemClock,
+                &state.config.watch_settings(),
+            )
+            .await?;
+        ok(StatusCode::OK, &BalanceList { items })
+    })
+    .await
+}
+
+/// A host's scheduled jobs: interval, switch, last run and what it found.
+#[utoipa::path(get, path = "/api/v1/hosts/{id}/schedule", tag = "watch",
+    params(("id" = i64, Path, description = "The host's number")),
+    responses((status = 200, description = "The host's jobs", body = ScheduleList),
+        (status = 404, description = "No such host", body = ProblemBody, content_type = "application/problem+json")))]
+async fn schedule(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    respond(
+        async {
+            allowed(&state, &headers, Operation::Read, "host").await?;
+            ok(
+                StatusCode::OK,
+                &ScheduleList {
+                    items: state
+                        .core
+                        .host_schedule(id, provisioning_core::store::now_ms())
+                        .await?,
+                },
+            )
+        }
+        .await,
+    )
+}
+
+/// Sets how often one of a host's jobs runs, or switches it off.
+#[utoipa::path(put, path = "/api/v1/hosts/{id}/schedule", tag = "watch", request_body = ScheduleBody,
+    params(("id" = i64, Path, description = "The host's number")),
+    responses((status = 200, description = "The host's jobs now", body = ScheduleList),
+        (status = 422, description = "An unknown job or an interval out of range", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such host", body = ProblemBody, content_type = "application/problem+json")))]
+async fn set_schedule(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    Path(id): Path<i64>,
+    bytes: Bytes,
+) -> Response {
+    let c = mutating(&state, &headers, &method, &uri, &bytes);
+    let (state, bytes) = (&state, &bytes);
+    once(c, all, move |p: Principal| async move {
+        let actor = state
+            .core
+            .authorize(&p, Operation::HostSchedule, &host_target(id))
+            .await?;
+        let b: ScheduleBody = body(bytes)?;
+        let now = provisioning_core::store::now_ms();
+        state
+            .core
+            .set_host_schedule(
+                &actor,
+                id,
+                &b.job,
+                &b.interval_s.to_string(),
+                b.enabled,
+                now,
+            )
+            .await?;
+        ok(
+            StatusCode::OK,
+            &ScheduleList {
+                items: state.core.host_schedule(id, now).await?,
+            },
+        )
+    })
+    .await
+}
+
+/// Open incidents (a ready batch not ready, drift, a failing probe, a low
+/// balance), oldest first, and the newest resolved ones.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "watch",
+    params(Page),
+    responses((status = 200, description = "Incidents", body = IncidentList)))]
+async fn incidents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Response {
+    respond(
+        async {
+            allowed(&state, &headers, Operation::Read, "incident").await?;
+            let limit = page.limit.unwrap_or(20).clamp(1, 100);
+            let (open, resolved) = state.core.incidents(limit as i64).await?;
+            ok(StatusCode::OK, &IncidentList { open, resolved })
+        }
+        .await,
+    )
 }

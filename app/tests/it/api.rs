@@ -1152,6 +1152,37 @@ async fn hosts_drift_rollback_operators_and_tokens_through_the_api() {
     )
     .await;
     assert_eq!(settled(&api, &admin, id).await["status"], "succeeded");
+    // Keeping watch on it: a re-check, a balance reading, a schedule.
+    let (status, _, c) = api
+        .call(
+            "POST",
+            &format!("/api/v1/batches/{id}/checks"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, c["outcome"].as_str()), (200, Some("ready")), "{c}");
+    let (status, _, b) = api
+        .call(
+            "POST",
+            &format!("/api/v1/batches/{id}/balances"),
+            a,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{b}");
+    let (status, _, s) = api
+        .call(
+            "PUT",
+            &format!("/api/v1/hosts/{hid}/schedule"),
+            a,
+            Some(json!({"job": "probe", "interval_s": 600, "enabled": true})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{s}");
     let (_, _, steps) = api
         .call("GET", &format!("/api/v1/batches/{id}/steps"), a, None, None)
         .await;
@@ -1506,6 +1537,144 @@ async fn hosts_drift_rollback_operators_and_tokens_through_the_api() {
                 && !["denied", "invalid", "conflict", "not_found"].contains(&o.as_str())),
             "{method} {} is audited: {seen}",
             op.action()
+        );
+    }
+}
+
+/// Keeping watch through the API: a re-check moves a batch's access and
+/// opens an incident, balances read and stored, a host's schedule set with
+/// bad input named, every answer as the document says.
+#[tokio::test]
+async fn readiness_checks_balances_schedule_and_incidents_through_the_api() {
+    use provisioning_core::model::{AccessMode, BatchStatus};
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
+    upstream.add_key(KEY, UpstreamBehaviour::Ok);
+    let p = app
+        .submit(&app.client, "/hosts/new", &pairs(&app.host_form("h")))
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let host_id = app.core.list_hosts().await.unwrap()[0].id;
+    let (pv, _) = app
+        .core
+        .upload_pack("root", &pack(&upstream.url()))
+        .await
+        .unwrap();
+    let id = app
+        .core
+        .plan_batch(
+            "root",
+            &provisioning_core::ops::BatchRequest {
+                host_id,
+                pack_version_id: pv,
+                provider_key: "ds".into(),
+                mode: Some(AccessMode::SelfService),
+                keys_text: KEY.into(),
+            },
+        )
+        .await
+        .unwrap();
+    let fast = provisioning_core::ops::ApplyOptions {
+        models_cache_wait: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    assert_eq!(
+        app.core.apply_batch("root", id, fast).await.unwrap(),
+        BatchStatus::Succeeded
+    );
+    let api = Api::new(&app).await;
+    let w = token(&app, "otto", Role::Operator, "write").await;
+    let w = Some(w.as_str());
+    let checks = format!("/api/v1/batches/{id}/checks");
+
+    let (status, _, body) = api.call("GET", &checks, w, None, None).await;
+    assert_eq!(
+        (status, body["items"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let (status, _, c) = api.call("POST", &checks, w, None, None).await;
+    assert_eq!((status, c["outcome"].as_str()), (200, Some("ready")), "{c}");
+    // The provider account runs dry: the route is listed, not serving.
+    upstream.add_key(KEY, UpstreamBehaviour::QuotaExhausted);
+    let (status, _, c) = api.call("POST", &checks, w, None, None).await;
+    assert_eq!(
+        (status, c["outcome"].as_str(), c["access_after"].as_str()),
+        (200, Some("degraded"), Some("degraded")),
+        "{c}"
+    );
+    assert!(!c.to_string().contains(KEY), "no key in a check: {c}");
+    let (_, _, body) = api.call("GET", &checks, w, None, None).await;
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(2));
+    let (status, _, body) = api.call("GET", "/api/v1/incidents", w, None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["open"][0]["kind"], "not_ready", "{body}");
+    assert_eq!(body["open"][0]["batch_id"], id);
+    let (status, _, body) = api
+        .call("POST", "/api/v1/batches/999/checks", w, None, None)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    let balances = format!("/api/v1/batches/{id}/balances");
+    let (status, _, body) = api.call("POST", &balances, w, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["state"], "known", "{body}");
+    assert_eq!(body["items"][0]["amount"], 0.0);
+    assert_eq!(body["items"][0]["low"], true);
+    let (_, _, again) = api.call("GET", &balances, w, None, None).await;
+    assert_eq!(again, body, "what was read is what is stored");
+
+    let schedule = format!("/api/v1/hosts/{host_id}/schedule");
+    for (b, field) in [
+        (
+            json!({"job": "weather", "interval_s": 60, "enabled": true}),
+            "job",
+        ),
+        (
+            json!({"job": "probe", "interval_s": 0, "enabled": true}),
+            "interval_s",
+        ),
+    ] {
+        let (status, _, body) = api.call("PUT", &schedule, w, Some(b), None).await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some(field)),
+            "{body}"
+        );
+    }
+    let (status, _, body) = api
+        .call(
+            "PUT",
+            &schedule,
+            w,
+            Some(json!({"job": "drift", "interval_s": 7200, "enabled": false})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, body) = api.call("GET", &schedule, w, None, None).await;
+    let drift = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "drift")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (drift["interval_s"].as_i64(), drift["enabled"].as_bool()),
+        (Some(7200), Some(false))
+    );
+    let (audit, _) = app.core.store.audit_page(1, 20).await.unwrap();
+    for action in [
+        "batch.readiness_check",
+        "batch.read_balances",
+        "host.schedule",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == action && e.actor.starts_with("otto (token #")),
+            "{action} audited: {audit:?}"
         );
     }
 }
