@@ -113,6 +113,9 @@ impl FakeUpstream {
             // The double's own control: end-to-end tests in a browser
             // recharge a key the way an operator tops up a provider account.
             .route("/_fake/recharge", post(recharge))
+            // A webhook receiver for browser tests: takes any alert and
+            // answers as a chat bot does when it accepted a message.
+            .route("/_fake/hook", post(hook))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -487,6 +490,17 @@ async fn recharge(AxState(inner): AxState<Arc<Inner>>, body: Bytes) -> Response 
         }
         None => (StatusCode::NOT_FOUND, "no such key").into_response(),
     }
+}
+
+async fn hook(AxState(inner): AxState<Arc<Inner>>) -> Response {
+    *inner
+        .st
+        .lock()
+        .unwrap()
+        .calls
+        .entry("/_fake/hook".into())
+        .or_insert(0) += 1;
+    axum::Json(json!({"errcode": 0, "errmsg": "ok"})).into_response()
 }
 
 /// DeepSeek's `/user/balance`, Kimi's `/users/me/balance`, SiliconFlow's `/user/info`.

@@ -126,7 +126,11 @@ pub struct CheckView {
     pub outcome: CheckOutcome,
     pub access_before: super::AccessStatus,
     pub access_after: super::AccessStatus,
+    /// What it saw, in English (the host's own words where it failed).
     pub detail: String,
+    /// The same as a coded message, where the product wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub said: Option<Said>,
     pub duration_ms: i64,
 }
 
@@ -300,6 +304,11 @@ pub struct DeliveryView {
 /// titles, and refusals of its forms. [`Said::english`] reads the English;
 /// the pages and the chat-bot messages the Chinese.
 pub const WATCH_SAID: &[(&str, &str, &str)] = &[
+    (
+        "check.ready",
+        "GET /v1/models lists {model} ({count} model(s)) and POST /v1/chat/completions answered",
+        "GET /v1/models 列出了 {model}（共 {count} 个模型），POST /v1/chat/completions 已应答",
+    ),
     (
         "job.probe",
         "probe: {status}, version {version}",

@@ -469,13 +469,16 @@ impl Core {
     ) -> Result<Vec<ScheduleView>, OpError> {
         self.host_row(host_id).await?;
         self.ensure_schedules(now_ms).await?;
-        Ok(self
+        let mut rows: Vec<ScheduleView> = self
             .store
             .schedules(Some(host_id))
             .await?
             .iter()
             .filter_map(schedule_view)
-            .collect())
+            .collect();
+        // In the order a person reads them: probe, readiness, drift, balance.
+        rows.sort_by_key(|r| Job::HOST.iter().position(|j| *j == r.job));
+        Ok(rows)
     }
 
     /// Sets how often a host's job runs, or switches it off. Audited.
@@ -838,11 +841,10 @@ impl Core {
         let (outcome, detail, evidence) = match &gate {
             Ok(p) => (
                 CheckOutcome::Ready,
-                format!(
-                    "GET /v1/models lists {} ({} model(s)); POST /v1/chat/completions answered",
-                    smoke,
-                    p.models.len()
-                ),
+                said_json(&Said::new(
+                    "check.ready",
+                    &[("model", &smoke), ("count", &p.models.len())],
+                )),
                 json!({
                     "models": "GET /v1/models",
                     "listed": p.models,
@@ -1487,7 +1489,8 @@ fn check_view(r: &CheckRow) -> CheckView {
         outcome: CheckOutcome::parse(&r.outcome),
         access_before: AccessStatus::parse(&r.access_before),
         access_after: AccessStatus::parse(&r.access_after),
-        detail: r.detail.clone(),
+        detail: Said::english_of(&r.detail),
+        said: Said::parse(&r.detail),
         duration_ms: r.duration_ms,
     }
 }

@@ -1433,7 +1433,13 @@ pub async fn batch_action(
                         provisioning_core::model::CheckOutcome::Ready => Msg::RecheckedReady,
                         _ => Msg::RecheckedNotReady,
                     },
-                    &[("access", &c.access_after.as_str()), ("detail", &c.detail)],
+                    &[
+                        ("access", &c.access_after.as_str()),
+                        (
+                            "detail",
+                            &crate::i18n::said(ctx.lang, c.said.as_ref(), &c.detail),
+                        ),
+                    ],
                 ))
             }
             "read_balances" => {

@@ -197,7 +197,8 @@ pub fn BatchWatchSection(batch_id: i64, standing: bool) -> impl IntoView {
     let can = ctx.can(Role::Operator) && standing;
     let data = Resource::new(move || batch_id, batch_watch);
     view! {
-        <h2 id="watch">{l.t("Readiness re-checks and balances", "就绪复查与余额")}</h2>
+        <section id="watch" data-testid="batch-watch">
+        <h2>{l.t("Readiness re-checks and balances", "就绪复查与余额")}</h2>
         {can.then(|| view! {
             <div class="actions">
                 <form method="post" action=format!("/batches/{batch_id}") class="inline">
@@ -238,7 +239,7 @@ pub fn BatchWatchSection(batch_id: i64, standing: bool) -> impl IntoView {
                                             view! {
                                                 <tr data-testid="check" data-outcome=c.outcome.as_str()>
                                                     <td class="nowrap">{when(c.at_ms)}<p class="muted small">{format!("{} ms", c.duration_ms)}</p></td>
-                                                    <td>{badge}<p class="small">{c.detail.clone()}</p></td>
+                                                    <td>{badge}<p class="small">{said(l, c.said.as_ref(), &c.detail)}</p></td>
                                                     <td>{access_badge(l, c.access_before)}" → "{access_badge(l, c.access_after)}</td>
                                                     <td>{c.actor.clone()}</td>
                                                 </tr>
@@ -287,6 +288,7 @@ pub fn BatchWatchSection(batch_id: i64, standing: bool) -> impl IntoView {
                 }
             })}
         </Suspense>
+        </section>
     }
 }
 
@@ -308,8 +310,11 @@ pub fn WebhooksPage() -> impl IntoView {
         <Layout>
             <h1>{l.t("Webhooks", "Webhook")}</h1>
             <p class="muted">{l.t(
-                "Alerts go to these URLs as JSON, or in the message format of a WeCom (企业微信), DingTalk (钉钉) or Feishu (飞书) group bot. Each delivery carries an `X-Relay-Signature: sha256=…` header, the HMAC-SHA256 of the body under the webhook's secret. One alert per incident, and one message when it is resolved; a failed delivery is retried 5 times (after 30 s, 1, 2, 4 and 8 min), then shown failed.",
-                "告警以 JSON 发往这些地址，或按企业微信、钉钉、飞书群机器人的消息格式发送。每次投递都带有 `X-Relay-Signature: sha256=…` 头，即用该 Webhook 的密钥对正文计算的 HMAC-SHA256。每个事件告警一次，恢复时再发一条；投递失败会重试 5 次（30 秒、1、2、4、8 分钟后），之后标记为失败。",
+                "Alerts go to these URLs as JSON, or in the message format of a WeCom (企业微信), DingTalk (钉钉) or Feishu (飞书) group bot. Each delivery carries the header ",
+                "告警以 JSON 发往这些地址，或按企业微信、钉钉、飞书群机器人的消息格式发送。每次投递都带有 ",
+            )}<code>"X-Relay-Signature: sha256=…"</code>{l.t(
+                ", the HMAC-SHA256 of the body under the webhook's secret. One alert per incident, and one message when it is resolved; a failed delivery is retried 5 times (after 30 s, 1, 2, 4 and 8 min), then shown failed.",
+                " 头，即用该 Webhook 的密钥对正文计算的 HMAC-SHA256。每个事件告警一次，恢复时再发一条；投递失败会重试 5 次（30 秒、1、2、4、8 分钟后），之后标记为失败。",
             )}</p>
             <Suspense fallback=move || loading(l)>
                 {move || Suspend::new(async move {
@@ -362,9 +367,9 @@ pub fn WebhooksPage() -> impl IntoView {
                                             <option value="dingtalk">"DingTalk / 钉钉"</option>
                                             <option value="feishu">"Feishu / 飞书"</option>
                                         </select></label>
-                                    <fieldset class="field"><legend>{l.t("Rules", "规则")}</legend>
+                                    <fieldset><legend>{l.t("Rules", "规则")}</legend>
                                         {AlertKind::ALL.into_iter().map(|k| view! {
-                                            <label class="small"><input type="checkbox" name=format!("kind_{}", k.as_str()) value="yes" checked=true/>" "{kind_word(l, k)}</label>" "
+                                            <label class="check small"><input type="checkbox" name=format!("kind_{}", k.as_str()) value="yes" checked=true/>{kind_word(l, k)}</label>
                                         }).collect_view()}
                                     </fieldset>
                                     <Field name="secret" label=l.t("Signing secret (optional)", "签名密钥（可选）") hint=l.t("A DingTalk or Feishu bot's own secret (SEC…), to sign as the bot expects; empty: the product makes one and shows it once", "钉钉或飞书机器人自己的加签密钥（SEC…），按机器人要求签名；留空则由本产品生成并只显示一次") required=false/>
