@@ -522,3 +522,71 @@ async fn two_processes_on_one_database_run_each_due_job_once_and_a_dead_holder_i
     assert_eq!(runs[1].owner, dead);
     assert_eq!(runs[1].outcome.as_deref(), Some("interrupted"));
 }
+
+/// What each job costs, measured on the fake host and upstream with two
+/// ready batches (five keys) in one group: the closing figures of the
+/// README come from here.
+#[tokio::test]
+async fn each_job_costs_what_the_readme_says() {
+    let (w, first, pv, clock) = ready("deepseek", 3).await;
+    let second = w
+        .ctx
+        .core
+        .plan_batch(
+            "alice",
+            &provisioning_core::ops::BatchRequest {
+                host_id: w.host_id,
+                pack_version_id: pv,
+                provider_key: "deepseek".into(),
+                mode: Some(AccessMode::SelfService),
+                keys_text: keys(5)[3..].join("\n"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.ctx
+            .core
+            .apply_batch("alice", second, fast())
+            .await
+            .unwrap(),
+        BatchStatus::Succeeded
+    );
+    let host_calls = || w.host.with_state(|s| s.calls.values().sum::<u32>());
+    let completions =
+        || w.upstream.calls("/v1/chat/completions") + w.upstream.calls("/chat/completions");
+    let balance_reads = || w.upstream.calls("/user/balance") + w.upstream.calls("/v1/user/balance");
+    let mut cost = Vec::new();
+    for job in ["probe", "readiness", "drift", "balance"] {
+        only(&w, &clock, job).await;
+        clock.advance(Duration::from_secs(67));
+        let (h, c, b) = (host_calls(), completions(), balance_reads());
+        let r = tick(&w, &clock).await;
+        assert_eq!(r.ran.len(), 1, "{job}: {r:?}");
+        cost.push((
+            job,
+            host_calls() - h,
+            completions() - c,
+            balance_reads() - b,
+        ));
+    }
+    eprintln!("job, host calls, upstream completions, balance reads: {cost:?}");
+    let [probe, readiness, drift, balance] = [cost[0], cost[1], cost[2], cost[3]];
+    assert_eq!(probe.2, 0, "a probe spends nothing upstream");
+    assert!(probe.1 > 0 && probe.1 <= 15, "probe: {probe:?}");
+    // One gate for the group: a listing and one 1-token completion through
+    // the host, for both batches.
+    assert_eq!(readiness.2, 1, "one completion per group: {readiness:?}");
+    assert_eq!(readiness.1, 2, "one listing, one completion: {readiness:?}");
+    for id in [first, second] {
+        assert_eq!(w.ctx.core.readiness_checks(id, 5).await.unwrap().len(), 1);
+    }
+    let report = w.ctx.core.latest_drift(w.host_id).await.unwrap().unwrap();
+    assert_eq!(drift.1, report.host_calls, "drift lists only: {drift:?}");
+    assert_eq!(drift.2, 0);
+    assert_eq!(
+        (balance.1, balance.2, balance.3),
+        (0, 0, 5),
+        "one balance read per key, at the provider only"
+    );
+}
