@@ -563,6 +563,91 @@ fn sse(events: &[Value]) -> String {
 
 /// `POST /api/v1/admin/accounts/:id/test` (§3.8): SSE events, always HTTP 200
 /// after auth; `test_complete` with `success:true` is the only success.
+/// `GET /admin/cn-providers/accounts/:id/balance` (reference §3.9): for a
+/// kimi or deepseek account the host asks the provider's balance endpoint
+/// with the account's key and answers `{provider, success, balance,
+/// currency, balances, available, status_code?, fetched_at, persisted,
+/// error?}`; a provider failure is `success: false` with its status.
+pub async fn cn_balance(inner: &Shared, id: &str) -> Response {
+    let envelope = |status: u16, body: Value| {
+        (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+    };
+    let fail = |status: u16, reason: &str, message: &str| {
+        envelope(
+            status,
+            json!({"code": status, "message": message, "reason": reason}),
+        )
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return fail(400, "CN_BALANCE_INVALID_ID", "invalid account id");
+    };
+    let account = {
+        let st = inner.state.lock().unwrap();
+        st.accounts
+            .iter()
+            .find(|a| a.id == id && !a.deleted)
+            .cloned()
+    };
+    let Some(a) = account else {
+        return fail(404, "CN_BALANCE_ACCOUNT_NOT_FOUND", "account not found");
+    };
+    let path = match a.platform.as_str() {
+        "deepseek" => "/user/balance",
+        "kimi" => "/users/me/balance",
+        _ => {
+            return fail(
+                400,
+                "CN_BALANCE_INVALID_PLATFORM",
+                "balance is only available for kimi and deepseek",
+            )
+        }
+    };
+    let cred = |k: &str| {
+        a.credentials
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let url = format!("{}{path}", cred("base_url").trim_end_matches('/'));
+    let answer = inner
+        .http
+        .get(url)
+        .bearer_auth(cred("api_key"))
+        .send()
+        .await;
+    let mut data = json!({"provider": a.platform, "success": false, "fetched_at": now_unix(), "persisted": false});
+    match answer {
+        Err(e) => data["error"] = json!(format!("request failed: {e}")),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            let found = v
+                .pointer("/balance_infos/0")
+                .map(|b| (b["total_balance"].clone(), b["currency"].clone()))
+                .or_else(|| {
+                    v.pointer("/data/available_balance")
+                        .map(|b| (json!(b.to_string()), json!("CNY")))
+                });
+            match (status, found) {
+                (200, Some((balance, currency))) => {
+                    let amount: f64 = balance.as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+                    data["success"] = json!(true);
+                    data["balance"] = balance.clone();
+                    data["currency"] = currency.clone();
+                    data["balances"] = json!([{"currency": currency, "balance": balance}]);
+                    data["available"] = json!(amount > 0.0);
+                }
+                _ => {
+                    data["status_code"] = json!(status);
+                    data["error"] = json!(format!("upstream balance request returned {status}"));
+                }
+            }
+        }
+    }
+    envelope(200, json!({"code": 0, "message": "success", "data": data}))
+}
+
 pub async fn account_test(inner: &Shared, id: &str, body: Value) -> Response {
     let Ok(id) = id.parse::<i64>() else {
         return crate::host::err(400, "", "Invalid account id");

@@ -922,6 +922,16 @@ async fn admin_entry(
     if !body.is_empty() && json_body.is_none() {
         return err(400, "", "Invalid request: malformed JSON body");
     }
+    // The CN balance route asks the provider with the account's key, as
+    // the host does: outside the state lock.
+    if method == Method::GET
+        && segs.len() == 4
+        && segs[..2] == ["cn-providers", "accounts"]
+        && segs[3] == "balance"
+        && inner.cfg.profile.has_cn_platforms()
+    {
+        return gateway::cn_balance(&inner, segs[2]).await;
+    }
     // The account test streams; it is handled outside the state lock.
     if method == Method::POST && segs.len() == 3 && segs[0] == "accounts" && segs[2] == "test" {
         return gateway::account_test(&inner, segs[1], json_body.unwrap_or(json!({}))).await;
@@ -1274,24 +1284,6 @@ fn route_inner(
             match id_at(1).and_then(|id| st.accounts.iter().find(|a| a.id == id && !a.deleted)) {
                 Some(a) => rok(json!(a.mapping().keys().cloned().collect::<Vec<_>>())),
                 None => rerr(404, "ACCOUNT_NOT_FOUND", "account not found"),
-            }
-        }
-
-        // ----- CN providers -----
-        ("GET", ["cn-providers", "accounts", _, "balance"]) if profile.has_cn_platforms() => {
-            let Some(id) = id_at(2) else {
-                return rerr(400, "CN_BALANCE_INVALID_ID", "invalid account id");
-            };
-            match st.accounts.iter().find(|a| a.id == id && !a.deleted) {
-                None => rerr(404, "CN_BALANCE_ACCOUNT_NOT_FOUND", "account not found"),
-                Some(a) if !["kimi", "deepseek"].contains(&a.platform.as_str()) => rerr(
-                    400,
-                    "CN_BALANCE_INVALID_PLATFORM",
-                    "balance is only available for kimi and deepseek",
-                ),
-                Some(a) => rok(
-                    json!({"provider": a.platform, "success": true, "balance": "10.00", "currency": "CNY", "available": true, "fetched_at": now_unix(), "persisted": false}),
-                ),
             }
         }
 

@@ -1059,26 +1059,64 @@ impl Core {
                 .open(&sealed, &aad::batch_key(&batch.uid, &fp))?;
             keys.push((fp, key));
         }
+        // A host with CN platforms reads a kimi or deepseek account's
+        // balance itself (GET /admin/cn-providers/accounts/:id/balance):
+        // asked first, the provider directly when it cannot say.
+        let platform = self
+            .store
+            .watch_target(batch_id)
+            .await?
+            .and_then(|t| t.platform)
+            .unwrap_or_default();
+        let mut accounts: BTreeMap<String, String> = BTreeMap::new();
+        let host = if matches!(platform.as_str(), "deepseek" | "kimi") {
+            for l in self.store.ledger_for_batch(batch_id).await? {
+                if let (true, Some(fp)) =
+                    (l.kind == "account" && l.status == "active", l.fingerprint)
+                {
+                    accounts.insert(fp, l.remote_id);
+                }
+            }
+            let row = self.host_row(batch.host_id).await?;
+            Some(self.host_client(&row)?.0)
+        } else {
+            None
+        };
+        let (host, accounts) = (&host, &accounts);
         let base = provider.base_url.clone();
         let readings: Vec<Reading> = futures_util::stream::iter(keys)
             .map(|(fp, key)| {
                 let base = base.clone();
                 async move {
+                    let mut via_host = String::new();
+                    if let (Some(c), Some(account)) = (host, accounts.get(&fp)) {
+                        match host_balance(c, account).await {
+                            Ok((amount, currency, detail)) => {
+                                return (fp, BalanceState::Known, Some((amount, currency)), detail)
+                            }
+                            Err(why) => via_host = format!("{why}; "),
+                        }
+                    }
                     match upstream::balance(family, &base, &key).await {
                         None => (
                             fp,
                             BalanceState::Unsupported,
                             None,
-                            format!("{family:?} has no balance endpoint for an API key"),
+                            format!("{via_host}{family:?} has no balance endpoint for an API key"),
                         ),
                         Some(call) => match upstream::read_balance(family, &base, &call) {
                             Ok(v) => (
                                 fp,
                                 BalanceState::Known,
                                 Some(v),
-                                format!("{} → 200", call.request),
+                                format!("{via_host}the provider: {} → 200", call.request),
                             ),
-                            Err(why) => (fp, BalanceState::Unknown, None, clip(&why, 300)),
+                            Err(why) => (
+                                fp,
+                                BalanceState::Unknown,
+                                None,
+                                clip(&format!("{via_host}the provider: {why}"), 400),
+                            ),
                         },
                     }
                 }
@@ -1430,6 +1468,43 @@ impl Core {
             )
             .await?;
         Ok(outcome)
+    }
+}
+
+/// A kimi or deepseek account's balance as the host reads it:
+/// `(amount, currency, what was asked)`, or why the host could not say.
+async fn host_balance(
+    c: &crate::host::HostClient,
+    account: &str,
+) -> Result<(f64, String, String), String> {
+    let path = format!("/api/v1/admin/cn-providers/accounts/{account}/balance");
+    let v = c
+        .admin_get(&path)
+        .await
+        .map_err(|e| format!("the host: GET {path}: {e}"))?;
+    let amount = match v.get("balance") {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match (v.get("success").and_then(Value::as_bool), amount) {
+        (Some(true), Some(a)) => Ok((
+            a,
+            v.get("currency")
+                .and_then(Value::as_str)
+                .unwrap_or("CNY")
+                .to_string(),
+            format!("the host: GET {path} → 200"),
+        )),
+        _ => Err(format!(
+            "the host: GET {path} said no balance ({})",
+            clip(
+                v.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no amount in the answer"),
+                200
+            )
+        )),
     }
 }
 

@@ -67,6 +67,8 @@ pub struct WatchTarget {
     pub group_name: Option<String>,
     pub smoke_model: Option<String>,
     pub allowlist_host: bool,
+    /// The host platform its accounts use (`deepseek`, `kimi`, `openai`, …).
+    pub platform: Option<String>,
 }
 
 /// A key's latest balance reading.
@@ -366,7 +368,8 @@ impl Store {
             "SELECT id, pack_version_id, provider_key, access_status, ready_access,
                     json_extract(plan_json, '$.group_name') AS group_name,
                     json_extract(plan_json, '$.smoke_model') AS smoke_model,
-                    COALESCE(json_extract(plan_json, '$.shape.allowlist_field'), '') = 'model_allowlist' AS allowlist_host
+                    COALESCE(json_extract(plan_json, '$.shape.allowlist_field'), '') = 'model_allowlist' AS allowlist_host,
+                    json_extract(plan_json, '$.platform') AS platform
              FROM batches WHERE host_id = ? AND ready_access IS NOT NULL
                AND status IN ('succeeded', 'partially_succeeded') ORDER BY id",
         )
@@ -381,7 +384,8 @@ impl Store {
             "SELECT id, pack_version_id, provider_key, access_status, ready_access,
                     json_extract(plan_json, '$.group_name') AS group_name,
                     json_extract(plan_json, '$.smoke_model') AS smoke_model,
-                    COALESCE(json_extract(plan_json, '$.shape.allowlist_field'), '') = 'model_allowlist' AS allowlist_host
+                    COALESCE(json_extract(plan_json, '$.shape.allowlist_field'), '') = 'model_allowlist' AS allowlist_host,
+                    json_extract(plan_json, '$.platform') AS platform
              FROM batches WHERE id = ?",
         )
         .bind(batch_id)

@@ -292,6 +292,9 @@ async fn balances_are_known_unknown_or_unsupported_never_a_made_up_zero() {
     // keys(2)[1] is exhausted at the provider: a known 0.00, and low.
     w.upstream
         .add_key(&keys(2)[1], UpstreamBehaviour::QuotaExhausted);
+    let host_route_before = w
+        .host
+        .calls("GET /api/v1/admin/cn-providers/accounts/:id/balance");
     let b = w.ctx.core.read_balances(id, &clock, &s).await.unwrap();
     assert_eq!(b.len(), 2);
     assert_eq!(b[0].state, BalanceState::Known);
@@ -302,6 +305,14 @@ async fn balances_are_known_unknown_or_unsupported_never_a_made_up_zero() {
     assert_eq!(b[1].amount, Some(0.0));
     assert!(b[1].low);
     assert!(b[0].masked.starts_with("sk-") && !b[0].masked.contains("abcdefghijkl"));
+    // Native deepseek accounts: the host's own balance route answered.
+    assert_eq!(
+        w.host
+            .calls("GET /api/v1/admin/cn-providers/accounts/:id/balance")
+            - host_route_before,
+        2
+    );
+    assert!(b[0].detail.starts_with("the host: GET"), "{}", b[0].detail);
 
     // The provider's billing service fails: unknown, with why, no amount.
     w.upstream.fail_balance(Some(500));
@@ -584,9 +595,11 @@ async fn each_job_costs_what_the_readme_says() {
     let report = w.ctx.core.latest_drift(w.host_id).await.unwrap().unwrap();
     assert_eq!(drift.1, report.host_calls, "drift lists only: {drift:?}");
     assert_eq!(drift.2, 0);
+    // Native deepseek accounts on a host with CN platforms: the host's
+    // balance route per key, which asks the provider once each.
     assert_eq!(
         (balance.1, balance.2, balance.3),
-        (0, 0, 5),
-        "one balance read per key, at the provider only"
+        (5, 0, 5),
+        "one balance read per key, through the host"
     );
 }
