@@ -759,8 +759,39 @@ impl Core {
             .collect())
     }
 
+    /// Closes the open incidents of `kind` on batches no longer watched
+    /// (rolled back, being re-applied): what they said no longer holds.
+    async fn close_unwatched(
+        &self,
+        kind: AlertKind,
+        host_id: i64,
+        watched: &[WatchTarget],
+        now_ms: i64,
+    ) -> Result<(), OpError> {
+        for b in self
+            .store
+            .open_incident_batches(kind.as_str(), host_id)
+            .await?
+        {
+            if !watched.iter().any(|t| t.id == b) {
+                self.incident(
+                    kind,
+                    &format!("batch:{b}"),
+                    Some(host_id),
+                    Some(b),
+                    None,
+                    now_ms,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn readiness_job(&self, host_id: i64, clock: &dyn Clock) -> Result<JobResult, OpError> {
         let targets = self.store.watch_targets(host_id).await?;
+        self.close_unwatched(AlertKind::NotReady, host_id, &targets, clock.now_ms())
+            .await?;
         // Batches of one group share its access: one gate per group proves
         // (or refutes) them all, so a check spends one completion per group.
         let mut groups: BTreeMap<String, Vec<WatchTarget>> = BTreeMap::new();
@@ -968,7 +999,10 @@ impl Core {
     ) -> Result<JobResult, OpError> {
         let host = self.host_row(host_id).await?;
         let mut tally = [0usize; 4]; // known, unknown, unsupported, low
-        for t in self.store.watch_targets(host_id).await? {
+        let targets = self.store.watch_targets(host_id).await?;
+        self.close_unwatched(AlertKind::BalanceLow, host_id, &targets, clock.now_ms())
+            .await?;
+        for t in targets {
             let views = self.read_balances(t.id, clock, settings).await?;
             let low: Vec<&BalanceView> = views.iter().filter(|v| v.low).collect();
             for v in &views {

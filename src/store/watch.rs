@@ -699,6 +699,21 @@ impl Store {
         Ok(id)
     }
 
+    /// The batches of a host with an open incident of `kind`.
+    pub async fn open_incident_batches(
+        &self,
+        kind: &str,
+        host_id: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT batch_id FROM incidents WHERE kind = ? AND host_id = ? AND batch_id IS NOT NULL AND resolved_at_ms IS NULL",
+        )
+        .bind(kind)
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Open incidents, oldest first; and the newest resolved ones.
     pub async fn incidents(&self, open: bool, limit: i64) -> Result<Vec<IncidentRow>, StoreError> {
         let sql = if open {

@@ -603,3 +603,30 @@ async fn each_job_costs_what_the_readme_says() {
         "one balance read per key, through the host"
     );
 }
+
+#[tokio::test]
+async fn an_incident_of_a_batch_rolled_back_is_closed_by_the_next_check() {
+    let (w, id, _, clock) = ready("deepseek", 1).await;
+    let receiver = WebhookReceiver::start().await;
+    hook(&w, &receiver.url(), &["not_ready"]).await;
+    only(&w, &clock, "readiness").await;
+    w.upstream
+        .add_key(&keys(1)[0], UpstreamBehaviour::QuotaExhausted);
+    clock.advance(Duration::from_secs(67));
+    tick(&w, &clock).await;
+    assert_eq!(w.ctx.core.incidents(5).await.unwrap().0.len(), 1);
+    w.ctx.core.rollback_batch("alice", id, false).await.unwrap();
+    clock.advance(Duration::from_secs(67));
+    let r = tick(&w, &clock).await;
+    assert_eq!(r.ran[0].1, "ok", "nothing left to check: {r:?}");
+    let (open, resolved) = w.ctx.core.incidents(5).await.unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    assert_eq!(resolved[0].batch_id, Some(id));
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "the alert, then its close");
+    assert!(
+        got[1].body.contains("\"event\":\"resolved\""),
+        "{}",
+        got[1].body
+    );
+}
