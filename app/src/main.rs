@@ -341,7 +341,7 @@ async fn rotate_key(config: &Config) -> anyhow::Result<()> {
             let _ = d.sync_all();
         }
     }
-    let line = serde_json::json!({"rotated": n.total(), "hosts": n.host_secrets, "batch_keys": n.batch_keys, "access_keys": n.access_keys, "keyring": n.keyring, "key_id": next.id()});
+    let line = serde_json::json!({"rotated": n.total(), "hosts": n.host_secrets, "batch_keys": n.batch_keys, "access_keys": n.access_keys, "webhooks": n.webhooks, "keyring": n.keyring, "key_id": next.id()});
     writeln!(std::io::stdout(), "{line}")?;
     Ok(())
 }

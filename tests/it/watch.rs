@@ -630,3 +630,47 @@ async fn an_incident_of_a_batch_rolled_back_is_closed_by_the_next_check() {
         got[1].body
     );
 }
+
+#[tokio::test]
+async fn retention_folds_old_history_into_daily_counts_and_keeps_the_newest() {
+    let (w, id, _, clock) = ready("deepseek", 1).await;
+    let days = settings().history_days;
+    let old = ManualClock::at(clock.now_ms() - (days + 10) * 86_400_000);
+    for _ in 0..3 {
+        w.ctx
+            .core
+            .recheck_readiness("alice", id, &old)
+            .await
+            .unwrap();
+        old.advance(Duration::from_secs(600));
+    }
+    w.ctx
+        .core
+        .recheck_readiness("alice", id, &clock)
+        .await
+        .unwrap();
+    assert_eq!(w.ctx.core.readiness_checks(id, 10).await.unwrap().len(), 4);
+    tick(&w, &clock).await;
+    clock.advance(Duration::from_secs(61));
+    let r = w
+        .ctx
+        .core
+        .tick("test-owner", &clock, &settings())
+        .await
+        .unwrap();
+    assert!(
+        r.ran.iter().any(|(k, o)| k == "retention" && o == "ok"),
+        "{r:?}"
+    );
+    let left = w.ctx.core.readiness_checks(id, 10).await.unwrap();
+    assert_eq!(left.len(), 1, "the recent check stays");
+    assert!(left[0].at_ms >= clock.now_ms() - 86_400_000);
+    let counts = w.ctx.core.store.history_counts(w.host_id).await.unwrap();
+    let readiness: Vec<_> = counts.iter().filter(|c| c.0 == "readiness").collect();
+    assert_eq!(readiness.len(), 1, "{counts:?}");
+    assert_eq!(
+        (readiness[0].2, readiness[0].3),
+        (3, 0),
+        "three ready checks that day"
+    );
+}

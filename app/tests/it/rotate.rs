@@ -73,6 +73,18 @@ async fn rotating_the_master_key_reseals_everything_and_a_reimport_creates_nothi
             core.apply_batch("t", id, opts).await.unwrap(),
             BatchStatus::Succeeded
         );
+        // A webhook: its URL (a bot's token inside) and secret are sealed.
+        core.create_webhook(
+            "t",
+            &provisioning_core::ops::WebhookInput {
+                name: "bot".into(),
+                url: "http://127.0.0.1:9/hook?key=bot-token-rotate".into(),
+                format: "wecom".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         (h.id, pv)
     };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
@@ -92,6 +104,7 @@ async fn rotating_the_master_key_reseals_everything_and_a_reimport_creates_nothi
     assert_eq!(report["hosts"], 1);
     assert_eq!(report["batch_keys"], 3);
     assert_eq!(report["access_keys"], 1);
+    assert_eq!(report["webhooks"], 1);
     assert_eq!(report["keyring"], 1);
     let new_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
     assert_ne!(
@@ -108,6 +121,7 @@ async fn rotating_the_master_key_reseals_everything_and_a_reimport_creates_nothi
     let admin_key = host.admin_api_key();
     let old_hex = old_key.to_hex();
     let secrets = keys.iter().map(String::as_str).chain([
+        "bot-token-rotate",
         admin_key.as_str(),
         "probe-password-1",
         new_key.trim(),
@@ -122,6 +136,14 @@ async fn rotating_the_master_key_reseals_everything_and_a_reimport_creates_nothi
     let row = core.host_row(host_id).await.unwrap();
     core.host_client(&row)
         .expect("the host's secrets open with the new key");
+    // The webhook still delivers (its URL and secret open with the new
+    // key): a test to a closed loopback port fails to connect, not to open.
+    let w = core.webhooks().await.unwrap();
+    let d = core
+        .test_webhook("t", w[0].id, &provisioning_core::ops::SystemClock)
+        .await
+        .expect("the webhook's URL and secret open with the new key");
+    assert_eq!(d.attempts, 1);
     let stale = Core {
         store: Store::open(&dir.path().join("dashboard.db")).await.unwrap(),
         cipher: Cipher::new(&old_key, &[]),
