@@ -906,6 +906,14 @@ impl Core {
             .ok_or_else(|| OpError::NotFound(format!("batch {id}")))
     }
 
+    /// A batch without its plan's per-key steps; 404 when there is none.
+    pub(super) async fn batch_head_row(&self, id: i64) -> Result<crate::store::BatchRow, OpError> {
+        self.store
+            .batch_head(id)
+            .await?
+            .ok_or_else(|| OpError::NotFound(format!("batch {id}")))
+    }
+
     /// A page of the batch list, newest first: summaries only (counts, not
     /// plans or journals), `limit` rows older than `before`.
     pub async fn list_batches(

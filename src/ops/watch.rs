@@ -708,11 +708,7 @@ impl Core {
             .watch_target(batch_id)
             .await?
             .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
-        let head = self
-            .store
-            .batch_head(batch_id)
-            .await?
-            .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
+        let head = self.batch_head_row(batch_id).await?;
         if t.ready_access.is_none() {
             return Err(bad("batch", "check.never_ready", &[]));
         }
@@ -746,10 +742,7 @@ impl Core {
         batch_id: i64,
         limit: i64,
     ) -> Result<Vec<CheckView>, OpError> {
-        self.store
-            .batch_head(batch_id)
-            .await?
-            .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
+        self.batch_head_row(batch_id).await?;
         Ok(self
             .store
             .checks(batch_id, limit)
@@ -1071,11 +1064,7 @@ impl Core {
         clock: &dyn Clock,
         settings: &WatchSettings,
     ) -> Result<Vec<BalanceView>, OpError> {
-        let batch = self
-            .store
-            .batch_head(batch_id)
-            .await?
-            .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
+        let batch = self.batch_head_row(batch_id).await?;
         let (_, pack) = self.pack(batch.pack_version_id).await?;
         let provider = pack
             .providers
@@ -1208,11 +1197,7 @@ impl Core {
 
     /// A batch's latest balance readings, in key order.
     pub async fn balances(&self, batch_id: i64) -> Result<Vec<BalanceView>, OpError> {
-        let batch = self
-            .store
-            .batch_head(batch_id)
-            .await?
-            .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
+        let batch = self.batch_head_row(batch_id).await?;
         let (_, pack) = self.pack(batch.pack_version_id).await?;
         let low = pack
             .providers

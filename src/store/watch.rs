@@ -71,6 +71,13 @@ pub struct WatchTarget {
     pub platform: Option<String>,
 }
 
+/// What a re-check needs of a batch and its plan, read in SQL.
+const WATCH_COLS: &str = "id, pack_version_id, provider_key, access_status, ready_access,
+     json_extract(plan_head, '$.group_name') AS group_name,
+     json_extract(plan_head, '$.smoke_model') AS smoke_model,
+     COALESCE(json_extract(plan_head, '$.shape.allowlist_field'), '') = 'model_allowlist' AS allowlist_host,
+     json_extract(plan_head, '$.platform') AS platform";
+
 /// A key's latest balance reading.
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct BalanceRow {
@@ -364,15 +371,10 @@ impl Store {
     /// standing: not rolled back or being rolled back), with what the check
     /// needs of each plan, read in SQL so the plans stay in the database.
     pub async fn watch_targets(&self, host_id: i64) -> Result<Vec<WatchTarget>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, pack_version_id, provider_key, access_status, ready_access,
-                    json_extract(plan_json, '$.group_name') AS group_name,
-                    json_extract(plan_json, '$.smoke_model') AS smoke_model,
-                    COALESCE(json_extract(plan_json, '$.shape.allowlist_field'), '') = 'model_allowlist' AS allowlist_host,
-                    json_extract(plan_json, '$.platform') AS platform
-             FROM batches WHERE host_id = ? AND ready_access IS NOT NULL
-               AND status IN ('succeeded', 'partially_succeeded') ORDER BY id",
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {WATCH_COLS} FROM batches WHERE host_id = ? AND ready_access IS NOT NULL
+                   AND status IN ('succeeded', 'partially_succeeded') ORDER BY id"
+        ))
         .bind(host_id)
         .fetch_all(&self.pool)
         .await?)
@@ -380,17 +382,12 @@ impl Store {
 
     /// One batch as [`Store::watch_targets`] reads it (whatever its status).
     pub async fn watch_target(&self, batch_id: i64) -> Result<Option<WatchTarget>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, pack_version_id, provider_key, access_status, ready_access,
-                    json_extract(plan_json, '$.group_name') AS group_name,
-                    json_extract(plan_json, '$.smoke_model') AS smoke_model,
-                    COALESCE(json_extract(plan_json, '$.shape.allowlist_field'), '') = 'model_allowlist' AS allowlist_host,
-                    json_extract(plan_json, '$.platform') AS platform
-             FROM batches WHERE id = ?",
+        Ok(
+            sqlx::query_as(&format!("SELECT {WATCH_COLS} FROM batches WHERE id = ?"))
+                .bind(batch_id)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(batch_id)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// The last ready status a batch earned.
