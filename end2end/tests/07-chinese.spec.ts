@@ -3,38 +3,8 @@
 // diagnosed, and a rollback preview. Data stays as
 // it is (host, pack and model names, masked keys, codes, the host's own
 // words in evidence blocks); what the product writes is Chinese.
-import { test, expect, Page } from '@playwright/test';
-import { env, signIn, watchErrors, ADMIN } from './env';
-
-// Words of the product's English messages (function words and its nouns);
-// none of them is in the test data's names.
-const ENGLISH =
-  /\b(the|and|is|are|was|of|to|with|not|for|this|that|from|by|its|has|have|yet|every|keys?|accounts?|batch(es)?|hosts?|failed|passed|done|pending|ready|groups?|channels?|steps?|what|which|cannot|could|skipped|already|imported|waiting|listing|platform|readiness|gate|probe|user|balance|subscription|test(ed)?|needs?|none|never|nothing|will|only|once|here|there)\b/i;
-
-/** Text of the page's main part the product wrote, outside data and evidence. */
-async function englishOn(page: Page): Promise<string[]> {
-  return page.evaluate((source) => {
-    const re = new RegExp(source, 'i');
-    const skip = 'code, pre, script, style, textarea, .mono, .evidence, option, [data-data]';
-    const out: string[] = [];
-    const main = document.querySelector('main');
-    if (!main) return ['(no main)'];
-    const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
-    while (walker.nextNode()) {
-      const n = walker.currentNode;
-      const el = n.parentElement;
-      if (!el || el.closest(skip)) continue;
-      const t = (n.textContent || '').trim();
-      if (t && re.test(t)) out.push(t);
-    }
-    return out;
-  }, ENGLISH.source);
-}
-
-async function noEnglish(page: Page, what: string) {
-  const found = await englishOn(page);
-  expect.soft(found, `${what}: English server text in zh-CN`).toEqual([]);
-}
+import { test, expect } from '@playwright/test';
+import { env, signIn, watchErrors, noEnglish, ADMIN } from './env';
 
 test.describe.serial('zh-CN', () => {
   test('overview, host, pack and batch pages carry no English message', async ({ page }, info) => {

@@ -1,11 +1,11 @@
 // Keeping watch, after the lifecycle spec left a succeeded, ready batch: it
-// is re-checked now and its key's balance read on its page (unsupported
-// for this provider); the host's
+// is re-checked now and its key's balance read on its page (through the
+// host's CN balance route); the host's
 // schedule is changed; a WeCom-format webhook is added (its secret shown
 // once) and a test delivered, shown in the delivery log; the overview has
 // its watching section.
 import { test, expect } from '@playwright/test';
-import { env, signIn, watchErrors, ADMIN } from './env';
+import { env, signIn, watchErrors, noEnglish, ADMIN } from './env';
 
 test('a ready batch is re-checked, balances read, a schedule set and a webhook tested', async ({ page }, info) => {
   const e = env(info);
@@ -24,11 +24,11 @@ test('a ready batch is re-checked, balances read, a schedule set and a webhook t
   await expect(page.locator('tr[data-testid=check][data-outcome=ready]')).toHaveCount(1);
   await expect(page.getByTestId('checks')).toContainText('POST /v1/chat/completions answered');
   await page.getByTestId('read-balances').click();
-  // The e2e pack names no api_family and its URL is a loopback address:
-  // no balance endpoint is known for it, and the page says so (never a 0).
-  await expect(page.getByTestId('flash')).toContainText('Balances read for 1 key(s): 0 known, 0 unknown, 1 unsupported');
-  await expect(page.locator('tr[data-testid=balance][data-state=unsupported]')).toHaveCount(1);
-  await expect(page.getByTestId('balances')).not.toContainText('0.00');
+  // A native deepseek account: the host's own balance route asks the
+  // provider (recharged by the lifecycle spec) with the account's key.
+  await expect(page.getByTestId('flash')).toContainText('Balances read for 1 key(s): 1 known, 0 unknown, 0 unsupported, 0 low');
+  await expect(page.locator('tr[data-testid=balance][data-state=known]')).toHaveCount(1);
+  await expect(page.getByTestId('balances')).toContainText('110.00 CNY');
   if (shots) await page.getByTestId('batch-watch').screenshot({ path: `${shots}/batch-watch-${info.project.name}.png` });
 
   // The host's schedule: every job listed with what it costs; probe every 2 min.
@@ -64,14 +64,15 @@ test('a ready batch is re-checked, balances read, a schedule set and a webhook t
   await expect(page.getByTestId('watching')).toBeVisible();
   await expect(page.getByTestId('no-incidents')).toBeVisible();
   if (shots) await page.getByTestId('watching').screenshot({ path: `${shots}/overview-watch-${info.project.name}.png` });
-  if (shots) {
-    // The same pages in Chinese, to look at.
-    await page.goto(`${e.url}/lang?to=zh`);
-    await page.goto(batchUrl);
-    await page.getByTestId('batch-watch').screenshot({ path: `${shots}/batch-watch-zh-${info.project.name}.png` });
-    await page.goto(`${e.url}/webhooks`);
-    await page.screenshot({ path: `${shots}/webhooks-zh-${info.project.name}.png`, fullPage: true });
-    await page.goto(`${e.url}/lang?to=en`);
-  }
+  // The same pages in Chinese say nothing in English.
+  await page.goto(`${e.url}/lang?to=zh`);
+  await page.goto(batchUrl);
+  await expect(page.getByTestId('batch-watch')).toContainText('已应答');
+  await noEnglish(page, 'batch page with checks and balances');
+  if (shots) await page.getByTestId('batch-watch').screenshot({ path: `${shots}/batch-watch-zh-${info.project.name}.png` });
+  await page.goto(`${e.url}/webhooks`);
+  await noEnglish(page, 'webhooks');
+  if (shots) await page.screenshot({ path: `${shots}/webhooks-zh-${info.project.name}.png`, fullPage: true });
+  await page.goto(`${e.url}/lang?to=en`);
   expect(errors).toEqual([]);
 });

@@ -75,6 +75,8 @@ pub struct WatchSettings {
     pub history_days: i64,
     /// Most keys whose balance is read at once.
     pub balance_concurrency: usize,
+    /// How often a running job renews its lease.
+    pub renew_every: Duration,
 }
 
 impl Default for WatchSettings {
@@ -82,6 +84,7 @@ impl Default for WatchSettings {
         WatchSettings {
             history_days: 30,
             balance_concurrency: 4,
+            renew_every: RENEW_EVERY,
         }
     }
 }
@@ -104,15 +107,13 @@ struct JobResult {
     said: Said,
 }
 
-/// How long a job's lease lasts: longer than the job can take, so a live
-/// holder is never overtaken; a holder known dead is overtaken at once.
-fn lease_ms(job: Job) -> i64 {
-    match job {
-        Job::Probe => 5 * 60_000,
-        Job::Retention => 10 * 60_000,
-        Job::Readiness | Job::Drift | Job::Balance => 30 * 60_000,
-    }
-}
+/// How long a job's lease lasts without renewal: a holder on another
+/// machine that stopped is overtaken after this; a holder known dead on
+/// this machine at once. A running job renews it every [`RENEW_EVERY`].
+const JOB_LEASE_MS: i64 = 3 * 60_000;
+
+/// How often a running job renews its lease (well inside the shortest).
+const RENEW_EVERY: Duration = Duration::from_secs(60);
 
 /// Spreads runs: up to a tenth of the interval (at most a minute) later.
 fn jitter_ms(interval_s: i64) -> i64 {
@@ -554,12 +555,30 @@ impl Core {
             };
             let Some(run_id) = self
                 .store
-                .claim_schedule(&row, owner, now, now + lease_ms(job))
+                .claim_schedule(&row, owner, now, now + JOB_LEASE_MS)
                 .await?
             else {
                 continue;
             };
-            let result = self.run_job(job, row.host_id, clock, settings).await;
+            // The lease is renewed while the job runs, so a long run is
+            // never taken for a dead one.
+            let result = {
+                let run = self.run_job(job, row.host_id, clock, settings);
+                tokio::pin!(run);
+                let mut renew = tokio::time::interval(settings.renew_every);
+                renew.tick().await;
+                loop {
+                    tokio::select! {
+                        r = &mut run => break r,
+                        _ = renew.tick() => {
+                            let until = clock.now_ms() + JOB_LEASE_MS;
+                            if let Err(e) = self.store.renew_schedule_lease(&row.job_key, owner, until).await {
+                                tracing::warn!(job = %row.job_key, error = %e, "could not renew a job's lease");
+                            }
+                        }
+                    }
+                }
+            };
             let (outcome, detail) = match &result {
                 Ok(r) if r.attention => ("attention", said_json(&r.said)),
                 Ok(r) => ("ok", said_json(&r.said)),

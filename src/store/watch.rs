@@ -274,6 +274,25 @@ impl Store {
         Ok(Some(id))
     }
 
+    /// Extends a running job's lease, if it is still `owner`'s.
+    pub async fn renew_schedule_lease(
+        &self,
+        job_key: &str,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE schedules SET lease_until_ms = ? WHERE job_key = ? AND lease_owner = ?",
+        )
+        .bind(lease_until_ms)
+        .bind(job_key)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
     /// Ends a run: releases the lease (if still ours), sets the next due
     /// time and records the outcome.
     #[allow(clippy::too_many_arguments)]

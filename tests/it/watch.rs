@@ -674,3 +674,48 @@ async fn retention_folds_old_history_into_daily_counts_and_keeps_the_newest() {
         "three ready checks that day"
     );
 }
+
+#[tokio::test]
+async fn a_long_run_renews_its_lease_so_no_other_process_starts_it_again() {
+    use fakehost::FakeHostConfig;
+    // A slow host: every admin call takes 150 ms, a probe about 1.4 s.
+    let w = crate::import::world_cfg(FakeHostConfig {
+        profile: Profile::V0_1_179,
+        latency: Duration::from_millis(150),
+        ..Default::default()
+    })
+    .await;
+    let clock = ManualClock::at(provisioning_core::store::now_ms());
+    only(&w, &clock, "probe").await;
+    let other = provisioning_core::ops::Core {
+        store: provisioning_core::store::Store::open(&w.ctx.dir.path().join("core.db"))
+            .await
+            .unwrap(),
+        cipher: w.ctx.core.cipher.clone(),
+    };
+    const A: &str = "machine-a:100:aaaa";
+    const B: &str = "machine-b:200:bbbb";
+    let s = WatchSettings {
+        renew_every: Duration::from_millis(100),
+        ..settings()
+    };
+    clock.advance(Duration::from_secs(67));
+    let a = w.ctx.core.tick(A, &clock, &s);
+    let b = async {
+        // While A probes, time passes beyond its first lease (3 min): only
+        // its renewals keep B from taking the run over.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        clock.advance(Duration::from_secs(240));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        other.tick(B, &clock, &s).await
+    };
+    let (a, b) = tokio::join!(a, b);
+    let key = format!("host:{}:probe", w.host_id);
+    assert!(a.unwrap().ran.iter().any(|(k, _)| *k == key));
+    assert!(
+        !b.unwrap().ran.iter().any(|(k, _)| *k == key),
+        "B started a run A was still on"
+    );
+    let runs = w.ctx.core.store.job_runs(Some(&key), 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+}
