@@ -65,21 +65,7 @@ async fn ready(provider: &str, n: usize) -> (World, i64, i64, ManualClock) {
         )
         .await
         .unwrap();
-    let id = w
-        .ctx
-        .core
-        .plan_batch(
-            "alice",
-            &provisioning_core::ops::BatchRequest {
-                host_id: w.host_id,
-                pack_version_id: pv,
-                provider_key: provider.into(),
-                mode: Some(AccessMode::SelfService),
-                keys_text: keys(n).join("\n"),
-            },
-        )
-        .await
-        .unwrap();
+    let id = plan(&w, pv, provider, &keys(n)).await;
     assert_eq!(
         w.ctx.core.apply_batch("alice", id, fast()).await.unwrap(),
         BatchStatus::Succeeded
@@ -91,6 +77,24 @@ async fn ready(provider: &str, n: usize) -> (World, i64, i64, ManualClock) {
         pv,
         ManualClock::at(provisioning_core::store::now_ms()),
     )
+}
+
+/// Plans a self-service batch of `keys` of the watch pack's `provider`.
+async fn plan(w: &World, pv: i64, provider: &str, keys: &[String]) -> i64 {
+    w.ctx
+        .core
+        .plan_batch(
+            "alice",
+            &provisioning_core::ops::BatchRequest {
+                host_id: w.host_id,
+                pack_version_id: pv,
+                provider_key: provider.into(),
+                mode: Some(AccessMode::SelfService),
+                keys_text: keys.join("\n"),
+            },
+        )
+        .await
+        .unwrap()
 }
 
 fn settings() -> WatchSettings {
@@ -324,21 +328,7 @@ async fn balances_are_known_unknown_or_unsupported_never_a_made_up_zero() {
     w.upstream.fail_balance(None);
 
     // A provider without a balance endpoint: unsupported, nothing asked.
-    let glm = w
-        .ctx
-        .core
-        .plan_batch(
-            "alice",
-            &provisioning_core::ops::BatchRequest {
-                host_id: w.host_id,
-                pack_version_id: pv,
-                provider_key: "glm".into(),
-                mode: Some(AccessMode::SelfService),
-                keys_text: keys(4)[3].clone(),
-            },
-        )
-        .await
-        .unwrap();
+    let glm = plan(&w, pv, "glm", &keys(4)[3..]).await;
     w.ctx.core.apply_batch("alice", glm, fast()).await.unwrap();
     let before = w.upstream.calls("/user/balance") + w.upstream.calls("/v1/user/balance");
     let b = w.ctx.core.read_balances(glm, &clock, &s).await.unwrap();
@@ -540,21 +530,7 @@ async fn two_processes_on_one_database_run_each_due_job_once_and_a_dead_holder_i
 #[tokio::test]
 async fn each_job_costs_what_the_readme_says() {
     let (w, first, pv, clock) = ready("deepseek", 3).await;
-    let second = w
-        .ctx
-        .core
-        .plan_batch(
-            "alice",
-            &provisioning_core::ops::BatchRequest {
-                host_id: w.host_id,
-                pack_version_id: pv,
-                provider_key: "deepseek".into(),
-                mode: Some(AccessMode::SelfService),
-                keys_text: keys(5)[3..].join("\n"),
-            },
-        )
-        .await
-        .unwrap();
+    let second = plan(&w, pv, "deepseek", &keys(5)[3..]).await;
     assert_eq!(
         w.ctx
             .core
@@ -581,7 +557,6 @@ async fn each_job_costs_what_the_readme_says() {
             balance_reads() - b,
         ));
     }
-    eprintln!("job, host calls, upstream completions, balance reads: {cost:?}");
     let [probe, readiness, drift, balance] = [cost[0], cost[1], cost[2], cost[3]];
     assert_eq!(probe.2, 0, "a probe spends nothing upstream");
     assert!(probe.1 > 0 && probe.1 <= 15, "probe: {probe:?}");
