@@ -469,17 +469,37 @@ impl Core {
         now_ms: i64,
     ) -> Result<Vec<ScheduleView>, OpError> {
         self.host_row(host_id).await?;
-        self.ensure_schedules(now_ms).await?;
-        let mut rows: Vec<ScheduleView> = self
+        let stored: Vec<ScheduleView> = self
             .store
             .schedules(Some(host_id))
             .await?
             .iter()
             .filter_map(schedule_view)
             .collect();
-        // In the order a person reads them: probe, readiness, drift, balance.
-        rows.sort_by_key(|r| Job::HOST.iter().position(|j| *j == r.job));
-        Ok(rows)
+        // In the order a person reads them: probe, readiness, drift,
+        // balance. A job the scheduler has not stored yet (a host added
+        // since its last tick) shows its default, due one interval on;
+        // reading writes nothing.
+        Ok(Job::HOST
+            .iter()
+            .map(|job| {
+                stored
+                    .iter()
+                    .find(|r| r.job == *job)
+                    .cloned()
+                    .unwrap_or_else(|| ScheduleView {
+                        job: *job,
+                        interval_s: job.default_interval_s(),
+                        enabled: true,
+                        next_due_ms: now_ms + job.default_interval_s() * 1000,
+                        running_on: None,
+                        last_started_ms: None,
+                        last_finished_ms: None,
+                        last_outcome: None,
+                        last_detail: String::new(),
+                    })
+            })
+            .collect())
     }
 
     /// Sets how often a host's job runs, or switches it off. Audited.
