@@ -781,14 +781,12 @@ impl Core {
         batch_id: i64,
         limit: i64,
     ) -> Result<Vec<CheckView>, OpError> {
-        self.batch_head_row(batch_id).await?;
-        Ok(self
-            .store
-            .checks(batch_id, limit)
-            .await?
-            .iter()
-            .map(check_view)
-            .collect())
+        let rows = self.store.checks(batch_id, limit).await?;
+        if rows.is_empty() {
+            // None: a batch never checked, or no such batch (404).
+            self.batch_head_row(batch_id).await?;
+        }
+        Ok(rows.iter().map(check_view).collect())
     }
 
     /// Closes the open incidents of `kind` on batches no longer watched
@@ -1236,13 +1234,18 @@ impl Core {
 
     /// A batch's latest balance readings, in key order.
     pub async fn balances(&self, batch_id: i64) -> Result<Vec<BalanceView>, OpError> {
+        let rows = self.store.balances(batch_id).await?;
         let batch = self.batch_head_row(batch_id).await?;
+        if rows.is_empty() {
+            // Never read: no pack to open (a batch page shows this often).
+            return Ok(Vec::new());
+        }
         let (_, pack) = self.pack(batch.pack_version_id).await?;
         let low = pack
             .providers
             .get(&batch.provider_key)
             .and_then(|p| p.low_balance);
-        self.balances_with(batch_id, low).await
+        Ok(balance_views(rows, low))
     }
 
     async fn balances_with(
@@ -1250,28 +1253,10 @@ impl Core {
         batch_id: i64,
         threshold: Option<f64>,
     ) -> Result<Vec<BalanceView>, OpError> {
-        Ok(self
-            .store
-            .balances(batch_id)
-            .await?
-            .into_iter()
-            .map(|r| {
-                let state = BalanceState::parse(&r.state);
-                let low = state == BalanceState::Known
-                    && r.amount
-                        .is_some_and(|a| a <= 0.0 || threshold.is_some_and(|t| a < t));
-                BalanceView {
-                    masked: r.masked,
-                    fingerprint: r.fingerprint,
-                    state,
-                    amount: r.amount,
-                    currency: r.currency,
-                    low,
-                    detail: r.detail,
-                    at_ms: r.at_ms,
-                }
-            })
-            .collect())
+        Ok(balance_views(
+            self.store.balances(batch_id).await?,
+            threshold,
+        ))
     }
 
     // ---- incidents -------------------------------------------------------
@@ -1590,6 +1575,28 @@ impl WithoutUrl for reqwest::Error {
         }
         s
     }
+}
+
+/// Readings as shown: low when known and at or below 0 or under `threshold`.
+fn balance_views(rows: Vec<BalanceRow>, threshold: Option<f64>) -> Vec<BalanceView> {
+    rows.into_iter()
+        .map(|r| {
+            let state = BalanceState::parse(&r.state);
+            let low = state == BalanceState::Known
+                && r.amount
+                    .is_some_and(|a| a <= 0.0 || threshold.is_some_and(|t| a < t));
+            BalanceView {
+                masked: r.masked,
+                fingerprint: r.fingerprint,
+                state,
+                amount: r.amount,
+                currency: r.currency,
+                low,
+                detail: r.detail,
+                at_ms: r.at_ms,
+            }
+        })
+        .collect()
 }
 
 fn held_by_live(row: &ScheduleRow, now_ms: i64) -> bool {
