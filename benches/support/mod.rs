@@ -32,20 +32,45 @@ pub struct World {
     pub keys: Vec<String>,
 }
 
+/// A runtime of its own for the fake host and upstream: they stand for
+/// other machines, so their work does not queue behind the core's tasks on
+/// the measured runtime's threads (the machine's cores are still shared).
+fn fakes_runtime() -> tokio::runtime::Handle {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the fakes' runtime");
+        tx.send(rt.handle().clone())
+            .expect("the bench waits for it");
+        rt.block_on(std::future::pending::<()>());
+    });
+    rx.recv().expect("the fakes' runtime starts")
+}
+
 pub async fn world(n: usize, latency: Duration) -> World {
-    let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
     let keys: Vec<String> = (0..n)
         .map(|i| format!("sk-bench-{i:06}-abcdefghijklmnop"))
         .collect();
-    for k in &keys {
-        upstream.add_key(k, UpstreamBehaviour::Ok);
-    }
-    let host = FakeHost::start(FakeHostConfig {
-        latency,
-        models_cache_ttl: Duration::ZERO,
-        ..Default::default()
-    })
-    .await;
+    let upstream_keys = keys.clone();
+    let (upstream, host) = fakes_runtime()
+        .spawn(async move {
+            let upstream = FakeUpstream::start(ProviderStyle::DeepSeek, &["deepseek-flash"]).await;
+            for k in &upstream_keys {
+                upstream.add_key(k, UpstreamBehaviour::Ok);
+            }
+            let host = FakeHost::start(FakeHostConfig {
+                latency,
+                models_cache_ttl: Duration::ZERO,
+                ..Default::default()
+            })
+            .await;
+            (upstream, host)
+        })
+        .await
+        .expect("the fakes start");
     let dir = tempfile::tempdir().unwrap();
     let core = Core {
         store: Store::open(&dir.path().join("bench.db")).await.unwrap(),

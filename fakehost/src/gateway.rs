@@ -113,9 +113,7 @@ fn count(inner: &Shared, route: &str) {
 
 /// The configured per-call latency (benchmarks).
 async fn latency(inner: &Shared) {
-    if !inner.cfg.latency.is_zero() {
-        tokio::time::sleep(inner.cfg.latency).await;
-    }
+    crate::host::added_latency(inner).await;
 }
 
 /// `GET /v1/models` (§7.2): the union of schedulable same-platform accounts'

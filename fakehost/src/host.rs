@@ -226,6 +226,17 @@ pub(crate) struct Inner {
 
 pub(crate) type Shared = Arc<Inner>;
 
+/// Waits the configured per-call latency (benchmarks). Tokio's timer
+/// counts whole milliseconds and rounds a deadline up; a blocking thread's
+/// sleep keeps closer to what was asked (one account test at 10 ms, alone:
+/// 11.8 ms with the timer, 11.1 ms with this).
+pub(crate) async fn added_latency(inner: &Shared) {
+    let d = inner.cfg.latency;
+    if !d.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
+    }
+}
+
 /// A running fake host.
 pub struct FakeHost {
     addr: SocketAddr,
@@ -849,9 +860,7 @@ async fn admin_entry(
         .entry(route_key(&method, &path))
         .and_modify(|c| *c += 1)
         .or_insert(1);
-    if !inner.cfg.latency.is_zero() {
-        tokio::time::sleep(inner.cfg.latency).await;
-    }
+    added_latency(&inner).await;
     // Auth: x-api-key alone when present, else a Bearer JWT.
     let actor = {
         let st = inner.state.lock().unwrap();

@@ -164,9 +164,21 @@ pub(super) struct Ctx {
     /// Steps this run marked `sent`: their outcome is settled by a later
     /// run (lookup first), never by a second send in this one.
     pub(super) sent_now: Mutex<HashSet<i64>>,
-    /// The batch's account ids by key fingerprint, read once when the
-    /// account tests start (each test would otherwise look its own up).
-    pub(super) account_ids: std::sync::OnceLock<HashMap<String, String>>,
+    /// The batch's account ids by key fingerprint: each as its account is
+    /// done, then the rest read once before the remaining tests (each test
+    /// would otherwise look its own up).
+    pub(super) account_ids: Mutex<HashMap<String, String>>,
+    /// Account tests waiting for their account, by key fingerprint: each
+    /// runs as soon as the host says its account exists, while other
+    /// accounts are still being created and settled (`account_ready`).
+    pub(super) waiting_tests: Mutex<HashMap<String, StepRow>>,
+    /// Where `account_ready` sends the key fingerprint while the
+    /// tests run alongside the accounts.
+    pub(super) ready: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
+    /// The run's share of host calls (`opts.concurrency`).
+    pub(super) permits: tokio::sync::Semaphore,
+    /// The batch's group on the host, once its step is done.
+    pub(super) group_id: std::sync::OnceLock<i64>,
 }
 
 impl Ctx {
@@ -178,6 +190,17 @@ impl Ctx {
     }
     fn was_sent_now(&self, seq: i64) -> bool {
         self.sent_now.lock().expect("lock").contains(&seq)
+    }
+    /// The host has the account of key `fp` as `id`: its test may start.
+    fn account_ready(&self, fp: &str, id: &str) {
+        self.account_ids
+            .lock()
+            .expect("lock")
+            .insert(fp.to_string(), id.to_string());
+        if let Some(tx) = &*self.ready.lock().expect("lock") {
+            // The receiver outlives every sender in `accounts_then_tests`.
+            let _ = tx.send(fp.to_string());
+        }
     }
 }
 
@@ -569,10 +592,14 @@ impl Core {
             idempotent_host,
             batch_create,
             keys,
-            opts,
             run_id,
             sent_now: Mutex::new(HashSet::new()),
-            account_ids: std::sync::OnceLock::new(),
+            account_ids: Mutex::new(HashMap::new()),
+            waiting_tests: Mutex::new(HashMap::new()),
+            ready: Mutex::new(None),
+            permits: tokio::sync::Semaphore::new(opts.concurrency.max(1)),
+            group_id: std::sync::OnceLock::new(),
+            opts,
         };
         Ok(ctx)
     }
@@ -650,14 +677,130 @@ impl Core {
                 return Ok((BatchStatus::Failed, AccessStatus::Broken));
             }
         }
-        // Accounts: in chunks through the host's batch endpoint when it has
-        // one, then one by one (a few at a time) for whatever is left.
-        let accounts = by_kind(StepKind::Account);
-        let permits = tokio::sync::Semaphore::new(ctx.opts.concurrency.max(1));
+        let _ = ctx.group_id.set(group_id);
+        // Each account's test waits for its account, and starts as soon as
+        // that account is done (while the others are still being settled).
+        // A replaced key's account is gone: its old test is history.
+        let replaced = self
+            .store
+            .replaced_fingerprints(ctx.batch.id)
+            .await
+            .map_err(OpError::from)?;
+        *ctx.waiting_tests.lock().expect("lock") = self
+            .store
+            .run_steps_of(ctx.run_id, StepKind::AccountTest)
+            .await
+            .map_err(OpError::from)?
+            .into_iter()
+            .filter_map(|t| Some((t.fingerprint.clone()?, t)))
+            .filter(|(fp, _)| !replaced.contains(fp))
+            .collect();
+        // User access needs the group only: it goes alongside the accounts
+        // and their tests.
+        let access = async {
+            let mut ok = true;
+            for kind in [StepKind::Balance, StepKind::Subscription, StepKind::UserKey] {
+                for s in by_kind(kind) {
+                    ok &= self.step(ctx, &s, Some(group_id)).await?.is_some();
+                }
+            }
+            Ok::<bool, ApplyError>(ok)
+        };
+        let (access_ok, ()) = futures_util::future::try_join(
+            access,
+            self.accounts_then_tests(ctx, by_kind(StepKind::Account), group_id),
+        )
+        .await?;
+        if !access_ok {
+            return Ok((BatchStatus::Failed, AccessStatus::Broken));
+        }
+        let mut ready = false;
+        for s in by_kind(StepKind::Readiness) {
+            // Readiness is proven now, by this run: a gate passed by an
+            // earlier run is checked again (it writes nothing).
+            let current = self
+                .store
+                .step(ctx.batch.id, s.seq)
+                .await
+                .map_err(OpError::from)?;
+            if current.is_some_and(|c| c.state == StepState::Done) {
+                self.store
+                    .update_step(
+                        ctx.batch.id,
+                        s.seq,
+                        StepUpdate {
+                            state: Some(StepState::Pending),
+                            error: Some(String::new()),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(OpError::from)?;
+            }
+            ready = self.step(ctx, &s, Some(group_id)).await?.is_some();
+        }
+        // The batch's status comes from its own keys; the access status is
+        // the group's (another batch's accounts may have served the check).
+        let keys = KeyOutcomes::parse(
+            &self
+                .store
+                .key_outcomes(ctx.batch.id)
+                .await
+                .map_err(OpError::from)?,
+        );
+        let access = match (ready, ctx.plan.mode) {
+            (false, _) => AccessStatus::Broken,
+            (true, AccessMode::SelfService) => AccessStatus::SelfServiceReady,
+            (true, AccessMode::Subscription) => AccessStatus::SubscriptionReady,
+        };
+        Ok((keys.apply_status(ready), access))
+    }
+
+    /// Creates the accounts (in chunks through the host's batch endpoint
+    /// when it has one, then one by one, a few at a time, for whatever is
+    /// left), each followed by its test; then the tests whose account was
+    /// not done by this run.
+    async fn accounts_then_tests(
+        &self,
+        ctx: &Ctx,
+        accounts: Vec<StepRow>,
+        group_id: i64,
+    ) -> Result<(), ApplyError> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        *ctx.ready.lock().expect("lock") = Some(tx);
+        let create = async {
+            let r = self.accounts(ctx, accounts, group_id).await;
+            // No account becomes ready after this: the tests drain and end.
+            ctx.ready.lock().expect("lock").take();
+            r
+        };
+        let tests = async {
+            let mut running = futures_util::stream::FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    Some(fp) = rx.recv() => running.push(self.test_when_done(ctx, fp)),
+                    Some(r) = futures_util::StreamExt::next(&mut running), if !running.is_empty() => r?,
+                    else => return Ok::<(), ApplyError>(()),
+                }
+            }
+        };
+        let (accounts, ()) = futures_util::future::try_join(create, tests).await?;
+        self.tests_left(ctx, accounts, group_id).await
+    }
+
+    /// Creates the accounts: in chunks through the host's batch endpoint
+    /// when it has one, then one by one (a few at a time) for whatever is
+    /// left. Returns the account steps as they ended.
+    async fn accounts(
+        &self,
+        ctx: &Ctx,
+        accounts: Vec<StepRow>,
+        group_id: i64,
+    ) -> Result<Vec<StepRow>, ApplyError> {
         if ctx.batch_create && accounts.len() >= 2 {
             let mut chunks = Vec::new();
             for chunk in accounts.chunks(BATCH_CHUNK) {
-                chunks.push(self.account_chunk_limited(&permits, ctx, chunk, group_id));
+                chunks.push(self.account_chunk_limited(ctx, chunk, group_id));
             }
             let mut sent = Vec::new();
             for r in futures_util::future::join_all(chunks).await {
@@ -706,61 +849,51 @@ impl Core {
         // stay `Send` for every lifetime when the server spawns it.)
         let mut pending = Vec::with_capacity(accounts.len());
         for s in &accounts {
-            pending.push(self.step_limited(&permits, ctx, s, group_id));
+            pending.push(self.account_step(ctx, s, group_id));
         }
         for r in futures_util::future::join_all(pending).await {
             r?;
         }
-        // Access, then the checks.
-        let mut access_ok = true;
-        for kind in [StepKind::Balance, StepKind::Subscription, StepKind::UserKey] {
-            for s in by_kind(kind) {
-                access_ok &= self.step(ctx, &s, Some(group_id)).await?.is_some();
-            }
+        Ok(accounts)
+    }
+
+    /// The tests still waiting once the accounts are done: their account
+    /// was not created by this run (skipped with it, failed, or done by an
+    /// earlier run whose id the journal holds).
+    async fn tests_left(
+        &self,
+        ctx: &Ctx,
+        accounts: Vec<StepRow>,
+        group_id: i64,
+    ) -> Result<(), ApplyError> {
+        let waiting: Vec<StepRow> = std::mem::take(&mut *ctx.waiting_tests.lock().expect("lock"))
+            .into_values()
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
         }
-        if !access_ok {
-            return Ok((BatchStatus::Failed, AccessStatus::Broken));
-        }
-        let tests = self
+        let ids = self
             .store
-            .run_steps_of(ctx.run_id, StepKind::AccountTest)
+            .account_remote_ids(ctx.batch.id)
             .await
             .map_err(OpError::from)?;
-        if !tests.is_empty() {
-            let ids = self
-                .store
-                .account_remote_ids(ctx.batch.id)
-                .await
-                .map_err(OpError::from)?;
-            let _ = ctx.account_ids.set(ids);
+        {
+            let mut known = ctx.account_ids.lock().expect("lock");
+            for (fp, id) in ids {
+                known.entry(fp).or_insert(id);
+            }
         }
         // A key another batch holds has no account of this batch to test:
         // its test is skipped with the account, not failed.
-        let skipped: HashMap<String, String> = self
-            .store
-            .run_steps_of(ctx.run_id, StepKind::Account)
-            .await
-            .map_err(OpError::from)?
+        let skipped: HashMap<String, String> = accounts
             .into_iter()
             .filter(|a| a.state == StepState::Skipped && a.action != Action::Reuse)
             .filter_map(|a| a.fingerprint.map(|fp| (fp, a.response_json)))
             .collect();
-        // A replaced key's account is gone: its old test is history.
-        let replaced = self
-            .store
-            .replaced_fingerprints(ctx.batch.id)
-            .await
-            .map_err(OpError::from)?;
         let mut skips = Vec::new();
-        let mut pending = Vec::with_capacity(tests.len());
-        for s in &tests {
+        let mut pending = Vec::with_capacity(waiting.len());
+        for s in &waiting {
             let why = s.fingerprint.as_ref().and_then(|fp| skipped.get(fp));
-            if s.fingerprint
-                .as_ref()
-                .is_some_and(|fp| replaced.contains(fp))
-            {
-                continue;
-            }
             match why {
                 Some(why) if matches!(s.state, StepState::Pending | StepState::Failed) => {
                     skips.push(self.store.update_step(
@@ -778,7 +911,7 @@ impl Core {
                         },
                     ));
                 }
-                _ => pending.push(self.step_limited(&permits, ctx, s, group_id)),
+                _ => pending.push(self.step_limited(ctx, s, Some(group_id))),
             }
         }
         for r in futures_util::future::join_all(skips).await {
@@ -787,70 +920,63 @@ impl Core {
         for r in futures_util::future::join_all(pending).await {
             r?;
         }
-        let mut ready = false;
-        for s in by_kind(StepKind::Readiness) {
-            // Readiness is proven now, by this run: a gate passed by an
-            // earlier run is checked again (it writes nothing).
-            let current = self
-                .store
-                .step(ctx.batch.id, s.seq)
-                .await
-                .map_err(OpError::from)?;
-            if current.is_some_and(|c| c.state == StepState::Done) {
-                self.store
-                    .update_step(
-                        ctx.batch.id,
-                        s.seq,
-                        StepUpdate {
-                            state: Some(StepState::Pending),
-                            error: Some(String::new()),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(OpError::from)?;
-            }
-            ready = self.step(ctx, &s, Some(group_id)).await?.is_some();
-        }
-        // The batch's status comes from its own keys; the access status is
-        // the group's (another batch's accounts may have served the check).
-        let keys = KeyOutcomes::parse(
-            &self
-                .store
-                .key_outcomes(ctx.batch.id)
-                .await
-                .map_err(OpError::from)?,
-        );
-        let access = match (ready, ctx.plan.mode) {
-            (false, _) => AccessStatus::Broken,
-            (true, AccessMode::SelfService) => AccessStatus::SelfServiceReady,
-            (true, AccessMode::Subscription) => AccessStatus::SubscriptionReady,
+        Ok(())
+    }
+
+    /// One account step; its test may start once it is done. Only a step
+    /// that may call the host waits for a share of the host calls (the
+    /// tests already queued for one are not waited for).
+    async fn account_step(&self, ctx: &Ctx, s: &StepRow, group_id: i64) -> Result<(), ApplyError> {
+        let calls = match s.state {
+            StepState::Pending => true,
+            StepState::Failed => resendable(s),
+            StepState::Sent => !ctx.was_sent_now(s.seq),
+            StepState::Done | StepState::Skipped | StepState::Unknown => false,
         };
-        Ok((keys.apply_status(ready), access))
+        let id = match calls {
+            true => self.step_limited(ctx, s, Some(group_id)).await?,
+            false => self.step_from(ctx, s, Some(group_id), None).await?,
+        };
+        if let (Some(id), Some(fp)) = (id, &s.fingerprint) {
+            ctx.account_ready(fp, &id);
+        }
+        Ok(())
+    }
+
+    /// The account of key `fp` exists as `id`: runs its test if one waits
+    /// for it (the first word that it exists starts it; later ones find it
+    /// gone).
+    async fn test_when_done(&self, ctx: &Ctx, fp: String) -> Result<(), ApplyError> {
+        let Some(test) = ctx.waiting_tests.lock().expect("lock").remove(&fp) else {
+            return Ok(());
+        };
+        self.step_limited(ctx, &test, ctx.group_id.get().copied())
+            .await
+            .map(|_| ())
     }
 
     async fn step_limited(
         &self,
-        permits: &tokio::sync::Semaphore,
         ctx: &Ctx,
         s: &StepRow,
-        group_id: i64,
+        group_id: Option<i64>,
     ) -> Result<Option<String>, ApplyError> {
-        let permit = permits
+        let permit = ctx
+            .permits
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        self.step_from(ctx, s, Some(group_id), Some(permit)).await
+        self.step_from(ctx, s, group_id, Some(permit)).await
     }
 
     async fn account_chunk_limited(
         &self,
-        permits: &tokio::sync::Semaphore,
         ctx: &Ctx,
         chunk: &[StepRow],
         group_id: i64,
     ) -> Result<Option<SentChunk>, ApplyError> {
-        let _permit = permits
+        let _permit = ctx
+            .permits
             .acquire()
             .await
             .expect("the semaphore is never closed");
@@ -949,6 +1075,24 @@ impl Core {
             .await;
         if let Some(seq) = crash_in(ctx, &steps, CrashPoint::AfterCall) {
             return Err(ApplyError::Crashed(seq));
+        }
+        // The host names each account it created, with its id: their tests
+        // may start while the chunk is read back and settled.
+        if let Ok(v) = &answer {
+            let created: HashMap<&str, i64> = v
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|r| r.get("success").and_then(Value::as_bool) == Some(true))
+                .filter_map(|r| Some((r.get("name")?.as_str()?, r.get("id")?.as_i64()?)))
+                .collect();
+            for (s, b) in steps.iter().zip(&sent_bodies) {
+                let id = b["name"].as_str().and_then(|n| created.get(n));
+                if let (Some(id), Some(fp)) = (id, &s.fingerprint) {
+                    ctx.account_ready(fp, &id.to_string());
+                }
+            }
         }
         Ok(Some(SentChunk {
             steps,
@@ -1178,7 +1322,11 @@ impl Core {
                 ..Default::default()
             },
         )
-        .await
+        .await?;
+        if let Some(fp) = &s.fingerprint {
+            ctx.account_ready(fp, &id.to_string());
+        }
+        Ok(())
     }
 
     /// Adopts an account found on the host by its marker.
@@ -1210,7 +1358,11 @@ impl Core {
                 ..Default::default()
             },
         )
-        .await
+        .await?;
+        if let Some(fp) = &s.fingerprint {
+            ctx.account_ready(fp, &id.to_string());
+        }
+        Ok(())
     }
 
     async fn mark_unknown(&self, ctx: &Ctx, s: &StepRow, why: &str) -> Result<(), ApplyError> {
@@ -1649,7 +1801,7 @@ impl Core {
             }
             StepKind::AccountTest => {
                 let fp = s.fingerprint.clone().unwrap_or_default();
-                let known = ctx.account_ids.get().and_then(|ids| ids.get(&fp).cloned());
+                let known = ctx.account_ids.lock().expect("lock").get(&fp).cloned();
                 let account = match known {
                     Some(id) => Some(id),
                     None => self

@@ -506,11 +506,24 @@ impl Core {
                 fingerprint,
             });
         };
+        // The group, the channel and our accounts on the host, read at once.
+        let with_channel = probe.capability("channels") != Support::No;
+        let (group, channel, on_host) = futures_util::future::join3(
+            find_named(&client, "/api/v1/admin/groups", &gname),
+            async {
+                match with_channel {
+                    true => find_named(&client, "/api/v1/admin/channels", &gname)
+                        .await
+                        .map(Some),
+                    false => Ok(None),
+                }
+            },
+            // Listed once by name prefix (a page per 1,000), not searched per key.
+            super::apply::accounts_on_host(&client, &format!("rm-{}-", req.provider_key)),
+        )
+        .await;
         // Group.
-        match find_named(&client, "/api/v1/admin/groups", &gname)
-            .await
-            .map_err(host_err)?
-        {
+        match group.map_err(host_err)? {
             Some((id, true)) => push(
                 StepKind::Group,
                 Action::Reuse,
@@ -541,13 +554,8 @@ impl Core {
             ),
         }
         // Channel.
-        if probe.capability("channels") == Support::No {
-            warnings.push(Said::new("warn.no_channels", &[]));
-        } else {
-            match find_named(&client, "/api/v1/admin/channels", &gname)
-                .await
-                .map_err(host_err)?
-            {
+        if let Some(channel) = channel.map_err(host_err)? {
+            match channel {
                 Some((id, true)) => push(
                     StepKind::Channel,
                     Action::Update,
@@ -573,20 +581,26 @@ impl Core {
                     None,
                 ),
             }
+        } else {
+            warnings.push(Said::new("warn.no_channels", &[]));
         }
-        // Accounts: one per key, deduplicated. Our accounts on the host are
-        // listed once by name prefix (a page per 1,000), not searched per key.
-        let on_host: std::collections::HashMap<String, i64> =
-            super::apply::accounts_on_host(&client, &format!("rm-{}-", req.provider_key))
-                .await
-                .map_err(host_err)?
-                .into_iter()
-                .filter_map(|(m, a)| Some((m, a.get("id")?.as_i64()?)))
-                .collect();
+        // Accounts: one per key, deduplicated.
+        let on_host: std::collections::HashMap<String, i64> = on_host
+            .map_err(host_err)?
+            .into_iter()
+            .filter_map(|(m, a)| Some((m, a.get("id")?.as_i64()?)))
+            .collect();
+        let fps: Vec<String> = keys
+            .iter()
+            .map(|k| self.cipher.fingerprint(&k.secret))
+            .collect();
+        let in_ledger = self
+            .store
+            .ledger_accounts(host.id, &req.provider_key, &fps)
+            .await?;
         let mut seen = std::collections::HashSet::new();
         let mut batch_keys = Vec::new();
-        for k in &keys {
-            let fp = self.cipher.fingerprint(&k.secret);
+        for (k, fp) in keys.iter().zip(fps) {
             let masked = k.secret.masked();
             if !seen.insert(fp.clone()) {
                 skipped.push(SkippedKey::new(
@@ -596,11 +610,7 @@ impl Core {
                 ));
                 continue;
             }
-            if let Some((batch_id, remote)) = self
-                .store
-                .ledger_account(host.id, &req.provider_key, &fp)
-                .await?
-            {
+            if let Some((batch_id, remote)) = in_ledger.get(&fp) {
                 skipped.push(SkippedKey::new(
                     masked,
                     k.line,

@@ -313,30 +313,43 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
     }
 
     // 3. Capabilities. Route probes need a usable admin API; version rules do not.
-    if admin_usable {
-        capabilities
-            .push(route_capability(client, "channels", "/api/v1/admin/channels?page_size=1").await);
-        capabilities.push(
-            route_capability(
-                client,
-                "cn_platforms",
-                "/api/v1/admin/cn-providers/accounts/0/balance",
+    // The route probes, the group listing, the gateway and the probe
+    // user's sign-in read nothing of each other: they go at once (a probe
+    // over a slow link costs one round trip here, not eight).
+    let gateway = client.gateway_models(None);
+    let sign_in = probe_user_sign_in(client, secrets, report.backend_mode, report.captcha);
+    let routes = async {
+        if !admin_usable {
+            return None;
+        }
+        Some(
+            futures_util::future::join3(
+                futures_util::future::join_all([
+                    route_capability(client, "channels", "/api/v1/admin/channels?page_size=1"),
+                    route_capability(
+                        client,
+                        "cn_platforms",
+                        "/api/v1/admin/cn-providers/accounts/0/balance",
+                    ),
+                    route_capability(
+                        client,
+                        "subscriptions",
+                        "/api/v1/admin/subscriptions?page_size=1",
+                    ),
+                    route_capability(client, "plans", "/api/v1/admin/payment/plans"),
+                ]),
+                redaction_capability(client, version),
+                group_capabilities(client, version),
             )
             .await,
-        );
-        capabilities.push(
-            route_capability(
-                client,
-                "subscriptions",
-                "/api/v1/admin/subscriptions?page_size=1",
-            )
-            .await,
-        );
-        capabilities.push(route_capability(client, "plans", "/api/v1/admin/payment/plans").await);
-        let redaction = redaction_capability(client, version).await;
+        )
+    };
+    let (routes, gateway, sign_in) = futures_util::future::join3(routes, gateway, sign_in).await;
+    if let Some((routes, redaction, groups)) = routes {
+        capabilities.extend(routes);
         capabilities.push(passthrough_capability(version, &redaction));
         capabilities.push(redaction);
-        capabilities.extend(group_capabilities(client, version).await);
+        capabilities.extend(groups);
     } else {
         for key in ["channels", "cn_platforms", "subscriptions", "plans"] {
             capabilities.push(cap(
@@ -408,7 +421,7 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
     }
 
     // 4. The gateway: an unauthenticated /v1/models should answer 401 JSON.
-    report.gateway_reachable = Some(match client.gateway_models(None).await {
+    report.gateway_reachable = Some(match gateway {
         Ok(_) => true,
         Err(e) => e.kind != HostErrorKind::Network && !e.is_route_missing(),
     });
@@ -422,38 +435,15 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
     }
 
     // 5. The probe user: flags that block a machine sign-in, then a sign-in.
-    report.probe_user = match &secrets.probe_user {
-        None => {
-            findings.push(finding(
-                "probe_user_missing",
-                Severity::Info,
-                "No probe user is configured",
-                "Add an ordinary user's email and password to the host so readiness can be proven with a real user key.",
-            ));
-            ProbeUserState::NotConfigured
-        }
-        Some(_) if report.backend_mode == Some(true) => ProbeUserState::Blocked {
-            reason: "backend mode is on: the host refuses non-admin sign-in and user routes".into(),
-        },
-        Some(_) if report.captcha == Some(true) => ProbeUserState::Blocked {
-            reason: "a captcha is required to sign in, which a machine cannot solve".into(),
-        },
-        Some((email, password)) => match client.login(email, password).await {
-            Ok(LoginOutcome::Token(_)) => ProbeUserState::Ok,
-            Ok(LoginOutcome::Requires2fa) => ProbeUserState::Blocked {
-                reason: "the probe user has two-factor sign-in enabled".into(),
-            },
-            Err(e) if e.kind == HostErrorKind::Network => ProbeUserState::Unknown,
-            Err(e) => ProbeUserState::Failed {
-                code: if e.code.is_empty() {
-                    format!("HTTP {}", e.status.unwrap_or(0))
-                } else {
-                    e.code.clone()
-                },
-                message: e.message.clone(),
-            },
-        },
-    };
+    report.probe_user = sign_in;
+    if report.probe_user == ProbeUserState::NotConfigured {
+        findings.push(finding(
+            "probe_user_missing",
+            Severity::Info,
+            "No probe user is configured",
+            "Add an ordinary user's email and password to the host so readiness can be proven with a real user key.",
+        ));
+    }
     match &report.probe_user {
         ProbeUserState::Blocked { reason } => findings.push(finding(
             "probe_user_blocked",
@@ -471,6 +461,39 @@ pub async fn probe_host(client: &HostClient, secrets: &HostSecrets) -> ProbeRepo
     }
 
     finish(report, findings, capabilities)
+}
+
+/// The probe user: flags that block a machine sign-in, then a sign-in.
+async fn probe_user_sign_in(
+    client: &HostClient,
+    secrets: &HostSecrets,
+    backend_mode: Option<bool>,
+    captcha: Option<bool>,
+) -> ProbeUserState {
+    match &secrets.probe_user {
+        None => ProbeUserState::NotConfigured,
+        Some(_) if backend_mode == Some(true) => ProbeUserState::Blocked {
+            reason: "backend mode is on: the host refuses non-admin sign-in and user routes".into(),
+        },
+        Some(_) if captcha == Some(true) => ProbeUserState::Blocked {
+            reason: "a captcha is required to sign in, which a machine cannot solve".into(),
+        },
+        Some((email, password)) => match client.login(email, password).await {
+            Ok(LoginOutcome::Token(_)) => ProbeUserState::Ok,
+            Ok(LoginOutcome::Requires2fa) => ProbeUserState::Blocked {
+                reason: "the probe user has two-factor sign-in enabled".into(),
+            },
+            Err(e) if e.kind == HostErrorKind::Network => ProbeUserState::Unknown,
+            Err(e) => ProbeUserState::Failed {
+                code: if e.code.is_empty() {
+                    format!("HTTP {}", e.status.unwrap_or(0))
+                } else {
+                    e.code.clone()
+                },
+                message: e.message.clone(),
+            },
+        },
+    }
 }
 
 async fn redaction_capability(client: &HostClient, version: Option<HostVersion>) -> Capability {

@@ -722,14 +722,37 @@ impl Store {
         provider_key: &str,
         fingerprint: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT batch_id, remote_id FROM ledger WHERE host_id = ? AND provider_key = ? AND kind = 'account' AND fingerprint = ? AND status = 'active' LIMIT 1",
-        )
-        .bind(host_id)
-        .bind(provider_key)
-        .bind(fingerprint)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(self
+            .ledger_accounts(host_id, provider_key, &[fingerprint.to_string()])
+            .await?
+            .remove(fingerprint))
+    }
+
+    /// The live accounts the ledger holds for these key fingerprints, by
+    /// fingerprint: (batch, remote id). One query per 500 keys.
+    pub async fn ledger_accounts(
+        &self,
+        host_id: i64,
+        provider_key: &str,
+        fingerprints: &[String],
+    ) -> Result<std::collections::HashMap<String, (i64, String)>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for part in fingerprints.chunks(500) {
+            let sql = format!(
+                "SELECT fingerprint, batch_id, remote_id FROM ledger WHERE host_id = ? AND provider_key = ? AND kind = 'account' AND status = 'active' AND fingerprint IN ({})",
+                vec!["?"; part.len()].join(",")
+            );
+            let mut q = sqlx::query_as::<_, (String, i64, String)>(&sql)
+                .bind(host_id)
+                .bind(provider_key);
+            for fp in part {
+                q = q.bind(fp);
+            }
+            for (fp, batch, remote) in q.fetch_all(&self.pool).await? {
+                out.entry(fp).or_insert((batch, remote));
+            }
+        }
+        Ok(out)
     }
 
     pub async fn batch_count_for_host(&self, host_id: i64) -> Result<i64, StoreError> {

@@ -330,6 +330,44 @@ async fn a_batch_whose_keys_all_fail_is_failed_even_when_another_batch_keeps_the
 }
 
 #[tokio::test]
+async fn account_tests_start_when_the_host_names_the_account_not_after_every_account_settles() {
+    // The read-back listing of the created accounts is slow: each key's
+    // test runs on the id the batch create answered, while the listing is
+    // still on its way, and the account step settles after it.
+    let w = world(Profile::V0_1_179).await;
+    let id = w.plan(&keys(12), AccessMode::SelfService).await;
+    w.host.add_fault(fakehost::Fault {
+        method: reqwest::Method::GET,
+        path_prefix: "/api/v1/admin/accounts".into(),
+        kind: fakehost::FaultKind::Delay(Duration::from_millis(1500)),
+        times: 1,
+    });
+    let status = w.ctx.core.apply_batch("alice", id, fast()).await.unwrap();
+    let steps = w.ctx.core.store.steps(id).await.unwrap();
+    assert_eq!(status, BatchStatus::Succeeded, "{steps:#?}");
+    let of = |k: StepKind| steps.iter().filter(move |s| s.kind == k);
+    let first_settled = of(StepKind::Account)
+        .filter_map(|s| s.finished_at_ms)
+        .min()
+        .unwrap();
+    assert_eq!(of(StepKind::AccountTest).count(), 12);
+    for t in of(StepKind::AccountTest) {
+        assert_eq!(t.state, StepState::Done, "{t:#?}");
+        assert!(
+            t.finished_at_ms.unwrap() < first_settled,
+            "test {} finished at {:?}, after the first account settled at {first_settled}",
+            t.seq,
+            t.finished_at_ms
+        );
+        // The id it tested is the one the read-back settled on.
+        let account = of(StepKind::Account)
+            .find(|a| a.fingerprint == t.fingerprint)
+            .unwrap();
+        assert_eq!(t.remote_id, account.remote_id);
+    }
+}
+
+#[tokio::test]
 async fn a_key_already_on_the_host_is_detected_by_our_marker() {
     let w = world(Profile::V0_1_179).await;
     let id = w.plan(&keys(2), AccessMode::SelfService).await;

@@ -653,10 +653,11 @@ async fn retention_folds_old_history_into_daily_counts_and_keeps_the_newest() {
 #[tokio::test]
 async fn a_long_run_renews_its_lease_so_no_other_process_starts_it_again() {
     use fakehost::FakeHostConfig;
-    // A slow host: every admin call takes 150 ms, a probe about 1.4 s.
+    // A slow host: every call takes 400 ms, a probe (three rounds of
+    // calls) about 1.2 s.
     let w = crate::import::world_cfg(FakeHostConfig {
         profile: Profile::V0_1_179,
-        latency: Duration::from_millis(150),
+        latency: Duration::from_millis(400),
         ..Default::default()
     })
     .await;
