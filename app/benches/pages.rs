@@ -183,15 +183,23 @@ async fn seed_clones(
         let mut tx = pool.begin().await.unwrap();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO batches (uid, host_id, pack_version_id, provider_key, access_mode, status, access_status,
-                host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms, key_count)
+                host_version, product_version, created_by, created_at_ms, updated_at_ms, key_count, plan_head)
              SELECT 'bench-copy-' || ?, host_id, pack_version_id, provider_key, access_mode, status, access_status,
-                host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms, ? / 2
+                host_version, product_version, created_by, created_at_ms, updated_at_ms, ? / 2, plan_head
              FROM batches WHERE id = ? RETURNING id",
         )
         .bind(i)
         .bind(per)
         .bind(small)
         .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO batch_plans (batch_id, plan_json) SELECT ?, plan_json FROM batch_plans WHERE batch_id = ?",
+        )
+        .bind(id)
+        .bind(small)
+        .execute(&mut *tx)
         .await
         .unwrap();
         let run: i64 = sqlx::query_scalar(

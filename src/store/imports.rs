@@ -112,9 +112,14 @@ fn batch_row(r: BRow) -> BatchRow {
     }
 }
 
+/// The stored plan lives in `batch_plans` (its own table, so reading a
+/// batch's other columns never walks its pages); `plan_json` here stands
+/// for it in a batch's columns.
 const BATCH_COLS: &str =
     "id, uid, host_id, pack_version_id, provider_key, access_mode, status, access_status,
     host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms, key_count, key_outcomes";
+const PLAN_OF_BATCH: &str =
+    "(SELECT plan_json FROM batch_plans WHERE batch_id = batches.id) AS plan_json";
 
 /// A journal step.
 #[derive(Debug, Clone)]
@@ -434,8 +439,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO batches (uid, host_id, pack_version_id, provider_key, access_mode, status, access_status,
-                host_version, product_version, plan_json, created_by, created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, 'planned', 'none', ?, ?, ?, ?, ?, ?) RETURNING id",
+                host_version, product_version, created_by, created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, 'planned', 'none', ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&b.uid)
         .bind(b.host_id)
@@ -444,12 +449,16 @@ impl Store {
         .bind(&b.access_mode)
         .bind(&b.host_version)
         .bind(crate::PRODUCT_VERSION)
-        .bind(&b.plan_json)
         .bind(actor)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        sqlx::query("INSERT INTO batch_plans (batch_id, plan_json) VALUES (?, ?)")
+            .bind(id)
+            .bind(&b.plan_json)
+            .execute(&mut *tx)
+            .await?;
         let run_id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (batch_id, kind, status, actor, created_at_ms) VALUES (?, 'apply', 'planned', ?, ?) RETURNING id",
         )
@@ -473,10 +482,11 @@ impl Store {
         }
         insert_steps_in(&mut tx, id, run_id, None, &b.steps).await?;
         sqlx::query(&format!(
-            "UPDATE batches SET key_count = ?, plan_head = json_remove(plan_json, '$.steps'),
+            "UPDATE batches SET key_count = ?, plan_head = json_remove(?, '$.steps'),
                 {SUMMARY_SET} WHERE id = ?"
         ))
         .bind(b.keys.len() as i64)
+        .bind(&b.plan_json)
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -499,11 +509,11 @@ impl Store {
     }
 
     pub async fn batch(&self, id: i64) -> Result<Option<BatchRow>, StoreError> {
-        let r: Option<BRow> =
-            sqlx::query_as(&format!("SELECT {BATCH_COLS} FROM batches WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let cols = BATCH_COLS.replace("plan_json", PLAN_OF_BATCH);
+        let r: Option<BRow> = sqlx::query_as(&format!("SELECT {cols} FROM batches WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(r.map(batch_row))
     }
 

@@ -318,6 +318,51 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_plan_stored_in_the_batch_row_moves_to_its_own_table_and_is_read_back() {
+        // A database as migration 14 left it, with a batch whose plan is in
+        // `batches.plan_json`; then the current migrations.
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteConnectOptions::from_str("sqlite:")
+            .unwrap()
+            .filename(dir.path().join("old.db"))
+            .create_if_missing(true)
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+        let mut old = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations"
+        )))
+        .await
+        .unwrap();
+        old.migrations = old
+            .migrations
+            .iter()
+            .filter(|m| m.version < 15)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        old.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO batches (id, uid, host_id, pack_version_id, provider_key, access_mode, status,
+                product_version, plan_json, created_by, created_at_ms, updated_at_ms, plan_head)
+             VALUES (7, 'u7', 1, 1, 'ds', 'self_service', 'planned', 'x', '{\"steps\":[1,2]}', 'alice', 0, 0, '{}')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        let store = Store::open(&dir.path().join("old.db")).await.unwrap();
+        let b = store.batch(7).await.unwrap().unwrap();
+        assert_eq!(b.plan_json, r#"{"steps":[1,2]}"#);
+        assert_eq!(store.batch_head(7).await.unwrap().unwrap().plan_json, "{}");
+        let cols: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('batches')")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert!(!cols.contains(&"plan_json".to_string()), "{cols:?}");
+    }
+
+    #[tokio::test]
     async fn opens_in_wal_mode_with_full_sync_and_foreign_keys() {
         let (store, _d) = test_store().await;
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")

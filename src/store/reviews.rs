@@ -325,7 +325,7 @@ impl Store {
     /// The stored plan of a batch, as written at plan time.
     pub async fn plan_json(&self, batch_id: i64) -> Result<Option<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT plan_json FROM batches WHERE id = ?")
+            sqlx::query_scalar("SELECT plan_json FROM batch_plans WHERE batch_id = ?")
                 .bind(batch_id)
                 .fetch_optional(&self.pool)
                 .await?,

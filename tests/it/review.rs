@@ -276,7 +276,7 @@ async fn on_a_protected_host_a_second_person_approves_one_plan_and_every_refusal
         use sqlx::Connection as _;
         let url = format!("sqlite://{}", w.ctx.dir.path().join("core.db").display());
         let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("UPDATE batches SET plan_json = plan_json || ' ' WHERE id = ?")
+        sqlx::query("UPDATE batch_plans SET plan_json = plan_json || ' ' WHERE batch_id = ?")
             .bind(b)
             .execute(&mut c)
             .await
