@@ -21,6 +21,14 @@ pub const OPERATOR_ID: &str = "operator_id";
 pub const OPERATOR_EPOCH: &str = "operator_epoch";
 pub const CSRF: &str = "csrf";
 pub const FLASH: &str = "flash";
+/// When the session was last written (unix seconds). A session is saved,
+/// and its idle expiry pushed back, only when something in it changes: this
+/// changes at most once a minute, so a signed-in operator's page views
+/// write nothing (each write is a durable commit) and the session still
+/// ends `DASHBOARD_SESSION_IDLE_MINUTES` (less up to a minute) after the
+/// last request.
+pub const TOUCHED: &str = "touched_s";
+const TOUCH_EVERY_S: i64 = 60;
 
 /// The signed-in, enabled operator, if any.
 pub async fn current_operator(state: &AppState, session: &Session) -> Option<OperatorView> {
@@ -32,7 +40,19 @@ pub async fn current_operator(state: &AppState, session: &Session) -> Option<Ope
         .flatten()
         .unwrap_or(0);
     match state.core.store.operator_by_id(id).await {
-        Ok(Some(op)) if op.active() && op.session_epoch == epoch => Some(op.view()),
+        Ok(Some(op)) if op.active() && op.session_epoch == epoch => {
+            let now = provisioning_core::store::now_ms() / 1000;
+            let touched = session
+                .get::<i64>(TOUCHED)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+            if now - touched >= TOUCH_EVERY_S {
+                let _ = session.insert(TOUCHED, now).await;
+            }
+            Some(op.view())
+        }
         Ok(_) => None,
         Err(e) => {
             tracing::error!(error = %e, "loading the session's operator failed");
@@ -163,10 +183,17 @@ pub async fn page_ctx_layer(
             return Redirect::to("/login").into_response();
         }
     }
-    let flash = if is_get {
-        session.remove::<Flash>(FLASH).await.ok().flatten()
-    } else {
-        None
+    // Removed only when there is one: a removal marks the session changed,
+    // and a changed session is written back.
+    let flash = match is_get {
+        true => match session.get::<Flash>(FLASH).await.ok().flatten() {
+            Some(f) => {
+                let _ = session.remove::<Flash>(FLASH).await;
+                Some(f)
+            }
+            None => None,
+        },
+        false => None,
     };
     let ctx = PageCtx {
         operator: op,

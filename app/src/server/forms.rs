@@ -400,6 +400,10 @@ async fn start_session(
         .insert(auth::CSRF, random_hex(16))
         .await
         .map_err(fail)?;
+    session
+        .insert(auth::TOUCHED, provisioning_core::store::now_ms() / 1000)
+        .await
+        .map_err(fail)?;
     Ok(())
 }
 

@@ -183,6 +183,42 @@ async fn sign_in_rotates_the_session_id_and_sign_out_ends_it() {
 }
 
 #[tokio::test]
+async fn page_views_write_no_session_and_a_session_touched_a_minute_ago_is_written_again() {
+    use tower_sessions::SessionStore as _;
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let pool = app.core.store.pool();
+    let rows = || async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT id, CAST(expiry_date AS TEXT) FROM tower_sessions",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    };
+    let before = rows().await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    for path in ["/", "/hosts", "/batches"] {
+        assert_eq!(app.get(path).await.status, 200, "{path}");
+    }
+    assert_eq!(rows().await, before, "a page view wrote the session");
+    // The same session as last written two minutes ago: the next view
+    // writes it again, and its idle expiry moves on.
+    let store = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
+    let id = before[0].0.parse().unwrap();
+    let mut rec = store.load(&id).await.unwrap().unwrap();
+    rec.data
+        .insert(app::server::auth::TOUCHED.into(), serde_json::json!(0));
+    rec.expiry_date -= time::Duration::minutes(2);
+    store.save(&rec).await.unwrap();
+    assert_eq!(app.get("/").await.status, 200);
+    let after = rows().await;
+    assert_eq!(after[0].0, before[0].0);
+    // (The store writes the expiry as UTC text, which sorts by time.)
+    assert!(after[0].1 > before[0].1, "{after:?} vs {before:?}");
+}
+
+#[tokio::test]
 async fn a_form_without_its_csrf_token_is_refused() {
     let app = TestApp::spawn().await;
     app.admin().await;
