@@ -12,8 +12,30 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
 profile=dev; wasm_profile=dev; out=debug; wasm_out=debug
-if [[ "${1:-}" == "--release" ]]; then
-  profile=release; wasm_profile=wasm-release; out=release; wasm_out=wasm-release
+only=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --release) profile=release; wasm_profile=wasm-release; out=release; wasm_out=wasm-release ;;
+    # `--only front` or `--only server`: one half (run.sh builds both at once).
+    --only) only="${2:-}"; shift ;;
+    *) die "unknown argument: $1 (expected --release, --only front|server)" ;;
+  esac
+  shift
+done
+[[ -z "$only" || "$only" == front || "$only" == server ]] || die "--only takes front or server, not '$only'"
+
+build_server() {
+  if [[ ! -x "$CARGO_TARGET_DIR/$out/dashboard" ]]; then
+    log "server ($profile): first build of the server binary on this cache, several minutes"
+  else
+    log "server ($profile)"
+  fi
+  cargo build -p app --bin dashboard --features ssr --profile "$profile" --locked
+}
+if [[ "$only" == server ]]; then
+  build_server
+  log "built: $CARGO_TARGET_DIR/$out/dashboard"
+  exit 0
 fi
 
 # Extra flags for the wasm build when the target comes from Debian's
@@ -31,7 +53,7 @@ fi
 # and roughly how long, so the first command does not look hung.
 if [[ ! -d "$FRONT_TARGET_DIR/wasm32-unknown-unknown/$wasm_out" ]]; then
   if [[ $profile == release ]]; then
-    log "first $profile build on this cache: compiling every dependency for the front end, then the server — about 10 minutes on 2 cores; later starts take seconds"
+    log "first $profile build on this cache: compiling every dependency for the front end and the server — about 10 minutes on 2 cores; later starts take seconds"
   else
     log "first $profile build on this cache: compiling every dependency for the front end, then the server — several minutes"
   fi
@@ -92,10 +114,9 @@ cp -r public/. "$SITE_DIR/"
 touch "$cached"
 ls -1t "$RELAY_CACHE/pkg" | grep -v '\.tmp\.' | tail -n +5 | while read -r old; do rm -rf "${RELAY_CACHE:?}/pkg/$old"; done
 
-if [[ ! -x "$CARGO_TARGET_DIR/$out/dashboard" ]]; then
-  log "server ($profile): first build of the server binary on this cache, several minutes"
-else
-  log "server ($profile)"
+if [[ "$only" == front ]]; then
+  log "built: $SITE_DIR"
+  exit 0
 fi
-cargo build -p app --bin dashboard --features ssr --profile "$profile" --locked
+build_server
 log "built: $CARGO_TARGET_DIR/$out/dashboard and $SITE_DIR"
