@@ -47,7 +47,10 @@ wb_version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version 
 [[ -n "$wb_version" ]] || die "wasm-bindgen is not in Cargo.lock"
 if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]]; then
   log "installing wasm-bindgen-cli $wb_version (a few minutes, once)"
-  cargo install wasm-bindgen-cli --version "$wb_version" --root "$RELAY_TOOLS" --force
+  # Its own build directory: `run.sh` builds the server in the main one at
+  # the same time, and cargo would make one wait for the other.
+  cargo install wasm-bindgen-cli --version "$wb_version" --root "$RELAY_TOOLS" --force \
+    --target-dir "$RELAY_CACHE/tools-build"
 fi
 
 # 3. wasm-opt for release builds (binaryen from npm; optional).
