@@ -679,8 +679,9 @@ impl Core {
         }
         let _ = ctx.group_id.set(group_id);
         // Each account's test waits for its account, and starts as soon as
-        // that account is done (while the others are still being settled).
-        // A replaced key's account is gone: its old test is history.
+        // the host names that account (while the others are still being
+        // created, read back and settled). A replaced key's account is
+        // gone: its old test is history.
         let replaced = self
             .store
             .replaced_fingerprints(ctx.batch.id)
