@@ -41,15 +41,9 @@ pub async fn current_operator(state: &AppState, session: &Session) -> Option<Ope
         .unwrap_or(0);
     match state.core.store.operator_by_id(id).await {
         Ok(Some(op)) if op.active() && op.session_epoch == epoch => {
-            let now = provisioning_core::store::now_ms() / 1000;
-            let touched = session
-                .get::<i64>(TOUCHED)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or(0);
-            if now - touched >= TOUCH_EVERY_S {
-                let _ = session.insert(TOUCHED, now).await;
+            let touched = session.get::<i64>(TOUCHED).await.ok().flatten();
+            if unix_now() - touched.unwrap_or(0) >= TOUCH_EVERY_S {
+                let _ = touch(session).await;
             }
             Some(op.view())
         }
@@ -59,6 +53,15 @@ pub async fn current_operator(state: &AppState, session: &Session) -> Option<Ope
             None
         }
     }
+}
+
+fn unix_now() -> i64 {
+    provisioning_core::store::now_ms() / 1000
+}
+
+/// Records the session as written now (see [`TOUCHED`]).
+pub async fn touch(session: &Session) -> Result<(), tower_sessions::session::Error> {
+    session.insert(TOUCHED, unix_now()).await
 }
 
 /// The session's CSRF token, created on first use.

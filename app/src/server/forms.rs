@@ -400,10 +400,7 @@ async fn start_session(
         .insert(auth::CSRF, random_hex(16))
         .await
         .map_err(fail)?;
-    session
-        .insert(auth::TOUCHED, provisioning_core::store::now_ms() / 1000)
-        .await
-        .map_err(fail)?;
+    auth::touch(session).await.map_err(fail)?;
     Ok(())
 }
 
