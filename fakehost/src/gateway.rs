@@ -111,16 +111,10 @@ fn count(inner: &Shared, route: &str) {
         .or_insert(1);
 }
 
-/// The configured per-call latency (benchmarks).
-async fn latency(inner: &Shared) {
-    crate::host::added_latency(inner).await;
-}
-
 /// `GET /v1/models` (§7.2): the union of schedulable same-platform accounts'
 /// mapping keys, else the platform's default list; cached per group.
 pub async fn models(AxState(inner): AxState<Shared>, headers: HeaderMap) -> Response {
     count(&inner, "GET /v1/models");
-    latency(&inner).await;
     if let (Some(r), _) = take_fault(&inner, &Method::GET, "/v1/models").await {
         return r;
     }
@@ -416,7 +410,6 @@ fn on_upstream_error(st: &mut State, account_id: i64, status: u16, body: &str) {
 /// `POST /v1/chat/completions` with failover across the group's accounts (§7.4).
 pub async fn chat(AxState(inner): AxState<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     count(&inner, "POST /v1/chat/completions");
-    latency(&inner).await;
     if let (Some(r), _) = take_fault(&inner, &Method::POST, "/v1/chat/completions").await {
         return r;
     }

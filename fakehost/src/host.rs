@@ -165,7 +165,8 @@ pub struct FakeHostConfig {
     pub models_cache_ttl: Duration,
     /// Users besides the admin: (email, password).
     pub users: Vec<(String, String)>,
-    /// Added to every admin and gateway request (benchmarks).
+    /// How long every admin and gateway request takes, the host's own work
+    /// included (benchmarks, slow-host tests): see `record_span`.
     pub latency: Duration,
     /// Whether `Idempotency-Key` is honoured. `false` models a host (or a
     /// fork) that ignores the header: a resend creates again.
@@ -222,19 +223,85 @@ pub(crate) struct Inner {
     pub faults: Mutex<Vec<Fault>>,
     pub http: reqwest::Client,
     pub settings: Mutex<Map<String, Value>>,
+    /// Every request's route and when it came in and was answered.
+    pub spans: Mutex<Vec<CallSpan>>,
+}
+
+/// One request as the host saw it: its route (`METHOD /path`, numeric
+/// segments as `:id`), when it came in, when its answer was ready, and how
+/// long the host's own work took (the configured latency excluded).
+#[derive(Clone, Debug)]
+pub struct CallSpan {
+    pub route: String,
+    pub start: std::time::Instant,
+    pub end: std::time::Instant,
+    pub work: Duration,
 }
 
 pub(crate) type Shared = Arc<Inner>;
 
-/// Waits the configured per-call latency (benchmarks). Tokio's timer
-/// counts whole milliseconds and rounds a deadline up; a blocking thread's
-/// sleep keeps closer to what was asked (one account test at 10 ms, alone:
-/// 11.8 ms with the timer, 11.1 ms with this).
-pub(crate) async fn added_latency(inner: &Shared) {
-    let d = inner.cfg.latency;
+/// Sleeps on a blocking thread: tokio's timer counts whole milliseconds
+/// and rounds a deadline up (one account test at 10 ms, alone: 11.8 ms with
+/// the timer, 11.1 ms with this).
+async fn precise_sleep(d: Duration) {
     if !d.is_zero() {
         let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
     }
+}
+
+/// Whether the configured latency applies to `path`: the admin API and the
+/// gateway's routes (sign-in and the public settings answer at once).
+fn has_latency(path: &str) -> bool {
+    path.starts_with("/api/v1/admin/")
+        || matches!(
+            path,
+            "/v1/models" | "/models" | "/v1/chat/completions" | "/chat/completions"
+        )
+}
+
+/// Records each request's span (benchmarks read them back), and gives
+/// the admin and gateway routes the configured latency as a remote host
+/// would have it: the request takes half of it to arrive, the host does its
+/// work, and the answer is ready no earlier than the whole latency after
+/// the request came in (later only when the work itself takes longer). A
+/// call that asks the upstream (an account test) thus takes the latency,
+/// not the latency plus the fake upstream's own time.
+async fn record_span(
+    AxState(inner): AxState<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = route_key(req.method(), req.uri().path());
+    let start = std::time::Instant::now();
+    let latency = match has_latency(req.uri().path()) {
+        true => inner.cfg.latency,
+        false => Duration::ZERO,
+    };
+    precise_sleep(latency / 2).await;
+    let worked = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let work = worked.elapsed();
+    precise_sleep(latency.saturating_sub(start.elapsed())).await;
+    let end = std::time::Instant::now();
+    inner.spans.lock().unwrap().push(CallSpan {
+        route,
+        start,
+        end,
+        work,
+    });
+    resp
+}
+
+/// The listener with Nagle's algorithm off on every connection, as a real
+/// host's (Go's) are: an answer written in two parts is not held back
+/// waiting for the first part's acknowledgement.
+pub(crate) fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
 }
 
 /// A running fake host.
@@ -327,6 +394,7 @@ impl FakeHost {
                 .build()
                 .expect("client"),
             settings: Mutex::new(settings),
+            spans: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route(
@@ -343,13 +411,13 @@ impl FakeHost {
             .route("/v1/chat/completions", post(gateway::chat))
             .route("/chat/completions", post(gateway::chat))
             .fallback(|| async { plain_404() })
+            .layer(axum::middleware::from_fn_with_state(
+                inner.clone(),
+                record_span,
+            ))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
+            let _ = axum::serve(no_delay(listener), app).await;
         });
         FakeHost { addr, inner, task }
     }
@@ -436,6 +504,11 @@ impl FakeHost {
             .calls
             .get(route)
             .unwrap_or(&0)
+    }
+
+    /// Every request seen so far, in the order they were answered.
+    pub fn call_spans(&self) -> Vec<CallSpan> {
+        self.inner.spans.lock().unwrap().clone()
     }
 
     /// Total calls seen on every route.
@@ -860,7 +933,6 @@ async fn admin_entry(
         .entry(route_key(&method, &path))
         .and_modify(|c| *c += 1)
         .or_insert(1);
-    added_latency(&inner).await;
     // Auth: x-api-key alone when present, else a Bearer JWT.
     let actor = {
         let st = inner.state.lock().unwrap();

@@ -15,7 +15,7 @@ mod receiver;
 mod state;
 mod upstream;
 
-pub use host::{FakeHost, FakeHostConfig, Fault, FaultKind, Profile};
+pub use host::{CallSpan, FakeHost, FakeHostConfig, Fault, FaultKind, Profile};
 pub use receiver::{Received, WebhookReceiver};
 pub use state::{Account, Group, State, MARKER_KEY};
 pub use upstream::{FakeUpstream, ProviderStyle, UpstreamBehaviour};

@@ -118,7 +118,7 @@ impl FakeUpstream {
             .route("/_fake/hook", post(hook))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(crate::host::no_delay(listener), app).await;
         });
         FakeUpstream { addr, inner, task }
     }
