@@ -56,19 +56,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 impl HostClient {
     /// Builds a client for `base_url` (already validated and normalised).
     pub fn new(base_url: &str, admin: AdminCredential) -> HostClient {
-        // The outbound guard's resolver (connections pinned to checked
-        // addresses) and no redirects.
-        let http = outbound::guarded_builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!(
-                "sub2api-cn-relay-manager/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .expect("static client configuration is valid");
         HostClient {
-            http,
+            http: shared_http(),
             base: base_url.trim_end_matches('/').to_string(),
             admin,
             jwt: Mutex::new(None),
@@ -302,6 +291,27 @@ impl HostClient {
         }
         Ok(parse_sse(&String::from_utf8_lossy(&bytes)).unwrap_or_default())
     }
+}
+
+/// The HTTP client every host client uses: its settings are the same for
+/// all (the outbound guard's resolver, which pins connections to checked
+/// addresses; no redirects; the timeouts), building one costs milliseconds
+/// (the TLS roots), and its connections are pooled per host, so a plan and
+/// the apply after it reuse them.
+fn shared_http() -> reqwest::Client {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    HTTP.get_or_init(|| {
+        outbound::guarded_builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!(
+                "sub2api-cn-relay-manager/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .expect("static client configuration is valid")
+    })
+    .clone()
 }
 
 /// The largest answer read from a host: a page of 1,000 accounts is about

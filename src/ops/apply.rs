@@ -177,8 +177,15 @@ pub(super) struct Ctx {
     pub(super) ready: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
     /// The run's share of host calls (`opts.concurrency`).
     pub(super) permits: tokio::sync::Semaphore,
+    /// Taken while a batch create's steps are marked `sent`.
+    pub(super) marking: tokio::sync::Mutex<()>,
+    /// How many account tests may queue for a share at once (see `permit`).
+    pub(super) tests_queue: tokio::sync::Semaphore,
     /// The batch's group on the host, once its step is done.
     pub(super) group_id: std::sync::OnceLock<i64>,
+    /// Told the group's id as soon as the host answers its create (before
+    /// the read-back), for the channel to start.
+    pub(super) group_written: Mutex<Option<tokio::sync::oneshot::Sender<i64>>>,
 }
 
 impl Ctx {
@@ -190,6 +197,26 @@ impl Ctx {
     }
     fn was_sent_now(&self, seq: i64) -> bool {
         self.sent_now.lock().expect("lock").contains(&seq)
+    }
+    /// A share of the run's host calls, held across one host call (never
+    /// across a journal write, so calls wait for the host, not the disk).
+    /// At most one test per share waits for one at a time (the others wait
+    /// before that queue): a batch create or a user-access step then waits
+    /// behind a few tests, not behind every test of the batch.
+    async fn permit(&self, kind: StepKind) -> tokio::sync::SemaphorePermit<'_> {
+        let _turn = match kind {
+            StepKind::AccountTest => Some(
+                self.tests_queue
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed"),
+            ),
+            _ => None,
+        };
+        self.permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
     /// The host has the account of key `fp` as `id`: its test may start.
     fn account_ready(&self, fp: &str, id: &str) {
@@ -373,9 +400,10 @@ impl Core {
 
     /// Takes the lease of the batch's apply run and marks the batch running.
     async fn claim_apply(&self, actor: &str, batch_id: i64) -> Result<i64, OpError> {
+        // The plan without its per-key steps: its blockers are what counts.
         let batch = self
             .store
-            .batch(batch_id)
+            .batch_head(batch_id)
             .await?
             .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
         if BatchStatus::parse(&batch.status) == BatchStatus::Discarded {
@@ -551,9 +579,10 @@ impl Core {
         run_id: i64,
         opts: ApplyOptions,
     ) -> Result<Ctx, OpError> {
+        // The plan without its per-key steps (the journal holds those).
         let batch = self
             .store
-            .batch(batch_id)
+            .batch_head(batch_id)
             .await?
             .ok_or_else(|| OpError::NotFound(format!("batch {batch_id}")))?;
         let plan: Plan = serde_json::from_str(&batch.plan_json)
@@ -598,7 +627,10 @@ impl Core {
             waiting_tests: Mutex::new(HashMap::new()),
             ready: Mutex::new(None),
             permits: tokio::sync::Semaphore::new(opts.concurrency.max(1)),
+            tests_queue: tokio::sync::Semaphore::new(opts.concurrency.max(1)),
+            marking: tokio::sync::Mutex::new(()),
             group_id: std::sync::OnceLock::new(),
+            group_written: Mutex::new(None),
             opts,
         };
         Ok(ctx)
@@ -611,7 +643,7 @@ impl Core {
         run_id: i64,
         opts: ApplyOptions,
     ) -> Result<BatchStatus, ApplyError> {
-        let ctx = self.step_ctx(batch_id, run_id, opts).await?;
+        let ctx = std::sync::Arc::new(self.step_ctx(batch_id, run_id, opts).await?);
         let result = self.run(&ctx).await;
         let (status, access) = match &result {
             Err(ApplyError::Crashed(_)) => return result.map(|_| BatchStatus::Failed),
@@ -635,7 +667,10 @@ impl Core {
         result.map(|_| status)
     }
 
-    async fn run(&self, ctx: &Ctx) -> Result<(BatchStatus, AccessStatus), ApplyError> {
+    async fn run(
+        &self,
+        ctx: &std::sync::Arc<Ctx>,
+    ) -> Result<(BatchStatus, AccessStatus), ApplyError> {
         let steps = self
             .store
             .run_steps(ctx.run_id)
@@ -661,21 +696,46 @@ impl Core {
                 .cloned()
                 .collect::<Vec<_>>()
         };
-        // Group first: everything else needs its id.
-        let mut group_id: Option<i64> = None;
-        for s in by_kind(StepKind::Group) {
-            group_id = self
-                .step(ctx, &s, None)
-                .await?
-                .and_then(|id| id.parse().ok());
-        }
+        // Group first: everything else needs its id. The channel is created
+        // as soon as the host has answered the group's create, while the
+        // group is read back; the accounts wait for both to be proven.
+        let (written_tx, written_rx) = tokio::sync::oneshot::channel();
+        *ctx.group_written.lock().expect("lock") = Some(written_tx);
+        let group = async {
+            let mut group_id: Option<i64> = None;
+            for s in by_kind(StepKind::Group) {
+                group_id = self
+                    .step(ctx, &s, None)
+                    .await?
+                    .and_then(|id| id.parse().ok());
+            }
+            // Never created by this run (reused, done before, failed): the
+            // channel waits no more.
+            ctx.group_written.lock().expect("lock").take();
+            Ok::<_, ApplyError>(group_id)
+        };
+        let channel = async {
+            match written_rx.await {
+                Ok(id) => self
+                    .channels(ctx, &by_kind(StepKind::Channel), id)
+                    .await
+                    .map(Some),
+                Err(_) => Ok(None),
+            }
+        };
+        let (group_id, channel_ok) = futures_util::future::try_join(group, channel).await?;
         let Some(group_id) = group_id else {
             return Ok((BatchStatus::Failed, AccessStatus::Broken));
         };
-        for s in by_kind(StepKind::Channel) {
-            if self.step(ctx, &s, Some(group_id)).await?.is_none() {
-                return Ok((BatchStatus::Failed, AccessStatus::Broken));
+        let channel_ok = match channel_ok {
+            Some(ok) => ok,
+            None => {
+                self.channels(ctx, &by_kind(StepKind::Channel), group_id)
+                    .await?
             }
+        };
+        if !channel_ok {
+            return Ok((BatchStatus::Failed, AccessStatus::Broken));
         }
         let _ = ctx.group_id.set(group_id);
         // Each account's test waits for its account, and starts as soon as
@@ -687,11 +747,8 @@ impl Core {
             .replaced_fingerprints(ctx.batch.id)
             .await
             .map_err(OpError::from)?;
-        *ctx.waiting_tests.lock().expect("lock") = self
-            .store
-            .run_steps_of(ctx.run_id, StepKind::AccountTest)
-            .await
-            .map_err(OpError::from)?
+        // (As read at the start: nothing in this run has moved them yet.)
+        *ctx.waiting_tests.lock().expect("lock") = by_kind(StepKind::AccountTest)
             .into_iter()
             .filter_map(|t| Some((t.fingerprint.clone()?, t)))
             .filter(|(fp, _)| !replaced.contains(fp))
@@ -757,13 +814,28 @@ impl Core {
         Ok((keys.apply_status(ready), access))
     }
 
+    /// The batch's channel steps on group `group_id`: whether each is done.
+    async fn channels(
+        &self,
+        ctx: &Ctx,
+        steps: &[StepRow],
+        group_id: i64,
+    ) -> Result<bool, ApplyError> {
+        for s in steps {
+            if self.step(ctx, s, Some(group_id)).await?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Creates the accounts (in chunks through the host's batch endpoint
     /// when it has one, then one by one, a few at a time, for whatever is
     /// left), each followed by its test; then the tests whose account was
     /// not done by this run.
     async fn accounts_then_tests(
         &self,
-        ctx: &Ctx,
+        ctx: &std::sync::Arc<Ctx>,
         accounts: Vec<StepRow>,
         group_id: i64,
     ) -> Result<(), ApplyError> {
@@ -775,12 +847,25 @@ impl Core {
             ctx.ready.lock().expect("lock").take();
             r
         };
+        // Each test is a task of its own: its answer is taken up on any of
+        // the runtime's threads, not after whatever the run's task is doing
+        // (reading back and settling accounts). Dropping the set (the run
+        // stopped) stops them.
         let tests = async {
-            let mut running = futures_util::stream::FuturesUnordered::new();
+            let mut running = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
-                    Some(fp) = rx.recv() => running.push(self.test_when_done(ctx, fp)),
-                    Some(r) = futures_util::StreamExt::next(&mut running), if !running.is_empty() => r?,
+                    Some(fp) = rx.recv() => {
+                        let (core, ctx) = (self.clone(), std::sync::Arc::clone(ctx));
+                        running.spawn(async move { core.test_when_done(&ctx, fp).await });
+                    }
+                    Some(r) = running.join_next(), if !running.is_empty() => match r {
+                        Ok(r) => r?,
+                        // A test that panicked panics the run, as before.
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        // Only this set cancels them (when it is dropped).
+                        Err(_) => {}
+                    },
                     else => return Ok::<(), ApplyError>(()),
                 }
             }
@@ -801,7 +886,7 @@ impl Core {
         if ctx.batch_create && accounts.len() >= 2 {
             let mut chunks = Vec::new();
             for chunk in accounts.chunks(BATCH_CHUNK) {
-                chunks.push(self.account_chunk_limited(ctx, chunk, group_id));
+                chunks.push(self.account_chunk(ctx, chunk, group_id));
             }
             let mut sent = Vec::new();
             for r in futures_util::future::join_all(chunks).await {
@@ -811,7 +896,9 @@ impl Core {
             // read the whole batch's accounts each time).
             if !sent.is_empty() {
                 let prefix = format!("rm-{}-", ctx.plan.provider_key);
+                let permit = ctx.permit(StepKind::Account).await;
                 let back = accounts_on_host(&ctx.client, &prefix).await;
+                drop(permit);
                 let mut settles = Vec::with_capacity(sent.len());
                 for c in &sent {
                     settles.push(self.settle_chunk(ctx, &c.steps, &c.bodies, &c.answer, &back));
@@ -912,7 +999,7 @@ impl Core {
                         },
                     ));
                 }
-                _ => pending.push(self.step_limited(ctx, s, Some(group_id))),
+                _ => pending.push(self.step_from(ctx, s, Some(group_id))),
             }
         }
         for r in futures_util::future::join_all(skips).await {
@@ -924,20 +1011,11 @@ impl Core {
         Ok(())
     }
 
-    /// One account step; its test may start once it is done. Only a step
-    /// that may call the host waits for a share of the host calls (the
-    /// tests already queued for one are not waited for).
+    /// One account step; its test may start once it is done. A step that
+    /// has nothing left to send takes no share of the host calls (so a pass
+    /// over done accounts does not queue behind the tests).
     async fn account_step(&self, ctx: &Ctx, s: &StepRow, group_id: i64) -> Result<(), ApplyError> {
-        let calls = match s.state {
-            StepState::Pending => true,
-            StepState::Failed => resendable(s),
-            StepState::Sent => !ctx.was_sent_now(s.seq),
-            StepState::Done | StepState::Skipped | StepState::Unknown => false,
-        };
-        let id = match calls {
-            true => self.step_limited(ctx, s, Some(group_id)).await?,
-            false => self.step_from(ctx, s, Some(group_id), None).await?,
-        };
+        let id = self.step_from(ctx, s, Some(group_id)).await?;
         if let (Some(id), Some(fp)) = (id, &s.fingerprint) {
             ctx.account_ready(fp, &id);
         }
@@ -951,37 +1029,9 @@ impl Core {
         let Some(test) = ctx.waiting_tests.lock().expect("lock").remove(&fp) else {
             return Ok(());
         };
-        self.step_limited(ctx, &test, ctx.group_id.get().copied())
+        self.step_from(ctx, &test, ctx.group_id.get().copied())
             .await
             .map(|_| ())
-    }
-
-    async fn step_limited(
-        &self,
-        ctx: &Ctx,
-        s: &StepRow,
-        group_id: Option<i64>,
-    ) -> Result<Option<String>, ApplyError> {
-        let permit = ctx
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        self.step_from(ctx, s, group_id, Some(permit)).await
-    }
-
-    async fn account_chunk_limited(
-        &self,
-        ctx: &Ctx,
-        chunk: &[StepRow],
-        group_id: i64,
-    ) -> Result<Option<SentChunk>, ApplyError> {
-        let _permit = ctx
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        self.account_chunk(ctx, chunk, group_id).await
     }
 
     /// Creates a chunk of accounts with one `POST /accounts/batch`, through
@@ -1045,10 +1095,14 @@ impl Core {
             )[..8],
         );
         let key = format!("rm-{}-r{}-batch-{digest}", ctx.batch.uid, ctx.run_id);
+        // One chunk's mark at a time: the first chunk is sent after its own
+        // commit, not after one holding every chunk's (a thousand rows).
+        let turn = ctx.marking.lock().await;
         let taken = store
             .mark_sent(ctx.batch.id, &seqs, Some(&key))
             .await
             .map_err(OpError::from)?;
+        drop(turn);
         ctx.sent_now(&seqs);
         let (mut steps, mut sent_bodies) = (Vec::new(), Vec::new());
         for (s, b) in sendable.into_iter().zip(bodies) {
@@ -1065,6 +1119,7 @@ impl Core {
         if let Some(seq) = crash_in(ctx, &steps, CrashPoint::AfterSent) {
             return Err(ApplyError::Crashed(seq));
         }
+        let permit = ctx.permit(StepKind::Account).await;
         let answer = ctx
             .client
             .admin(
@@ -1074,6 +1129,7 @@ impl Core {
                 Some(&key),
             )
             .await;
+        drop(permit);
         if let Some(seq) = crash_in(ctx, &steps, CrashPoint::AfterCall) {
             return Err(ApplyError::Crashed(seq));
         }
@@ -1124,7 +1180,10 @@ impl Core {
             return Ok(());
         }
         let prefix = format!("rm-{}-", ctx.plan.provider_key);
-        let on_host = match accounts_on_host(&ctx.client, &prefix).await {
+        let permit = ctx.permit(StepKind::Account).await;
+        let on_host = accounts_on_host(&ctx.client, &prefix).await;
+        drop(permit);
+        let on_host = match on_host {
             Ok(v) => v,
             // Cannot look: leave them `sent` for a later run.
             Err(_) => return Ok(()),
@@ -1181,6 +1240,7 @@ impl Core {
             }
         }
         ctx.sent_now(&remaining.iter().map(|s| s.seq).collect::<Vec<_>>());
+        let permit = ctx.permit(StepKind::Account).await;
         let answer = ctx
             .client
             .admin(
@@ -1190,6 +1250,7 @@ impl Core {
                 Some(key),
             )
             .await;
+        drop(permit);
         if let Err(e) = &answer {
             if e.code == "IDEMPOTENCY_KEY_CONFLICT" {
                 for s in &remaining {
@@ -1204,7 +1265,10 @@ impl Core {
             .collect();
         let bodies: Vec<Value> = pos.iter().map(|i| bodies[*i].clone()).collect();
         let back = match &answer {
-            Ok(_) => accounts_on_host(&ctx.client, &prefix).await,
+            Ok(_) => {
+                let _permit = ctx.permit(StepKind::Account).await;
+                accounts_on_host(&ctx.client, &prefix).await
+            }
             Err(e) => Err(e.clone()),
         };
         self.settle_chunk(ctx, &remaining, &bodies, &answer, &back)
@@ -1241,91 +1305,43 @@ impl Core {
                 return Ok(());
             }
         };
-        let mut pending = Vec::with_capacity(steps.len());
+        let mut done = Vec::with_capacity(steps.len());
+        let mut failed = Vec::new();
         for (s, body) in steps.iter().zip(bodies) {
-            pending.push(self.settle_one(ctx, s, body, results, back));
+            match settled(ctx, s, body, results, back) {
+                Ok(o) => done.push((s, o)),
+                Err(f) => failed.push(self.fail(ctx, s, f)),
+            }
         }
-        for r in futures_util::future::join_all(pending).await {
+        for r in futures_util::future::join_all(failed).await {
             r?;
         }
-        Ok(())
-    }
-
-    /// One account of a batch create: the host's result for it, then its
-    /// read-back.
-    async fn settle_one(
-        &self,
-        ctx: &Ctx,
-        s: &StepRow,
-        body: &Value,
-        results: &[Value],
-        back: &Result<HashMap<String, Value>, HostError>,
-    ) -> Result<(), ApplyError> {
-        let name = body["name"].as_str().unwrap_or_default();
-        let result = results
+        // The created accounts in one write; should that fail (a key that
+        // went live elsewhere meanwhile), one by one, each with its outcome.
+        let all = done
             .iter()
-            .find(|r| r.get("name").and_then(Value::as_str) == Some(name));
-        let ok = result.is_some_and(|r| r.get("success").and_then(Value::as_bool) == Some(true));
-        if !ok {
-            let why = result
-                .and_then(|r| r.get("error"))
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "the host's batch answer does not list this account".into());
-            self.fail(
-                ctx,
-                s,
-                StepFail::new(StepErrorKind::Rejected, format!("batch create: {why}")),
-            )
-            .await?;
-            return Ok(());
+            .map(|(s, o)| {
+                let (u, ledger, _) = self.finish_write(ctx, s, o);
+                let ledger = match ledger {
+                    Some(LedgerWrite::Record(e)) => Some(*e),
+                    _ => None,
+                };
+                (s.seq, u, ledger)
+            })
+            .collect();
+        if self.store.finish_steps(ctx.batch.id, all).await.is_err() {
+            let mut pending = Vec::with_capacity(done.len());
+            for (s, o) in &done {
+                pending.push(self.finish(ctx, s, o));
+            }
+            for r in futures_util::future::join_all(pending).await {
+                r?;
+            }
         }
-        // The host said it created it: if it cannot be read back yet, it
-        // stays `sent` and the next run finds it by its marker.
-        let item = match back {
-            Ok(b) => b.get(&s.marker),
-            Err(_) => None,
-        };
-        let Some(item) = item else {
-            let why = match back {
-                Ok(_) => "read-back: created, but not listed on the host yet".to_string(),
-                Err(e) => format!("read-back: created, but the listing failed: {e}"),
-            };
-            self.fail(ctx, s, StepFail::new(StepErrorKind::MaybeSent, why))
-                .await?;
-            return Ok(());
-        };
-        let Some(id) = item.get("id").and_then(Value::as_i64) else {
-            self.fail(
-                ctx,
-                s,
-                StepFail::new(
-                    StepErrorKind::MaybeSent,
-                    "read-back: the listing shows the account without an id",
-                ),
-            )
-            .await?;
-            return Ok(());
-        };
-        if let Err(f) = super::kinds::check_account(ctx, id, body, item) {
-            self.fail(ctx, s, f).await?;
-            return Ok(());
-        }
-        self.finish(
-            ctx,
-            s,
-            Outcome {
-                remote_id: id.to_string(),
-                request: ev(body),
-                response: ev(item),
-                desired: Some(body.clone()),
-                observed: Some(item.clone()),
-                role: "created",
-                ..Default::default()
-            },
-        )
-        .await?;
-        if let Some(fp) = &s.fingerprint {
-            ctx.account_ready(fp, &id.to_string());
+        for (s, o) in &done {
+            if let Some(fp) = &s.fingerprint {
+                ctx.account_ready(fp, &o.remote_id);
+            }
         }
         Ok(())
     }
@@ -1347,7 +1363,7 @@ impl Core {
         self.finish(
             ctx,
             s,
-            Outcome {
+            &Outcome {
                 remote_id: id.to_string(),
                 request: String::new(),
                 response:
@@ -1417,19 +1433,18 @@ impl Core {
             .await
             .map_err(OpError::from)?
             .unwrap_or_else(|| s.clone());
-        self.step_from(ctx, &current, group_id, None).await
+        self.step_from(ctx, &current, group_id).await
     }
 
     /// Takes one step on from `current`, its row as the journal holds it
-    /// now (read by the caller). `permit`, a share of the run's host-call
-    /// concurrency, is held until the host has answered, not while the
-    /// answer is recorded.
+    /// now (read by the caller). Each host call takes a share of the run's
+    /// host-call concurrency after the journal write that guards it, until
+    /// the host has answered (not while the answer is recorded).
     async fn step_from(
         &self,
         ctx: &Ctx,
         current: &StepRow,
         group_id: Option<i64>,
-        permit: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Result<Option<String>, ApplyError> {
         let (batch_id, seq) = (ctx.batch.id, current.seq);
         let store = &self.store;
@@ -1448,10 +1463,13 @@ impl Core {
             StepState::Sent if ctx.was_sent_now(seq) => return Ok(None),
             StepState::Sent => {
                 // The last run may have died after the host acted: look first.
-                match self.lookup(ctx, current, group_id).await {
+                let permit = ctx.permit(current.kind).await;
+                let found = self.lookup(ctx, current, group_id).await;
+                drop(permit);
+                match found {
                     Ok(Some(found)) => {
                         let id = found.0.clone();
-                        self.finish(ctx, current, found.1).await?;
+                        self.finish(ctx, current, &found.1).await?;
                         return Ok(Some(id));
                     }
                     // Sent in a batch create: only the same batch under the
@@ -1496,6 +1514,7 @@ impl Core {
         if ctx.opts.crash_at == Some((seq, CrashPoint::AfterSent)) {
             return Err(ApplyError::Crashed(seq));
         }
+        let permit = ctx.permit(current.kind).await;
         let outcome = self.execute(ctx, current, group_id).await;
         drop(permit);
         if ctx.opts.crash_at == Some((seq, CrashPoint::AfterCall)) {
@@ -1504,7 +1523,7 @@ impl Core {
         match outcome {
             Ok(o) => {
                 let id = o.remote_id.clone();
-                self.finish(ctx, current, o).await?;
+                self.finish(ctx, current, &o).await?;
                 Ok(Some(id))
             }
             Err(mut f) => {
@@ -1632,9 +1651,14 @@ impl Core {
         })))
     }
 
-    /// Records a success: the step, its ledger row and the probe-user key
-    /// it produced, in one transaction.
-    async fn finish(&self, ctx: &Ctx, s: &StepRow, o: Outcome) -> Result<(), ApplyError> {
+    /// What recording a success writes: the step, its ledger row and the
+    /// probe-user key it produced.
+    fn finish_write(
+        &self,
+        ctx: &Ctx,
+        s: &StepRow,
+        o: &Outcome,
+    ) -> (StepUpdate, Option<LedgerWrite>, Option<AccessWrite>) {
         let ledger = self.ledger_write(
             ctx,
             s,
@@ -1644,21 +1668,22 @@ impl Core {
             o.observed.as_ref(),
             if o.role.is_empty() { "created" } else { o.role },
         );
+        let u = StepUpdate {
+            state: Some(StepState::Done),
+            request_json: (!o.request.is_empty()).then(|| o.request.clone()),
+            response_json: Some(o.response.clone()),
+            remote_id: (!o.remote_id.is_empty()).then(|| o.remote_id.clone()),
+            error: Some(String::new()),
+            error_kind: Some(String::new()),
+        };
+        (u, ledger, o.access.clone())
+    }
+
+    /// Records a success, in one transaction (see `finish_write`).
+    async fn finish(&self, ctx: &Ctx, s: &StepRow, o: &Outcome) -> Result<(), ApplyError> {
+        let (u, ledger, access) = self.finish_write(ctx, s, o);
         self.store
-            .finish_step(
-                ctx.batch.id,
-                s.seq,
-                StepUpdate {
-                    state: Some(StepState::Done),
-                    request_json: (!o.request.is_empty()).then(|| o.request.clone()),
-                    response_json: Some(o.response.clone()),
-                    remote_id: (!o.remote_id.is_empty()).then(|| o.remote_id.clone()),
-                    error: Some(String::new()),
-                    error_kind: Some(String::new()),
-                },
-                ledger,
-                o.access,
-            )
+            .finish_step(ctx.batch.id, s.seq, u, ledger, access)
             .await
             .map_err(OpError::from)?;
         Ok(())
@@ -1702,6 +1727,11 @@ impl Core {
     ) -> Result<Outcome, StepFail> {
         let body = k.desired(self, ctx, s, gid)?;
         let w = k.write(self, ctx, s, &body).await?;
+        if k.resource() == Resource::Group && !w.unmanaged {
+            if let Some(tx) = ctx.group_written.lock().expect("lock").take() {
+                let _ = tx.send(w.id);
+            }
+        }
         if w.unmanaged {
             return Ok(Outcome {
                 request: ev(&body),
@@ -1923,6 +1953,61 @@ impl Core {
 
 /// Whether a failed step may be sent again: only when nothing of it
 /// exists on the host (a definite refusal, a local problem, a check).
+/// One account of a batch create, as the journal should record it: the
+/// host's result for it, then its read-back (`Err`: why it failed).
+fn settled(
+    ctx: &Ctx,
+    s: &StepRow,
+    body: &Value,
+    results: &[Value],
+    back: &Result<HashMap<String, Value>, HostError>,
+) -> Result<Outcome, StepFail> {
+    let name = body["name"].as_str().unwrap_or_default();
+    let result = results
+        .iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(name));
+    let ok = result.is_some_and(|r| r.get("success").and_then(Value::as_bool) == Some(true));
+    if !ok {
+        let why = result
+            .and_then(|r| r.get("error"))
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "the host's batch answer does not list this account".into());
+        return Err(StepFail::new(
+            StepErrorKind::Rejected,
+            format!("batch create: {why}"),
+        ));
+    }
+    // The host said it created it: if it cannot be read back yet, it stays
+    // `sent` and the next run finds it by its marker.
+    let item = match back {
+        Ok(b) => b.get(&s.marker),
+        Err(_) => None,
+    };
+    let Some(item) = item else {
+        let why = match back {
+            Ok(_) => "read-back: created, but not listed on the host yet".to_string(),
+            Err(e) => format!("read-back: created, but the listing failed: {e}"),
+        };
+        return Err(StepFail::new(StepErrorKind::MaybeSent, why));
+    };
+    let Some(id) = item.get("id").and_then(Value::as_i64) else {
+        return Err(StepFail::new(
+            StepErrorKind::MaybeSent,
+            "read-back: the listing shows the account without an id",
+        ));
+    };
+    super::kinds::check_account(ctx, id, body, item)?;
+    Ok(Outcome {
+        remote_id: id.to_string(),
+        request: ev(body),
+        response: ev(item),
+        desired: Some(body.clone()),
+        observed: Some(item.clone()),
+        role: "created",
+        ..Default::default()
+    })
+}
+
 fn resendable(s: &StepRow) -> bool {
     s.remote_id.is_none() && StepErrorKind::parse(&s.error_kind) != Some(StepErrorKind::ReadBack)
 }

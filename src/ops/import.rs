@@ -447,8 +447,30 @@ impl Core {
         let (keys, mut skipped) = read_keys(&req.keys_text)?;
         // Hosts upgrade (and regress) under us: every plan probes again, so
         // the strategy, the field names and the version pinned in the
-        // evidence are today's.
-        let probe = self.probe_host(actor, host.id).await?.report;
+        // evidence are today's. The group, the channel and our accounts on
+        // the host are read while it is probed (the channel only when the
+        // last probe found channels; else after this one, if it does).
+        let gname = group_name(&req.provider_key, provider, mode);
+        let (client, secrets) = self.host_client(&host)?;
+        let channels_before = self
+            .store
+            .latest_probe(host.id)
+            .await?
+            .is_some_and(|p| p.report.capability("channels") != Support::No);
+        let (probe, group, channel, on_host) = futures_util::future::join4(
+            self.probe_host(actor, host.id),
+            find_named(&client, "/api/v1/admin/groups", &gname),
+            async {
+                match channels_before {
+                    true => Some(find_named(&client, "/api/v1/admin/channels", &gname).await),
+                    false => None,
+                }
+            },
+            // Listed once by name prefix (a page per 1,000), not searched per key.
+            super::apply::accounts_on_host(&client, &format!("rm-{}-", req.provider_key)),
+        )
+        .await;
+        let probe = probe?.report;
         if probe.status == crate::model::ProbeStatus::Failing {
             return Err(FieldError::coded(
                 "host",
@@ -457,7 +479,6 @@ impl Core {
             )
             .into());
         }
-        let (client, secrets) = self.host_client(&host)?;
         if secrets.probe_user.is_none() {
             return Err(FieldError::coded("host", "plan.no_probe_user", &[]).into());
         }
@@ -487,7 +508,6 @@ impl Core {
             &probe,
         );
         let shape = host_shape(provider, &probe);
-        let gname = group_name(&req.provider_key, provider, mode);
         let host_err = |e: crate::host::HostError| {
             FieldError::coded("host", "plan.host_unreadable", &[("error", &e)])
         };
@@ -506,22 +526,12 @@ impl Core {
                 fingerprint,
             });
         };
-        // The group, the channel and our accounts on the host, read at once.
-        let with_channel = probe.capability("channels") != Support::No;
-        let (group, channel, on_host) = futures_util::future::join3(
-            find_named(&client, "/api/v1/admin/groups", &gname),
-            async {
-                match with_channel {
-                    true => find_named(&client, "/api/v1/admin/channels", &gname)
-                        .await
-                        .map(Some),
-                    false => Ok(None),
-                }
-            },
-            // Listed once by name prefix (a page per 1,000), not searched per key.
-            super::apply::accounts_on_host(&client, &format!("rm-{}-", req.provider_key)),
-        )
-        .await;
+        let channel = match (probe.capability("channels") != Support::No, channel) {
+            (false, _) => None,
+            (true, Some(c)) => Some(c),
+            (true, None) => Some(find_named(&client, "/api/v1/admin/channels", &gname).await),
+        }
+        .transpose();
         // Group.
         match group.map_err(host_err)? {
             Some((id, true)) => push(

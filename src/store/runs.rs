@@ -4,6 +4,11 @@
 use super::imports::{insert_steps_in, update_step_in, StepRecord, STEP_COLS};
 use super::{audit_in, now_ms, Store, StoreError};
 use crate::store::{LedgerEntry, StepRow, StepUpdate};
+use std::collections::{HashMap, HashSet};
+
+/// Ledger rows per multi-row `INSERT` (14 columns each, inside SQLite's
+/// limit on bound parameters).
+const LEDGER_ROWS: usize = 200;
 
 /// A run of a batch.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -171,13 +176,17 @@ impl Store {
 
     /// The steps of one run, in order.
     pub async fn run_steps(&self, run_id: i64) -> Result<Vec<StepRow>, StoreError> {
-        let rows: Vec<StepRecord> = sqlx::query_as(&format!(
-            "SELECT {STEP_COLS} FROM steps WHERE run_id = ? ORDER BY seq"
-        ))
+        // The columns of `StepRecord`, in its order.
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(seq, run_id, kind, action, target, fingerprint,
+                idempotency_key, marker, state, request_json, response_json, remote_id, error,
+                error_kind, chunk_key, started_at_ms, finished_at_ms) ORDER BY seq)
+             FROM steps WHERE run_id = ?",
+        )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.into_iter().map(super::imports::step_row).collect()
+        super::imports::steps_from_json(json)
     }
 
     /// The steps of one kind in a run, in order, as the journal holds them.
@@ -550,12 +559,119 @@ impl Store {
         .await
     }
 
-    /// Marks steps `sent` in one transaction, stamping the batch create's
-    /// key on them. Account steps whose key another batch on the same host
-    /// already imported (live ledger row) or is sending right now are not
-    /// marked: they are returned with the batch that has them, for the
-    /// caller to skip. (The write lock makes this check-and-mark atomic
-    /// across processes.)
+    /// Records several steps' successes in one write, with three statements
+    /// whatever their number (a batch create's accounts): each step as
+    /// `finish_step` would, with its ledger record. All or none: when one
+    /// fails (a key that went live elsewhere meanwhile), nothing is written
+    /// and the error is returned, for the caller to record them one by one
+    /// (each then with its own outcome).
+    pub async fn finish_steps(
+        &self,
+        batch_id: i64,
+        done: Vec<(i64, StepUpdate, Option<LedgerEntry>)>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let steps = serde_json::to_string(
+            &done
+                .iter()
+                .map(|(seq, u, _)| {
+                    serde_json::json!({
+                        "seq": seq,
+                        "state": u.state.map(|s| s.as_str()),
+                        "request": u.request_json,
+                        "response": u.response_json,
+                        "remote": u.remote_id,
+                        "error": u.error,
+                        "kind": u.error_kind,
+                        "finished": super::imports::ends_step(u.state),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .expect("steps serialise");
+        let ledger: Vec<LedgerEntry> = done.into_iter().filter_map(|(_, _, l)| l).collect();
+        self.group
+            .write(move |tx| {
+                Box::pin(async move {
+                    // The list first, then each step by its key (a join
+                    // the planner could otherwise run from the batch's
+                    // every step).
+                    sqlx::query(
+                        "WITH v AS MATERIALIZED (
+                            SELECT json_extract(value, '$.seq') AS seq, json_extract(value, '$.state') AS state,
+                                   json_extract(value, '$.request') AS request, json_extract(value, '$.response') AS response,
+                                   json_extract(value, '$.remote') AS remote, json_extract(value, '$.error') AS error,
+                                   json_extract(value, '$.kind') AS kind, json_extract(value, '$.finished') AS finished
+                              FROM json_each(?3))
+                         UPDATE steps SET
+                            state = COALESCE(v.state, steps.state),
+                            request_json = COALESCE(v.request, steps.request_json),
+                            response_json = COALESCE(v.response, steps.response_json),
+                            remote_id = COALESCE(v.remote, steps.remote_id),
+                            error = COALESCE(v.error, steps.error),
+                            error_kind = COALESCE(v.kind, steps.error_kind),
+                            started_at_ms = COALESCE(steps.started_at_ms, ?1),
+                            finished_at_ms = CASE WHEN v.finished THEN ?2 ELSE steps.finished_at_ms END
+                         FROM v
+                         WHERE steps.batch_id = ?4 AND steps.seq = v.seq",
+                    )
+                    .bind(now)
+                    .bind(now)
+                    .bind(&steps)
+                    .bind(batch_id)
+                    .execute(&mut **tx)
+                    .await?;
+                    for chunk in ledger.chunks(LEDGER_ROWS) {
+                        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                            "INSERT INTO ledger (host_id, kind, remote_id, batch_id, pack_id, provider_key, fingerprint, marker, spec_json, desired_json, observed_digest, status, created_at_ms, updated_at_ms) ",
+                        );
+                        q.push_values(chunk, |mut r, e| {
+                            r.push_bind(e.host_id)
+                                .push_bind(e.kind.clone())
+                                .push_bind(e.remote_id.clone())
+                                .push_bind(e.batch_id)
+                                .push_bind(e.pack_id.clone())
+                                .push_bind(e.provider_key.clone())
+                                .push_bind(e.fingerprint.clone())
+                                .push_bind(e.marker.clone())
+                                .push_bind(e.spec_json.clone())
+                                .push_bind(e.desired_json.clone())
+                                .push_bind(e.observed_digest.clone())
+                                .push_bind("active")
+                                .push_bind(now)
+                                .push_bind(now);
+                        });
+                        q.push(
+                            " ON CONFLICT (host_id, kind, remote_id) DO UPDATE SET
+                                status = 'active', desired_json = excluded.desired_json,
+                                observed_digest = excluded.observed_digest, updated_at_ms = excluded.updated_at_ms
+                              RETURNING id, kind, remote_id",
+                        );
+                        let ids: HashMap<(String, String), i64> = q
+                            .build_query_as::<(i64, String, String)>()
+                            .fetch_all(&mut **tx)
+                            .await
+                            .map_err(|err| super::conflict(err, "a live account for this key"))?
+                            .into_iter()
+                            .map(|(id, kind, remote)| ((kind, remote), id))
+                            .collect();
+                        let mut refs = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                            "INSERT INTO ledger_refs (ledger_id, batch_id, role) ",
+                        );
+                        refs.push_values(chunk, |mut r, e| {
+                            r.push_bind(ids.get(&(e.kind.clone(), e.remote_id.clone())).copied())
+                                .push_bind(e.batch_id)
+                                .push_bind(e.role.clone());
+                        });
+                        refs.push(" ON CONFLICT DO NOTHING");
+                        refs.build().execute(&mut **tx).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     /// Marks a check step `sent` without waiting for the commit: a check
     /// writes nothing on the host, so a mark lost in a crash costs nothing
     /// (the check runs again), and the step's outcome, written after it,
@@ -572,6 +688,12 @@ impl Store {
         });
     }
 
+    /// Marks steps `sent` in one transaction (one statement for them all),
+    /// stamping the batch create's key on them. Account steps whose key
+    /// another batch on the same host already imported (live ledger row) or
+    /// is sending right now are not marked: they are returned, in the order
+    /// given, with the batch that has them, for the caller to skip. (The
+    /// write lock makes this check-and-mark atomic across processes.)
     pub async fn mark_sent(
         &self,
         batch_id: i64,
@@ -581,42 +703,47 @@ impl Store {
         let now = now_ms();
         let seqs = seqs.to_vec();
         let chunk_key = chunk_key.map(str::to_string);
-        self.group.write(move |tx| Box::pin(async move {
-        let mut taken = Vec::new();
-        for seq in &seqs {
-            // One statement in the common case: the step is marked unless
-            // it is an account whose key is live or in flight elsewhere.
-            let marked: Option<i64> = sqlx::query_scalar(&format!(
-                "UPDATE steps AS s SET state = 'sent', error = '', error_kind = '', chunk_key = COALESCE(?, chunk_key),
-                    started_at_ms = COALESCE(started_at_ms, ?)
-                 WHERE s.batch_id = ? AND s.seq = ?
-                   AND (s.kind <> 'account' OR ({TAKEN_BY}) IS NULL)
-                 RETURNING seq"
-            ))
-            .bind(chunk_key.as_deref())
-            .bind(now)
-            .bind(batch_id)
-            .bind(seq)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if marked.is_some() {
-                continue;
-            }
-            let other: Option<i64> = sqlx::query_scalar(&format!(
-                "SELECT ({TAKEN_BY}) FROM steps s WHERE s.batch_id = ? AND s.seq = ? AND s.kind = 'account'"
-            ))
-            .bind(batch_id)
-            .bind(seq)
-            .fetch_optional(&mut **tx)
-            .await?
-            .flatten();
-            if let Some(other) = other {
-                taken.push((*seq, other));
-            }
-        }
-            Ok(taken)
-        }))
-        .await
+        self.group
+            .write(move |tx| {
+                Box::pin(async move {
+                    let list = serde_json::to_string(&seqs).expect("numbers serialise");
+                    let marked: Vec<i64> = sqlx::query_scalar(&format!(
+                        "UPDATE steps AS s SET state = 'sent', error = '', error_kind = '',
+                            chunk_key = COALESCE(?, chunk_key), started_at_ms = COALESCE(started_at_ms, ?)
+                         WHERE s.batch_id = ? AND s.seq IN (SELECT value FROM json_each(?))
+                           AND (s.kind <> 'account' OR ({TAKEN_BY}) IS NULL)
+                         RETURNING seq"
+                    ))
+                    .bind(chunk_key.as_deref())
+                    .bind(now)
+                    .bind(batch_id)
+                    .bind(&list)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    if marked.len() == seqs.len() {
+                        return Ok(Vec::new());
+                    }
+                    // Some were not marked: which batch has their key.
+                    let others: HashMap<i64, Option<i64>> = sqlx::query_as(&format!(
+                        "SELECT s.seq, ({TAKEN_BY}) FROM steps s
+                          WHERE s.batch_id = ? AND s.seq IN (SELECT value FROM json_each(?))
+                            AND s.kind = 'account'"
+                    ))
+                    .bind(batch_id)
+                    .bind(&list)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+                    let marked: HashSet<i64> = marked.into_iter().collect();
+                    Ok(seqs
+                        .iter()
+                        .filter(|seq| !marked.contains(seq))
+                        .filter_map(|seq| Some((*seq, (*others.get(seq)?)?)))
+                        .collect())
+                })
+            })
+            .await
     }
 
     /// The steps of a batch that were sent in one batch create.

@@ -368,6 +368,72 @@ async fn account_tests_start_when_the_host_names_the_account_not_after_every_acc
 }
 
 #[tokio::test]
+async fn an_apply_never_has_more_host_calls_at_once_than_its_concurrency() {
+    // Every call takes a while, so calls that could overlap do: the batch
+    // creates, the read-back, the user-access steps and the tests all take
+    // a share of the run's concurrency.
+    let w = world_cfg(FakeHostConfig {
+        profile: Profile::V0_1_179,
+        models_cache_ttl: Duration::ZERO,
+        latency: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
+    let id = w.plan(&keys(20), AccessMode::SelfService).await;
+    let from = std::time::Instant::now();
+    let status = w
+        .ctx
+        .core
+        .apply_batch(
+            "alice",
+            id,
+            ApplyOptions {
+                concurrency: 3,
+                ..fast()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, BatchStatus::Succeeded);
+    let spans: Vec<_> = w
+        .host
+        .call_spans()
+        .into_iter()
+        .filter(|s| s.start >= from)
+        .collect();
+    let mut edges: Vec<(std::time::Instant, i32)> = spans
+        .iter()
+        .flat_map(|s| [(s.start, 1), (s.end, -1)])
+        .collect();
+    // An answer and the next call at the same instant: the answer first.
+    edges.sort();
+    let most = edges
+        .iter()
+        .scan(0, |n, (_, d)| {
+            *n += d;
+            Some(*n)
+        })
+        .max()
+        .unwrap();
+    assert_eq!(most, 3, "calls at once: {spans:#?}");
+    // The channel is created while the group is read back (its id came
+    // with the create's answer), not after.
+    let first = |route: &str| {
+        spans
+            .iter()
+            .find(|s| s.route == route)
+            .unwrap_or_else(|| panic!("no {route}"))
+            .clone()
+    };
+    let group_read = first("GET /api/v1/admin/groups/:id");
+    let channel_create = first("POST /api/v1/admin/channels");
+    assert!(
+        channel_create.start < group_read.end,
+        "the channel was created after the group's read-back"
+    );
+}
+
+#[tokio::test]
 async fn a_key_already_on_the_host_is_detected_by_our_marker() {
     let w = world(Profile::V0_1_179).await;
     let id = w.plan(&keys(2), AccessMode::SelfService).await;
