@@ -40,24 +40,31 @@ async fn main() {
     let per_call = t.elapsed().as_secs_f64() / probes as f64;
     let before = host.total_calls();
     let t0 = Instant::now();
-    let id = core
-        .plan_batch(
+    let (c, keys_text) = (core.clone(), keys.join("\n"));
+    let id = tokio::spawn(async move {
+        c.plan_batch(
             "bench",
             &BatchRequest {
                 host_id: h_id,
                 pack_version_id: pv,
                 provider_key: "ds".into(),
                 mode: Some(AccessMode::SelfService),
-                keys_text: keys.join("\n"),
+                keys_text,
             },
         )
         .await
-        .unwrap();
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let plan_time = t0.elapsed();
     let plan_calls = host.total_calls() - before;
+    // On a runtime worker, as the server runs a plan and an apply (in
+    // spawned tasks), not on the thread that blocks on `main`.
     let t1 = Instant::now();
-    let status = core
-        .apply_batch(
+    let c = core.clone();
+    let status = tokio::spawn(async move {
+        c.apply_batch(
             "bench",
             id,
             ApplyOptions {
@@ -67,7 +74,10 @@ async fn main() {
             },
         )
         .await
-        .unwrap();
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let apply_time = t1.elapsed();
     let calls = host.total_calls() - before;
     assert_eq!(status, BatchStatus::Succeeded);
@@ -110,4 +120,84 @@ async fn main() {
         total.as_secs_f64() / measured
     )
     .unwrap();
+    phases(&mut out, &host.call_spans(), t0, concurrency);
+}
+
+/// Where the time went, from the host's side: how long before the first
+/// account test and after the last one, and how full the run's share of
+/// host calls was in each phase (calls in flight on average, of
+/// `concurrency`), with what one call took as the host saw it.
+fn phases(out: &mut impl Write, spans: &[fakehost::CallSpan], t0: Instant, concurrency: usize) {
+    let spans: Vec<_> = spans.iter().filter(|s| s.start >= t0).collect();
+    let is_test = |s: &&&fakehost::CallSpan| s.route.ends_with("/test");
+    let (Some(first), Some(last)) = (
+        spans.iter().filter(is_test).map(|s| s.start).min(),
+        spans.iter().filter(is_test).map(|s| s.end).max(),
+    ) else {
+        return;
+    };
+    let end = spans.iter().map(|s| s.end).max().unwrap_or(last);
+    let busy = |a: Instant, b: Instant| {
+        let total: f64 = spans
+            .iter()
+            .map(|s| {
+                let (x, y) = (s.start.max(a), s.end.min(b));
+                y.saturating_duration_since(x).as_secs_f64()
+            })
+            .sum();
+        total / b.saturating_duration_since(a).as_secs_f64().max(1e-9)
+    };
+    let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1e3;
+    let tests: Vec<f64> = spans
+        .iter()
+        .filter(is_test)
+        .map(|s| ms(s.start, s.end))
+        .collect();
+    let mean_test = tests.iter().sum::<f64>() / tests.len() as f64;
+    if std::env::var("BENCH_SPANS").is_ok() {
+        for s in spans.iter().filter(|s| s.start < first) {
+            let _ = writeln!(
+                out,
+                "  {:>7.1} {:>7.1}  {}",
+                ms(t0, s.start),
+                ms(t0, s.end),
+                s.route
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "before the first test   {:.0} ms, {:.1} of {concurrency} calls in flight",
+        ms(t0, first),
+        busy(t0, first)
+    );
+    let _ = writeln!(
+        out,
+        "tests                   {:.0} ms, {:.1} of {concurrency} in flight; a test {mean_test:.1} ms at the host",
+        ms(first, last),
+        busy(first, last)
+    );
+    let _ = writeln!(
+        out,
+        "after the last test     {:.0} ms to the last call",
+        ms(last, end)
+    );
+    // The most calls the host had at once (the run may not exceed its share).
+    let mut edges: Vec<(Instant, i32)> = spans
+        .iter()
+        .flat_map(|s| [(s.start, 1), (s.end, -1)])
+        .collect();
+    edges.sort();
+    let most = edges
+        .iter()
+        .scan(0, |n, (_, d)| {
+            *n += d;
+            Some(*n)
+        })
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "most calls at once       {most} (the share: {concurrency})"
+    );
 }
