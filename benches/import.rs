@@ -120,14 +120,23 @@ async fn main() {
         total.as_secs_f64() / measured
     )
     .unwrap();
-    phases(&mut out, &host.call_spans(), t0, concurrency);
+    // The most calls the host had at once: the run may not exceed its share.
+    let most = host.most_at_once(t0);
+    phases(&mut out, &host.call_spans(), t0, concurrency, most);
 }
 
 /// Where the time went, from the host's side: how long before the first
 /// account test and after the last one, and how full the run's share of
 /// host calls was in each phase (calls in flight on average, of
-/// `concurrency`), with what one call took as the host saw it.
-fn phases(out: &mut impl Write, spans: &[fakehost::CallSpan], t0: Instant, concurrency: usize) {
+/// `concurrency`), with what one call took as the host saw it, and the
+/// most calls it had at once.
+fn phases(
+    out: &mut impl Write,
+    spans: &[fakehost::CallSpan],
+    t0: Instant,
+    concurrency: usize,
+    most: usize,
+) {
     let spans: Vec<_> = spans.iter().filter(|s| s.start >= t0).collect();
     let is_test = |s: &&&fakehost::CallSpan| s.route.ends_with("/test");
     let (Some(first), Some(last)) = (
@@ -182,20 +191,6 @@ fn phases(out: &mut impl Write, spans: &[fakehost::CallSpan], t0: Instant, concu
         "after the last test     {:.0} ms to the last call",
         ms(last, end)
     );
-    // The most calls the host had at once (the run may not exceed its share).
-    let mut edges: Vec<(Instant, i32)> = spans
-        .iter()
-        .flat_map(|s| [(s.start, 1), (s.end, -1)])
-        .collect();
-    edges.sort();
-    let most = edges
-        .iter()
-        .scan(0, |n, (_, d)| {
-            *n += d;
-            Some(*n)
-        })
-        .max()
-        .unwrap_or(0);
     let _ = writeln!(
         out,
         "most calls at once       {most} (the share: {concurrency})"

@@ -511,6 +511,27 @@ impl FakeHost {
         self.inner.spans.lock().unwrap().clone()
     }
 
+    /// The most requests the host was handling at once among those that
+    /// came in at or after `since` (an answer and a request at the same
+    /// instant: the answer first).
+    pub fn most_at_once(&self, since: std::time::Instant) -> usize {
+        let mut edges: Vec<(std::time::Instant, i32)> = self
+            .call_spans()
+            .iter()
+            .filter(|s| s.start >= since)
+            .flat_map(|s| [(s.start, 1), (s.end, -1)])
+            .collect();
+        edges.sort();
+        edges
+            .iter()
+            .scan(0i32, |n, (_, d)| {
+                *n += d;
+                Some(*n)
+            })
+            .max()
+            .unwrap_or(0) as usize
+    }
+
     /// Total calls seen on every route.
     pub fn total_calls(&self) -> u32 {
         self.inner.state.lock().unwrap().calls.values().sum()

@@ -200,23 +200,26 @@ impl Ctx {
     }
     /// A share of the run's host calls, held across one host call (never
     /// across a journal write, so calls wait for the host, not the disk).
-    /// At most one test per share waits for one at a time (the others wait
-    /// before that queue): a batch create or a user-access step then waits
-    /// behind a few tests, not behind every test of the batch.
-    async fn permit(&self, kind: StepKind) -> tokio::sync::SemaphorePermit<'_> {
-        let _turn = match kind {
-            StepKind::AccountTest => Some(
-                self.tests_queue
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed"),
-            ),
-            _ => None,
-        };
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.permits
             .acquire()
             .await
             .expect("the semaphore is never closed")
+    }
+    /// A share for a step of `kind`. At most one account test per share
+    /// waits for one at a time (the others wait before that queue): a batch
+    /// create or a user-access step then waits behind a few tests, not
+    /// behind every test of the batch.
+    async fn permit_for(&self, kind: StepKind) -> tokio::sync::SemaphorePermit<'_> {
+        if kind != StepKind::AccountTest {
+            return self.permit().await;
+        }
+        let _turn = self
+            .tests_queue
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        self.permit().await
     }
     /// The host has the account of key `fp` as `id`: its test may start.
     fn account_ready(&self, fp: &str, id: &str) {
@@ -896,7 +899,7 @@ impl Core {
             // read the whole batch's accounts each time).
             if !sent.is_empty() {
                 let prefix = format!("rm-{}-", ctx.plan.provider_key);
-                let permit = ctx.permit(StepKind::Account).await;
+                let permit = ctx.permit().await;
                 let back = accounts_on_host(&ctx.client, &prefix).await;
                 drop(permit);
                 let mut settles = Vec::with_capacity(sent.len());
@@ -1119,7 +1122,7 @@ impl Core {
         if let Some(seq) = crash_in(ctx, &steps, CrashPoint::AfterSent) {
             return Err(ApplyError::Crashed(seq));
         }
-        let permit = ctx.permit(StepKind::Account).await;
+        let permit = ctx.permit().await;
         let answer = ctx
             .client
             .admin(
@@ -1180,7 +1183,7 @@ impl Core {
             return Ok(());
         }
         let prefix = format!("rm-{}-", ctx.plan.provider_key);
-        let permit = ctx.permit(StepKind::Account).await;
+        let permit = ctx.permit().await;
         let on_host = accounts_on_host(&ctx.client, &prefix).await;
         drop(permit);
         let on_host = match on_host {
@@ -1240,7 +1243,7 @@ impl Core {
             }
         }
         ctx.sent_now(&remaining.iter().map(|s| s.seq).collect::<Vec<_>>());
-        let permit = ctx.permit(StepKind::Account).await;
+        let permit = ctx.permit().await;
         let answer = ctx
             .client
             .admin(
@@ -1266,7 +1269,7 @@ impl Core {
         let bodies: Vec<Value> = pos.iter().map(|i| bodies[*i].clone()).collect();
         let back = match &answer {
             Ok(_) => {
-                let _permit = ctx.permit(StepKind::Account).await;
+                let _permit = ctx.permit().await;
                 accounts_on_host(&ctx.client, &prefix).await
             }
             Err(e) => Err(e.clone()),
@@ -1463,7 +1466,7 @@ impl Core {
             StepState::Sent if ctx.was_sent_now(seq) => return Ok(None),
             StepState::Sent => {
                 // The last run may have died after the host acted: look first.
-                let permit = ctx.permit(current.kind).await;
+                let permit = ctx.permit_for(current.kind).await;
                 let found = self.lookup(ctx, current, group_id).await;
                 drop(permit);
                 match found {
@@ -1514,7 +1517,7 @@ impl Core {
         if ctx.opts.crash_at == Some((seq, CrashPoint::AfterSent)) {
             return Err(ApplyError::Crashed(seq));
         }
-        let permit = ctx.permit(current.kind).await;
+        let permit = ctx.permit_for(current.kind).await;
         let outcome = self.execute(ctx, current, group_id).await;
         drop(permit);
         if ctx.opts.crash_at == Some((seq, CrashPoint::AfterCall)) {

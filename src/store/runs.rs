@@ -482,38 +482,7 @@ impl Store {
         update_step_in(tx, batch_id, seq, &u).await?;
         match ledger {
             Some(LedgerWrite::Record(e)) => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO ledger (host_id, kind, remote_id, batch_id, pack_id, provider_key, fingerprint, marker, spec_json, desired_json, observed_digest, status, created_at_ms, updated_at_ms)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)
-                     ON CONFLICT (host_id, kind, remote_id) DO UPDATE SET
-                        status = 'active', desired_json = excluded.desired_json,
-                        observed_digest = excluded.observed_digest, updated_at_ms = excluded.updated_at_ms
-                     RETURNING id",
-                )
-                .bind(e.host_id)
-                .bind(&e.kind)
-                .bind(&e.remote_id)
-                .bind(e.batch_id)
-                .bind(&e.pack_id)
-                .bind(&e.provider_key)
-                .bind(&e.fingerprint)
-                .bind(&e.marker)
-                .bind(&e.spec_json)
-                .bind(&e.desired_json)
-                .bind(&e.observed_digest)
-                .bind(now)
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(|err| super::conflict(err, "a live account for this key"))?;
-                sqlx::query(
-                    "INSERT INTO ledger_refs (ledger_id, batch_id, role) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(e.batch_id)
-                .bind(&e.role)
-                .execute(&mut **tx)
-                .await?;
+                record_ledger_in(tx, std::slice::from_ref(&*e), now).await?;
             }
             Some(LedgerWrite::Status { ledger_id, status }) => {
                 sqlx::query("UPDATE ledger SET status = ?, updated_at_ms = ? WHERE id = ?")
@@ -621,51 +590,7 @@ impl Store {
                     .bind(batch_id)
                     .execute(&mut **tx)
                     .await?;
-                    for chunk in ledger.chunks(LEDGER_ROWS) {
-                        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                            "INSERT INTO ledger (host_id, kind, remote_id, batch_id, pack_id, provider_key, fingerprint, marker, spec_json, desired_json, observed_digest, status, created_at_ms, updated_at_ms) ",
-                        );
-                        q.push_values(chunk, |mut r, e| {
-                            r.push_bind(e.host_id)
-                                .push_bind(e.kind.clone())
-                                .push_bind(e.remote_id.clone())
-                                .push_bind(e.batch_id)
-                                .push_bind(e.pack_id.clone())
-                                .push_bind(e.provider_key.clone())
-                                .push_bind(e.fingerprint.clone())
-                                .push_bind(e.marker.clone())
-                                .push_bind(e.spec_json.clone())
-                                .push_bind(e.desired_json.clone())
-                                .push_bind(e.observed_digest.clone())
-                                .push_bind("active")
-                                .push_bind(now)
-                                .push_bind(now);
-                        });
-                        q.push(
-                            " ON CONFLICT (host_id, kind, remote_id) DO UPDATE SET
-                                status = 'active', desired_json = excluded.desired_json,
-                                observed_digest = excluded.observed_digest, updated_at_ms = excluded.updated_at_ms
-                              RETURNING id, kind, remote_id",
-                        );
-                        let ids: HashMap<(String, String), i64> = q
-                            .build_query_as::<(i64, String, String)>()
-                            .fetch_all(&mut **tx)
-                            .await
-                            .map_err(|err| super::conflict(err, "a live account for this key"))?
-                            .into_iter()
-                            .map(|(id, kind, remote)| ((kind, remote), id))
-                            .collect();
-                        let mut refs = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                            "INSERT INTO ledger_refs (ledger_id, batch_id, role) ",
-                        );
-                        refs.push_values(chunk, |mut r, e| {
-                            r.push_bind(ids.get(&(e.kind.clone(), e.remote_id.clone())).copied())
-                                .push_bind(e.batch_id)
-                                .push_bind(e.role.clone());
-                        });
-                        refs.push(" ON CONFLICT DO NOTHING");
-                        refs.build().execute(&mut **tx).await?;
-                    }
+                    record_ledger_in(tx, &ledger, now).await?;
                     Ok(())
                 })
             })
@@ -1124,4 +1049,62 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records ledger entries (or re-activates them) with this batch's use of
+/// each, a few hundred per statement, inside a caller's transaction. A key
+/// live in another account fails it with a conflict.
+async fn record_ledger_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    entries: &[LedgerEntry],
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in entries.chunks(LEDGER_ROWS) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO ledger (host_id, kind, remote_id, batch_id, pack_id, provider_key, fingerprint, marker, spec_json, desired_json, observed_digest, status, created_at_ms, updated_at_ms) ",
+        );
+        q.push_values(chunk, |mut r, e| {
+            r.push_bind(e.host_id)
+                .push_bind(e.kind.clone())
+                .push_bind(e.remote_id.clone())
+                .push_bind(e.batch_id)
+                .push_bind(e.pack_id.clone())
+                .push_bind(e.provider_key.clone())
+                .push_bind(e.fingerprint.clone())
+                .push_bind(e.marker.clone())
+                .push_bind(e.spec_json.clone())
+                .push_bind(e.desired_json.clone())
+                .push_bind(e.observed_digest.clone())
+                .push_bind("active")
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(
+            " ON CONFLICT (host_id, kind, remote_id) DO UPDATE SET
+                status = 'active', desired_json = excluded.desired_json,
+                observed_digest = excluded.observed_digest, updated_at_ms = excluded.updated_at_ms
+              RETURNING id, kind, remote_id",
+        );
+        let ids: HashMap<(String, String), i64> = q
+            .build_query_as::<(i64, String, String)>()
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(|err| super::conflict(err, "a live account for this key"))?
+            .into_iter()
+            .map(|(id, kind, remote)| ((kind, remote), id))
+            .collect();
+        // (A row the insert did not return has no id: the NOT NULL
+        // constraint then fails the write.)
+        let mut refs = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO ledger_refs (ledger_id, batch_id, role) ",
+        );
+        refs.push_values(chunk, |mut r, e| {
+            r.push_bind(ids.get(&(e.kind.clone(), e.remote_id.clone())).copied())
+                .push_bind(e.batch_id)
+                .push_bind(e.role.clone());
+        });
+        refs.push(" ON CONFLICT DO NOTHING");
+        refs.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }

@@ -401,20 +401,7 @@ async fn an_apply_never_has_more_host_calls_at_once_than_its_concurrency() {
         .into_iter()
         .filter(|s| s.start >= from)
         .collect();
-    let mut edges: Vec<(std::time::Instant, i32)> = spans
-        .iter()
-        .flat_map(|s| [(s.start, 1), (s.end, -1)])
-        .collect();
-    // An answer and the next call at the same instant: the answer first.
-    edges.sort();
-    let most = edges
-        .iter()
-        .scan(0, |n, (_, d)| {
-            *n += d;
-            Some(*n)
-        })
-        .max()
-        .unwrap();
+    let most = w.host.most_at_once(from);
     assert_eq!(most, 3, "calls at once: {spans:#?}");
     // The channel is created while the group is read back (its id came
     // with the create's answer), not after.
@@ -431,6 +418,89 @@ async fn an_apply_never_has_more_host_calls_at_once_than_its_concurrency() {
         channel_create.start < group_read.end,
         "the channel was created after the group's read-back"
     );
+}
+
+#[tokio::test]
+async fn a_chunk_that_cannot_be_recorded_at_once_is_recorded_key_by_key() {
+    // Between the batch create and its read-back, one key goes live in
+    // another batch's ledger: the chunk's single write fails on it, and its
+    // other accounts are still recorded, each with its ledger row.
+    let w = world(Profile::V0_1_179).await;
+    let id = w.plan(&keys(4), AccessMode::SelfService).await;
+    let other = w.plan(&keys(4), AccessMode::SelfService).await;
+    w.host.add_fault(fakehost::Fault {
+        method: reqwest::Method::GET,
+        path_prefix: "/api/v1/admin/accounts".into(),
+        kind: fakehost::FaultKind::Delay(Duration::from_millis(1500)),
+        times: 1,
+    });
+    let core = w.ctx.core.clone();
+    let apply = tokio::spawn(async move { core.apply_batch("alice", id, fast()).await });
+    while w.host.calls("POST /api/v1/admin/accounts/batch") == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let store = &w.ctx.core.store;
+    let taken = store
+        .steps(other)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.kind == StepKind::Account)
+        .unwrap();
+    let fp = taken.fingerprint.clone().unwrap();
+    store
+        .finish_steps(
+            other,
+            vec![(
+                taken.seq,
+                provisioning_core::store::StepUpdate {
+                    state: Some(StepState::Done),
+                    remote_id: Some("999999".into()),
+                    ..Default::default()
+                },
+                Some(provisioning_core::store::LedgerEntry {
+                    host_id: w.host_id,
+                    kind: "account".into(),
+                    remote_id: "999999".into(),
+                    batch_id: other,
+                    pack_id: "test-pack".into(),
+                    provider_key: "ds".into(),
+                    fingerprint: Some(fp.clone()),
+                    marker: taken.marker.clone(),
+                    spec_json: String::new(),
+                    desired_json: "{}".into(),
+                    observed_digest: String::new(),
+                    role: "created".into(),
+                }),
+            )],
+        )
+        .await
+        .unwrap();
+    // The run stops on the key that went live elsewhere, as it did when
+    // every account was recorded on its own.
+    assert!(apply.await.unwrap().is_err());
+    let steps = store.steps(id).await.unwrap();
+    let accounts: Vec<_> = steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Account)
+        .collect();
+    let ledger = store.ledger_for_batch(id).await.unwrap();
+    for a in &accounts {
+        let row = ledger
+            .iter()
+            .find(|l| l.kind == "account" && l.fingerprint == a.fingerprint);
+        if a.fingerprint.as_deref() == Some(fp.as_str()) {
+            assert_ne!(a.state, StepState::Done, "{a:#?}");
+            assert!(row.is_none(), "{row:#?}");
+        } else {
+            assert_eq!(a.state, StepState::Done, "{a:#?}");
+            let row = row.unwrap_or_else(|| panic!("no ledger row for {a:#?}"));
+            assert_eq!(Some(&row.remote_id), a.remote_id.as_ref());
+            assert_eq!(row.status, "active");
+            assert_eq!(row.role, "created");
+        }
+    }
+    assert_eq!(accounts.len(), 4);
 }
 
 #[tokio::test]
