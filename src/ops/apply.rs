@@ -179,7 +179,7 @@ pub(super) struct Ctx {
     pub(super) permits: tokio::sync::Semaphore,
     /// Taken while a batch create's steps are marked `sent`.
     pub(super) marking: tokio::sync::Mutex<()>,
-    /// How many account tests may queue for a share at once (see `permit`).
+    /// How many account tests may queue for a share at once (see `permit_for`).
     pub(super) tests_queue: tokio::sync::Semaphore,
     /// The batch's group on the host, once its step is done.
     pub(super) group_id: std::sync::OnceLock<i64>,

@@ -199,9 +199,9 @@ pub(super) struct StepRecord {
     finished_at_ms: Option<i64>,
 }
 
-/// Steps read as one JSON array of arrays built by SQLite, each the
-/// columns of [`StepRecord`] in its field order, then parsed: a thousand
-/// steps in about a third of the time of a row each.
+/// Steps read as one JSON array of arrays built by SQLite, each step's
+/// `STEP_COLS` (the fields of [`StepRecord`], in order), then parsed: a
+/// thousand steps in about a third of the time of a row each.
 pub(super) fn steps_from_json(json: Option<String>) -> Result<Vec<StepRow>, StoreError> {
     let records: Vec<StepRecord> = match json {
         Some(j) => serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -952,14 +952,6 @@ impl Store {
     }
 }
 
-/// Whether an update to `state` ends the step (stamps its finish time).
-pub(super) fn ends_step(state: Option<StepState>) -> bool {
-    matches!(
-        state,
-        Some(StepState::Done | StepState::Failed | StepState::Unknown | StepState::Skipped)
-    )
-}
-
 /// One journal transition inside a caller's transaction.
 pub(super) async fn update_step_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
@@ -969,7 +961,10 @@ pub(super) async fn update_step_in(
 ) -> Result<(), StoreError> {
     let now = now_ms();
     let state = u.state.map(|s| s.as_str());
-    let finished = ends_step(u.state);
+    let finished = matches!(
+        u.state,
+        Some(StepState::Done | StepState::Failed | StepState::Unknown | StepState::Skipped)
+    );
     sqlx::query(
         "UPDATE steps SET
             state = COALESCE(?, state),

@@ -176,13 +176,9 @@ impl Store {
 
     /// The steps of one run, in order.
     pub async fn run_steps(&self, run_id: i64) -> Result<Vec<StepRow>, StoreError> {
-        // The columns of `StepRecord`, in its order.
-        let json: Option<String> = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(seq, run_id, kind, action, target, fingerprint,
-                idempotency_key, marker, state, request_json, response_json, remote_id, error,
-                error_kind, chunk_key, started_at_ms, finished_at_ms) ORDER BY seq)
-             FROM steps WHERE run_id = ?",
-        )
+        let json: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT json_group_array(json_array({STEP_COLS}) ORDER BY seq) FROM steps WHERE run_id = ?"
+        ))
         .bind(run_id)
         .fetch_one(&self.pool)
         .await?;
@@ -528,70 +524,27 @@ impl Store {
         .await
     }
 
-    /// Records several steps' successes in one write, with three statements
-    /// whatever their number (a batch create's accounts): each step as
-    /// `finish_step` would, with its ledger record. All or none: when one
-    /// fails (a key that went live elsewhere meanwhile), nothing is written
-    /// and the error is returned, for the caller to record them one by one
-    /// (each then with its own outcome).
+    /// Records several steps' successes in one write (a batch create's
+    /// accounts): each step as `finish_step` would, their ledger records in
+    /// one statement. All or none: when one fails (a key that went live
+    /// elsewhere meanwhile), nothing is written and the error is returned,
+    /// for the caller to record them one by one (each then with its own
+    /// outcome).
     pub async fn finish_steps(
         &self,
         batch_id: i64,
         done: Vec<(i64, StepUpdate, Option<LedgerEntry>)>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let steps = serde_json::to_string(
-            &done
-                .iter()
-                .map(|(seq, u, _)| {
-                    serde_json::json!({
-                        "seq": seq,
-                        "state": u.state.map(|s| s.as_str()),
-                        "request": u.request_json,
-                        "response": u.response_json,
-                        "remote": u.remote_id,
-                        "error": u.error,
-                        "kind": u.error_kind,
-                        "finished": super::imports::ends_step(u.state),
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
-        .expect("steps serialise");
-        let ledger: Vec<LedgerEntry> = done.into_iter().filter_map(|(_, _, l)| l).collect();
         self.group
             .write(move |tx| {
                 Box::pin(async move {
-                    // The list first, then each step by its key (a join
-                    // the planner could otherwise run from the batch's
-                    // every step).
-                    sqlx::query(
-                        "WITH v AS MATERIALIZED (
-                            SELECT json_extract(value, '$.seq') AS seq, json_extract(value, '$.state') AS state,
-                                   json_extract(value, '$.request') AS request, json_extract(value, '$.response') AS response,
-                                   json_extract(value, '$.remote') AS remote, json_extract(value, '$.error') AS error,
-                                   json_extract(value, '$.kind') AS kind, json_extract(value, '$.finished') AS finished
-                              FROM json_each(?3))
-                         UPDATE steps SET
-                            state = COALESCE(v.state, steps.state),
-                            request_json = COALESCE(v.request, steps.request_json),
-                            response_json = COALESCE(v.response, steps.response_json),
-                            remote_id = COALESCE(v.remote, steps.remote_id),
-                            error = COALESCE(v.error, steps.error),
-                            error_kind = COALESCE(v.kind, steps.error_kind),
-                            started_at_ms = COALESCE(steps.started_at_ms, ?1),
-                            finished_at_ms = CASE WHEN v.finished THEN ?2 ELSE steps.finished_at_ms END
-                         FROM v
-                         WHERE steps.batch_id = ?4 AND steps.seq = v.seq",
-                    )
-                    .bind(now)
-                    .bind(now)
-                    .bind(&steps)
-                    .bind(batch_id)
-                    .execute(&mut **tx)
-                    .await?;
-                    record_ledger_in(tx, &ledger, now).await?;
-                    Ok(())
+                    let mut ledger = Vec::with_capacity(done.len());
+                    for (seq, u, l) in done {
+                        update_step_in(tx, batch_id, seq, &u).await?;
+                        ledger.extend(l);
+                    }
+                    record_ledger_in(tx, &ledger, now).await
                 })
             })
             .await
